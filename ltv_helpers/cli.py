@@ -1,0 +1,85 @@
+"""The ``ltv`` command: ``ltv check`` (data quality of an export) and ``ltv demo``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ltv_helpers.schema import LTVError
+
+
+def _check(args) -> int:
+    from ltv_helpers.data import clean_transactions, data_quality, read_transactions
+
+    raw = read_transactions(args.source, customer_id=args.customer_id, order_date=args.date,
+                            amount=args.amount, encoding=args.encoding, sheet=args.sheet,
+                            sql=args.sql)
+    result = clean_transactions(raw, observation_end=args.observation_end)
+    tx = result.transactions
+    usable = result.rows_kept > 0
+    if args.json:
+        print(json.dumps({
+            "source": raw.attrs.get("source"),
+            "rows_in": result.rows_in,
+            "rows_kept": result.rows_kept,
+            "rejected": {k: int(v) for k, v in result.report["rows"].items()},
+            "customers": int(tx["customer_id"].nunique()),
+            "first_order": tx["order_date"].min().date().isoformat() if usable else None,
+            "last_order": tx["order_date"].max().date().isoformat() if usable else None,
+            "revenue": round(float(tx["amount"].sum()), 2),
+            "columns": result.columns,
+            "usable": usable,
+        }, ensure_ascii=False))
+    else:
+        print(f"Data quality of {raw.attrs.get('source')}")
+        print(data_quality(result).to_string())
+    if not usable:
+        raise LTVError(f"No usable rows: all {result.rows_in} rows were rejected "
+                       f"({', '.join(f'{n} {r}' for r, n in result.report['rows'].items())}).")
+    return 0
+
+
+def _demo(args) -> int:
+    from ltv_helpers.report import render_report
+
+    pages = render_report(args.output, {"client": "demo"})
+    for page in pages:
+        print(f"rendered {page}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="ltv", description="Customer lifetime value toolkit.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    check = sub.add_parser("check", help="read and clean an export, print its data quality report")
+    check.add_argument("source", help="CSV/Excel/Parquet/DuckDB file, or cdnow / cdnow_sample")
+    check.add_argument("--customer-id", help="column holding the customer id")
+    check.add_argument("--date", help="column holding the order date")
+    check.add_argument("--amount", help="column holding the order amount")
+    check.add_argument("--encoding", help="text encoding of a CSV (default: detect UTF-8/GB18030)")
+    check.add_argument("--sheet", help="Excel sheet name")
+    check.add_argument("--sql", help="query for a DuckDB file or database URL")
+    check.add_argument("--observation-end", help="last date to keep (YYYY-MM-DD)")
+    check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.set_defaults(run=_check)
+    demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
+    demo.add_argument("--output", default="reports/demo", help="folder for the report")
+    demo.set_defaults(run=_demo)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except LTVError as err:
+        print(f"ltv {args.command}: {err}", file=sys.stderr)
+        return 2
+    except Exception as err:  # an unusable file must not end in a traceback
+        if args.command != "check":
+            raise
+        detail = str(err).splitlines()[0] if str(err) else ""
+        print(f"ltv check: {args.source} could not be read ({type(err).__name__}: {detail}).",
+              file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

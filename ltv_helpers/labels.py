@@ -1,0 +1,80 @@
+"""Every user-facing label, in English and Chinese, in one place.
+
+``label(key, language)`` returns the text; keys missing a Chinese text fall back to English.
+Rejection reasons of :data:`ltv_helpers.data.REASONS` are keys too.
+"""
+
+from __future__ import annotations
+
+from ltv_helpers.schema import LTVError
+
+LANGUAGES = ("en", "zh")
+
+LABELS: dict[str, dict[str, str]] = {
+    # data quality table
+    "rows read": {"zh": "读取行数"},
+    "rows kept": {"zh": "保留行数"},
+    "rows rejected": {"zh": "剔除行数"},
+    "customers": {"zh": "客户数"},
+    "first order": {"zh": "首笔订单日期"},
+    "last order": {"zh": "末笔订单日期"},
+    "revenue": {"zh": "销售额"},
+    "refunds netted": {"zh": "已冲抵退款"},
+    "rejected": {"zh": "剔除"},
+    "column": {"zh": "字段"},
+    "measure": {"zh": "指标"},
+    "value": {"zh": "数值"},
+    "rows": {"zh": "行数"},
+    "share": {"zh": "占比"},
+    "reason": {"zh": "原因"},
+    # rejection reasons
+    "malformed line": {"zh": "格式错误的行"},
+    "missing customer id": {"zh": "缺少客户ID"},
+    "missing date": {"zh": "缺少日期"},
+    "unparseable date": {"zh": "无法解析的日期"},
+    "missing amount": {"zh": "缺少金额"},
+    "non-numeric amount": {"zh": "金额不是数字"},
+    "date after observation end": {"zh": "日期晚于观察期结束"},
+    "zero amount": {"zh": "金额为零"},
+    "exact duplicate": {"zh": "完全重复"},
+    "refund": {"zh": "退款"},
+    "refund without same-day purchase": {"zh": "退款无当日购买可冲抵"},
+    "refund netted into same-day purchase": {"zh": "退款已冲抵当日购买"},
+    "fully refunded": {"zh": "已全额退款"},
+    # figures
+    "month": {"zh": "月份"},
+    "new customers": {"zh": "新客户数"},
+    "new customers per month": {"zh": "每月新客户数（获客队列）"},
+    "orders": {"zh": "订单数"},
+    "revenue and orders per month": {"zh": "每月销售额与订单数"},
+    "orders per customer": {"zh": "每位客户的订单数"},
+    "distribution of orders per customer": {"zh": "客户订单数分布"},
+    "share of customers": {"zh": "客户占比"},
+    "order value": {"zh": "订单金额"},
+    "distribution of order value": {"zh": "订单金额分布"},
+    "number of orders": {"zh": "订单数量"},
+    # simple LTV table
+    "average order value": {"zh": "平均订单金额"},
+    "orders per customer per year": {"zh": "每位客户每年订单数"},
+    "lifespan (years)": {"zh": "生命周期（年）"},
+    "simple LTV": {"zh": "简单LTV"},
+    "how it is computed": {"zh": "计算方法"},
+}
+
+
+def label(key: str, language: str = "en") -> str:
+    """The text for ``key`` in ``language`` ("en" or "zh")."""
+    if language not in LANGUAGES:
+        raise LTVError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}.")
+    if language == "en":
+        return key
+    return LABELS.get(key, {}).get(language, key)
+
+
+def translate_index(frame, language: str):
+    """A copy of ``frame`` with its index values and column names translated."""
+    out = frame.copy()
+    out.index = [label(str(k), language) for k in out.index]
+    out.index.name = label(str(frame.index.name), language) if frame.index.name else None
+    out.columns = [label(str(c), language) for c in out.columns]
+    return out

@@ -1,0 +1,132 @@
+"""Every figure. Each function takes DataFrames and returns a matplotlib Figure.
+
+Labels come from :mod:`ltv_helpers.labels`. Chinese labels need a CJK font; without one a
+warning says so and the figure falls back to English.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib.pyplot as plt
+import matplotlib.ticker as mticker
+import numpy as np
+import pandas as pd
+import seaborn as sns
+from matplotlib import font_manager
+
+from ltv_helpers.labels import label
+from ltv_helpers.schema import AMOUNT, CUSTOMER_ID
+
+_CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Han Sans SC",
+              "WenQuanYi Zen Hei", "WenQuanYi Micro Hei", "SimHei", "Microsoft YaHei",
+              "PingFang SC", "Heiti SC", "AR PL UMing CN", "Droid Sans Fallback")
+
+
+def cjk_font() -> str | None:
+    """Name of an installed font that can draw Chinese, or None."""
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    return next((name for name in _CJK_FONTS if name in installed), None)
+
+
+def use_theme(language: str = "en") -> str:
+    """Apply the house seaborn theme; returns the language figures can really use.
+
+    For ``language="zh"`` a CJK font is put first in the font list; if none is installed a
+    warning names the problem and figures are labelled in English.
+    """
+    sns.set_theme(style="whitegrid", context="notebook")
+    plt.rcParams["figure.dpi"] = 100
+    plt.rcParams["axes.unicode_minus"] = False
+    if language == "zh":
+        font = cjk_font()
+        if font is None:
+            warnings.warn("No CJK font is installed (e.g. Debian's fonts-noto-cjk), so figures are "
+                          "labelled in English.", stacklevel=2)
+            return "en"
+        plt.rcParams["font.sans-serif"] = [font] + list(plt.rcParams["font.sans-serif"])
+        plt.rcParams["font.family"] = "sans-serif"
+    return language
+
+
+def _money_axis(ax, axis="y"):
+    fmt = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+
+
+def new_customers_per_month(activity: pd.DataFrame, language: str = "en") -> plt.Figure:
+    """Bar chart of customers making their first purchase each month (acquisition cohorts).
+
+    ``activity`` is :func:`ltv_helpers.data.monthly_activity`'s table.
+    """
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    months = activity.index.strftime("%Y-%m")
+    ax.bar(months, activity["new_customers"], color=sns.color_palette()[0])
+    ax.set_title(label("new customers per month", language))
+    ax.set_xlabel(label("month", language))
+    ax.set_ylabel(label("new customers", language))
+    _money_axis(ax)
+    _thin_ticks(ax, len(months))
+    fig.tight_layout()
+    return fig
+
+
+def revenue_and_orders(activity: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
+    """Monthly revenue (bars, top) and orders (line, bottom) on a shared month axis."""
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(9, 5.5), sharex=True)
+    months = activity.index.strftime("%Y-%m")
+    top.bar(months, activity["revenue"], color=sns.color_palette()[2])
+    top.set_ylabel(f"{label('revenue', language)} ({currency})" if currency else label("revenue", language))
+    _money_axis(top)
+    bottom.plot(months, activity["orders"], marker="o", color=sns.color_palette()[1])
+    bottom.set_ylabel(label("orders", language))
+    bottom.set_xlabel(label("month", language))
+    bottom.set_ylim(bottom=0)
+    _money_axis(bottom)
+    _thin_ticks(bottom, len(months))
+    fig.suptitle(label("revenue and orders per month", language))
+    fig.tight_layout()
+    return fig
+
+
+def orders_per_customer(transactions: pd.DataFrame, language: str = "en", cap: int = 10) -> plt.Figure:
+    """Share of customers by number of orders, with ``cap`` or more grouped in the last bar."""
+    counts = transactions.groupby(CUSTOMER_ID).size().clip(upper=cap)
+    share = counts.value_counts(normalize=True).reindex(range(1, cap + 1), fill_value=0)
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    names = [str(k) for k in share.index[:-1]] + [f"{cap}+"]
+    ax.bar(names, share.to_numpy() * 100, color=sns.color_palette()[0])
+    for x, v in zip(names, share.to_numpy() * 100):
+        ax.annotate(f"{v:.0f}%", (x, v), ha="center", va="bottom", fontsize=9)
+    ax.set_title(label("distribution of orders per customer", language))
+    ax.set_xlabel(label("orders per customer", language))
+    ax.set_ylabel(f"{label('share of customers', language)} (%)")
+    fig.tight_layout()
+    return fig
+
+
+def order_value_distribution(transactions: pd.DataFrame, currency: str = "",
+                             language: str = "en") -> plt.Figure:
+    """Histogram of order values on a log scale, with the median and mean marked."""
+    values = transactions[AMOUNT][transactions[AMOUNT] > 0]
+    fig, ax = plt.subplots(figsize=(7, 3.8))
+    sns.histplot(values, log_scale=True, bins=40, ax=ax, color=sns.color_palette()[0])
+    for stat, style in (("median", "--"), ("mean", ":")):
+        v = float(getattr(values, stat)())
+        ax.axvline(v, color="black", linestyle=style, linewidth=1)
+        ax.annotate(f"{stat} {v:,.2f}", (v, ax.get_ylim()[1] * 0.9), rotation=90, ha="right",
+                    va="top", fontsize=9)
+    unit = f" ({currency}, log scale)" if currency else " (log scale)"
+    ax.set_title(label("distribution of order value", language))
+    ax.set_xlabel(label("order value", language) + unit)
+    ax.set_ylabel(label("number of orders", language))
+    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    fig.tight_layout()
+    return fig
+
+
+def _thin_ticks(ax, n: int, most: int = 12):
+    step = max(1, int(np.ceil(n / most)))
+    for i, tick in enumerate(ax.get_xticklabels()):
+        tick.set_visible(i % step == 0)
+    ax.tick_params(axis="x", rotation=45)

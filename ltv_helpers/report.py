@@ -1,0 +1,60 @@
+"""Papermill runs of the notebooks and their HTML export for clients."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ltv_helpers.schema import LTVError
+
+NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+#: The notebooks of a client report, in the order data flows through them.
+PIPELINE = ("01_collection",)
+#: Cell tags removed from client HTML: set-up code and the parameters papermill records.
+HIDDEN_TAGS = {"setup", "parameters", "injected-parameters"}
+
+
+def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html: bool = True) -> Path:
+    """Execute ``notebooks/<name>.ipynb`` with papermill into ``output_dir``; returns the HTML path
+    (or the executed notebook's path with ``html=False``).
+
+    The executed notebook runs with ``output_dir`` as its parameter of the same name, so its
+    Parquet outputs land beside the rendered report. Credentials never go in ``parameters``
+    (papermill records them in the output): they come from environment variables.
+    """
+    import papermill
+
+    source = NOTEBOOKS_DIR / f"{name}.ipynb"
+    if not source.is_file():
+        raise LTVError(f"No notebook {name!r} in {NOTEBOOKS_DIR}; the notebooks are: "
+                       f"{', '.join(p.stem for p in sorted(NOTEBOOKS_DIR.glob('*.ipynb')))}.")
+    output_dir = Path(output_dir).resolve()
+    output_dir.mkdir(parents=True, exist_ok=True)
+    params = dict(parameters or {})
+    params["output_dir"] = str(output_dir)
+    executed = output_dir / f"{name}.ipynb"
+    papermill.execute_notebook(str(source), str(executed), parameters=params,
+                               cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False)
+    return export_html(executed) if html else executed
+
+
+def export_html(notebook_path) -> Path:
+    """Client HTML of an executed notebook: narrative and results, no code, no set-up cells."""
+    import nbformat
+    from nbconvert import HTMLExporter
+    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    notebook_path = Path(notebook_path)
+    nb = nbformat.read(notebook_path, as_version=4)
+    remover = TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS, enabled=True)
+    nb, resources = remover.preprocess(nb, {})
+    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
+                            exclude_output_prompt=True)
+    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    out = notebook_path.with_suffix(".html")
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def render_report(output_dir, parameters: dict | None = None, notebooks=PIPELINE) -> list[Path]:
+    """Run the report's notebooks in order into one folder; returns the HTML pages."""
+    return [run_notebook(name, output_dir, parameters) for name in notebooks]

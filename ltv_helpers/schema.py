@@ -1,0 +1,30 @@
+"""Names shared by every module: the canonical columns and the project's error type."""
+
+CUSTOMER_ID = "customer_id"
+ORDER_DATE = "order_date"
+AMOUNT = "amount"
+ORDER_ID = "order_id"
+CHANNEL = "channel"
+QUANTITY = "quantity"
+
+#: Columns every cleaned transaction table has, in this order.
+REQUIRED_COLUMNS = (CUSTOMER_ID, ORDER_DATE, AMOUNT)
+#: Columns a transaction table may also carry.
+OPTIONAL_COLUMNS = (ORDER_ID, CHANNEL, QUANTITY)
+
+#: Extra columns of a rejected-rows table.
+REASON = "reason"
+SOURCE_ROW = "source_row"
+#: Set by the CSV reader on lines that could not be split into fields.
+READ_ERROR = "read_error"
+
+#: RFM summary columns, lifetimes' names.
+FREQUENCY = "frequency"
+RECENCY = "recency"
+T = "T"
+MONETARY_VALUE = "monetary_value"
+SUMMARY_COLUMNS = (FREQUENCY, RECENCY, T, MONETARY_VALUE)
+
+
+class LTVError(ValueError):
+    """A problem with the user's input, told in one sentence that says what to do."""
