@@ -301,7 +301,7 @@ def _read_excel(path: Path, sheet) -> pd.DataFrame:
         sheet = 0
     elif sheet not in book.sheet_names and not isinstance(sheet, int):
         raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(book.sheet_names)}.")
-    return book.parse(sheet, dtype=object)
+    return pd.read_excel(book, sheet_name=sheet, dtype=object)
 
 
 def _read_parquet(path: Path) -> pd.DataFrame:
@@ -596,7 +596,7 @@ def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         return out.where(np.isfinite(out)), s.isna()
     text = s.astype("str").str.strip()
     missing = s.isna() | _is_null_token(text)
-    norm = text.map(lambda t: unicodedata.normalize("NFKC", t))
+    norm = text.map(lambda t: unicodedata.normalize("NFKC", t), na_action="ignore")
     negative = norm.str.match(r"^\(.*\)$")
     norm = (norm.str.replace(_CURRENCY, "", regex=True)
             .str.replace(r"[,\s()]", "", regex=True))
@@ -666,7 +666,9 @@ def data_quality(result: CleanResult, language: str = "en") -> pd.DataFrame:
         (lab("refunds netted"), round(result.refunded, 2)),
     ]
     rows += [(f"{lab('column')}: {role}", col) for role, col in result.columns.items()]
-    table = pd.DataFrame({lab("value"): [str(v) for _, v in rows]}, index=[m for m, _ in rows])
+    shown = [f"{v:,}" if isinstance(v, int) else f"{v:,.2f}" if isinstance(v, float) else str(v)
+             for _, v in rows]
+    table = pd.DataFrame({lab("value"): shown}, index=[m for m, _ in rows])
     table.index.name = lab("measure")
     return table
 
@@ -733,7 +735,9 @@ def simple_ltv_estimate(transactions: pd.DataFrame, *, observation_end=None,
         ("lifespan (years)", lifespan, how),
         ("simple LTV", float(simple_ltv(aov, freq, lifespan)), "AOV x frequency x lifespan"),
     ]
-    return pd.DataFrame(rows, columns=["measure", "value", "how it is computed"]).set_index("measure")
+    table = pd.DataFrame(rows, columns=["measure", "value", "how it is computed"]).set_index("measure")
+    table["value"] = table["value"].round(2)
+    return table
 
 
 # --------------------------------------------------------------------------------------------
@@ -1058,7 +1062,8 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
             "rows_rejected": len(result.rejected)}
     (out / "collection.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return pd.DataFrame({"file": list(files) + ["collection.json"],
-                         "rows": [len(f) for f in files.values()] + [None]}).set_index("file")
+                         "rows": pd.array([len(f) for f in files.values()] + [None], dtype="Int64")}
+                        ).set_index("file")
 
 
 def collection_highlights(result: CleanResult, activity: pd.DataFrame, language: str = "en") -> str:

@@ -24,9 +24,18 @@ _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Ha
 
 
 def cjk_font() -> str | None:
-    """Name of an installed font that can draw Chinese, or None."""
-    installed = {f.name for f in font_manager.fontManager.ttflist}
-    return next((name for name in _CJK_FONTS if name in installed), None)
+    """Name of an installed font that can draw Chinese, or None.
+
+    matplotlib caches its font list; a font installed after the cache was written is found by
+    rebuilding the list once.
+    """
+    for attempt in range(2):
+        installed = {f.name for f in font_manager.fontManager.ttflist}
+        found = next((name for name in _CJK_FONTS if name in installed), None)
+        if found or attempt:
+            return found
+        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)
+    return None
 
 
 def use_theme(language: str = "en") -> str:
@@ -49,6 +58,12 @@ def use_theme(language: str = "en") -> str:
     return language
 
 
+def _title(target, text: str):
+    """Set a title with a capital first letter (a no-op for Chinese)."""
+    text = text[:1].upper() + text[1:]
+    (target.suptitle if isinstance(target, plt.Figure) else target.set_title)(text)
+
+
 def _money_axis(ax, axis="y"):
     fmt = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
     (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
@@ -62,7 +77,7 @@ def new_customers_per_month(activity: pd.DataFrame, language: str = "en") -> plt
     fig, ax = plt.subplots(figsize=(9, 3.8))
     months = activity.index.strftime("%Y-%m")
     ax.bar(months, activity["new_customers"], color=sns.color_palette()[0])
-    ax.set_title(label("new customers per month", language))
+    _title(ax, label("new customers per month", language))
     ax.set_xlabel(label("month", language))
     ax.set_ylabel(label("new customers", language))
     _money_axis(ax)
@@ -84,7 +99,7 @@ def revenue_and_orders(activity: pd.DataFrame, currency: str = "", language: str
     bottom.set_ylim(bottom=0)
     _money_axis(bottom)
     _thin_ticks(bottom, len(months))
-    fig.suptitle(label("revenue and orders per month", language))
+    _title(fig, label("revenue and orders per month", language))
     fig.tight_layout()
     return fig
 
@@ -98,7 +113,7 @@ def orders_per_customer(transactions: pd.DataFrame, language: str = "en", cap: i
     ax.bar(names, share.to_numpy() * 100, color=sns.color_palette()[0])
     for x, v in zip(names, share.to_numpy() * 100):
         ax.annotate(f"{v:.0f}%", (x, v), ha="center", va="bottom", fontsize=9)
-    ax.set_title(label("distribution of orders per customer", language))
+    _title(ax, label("distribution of orders per customer", language))
     ax.set_xlabel(label("orders per customer", language))
     ax.set_ylabel(f"{label('share of customers', language)} (%)")
     fig.tight_layout()
@@ -117,7 +132,7 @@ def order_value_distribution(transactions: pd.DataFrame, currency: str = "",
         ax.annotate(f"{stat} {v:,.2f}", (v, ax.get_ylim()[1] * 0.9), rotation=90, ha="right",
                     va="top", fontsize=9)
     unit = f" ({currency}, log scale)" if currency else " (log scale)"
-    ax.set_title(label("distribution of order value", language))
+    _title(ax, label("distribution of order value", language))
     ax.set_xlabel(label("order value", language) + unit)
     ax.set_ylabel(label("number of orders", language))
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))

@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ltv_helpers.cli import main
+
+
+def test_check_good_file_json(tmp_path, capsys):
+    path = tmp_path / "orders.csv"
+    path.write_bytes("会员ID,支付时间,实付金额\nM1,2024-01-01,￥10\nM1,2024-02-01,20\n,2024-02-02,5\n"
+                     .encode("gb18030"))
+    assert main(["check", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["rows_in"] == 3 and out["rows_kept"] == 2
+    assert out["rejected"] == {"missing customer id": 1}
+    assert out["customers"] == 1 and out["revenue"] == 30.0
+    assert out["columns"] == {"customer_id": "会员ID", "order_date": "支付时间", "amount": "实付金额"}
+
+
+def test_check_text_report(tmp_path, capsys):
+    path = tmp_path / "o.csv"
+    path.write_text("uid,date,revenue\n1,2024-01-01,5\n1,2024-01-09,6\n", encoding="utf-8")
+    assert main(["check", str(path), "--observation-end", "2024-01-05"]) == 0
+    text = capsys.readouterr().out
+    assert "rows read" in text and "rejected: date after observation end" in text
+
+
+@pytest.mark.parametrize("content, words", [
+    (None, "File not found"),
+    (b"", "is empty"),
+    (b"name,city\nann,x\n", "No customer id column found; pass customer_id=<column name>. The columns are: name, city."),
+    (b"id,date,amount\n\xff\xfe\xfa\xfb,2024-01-01,1\n", "neither UTF-8 nor GBK"),
+    (b"customer_id,date,amount\n,,\n", "No usable rows"),
+])
+def test_check_unusable_files_exit_2_with_one_sentence(tmp_path, capsys, content, words):
+    path = tmp_path / "bad.csv"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["check", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert words in err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_console_script_is_installed(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("nothing\n1\n", encoding="utf-8")
+    proc = subprocess.run([sys.executable, "-m", "ltv_helpers.cli", "check", str(path)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr

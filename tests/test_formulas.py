@@ -1,0 +1,55 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_helpers import formulas as f
+from ltv_helpers.schema import LTVError
+
+
+def test_simple_ltv_worked_example():
+    assert f.simple_ltv(500, 4, 3) == 6000.0
+
+
+def test_vectorized_over_arrays_and_series():
+    aov = pd.Series([500.0, 100.0], index=["x", "y"])
+    out = f.simple_ltv(aov, 4, np.array([3, 2]))
+    assert isinstance(out, pd.Series) and list(out.index) == ["x", "y"]
+    assert out.tolist() == [6000.0, 800.0]
+    arr = f.simple_ltv(np.array([1.0, 2.0]), 1, 1)
+    assert isinstance(arr, np.ndarray) and arr.tolist() == [1.0, 2.0]
+
+
+def test_net_and_margin():
+    assert f.net_ltv(500, 4, 3, acquisition_cost=800, retention_cost=100) == 4900.0
+    assert f.margin_ltv(500, 4, 3, 0.4) == pytest.approx(2400.0)
+
+
+def test_discounted_matches_explicit_sum_and_tends_to_infinite_horizon():
+    m, r, d = 100.0, 0.8, 0.1
+    explicit = sum(m * r**t / (1 + d) ** t for t in range(1, 6))
+    assert f.discounted_ltv(m, r, d, 5) == pytest.approx(explicit)
+    assert f.discounted_ltv(m, r, d, 0) == 0.0
+    assert f.infinite_horizon_ltv(m, r, d) == pytest.approx(m * r / (1 + d - r))
+    assert f.discounted_ltv(m, r, d, 500) == pytest.approx(f.infinite_horizon_ltv(m, r, d))
+
+
+def test_ratios():
+    assert f.ltv_cac_ratio(6000, 2000) == 3.0
+    assert f.cac_payback_months(1200, 100) == 12.0
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda: f.infinite_horizon_ltv(100, 1.0, 0.1), "retention"),
+    (lambda: f.infinite_horizon_ltv(100, -0.1, 0.1), "retention"),
+    (lambda: f.discounted_ltv(100, 0.5, -0.01, 3), "discount"),
+    (lambda: f.ltv_cac_ratio(100, 0), "cac"),
+    (lambda: f.cac_payback_months(0, 10), "cac"),
+    (lambda: f.margin_ltv(1, 1, 1, 1.5), "gross_margin"),
+    (lambda: f.discounted_ltv(100, 0.5, 0.1, 2.5), "periods"),
+    (lambda: f.simple_ltv(-1, 1, 1), "aov"),
+])
+def test_invalid_arguments_name_the_argument(call, name):
+    with pytest.raises(ValueError, match=name):
+        call()
+    with pytest.raises(LTVError):
+        call()

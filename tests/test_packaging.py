@@ -1,0 +1,95 @@
+"""The set-up contract: pins agree everywhere, and each lifetimes trap is handled on purpose."""
+
+import re
+import tomllib
+import warnings
+from pathlib import Path
+
+import pytest
+import scipy
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _name(req: str) -> str:
+    return re.split(r"[=<>!~ ;\[]", req, maxsplit=1)[0].strip().lower().replace("_", "-")
+
+
+def _pyproject_deps() -> list[str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    return meta["dependencies"] + meta["optional-dependencies"]["dev"]
+
+
+def test_environment_yml_lists_the_same_dependencies_as_pyproject():
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    pip_section = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    listed = sorted(d for d in pip_section if not d.startswith("-"))
+    assert listed == sorted(_pyproject_deps())
+    assert "python=3.11" in env["dependencies"]
+
+
+def test_every_dependency_is_pinned_and_in_the_constraints_file():
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        if line and not line.startswith("#"):
+            name, version = line.split("==")
+            pins[_name(name)] = version
+    for req in _pyproject_deps():
+        assert "==" in req, f"{req} is not pinned"
+        name, version = req.split("==")
+        assert pins.get(_name(name)) == version, f"constraints.txt disagrees on {name}"
+
+
+def test_ci_runs_the_readme_test_command():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    readme = (ROOT / "README.md").read_text()
+    assert "make demo" in readme and "make test" in readme
+
+
+def test_notebooks_are_stored_without_outputs_and_with_parameters():
+    import nbformat
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        code = [c for c in nb.cells if c.cell_type == "code"]
+        assert not any(c.outputs for c in code), f"{path.name} has outputs"
+        assert any("parameters" in c.metadata.get("tags", []) for c in code), path.name
+        assert not any("def " in c.source for c in code), f"{path.name} defines functions"
+
+
+# ----------------------------------------------------------------- lifetimes traps
+
+def test_scipy_is_below_the_version_that_breaks_pareto_nbd():
+    major, minor = (int(x) for x in scipy.__version__.split(".")[:2])
+    assert (major, minor) < (1, 16)
+
+
+def test_cdnow_files_are_found_without_lifetimes_datasets_module():
+    import sys
+
+    from ltv_helpers.datasets import lifetimes_data_file
+
+    assert lifetimes_data_file("CDNOW_master.txt").is_file()
+    # Our loader never imports lifetimes.datasets (it needs pkg_resources).
+    assert "lifetimes.datasets" not in sys.modules
+
+
+def test_package_never_calls_the_broken_lifetimes_utilities():
+    broken = ("calibration_and_holdout_data", "calculate_alive_path", "plot_history_alive",
+              "plot_expected_repeat_purchases", "beta_geometric_nbd_model_transactional_data")
+    for path in (ROOT / "ltv_helpers").glob("*.py"):
+        text = path.read_text()
+        for name in broken:
+            assert not re.search(rf"\b{name}\(", text), f"{path.name} calls {name}"
+        assert not re.search(r"^\s*(import|from) lifetimes[.]datasets", text, re.M), path.name
+
+
+def test_lifetimes_still_fails_where_we_replaced_it(cdnow_sample):
+    """If lifetimes starts working again these replacements can be reconsidered."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        from lifetimes.utils import summary_data_from_transaction_data
+
+    with pytest.raises(Exception):
+        summary_data_from_transaction_data(cdnow_sample, "customer_id", "order_date", freq="M")

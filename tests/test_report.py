@@ -1,0 +1,26 @@
+import json
+
+import pandas as pd
+
+from ltv_helpers.report import run_notebook
+
+
+def test_collection_notebook_renders_client_html_on_a_client_file(tmp_path):
+    src = tmp_path / "export.csv"
+    src.write_bytes(("会员ID,支付时间,实付金额,手机号\n"
+                     "M1,2024-01-03,￥100,13800000000\nM1,2024-03-04,50,13800000000\n"
+                     "M2,2024-02-01,80,13900000000\nM2,2024-02-01,-80,13900000000\n"
+                     "M3,bad,10,13700000000\n").encode("gb18030"))
+    out = tmp_path / "report"
+    html = run_notebook("01_collection", out, {"client": "acme", "source": str(src),
+                                               "currency": "CNY", "language": "en"})
+    page = html.read_text(encoding="utf-8")
+    assert "Data collection" in page and "rows read" in page
+    assert "import " not in page and "read_transactions(" not in page  # no code for clients
+    assert "13800000000" not in page  # personal fields never reach the report
+    meta = json.loads((out / "collection.json").read_text(encoding="utf-8"))
+    assert meta["client"] == "acme" and meta["rows_in"] == 5 and meta["rows_kept"] == 2
+    rejected = pd.read_parquet(out / "rejected.parquet")
+    assert sorted(rejected["reason"]) == ["fully refunded", "refund netted into same-day purchase",
+                                          "unparseable date"]
+    assert len(pd.read_parquet(out / "rfm_summary.parquet")) == 1
