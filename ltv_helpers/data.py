@@ -735,9 +735,7 @@ def simple_ltv_estimate(transactions: pd.DataFrame, *, observation_end=None,
         ("lifespan (years)", lifespan, how),
         ("simple LTV", float(simple_ltv(aov, freq, lifespan)), "AOV x frequency x lifespan"),
     ]
-    table = pd.DataFrame(rows, columns=["measure", "value", "how it is computed"]).set_index("measure")
-    table["value"] = table["value"].round(2)
-    return table
+    return pd.DataFrame(rows, columns=["measure", "value", "how it is computed"]).set_index("measure")
 
 
 # --------------------------------------------------------------------------------------------

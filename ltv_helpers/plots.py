@@ -26,16 +26,22 @@ _CJK_FONTS = ("Noto Sans CJK SC", "Noto Sans CJK JP", "Noto Sans SC", "Source Ha
 def cjk_font() -> str | None:
     """Name of an installed font that can draw Chinese, or None.
 
-    matplotlib caches its font list; a font installed after the cache was written is found by
-    rebuilding the list once.
+    matplotlib caches its font list; a CJK font installed after the cache was written is added
+    from the system font folders.
     """
-    for attempt in range(2):
+    installed = {f.name for f in font_manager.fontManager.ttflist}
+    found = next((name for name in _CJK_FONTS if name in installed), None)
+    if found is None:
+        hints = ("cjk", "wqy", "wenquanyi", "simhei", "droidsansfallback", "uming", "sourcehan")
+        for path in font_manager.findSystemFonts():
+            if any(h in path.lower().replace("-", "").replace("_", "") for h in hints):
+                try:
+                    font_manager.fontManager.addfont(path)
+                except (OSError, RuntimeError):
+                    continue
         installed = {f.name for f in font_manager.fontManager.ttflist}
         found = next((name for name in _CJK_FONTS if name in installed), None)
-        if found or attempt:
-            return found
-        font_manager.fontManager = font_manager._load_fontmanager(try_read_cache=False)
-    return None
+    return found
 
 
 def use_theme(language: str = "en") -> str:

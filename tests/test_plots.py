@@ -48,8 +48,12 @@ def test_chinese_labels_or_a_clear_fallback(cleaned, monkeypatch):
     act = data.monthly_activity(cleaned)
     if plots.cjk_font() is not None:
         assert plots.use_theme("zh") == "zh"
-        fig = plots.new_customers_per_month(act, "zh")
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            fig = plots.new_customers_per_month(act, "zh")
+            fig.canvas.draw()
         assert fig.axes[0].get_title() == "每月新客户数（获客队列）"
+        assert not [w for w in caught if "missing from font" in str(w.message)]
         plt.close(fig)
     monkeypatch.setattr(plots, "cjk_font", lambda: None)
     with pytest.warns(UserWarning, match="No CJK font"):
