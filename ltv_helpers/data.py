@@ -221,7 +221,7 @@ def read_transactions(
 
 def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
     """Pick the file's encoding and return it with a decoded sample of its start."""
-    head = path.read_bytes()[: 1 << 16] if path.stat().st_size < (1 << 16) else _head(path)
+    head = _head(path)
     if encoding is None:
         if head.startswith(b"\xef\xbb\xbf"):
             encoding = "utf-8-sig"
@@ -385,8 +385,6 @@ REASONS = (
 )
 
 _NULL_TOKENS = {"", "nan", "none", "null", "na", "n/a", "#n/a", "-", "--", "nat", "未知", "无"}
-_DATE_CN = str.maketrans({"年": "-", "月": "-", "日": " ", "时": ":", "分": ":", "秒": " ",
-                          "/": "-", ".": "-", "T": " "})
 
 
 @dataclass
@@ -531,49 +529,63 @@ def clean_transactions(
                        dict(df.attrs.get("columns", {})))
 
 
-def _is_null_token(text: pd.Series) -> pd.Series:
-    return text.str.strip().str.lower().isin(_NULL_TOKENS)
+def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Stripped Arrow-backed strings (vectorized string ops) and the mask of missing cells.
 
-
-def _clean_ids(values: pd.Series) -> pd.Series:
-    """Customer ids as stripped strings; blanks and null tokens become missing.
-
-    Whole-number floats (Excel stores ids as numbers) lose their ``.0``.
+    Cells of mixed object columns (Excel) that are whole-number floats lose their ``.0``, so
+    ids stored as numbers read 1001, not 1001.0. Full-width forms (￥, １２３) are folded to
+    ASCII with NFKC, only on the rows that have non-ASCII text.
     """
     s = pd.Series(values).reset_index(drop=True)
     if pd.api.types.is_float_dtype(s.dtype):
         whole = s.notna() & np.isfinite(s) & (s == np.floor(s))
         text = s.astype("str")
         text[whole] = s[whole].astype("int64").astype("str")
-    elif pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_string_dtype(s.dtype):
+    elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        text = s.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else v,
+                     na_action="ignore").astype("str")
+    else:
         text = s.astype("str")
-    else:  # mixed objects, e.g. an Excel column holding numbers and text
-        text = s.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else
-                     (None if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)))
-        text = text.astype("str")
-    text = text.str.strip()
-    return text.mask(s.isna() | _is_null_token(text)).astype("str")
+    text = text.astype(pd.StringDtype("pyarrow")).str.strip()
+    wide = text.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).to_numpy(bool)
+    if wide.any():
+        text[wide] = text[wide].str.normalize("NFKC").str.strip()
+    missing = (s.isna() | text.isna() | text.str.lower().isin(_NULL_TOKENS)).to_numpy(bool)
+    return text, pd.Series(missing)
+
+
+def _clean_ids(values: pd.Series) -> pd.Series:
+    """Ids as stripped strings; blanks and null tokens (``""``, ``NULL``, ``n/a`` ...) missing."""
+    text, missing = _as_text(values)
+    return text.mask(missing.to_numpy()).astype("str")
 
 
 def _parse_dates(values: pd.Series, date_format, dayfirst) -> tuple[pd.Series, pd.Series]:
-    """Timestamps (naive, local wall time) and a mask of missing inputs; failures are NaT."""
+    """Timestamps (naive, local wall time) and a mask of missing inputs; failures are NaT.
+
+    Text is normalised first: Chinese 年/月/日 and 时/分/秒, slashes and dots become ISO
+    separators. The format is inferred from the data (``date_format`` forces one); rows that do
+    not fit it are tried once more with per-row parsing.
+    """
     s = pd.Series(values).reset_index(drop=True)
     if isinstance(s.dtype, pd.DatetimeTZDtype):
         return s.dt.tz_localize(None).astype("datetime64[us]"), s.isna()
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.astype("datetime64[us]"), s.isna()
-    is_stamp = s.map(lambda v: isinstance(v, (pd.Timestamp, np.datetime64)) or hasattr(v, "year"))
-    text = s.astype("str").str.strip()
-    text = text.where(~s.map(lambda v: isinstance(v, float) and v.is_integer()),
-                      s.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else v))
-    missing = s.isna() | _is_null_token(text.astype("str"))
     out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
-    if is_stamp.any():
-        out[is_stamp] = pd.to_datetime(s[is_stamp], errors="coerce", utc=False).astype("datetime64[us]")
-    todo = ~is_stamp & ~missing
+    is_stamp = np.zeros(len(s), dtype=bool)
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        is_stamp = s.map(lambda v: hasattr(v, "year")).to_numpy(bool)  # Excel date cells
+        if is_stamp.any():
+            out[is_stamp] = pd.to_datetime(s[is_stamp], errors="coerce").astype("datetime64[us]")
+    text, missing = _as_text(s.where(~is_stamp))
+    missing = missing & ~is_stamp
+    todo = (~is_stamp & ~missing).to_numpy()
     if todo.any():
-        norm = (text[todo].map(lambda t: unicodedata.normalize("NFKC", t)).str.translate(_DATE_CN)
-                .str.replace(r"\s+", " ", regex=True).str.strip(" :-"))
+        norm = text[todo]
+        for pattern, repl in ((r"[年月/.]", "-"), (r"[时分]", ":"), (r"[日秒T]", " "), (r"[ \t]+", " ")):
+            norm = norm.str.replace(pattern, repl, regex=True)
+        norm = norm.str.strip(" :-").astype(object)
         parsed = pd.to_datetime(norm, format=date_format, dayfirst=dayfirst, errors="coerce")
         retry = parsed.isna()
         if retry.any() and date_format is None:
@@ -581,28 +593,28 @@ def _parse_dates(values: pd.Series, date_format, dayfirst) -> tuple[pd.Series, p
                                            errors="coerce")
         if getattr(parsed.dtype, "tz", None) is not None:
             parsed = parsed.dt.tz_localize(None)
-        out[todo] = parsed.astype("datetime64[us]")
+        out[todo] = parsed.astype("datetime64[us]").to_numpy()
     return out, missing
 
 
-_CURRENCY = re.compile(r"(?i)(rmb|cny|usd|hkd|eur|gbp|jpy|元|人民币|[¥$€£])")
+_CURRENCY = r"(?i)(rmb|cny|usd|hkd|eur|gbp|jpy|元|人民币|[¥$€£])"
 
 
 def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Floats and a mask of missing inputs; non-numeric text becomes NaN."""
+    """Floats and a mask of missing inputs; non-numeric text becomes NaN.
+
+    Currency symbols and codes, thousands separators and spaces are dropped; ``(12.00)`` is -12.
+    """
     s = pd.Series(values).reset_index(drop=True)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         out = s.astype("float64")
         return out.where(np.isfinite(out)), s.isna()
-    text = s.astype("str").str.strip()
-    missing = s.isna() | _is_null_token(text)
-    norm = text.map(lambda t: unicodedata.normalize("NFKC", t), na_action="ignore")
-    negative = norm.str.match(r"^\(.*\)$")
-    norm = (norm.str.replace(_CURRENCY, "", regex=True)
-            .str.replace(r"[,\s()]", "", regex=True))
+    text, missing = _as_text(s)
+    negative = text.str.match(r"^\(.*\)$").fillna(False).to_numpy(bool)
+    norm = text.str.replace(_CURRENCY, "", regex=True).str.replace(r"[, \t()]", "", regex=True)
     out = pd.to_numeric(norm, errors="coerce").astype("float64")
     out = out.where(~negative, -out.abs())
-    return out.where(np.isfinite(out) & ~missing), missing
+    return out.where(np.isfinite(out) & ~missing.to_numpy()), missing
 
 
 def _end_cut(observation_end) -> pd.Timestamp:
