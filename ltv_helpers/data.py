@@ -274,22 +274,40 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise LTVError(f"{path.name} is empty.") from None
     except pd.errors.ParserError:
-        # Lines with more fields than the header: keep them as rows the cleaner rejects.
-        bad = []
-        frame = pd.read_csv(path, engine="python", on_bad_lines=lambda f: bad.append(f) and None,
-                            **options)
+        return _read_csv_with_bad_lines(path, sep, options)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
-    if bad:
-        width = len(frame.columns) - 1
-        extra = pd.DataFrame({
-            READ_ERROR: [f"{len(f)} fields where the header has {width}: {sep.join(f)[:200]}"
-                         for f in bad],
-            SOURCE_ROW: np.arange(len(frame) + 1, len(frame) + len(bad) + 1),
-        })
-        frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
-        frame = pd.concat([frame, extra], ignore_index=True)
     return frame
+
+
+def _read_csv_with_bad_lines(path: Path, sep: str, options: dict) -> pd.DataFrame:
+    """Read a CSV with records that have more fields than the header.
+
+    Those records become rows with a ``read_error`` (the cleaner rejects them), and every row's
+    ``source_row`` is its record number among the data records, found by one pass of the csv
+    module (only on this error path).
+    """
+    bad: list[list[str]] = []
+
+    def keep_aside(fields: list[str]) -> None:
+        bad.append(fields)
+
+    frame = pd.read_csv(path, engine="python", on_bad_lines=keep_aside, **options)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    with path.open(encoding=options["encoding"], newline="") as fh:
+        widths = np.fromiter((len(r) for r in csv.reader(fh, delimiter=sep)), dtype=np.int64)
+    widths = widths[widths > 0]
+    header, records = widths[0], widths[1:]
+    number = np.arange(1, len(records) + 1)
+    frame[SOURCE_ROW] = number[records <= header][: len(frame)]
+    frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
+    extra = pd.DataFrame({
+        READ_ERROR: [f"{len(f)} fields where the header has {header}: {sep.join(f)[:200]}"
+                     for f in bad],
+        SOURCE_ROW: number[records > header][: len(bad)],
+    })
+    return pd.concat([frame, extra], ignore_index=True).sort_values(SOURCE_ROW, kind="stable") \
+        .reset_index(drop=True)
 
 
 def _read_excel(path: Path, sheet) -> pd.DataFrame:

@@ -136,6 +136,8 @@ def test_malformed_lines_become_rejected_rows(tmp_path):
     _check_invariant(res)
     assert res.rows_in == 3 and res.rows_kept == 2
     assert res.rejected["reason"].tolist() == ["malformed line"]
+    assert res.rejected["source_row"].tolist() == [2]  # the second data record
+    assert "5 fields where the header has 3" in res.rejected["read_error"].iloc[0]
 
 
 # ------------------------------------------------------------------------------- cleaning
