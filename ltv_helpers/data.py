@@ -1124,3 +1124,39 @@ def collection_highlights(result: CleanResult, activity: pd.DataFrame, language:
             f"- The top 20% of customers by spend bring {top20:.0%} of revenue.",
         ]
     return "\n".join(lines)
+
+
+def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.DataFrame:
+    """Per-customer history for segmentation: the daily RFM summary plus plain-money columns.
+
+    Columns: lifetimes' ``frequency``, ``recency``, ``T``, ``monetary_value`` (days), and
+    ``orders`` (rows kept), ``revenue`` (total spend, first purchase included), ``aov``
+    (revenue / orders), ``first_order``, ``last_order``, ``days_since_last`` (``T - recency``:
+    days from the last purchase day to the observation end) and ``tenure_days`` (``T``).
+    Indexed by ``customer_id``.
+    """
+    tx = transactions
+    if observation_end is None:
+        observation_end = tx[ORDER_DATE].max()
+    tx = tx[tx[ORDER_DATE] < _end_cut(observation_end)]
+    summary = rfm_summary(tx, observation_end=observation_end, freq="D")
+    per = tx.groupby(CUSTOMER_ID).agg(orders=(AMOUNT, "size"), revenue=(AMOUNT, "sum"),
+                                      first_order=(ORDER_DATE, "min"), last_order=(ORDER_DATE, "max"))
+    per.index = per.index.astype("str")
+    out = summary.join(per, how="left")
+    out["aov"] = out["revenue"] / out["orders"]
+    out["days_since_last"] = out[T] - out[RECENCY]
+    out["tenure_days"] = out[T]
+    return out
+
+
+def load_collection(input_dir) -> tuple[pd.DataFrame, dict]:
+    """The cleaned transactions and metadata that ``01_collection`` wrote to ``input_dir``."""
+    import json
+
+    folder = Path(input_dir)
+    tx_path, meta_path = folder / "transactions.parquet", folder / "collection.json"
+    if not tx_path.is_file() or not meta_path.is_file():
+        raise LTVError(f"{folder} has no collection outputs (transactions.parquet, collection.json); "
+                       "run 01_collection with this folder as output_dir first.")
+    return pd.read_parquet(tx_path), json.loads(meta_path.read_text(encoding="utf-8"))

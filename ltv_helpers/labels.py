@@ -59,6 +59,27 @@ LABELS: dict[str, dict[str, str]] = {
     "lifespan (years)": {"zh": "生命周期（年）"},
     "simple LTV": {"zh": "简单LTV"},
     "how it is computed": {"zh": "计算方法"},
+    # segmentation
+    "segment": {"zh": "RFM细分"},
+    "tier": {"zh": "价值分层"},
+    "stage": {"zh": "生命周期阶段"},
+    "share of revenue": {"zh": "销售额占比"},
+    "average orders": {"zh": "平均订单数"},
+    "average days since last purchase": {"zh": "距上次购买平均天数"},
+    "average predicted CLV": {"zh": "平均预测CLV"},
+    "recommended actions": {"zh": "建议动作"},
+    "customers and revenue by {group}": {"zh": "各{group}的客户占比与销售额占比"},
+    "No customer is in: {groups}.": {"zh": "以下分组没有客户：{groups}。"},
+    "share (%)": {"zh": "占比（%）"},
+    "R score (recency, 5 = most recent)": {"zh": "R得分（最近购买，5=最近）"},
+    "F score (frequency)": {"zh": "F得分（购买频次）"},
+    "average spend by R and F score": {"zh": "按R、F得分的平均消费额"},
+    "customers by R and F score": {"zh": "按R、F得分的客户数"},
+    "Lorenz curve of customer value": {"zh": "客户价值洛伦兹曲线"},
+    "cumulative share of customers (%)": {"zh": "累计客户占比（%）"},
+    "cumulative share of value (%)": {"zh": "累计价值占比（%）"},
+    "equal value": {"zh": "完全平均"},
+    "value tier by lifecycle stage (customers)": {"zh": "价值分层 × 生命周期阶段（客户数）"},
 }
 
 

@@ -151,3 +151,98 @@ def _thin_ticks(ax, n: int, most: int = 12):
     for i, tick in enumerate(ax.get_xticklabels()):
         tick.set_visible(i % step == 0)
     ax.tick_params(axis="x", rotation=45)
+
+
+# ---------------------------------------------------------------------------------- segmentation
+
+def segment_sizes(table: pd.DataFrame, language: str = "en") -> plt.Figure:
+    """Share of customers next to share of revenue for each group of a segment table.
+
+    ``table`` is :func:`ltv_helpers.segments.segment_table`'s output (any language).
+    """
+    cust, rev = table.iloc[:, 1], table.iloc[:, 3]  # share of customers, share of revenue
+    frame = pd.DataFrame({label("share of customers", language): cust.to_numpy() * 100,
+                          label("share of revenue", language): rev.to_numpy() * 100},
+                         index=table.index)
+    long = frame.reset_index(names="group").melt(id_vars="group", var_name="measure", value_name="pct")
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(table) + 1.6))
+    sns.barplot(long, y="group", x="pct", hue="measure", ax=ax, orient="h")
+    for cont in ax.containers:
+        ax.bar_label(cont, fmt="%.0f%%", fontsize=8, padding=2)
+    group = str(table.index.name or label("segment", language))
+    _title(ax, label("customers and revenue by {group}", language).format(group=group))
+    ax.set_xlabel(label("share (%)", language))
+    ax.set_ylabel("")
+    ax.legend(title=None, loc="upper center", bbox_to_anchor=(0.5, -0.12 - 0.6 / len(table)), ncol=2)
+    fig.tight_layout()
+    return fig
+
+
+def rf_heatmap(scores: pd.DataFrame, summary: pd.DataFrame, *, value: str = "monetary",
+               currency: str = "", language: str = "en") -> plt.Figure:
+    """R x F score grid coloured by average spend (``value="monetary"``) or customer count."""
+    if value not in ("monetary", "count"):
+        raise ValueError("value must be 'monetary' or 'count'.")
+    frame = scores[["R", "F"]].copy()
+    frame["spend"] = summary["revenue"] if "revenue" in summary else summary["monetary_value"]
+    if value == "count":
+        grid = frame.pivot_table(index="R", columns="F", values="spend", aggfunc="size", fill_value=0)
+        fmt, title = ",.0f", "customers by R and F score"
+    else:
+        grid = frame.pivot_table(index="R", columns="F", values="spend", aggfunc="mean")
+        fmt, title = ",.0f", "average spend by R and F score"
+    grid = grid.sort_index(ascending=False)
+    fig, ax = plt.subplots(figsize=(7, 5))
+    sns.heatmap(grid, annot=True, fmt=fmt, cmap="YlGnBu", ax=ax, linewidths=0.5,
+                cbar_kws={"label": (label("revenue", language) + (f" ({currency})" if currency else ""))
+                          if value == "monetary" else label("customers", language)})
+    _title(ax, label(title, language))
+    ax.set_ylabel(label("R score (recency, 5 = most recent)", language))
+    ax.set_xlabel(label("F score (frequency)", language))
+    fig.tight_layout()
+    return fig
+
+
+def lorenz_curve(conc, language: str = "en") -> plt.Figure:
+    """Lorenz curve of customer value with the equality line; the Gini is in the title.
+
+    ``conc`` is :func:`ltv_helpers.segments.concentration`'s result.
+    """
+    fig, ax = plt.subplots(figsize=(5.5, 5.5))
+    x = conc.lorenz.iloc[:, 0] * 100
+    y = conc.lorenz.iloc[:, 1] * 100
+    ax.plot(x, y, color=sns.color_palette()[0], linewidth=2)
+    ax.fill_between(x, y, x, color=sns.color_palette()[0], alpha=0.15)
+    ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1,
+            label=label("equal value", language))
+    top20 = conc.top_shares.loc[0.2] * 100
+    text = (f"top 20% of customers: {top20:.0f}% of value" if language == "en"
+            else f"前 20% 客户：{top20:.0f}% 的价值")
+    ax.annotate(text, (80, 100 - top20), xytext=(8, 62), fontsize=9,
+                arrowprops={"arrowstyle": "->", "color": "black"})
+    ax.scatter([80], [100 - top20], color="black", zorder=3, s=15)
+    _title(ax, f"{label('Lorenz curve of customer value', language)} (Gini {conc.gini:.2f})")
+    ax.set_xlabel(label("cumulative share of customers (%)", language))
+    ax.set_ylabel(label("cumulative share of value (%)", language))
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.legend(loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def tier_stage_heatmap(tiers: pd.Series, stages: pd.Series, language: str = "en") -> plt.Figure:
+    """Customers by value tier (rows) and lifecycle stage (columns)."""
+    from ltv_helpers.segments import group_name
+
+    cross = pd.crosstab(tiers, stages, dropna=False)
+    cross.index = [group_name(str(t), language) for t in cross.index]
+    cross.columns = [group_name(str(s), language) for s in cross.columns]
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    sns.heatmap(cross, annot=True, fmt=",d", cmap="Blues", ax=ax, linewidths=0.5,
+                cbar_kws={"label": label("customers", language)})
+    _title(ax, label("value tier by lifecycle stage (customers)", language))
+    ax.set_xlabel(label("stage", language))
+    ax.set_ylabel(label("tier", language))
+    fig.tight_layout()
+    return fig

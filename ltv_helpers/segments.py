@@ -1,0 +1,469 @@
+"""Segmentation: RFM scores, named RFM segments, value tiers, lifecycle stages, segment tables.
+
+Inputs are per-customer tables indexed by ``customer_id``: the output of
+:func:`ltv_helpers.data.customer_history` (``frequency``, ``recency``, ``T``, ``monetary_value``,
+``orders``, ``revenue``, ``days_since_last``, ...) or, where noted, a plain
+:func:`ltv_helpers.data.rfm_summary`. Every function puts each customer in exactly one group.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.labels import label
+from ltv_helpers.schema import CUSTOMER_ID, FREQUENCY, MONETARY_VALUE, ORDER_DATE, RECENCY, T, LTVError
+
+# ---------------------------------------------------------------------------------- playbook
+
+#: Named groups in display order, with their recommended actions (DOMAIN.md section 4).
+PLAYBOOK: dict[str, str] = {
+    # value tiers
+    "high value": "VIP service and member privileges, tailored recommendations, new or premium "
+                  "products, cross-category bundles, private community",
+    "medium value": "Interest-based recommendations, personal coupons or points, reminders to the "
+                    "dormant",
+    "low value": "Retargeting ads, a time-limited offer for the second purchase, content "
+                 "marketing; keep spend lean",
+    "churn risk": "Win-back offers and care, points rewards, long-term loyalty incentives",
+    # lifecycle stages
+    "introduction": "Free trial, first-purchase discount, a welcome journey towards the second order",
+    "growth": "Personalised recommendations, value-added services",
+    "maturity": "Loyalty programme, member privileges",
+    "decline": "Care campaigns and exclusive offers to win them back",
+    # RFM segments
+    "Champions": "Reward them: early access, premium products, ask for reviews and referrals",
+    "Loyal": "Up-sell higher-value products, membership upgrades, ask for reviews",
+    "Potential loyalists": "Membership or loyalty programme, personalised recommendations",
+    "New": "Onboarding and a reason for the second purchase soon",
+    "Promising": "Build the habit: brand content, small incentives for the next order",
+    "Need attention": "Limited-time offers based on past purchases, reactivation reminders",
+    "About to sleep": "Recommend popular products, renewal discounts, reconnect before they lapse",
+    "At risk": "Personal win-back messages, renewals, helpful content",
+    "Can't lose them": "Win them back with new products and personal outreach; do not lose them "
+                       "to a competitor",
+    "Hibernating": "Offer relevant products and special discounts; keep the cost low",
+    "Lost": "Revive interest with a reach-out campaign, otherwise leave them out",
+}
+
+PLAYBOOK_ZH: dict[str, tuple[str, str]] = {
+    "high value": ("高价值客户", "VIP服务与会员特权、个性化推荐、新品或高端产品、跨品类组合、私域社群"),
+    "medium value": ("中价值 / 潜力客户", "基于兴趣的推荐、个性化优惠券或积分、唤醒沉睡客户的提醒"),
+    "low value": ("低价值客户", "再营销广告、限时二次购买优惠、内容营销；控制投入"),
+    "churn risk": ("流失风险客户", "挽回优惠与关怀、积分奖励、长期忠诚激励"),
+    "introduction": ("引入期", "免费试用、首单优惠、引导第二次购买的欢迎旅程"),
+    "growth": ("成长期", "个性化推荐、增值服务"),
+    "maturity": ("成熟期", "忠诚度计划、会员特权"),
+    "decline": ("衰退期", "关怀活动与专属优惠，赢回客户"),
+    "Champions": ("冠军客户", "给予回馈：抢先体验、高端产品，邀请评价与推荐"),
+    "Loyal": ("忠诚客户", "向上销售更高价值产品、会员升级、邀请评价"),
+    "Potential loyalists": ("潜在忠诚客户", "会员或忠诚度计划、个性化推荐"),
+    "New": ("新客户", "新客引导，尽快促成第二次购买"),
+    "Promising": ("有潜力客户", "培养习惯：品牌内容、下一单的小额激励"),
+    "Need attention": ("需要关注", "基于历史购买的限时优惠、唤醒提醒"),
+    "About to sleep": ("即将沉睡", "推荐热门产品、续购折扣，在流失前重新联系"),
+    "At risk": ("有流失风险", "个性化挽回信息、续购提醒、有用的内容"),
+    "Can't lose them": ("不能失去", "用新品和一对一沟通赢回，避免流向竞争对手"),
+    "Hibernating": ("沉睡客户", "推荐相关产品与专属折扣；控制成本"),
+    "Lost": ("已流失", "发起召回活动，否则不再投入"),
+}
+
+TIERS = ("high value", "medium value", "low value", "churn risk")
+STAGES = ("introduction", "growth", "maturity", "decline")
+RFM_SEGMENTS = ("Champions", "Loyal", "Potential loyalists", "New", "Promising", "Need attention",
+                "About to sleep", "At risk", "Can't lose them", "Hibernating", "Lost")
+
+#: The standard RFM map: segment by R score (rows, 5 = most recent) and FM score (columns, the
+#: rounded mean of F and M), both on a 1..5 scale. Every cell has exactly one segment.
+RFM_GRID = pd.DataFrame(
+    [["New", "Potential loyalists", "Potential loyalists", "Champions", "Champions"],
+     ["Promising", "Potential loyalists", "Potential loyalists", "Loyal", "Champions"],
+     ["About to sleep", "About to sleep", "Need attention", "Loyal", "Loyal"],
+     ["Lost", "Hibernating", "At risk", "At risk", "Can't lose them"],
+     ["Lost", "Lost", "Hibernating", "At risk", "Can't lose them"]],
+    index=pd.Index([5, 4, 3, 2, 1], name="R"), columns=pd.Index([1, 2, 3, 4, 5], name="FM"),
+)
+
+
+def group_name(name: str, language: str = "en") -> str:
+    """Display name of a segment, tier or stage in ``language``."""
+    label(name, language)  # validates the language
+    if language == "zh":
+        return PLAYBOOK_ZH.get(name, (name, ""))[0]
+    return name
+
+
+def action(name: str, language: str = "en") -> str:
+    """Recommended actions for a segment, tier or stage."""
+    if language == "zh":
+        return PLAYBOOK_ZH.get(name, ("", ""))[1]
+    return PLAYBOOK.get(name, "")
+
+
+# ---------------------------------------------------------------------------------- helpers
+
+def _require(frame: pd.DataFrame, columns, what: str):
+    missing = [c for c in columns if c not in frame]
+    if missing:
+        raise LTVError(f"{what} needs the column(s) {', '.join(missing)}; it got: "
+                       f"{', '.join(map(str, frame.columns)) or '(none)'}.")
+
+
+def _revenue(summary: pd.DataFrame) -> pd.Series:
+    """Total historical spend; from a plain RFM summary, the repeat purchases' spend."""
+    if "revenue" in summary:
+        return summary["revenue"].astype("float64")
+    return (summary[MONETARY_VALUE] * summary[FREQUENCY]).astype("float64")
+
+
+def _days_since_last(summary: pd.DataFrame) -> pd.Series:
+    if "days_since_last" in summary:
+        return summary["days_since_last"].astype("float64")
+    return (summary[T] - summary[RECENCY]).astype("float64")
+
+
+def quantile_score(values: pd.Series, bins: int = 5) -> pd.Series:
+    """Scores 1..bins by quantile of ``values``; equal values always get equal scores.
+
+    score = floor(bins x (rank - 1) / n) + 1 with the lowest rank among ties: a value beaten by
+    fewer than 1/bins of the customers scores 1. Heavy ties (most customers with one order) all
+    get the score of the tie's lowest position, so some scores may go unused; nothing crashes.
+
+    >>> quantile_score(pd.Series([1, 1, 1, 2, 3]), bins=5).tolist()
+    [1, 1, 1, 4, 5]
+    """
+    if len(values) == 0:
+        return pd.Series([], index=values.index, dtype="int64")
+    rank = values.rank(method="min").to_numpy()
+    score = np.floor(bins * (rank - 1) / len(values)).astype("int64") + 1
+    return pd.Series(np.clip(score, 1, bins), index=values.index)
+
+
+# ---------------------------------------------------------------------------------- RFM
+
+def rfm_scores(summary: pd.DataFrame, *, bins: int = 5) -> pd.DataFrame:
+    """R, F and M scores 1..``bins`` and the combined code ``RFM`` (e.g. ``"545"``).
+
+    - R: days since the last purchase (``T - recency``), inverted, so recent buyers score high;
+    - F: repeat purchases (``frequency``);
+    - M: total historical spend (``revenue``; a plain RFM summary falls back to repeat spend).
+
+    Scores are quantiles by :func:`quantile_score`; equal inputs get equal scores.
+    """
+    if not isinstance(bins, int) or not 2 <= bins <= 9:
+        raise LTVError(f"bins must be a whole number from 2 to 9, got {bins!r}.")
+    _require(summary, [FREQUENCY, RECENCY, T], "rfm_scores")
+    scores = pd.DataFrame({
+        "R": quantile_score(-_days_since_last(summary), bins),
+        "F": quantile_score(summary[FREQUENCY].astype("float64"), bins),
+        "M": quantile_score(_revenue(summary), bins),
+    }, index=summary.index)
+    scores["RFM"] = (scores["R"].astype(str) + scores["F"].astype(str) + scores["M"].astype(str))
+    scores.attrs["bins"] = bins
+    return scores
+
+
+def rfm_segments(scores: pd.DataFrame, *, scheme: str = "standard") -> pd.Series:
+    """Named segments from R, F, M scores through :data:`RFM_GRID`.
+
+    Scores are first put on a 1..5 scale (``ceil(score x 5 / bins)``); FM is the mean of F and M
+    rounded half up. The grid gives each (R, FM) pair exactly one of the eleven segments.
+    """
+    if scheme != "standard":
+        raise LTVError(f"scheme must be 'standard', got {scheme!r}.")
+    _require(scores, ["R", "F", "M"], "rfm_segments")
+    bins = scores.attrs.get("bins", int(max(scores[["R", "F", "M"]].max().max(), 5)))
+    five = np.ceil(scores[["R", "F", "M"]].to_numpy() * 5 / bins).astype(int)
+    r = five[:, 0]
+    fm = np.floor((five[:, 1] + five[:, 2]) / 2 + 0.5).astype(int)
+    grid = RFM_GRID.to_numpy()
+    rows = {v: i for i, v in enumerate(RFM_GRID.index)}
+    cols = {v: i for i, v in enumerate(RFM_GRID.columns)}
+    names = grid[[rows[v] for v in r], [cols[v] for v in fm]] if len(r) else np.array([], dtype=object)
+    return pd.Series(pd.Categorical(names, categories=RFM_SEGMENTS), index=scores.index, name="segment")
+
+
+# ---------------------------------------------------------------------------------- tiers
+
+def default_inactive_days(summary: pd.DataFrame, quantile: float = 0.8, floor_days: float = 30.0) -> float:
+    """Silence long enough to call a customer inactive: the ``quantile`` of repeat buyers' mean
+    gap between purchases (``recency / frequency``, days), at least ``floor_days``.
+    Without repeat buyers it is ``floor_days`` x 3.
+    """
+    repeat = summary[summary[FREQUENCY] > 0]
+    if repeat.empty:
+        return floor_days * 3
+    gaps = repeat[RECENCY] / repeat[FREQUENCY]
+    return float(max(np.ceil(gaps.quantile(quantile)), floor_days))
+
+
+@dataclass(frozen=True)
+class TierRule:
+    """The thresholds :func:`value_tiers` applied, with a sentence a client can read."""
+
+    basis: str
+    high_cut: float
+    low_cut: float
+    past_value_cut: float
+    inactive_days: float | None
+    p_alive_below: float | None
+
+    def describe(self, language: str = "en") -> str:
+        if language == "zh":
+            churn = (f"存活概率低于 {self.p_alive_below:.0%}" if self.p_alive_below is not None
+                     else f"超过 {self.inactive_days:.0f} 天未购买")
+            basis = "预测CLV" if self.basis == "predicted CLV" else "历史消费额"
+            return (f"流失风险：历史消费额不低于 {self.past_value_cut:,.2f} 且{churn}；"
+                    f"其余客户按{basis}分层：高价值 ≥ {self.high_cut:,.2f}，"
+                    f"中价值 ≥ {self.low_cut:,.2f}，低价值为其余。")
+        churn = (f"P(alive) below {self.p_alive_below:.0%}" if self.p_alive_below is not None
+                 else f"no purchase for more than {self.inactive_days:.0f} days")
+        return (f"Churn risk: historical spend of at least {self.past_value_cut:,.2f} and {churn}. "
+                f"Everyone else by {self.basis}: high value at {self.high_cut:,.2f} or more, "
+                f"medium value at {self.low_cut:,.2f} or more, low value below.")
+
+
+def value_tiers(summary: pd.DataFrame, *, predictions: pd.DataFrame | None = None,
+                high_quantile: float = 0.8, low_quantile: float = 0.5,
+                past_value_quantile: float = 0.5, inactive_days: float | None = None,
+                p_alive_below: float = 0.3) -> pd.Series:
+    """The four value tiers: high value, medium value, low value, churn risk.
+
+    1. churn risk: historical spend (``revenue``) at or above its ``past_value_quantile`` and,
+       from history alone, no purchase for more than ``inactive_days`` (default
+       :func:`default_inactive_days`), or, with ``predictions`` (columns ``clv`` and
+       ``p_alive``), P(alive) below ``p_alive_below``;
+    2. the others by value (historical spend, or predicted ``clv`` when given): high value at or
+       above the ``high_quantile`` of all customers' value, medium value at or above the
+       ``low_quantile``, low value below.
+
+    The rule in force is in ``tiers.attrs["rule"]`` (a :class:`TierRule`); print
+    ``rule.describe(language)`` beside the table.
+    """
+    for name, q in (("high_quantile", high_quantile), ("low_quantile", low_quantile),
+                    ("past_value_quantile", past_value_quantile)):
+        if not 0 < q < 1:
+            raise LTVError(f"{name} must be between 0 and 1, got {q}.")
+    if low_quantile >= high_quantile:
+        raise LTVError("low_quantile must be below high_quantile.")
+    _require(summary, [FREQUENCY, RECENCY, T], "value_tiers")
+    past = _revenue(summary)
+    past_cut = float(past.quantile(past_value_quantile)) if len(past) else 0.0
+    if predictions is not None:
+        _require(predictions, ["clv", "p_alive"], "value_tiers(predictions=...)")
+        pred = predictions.reindex(summary.index)
+        if pred[["clv", "p_alive"]].isna().any().any():
+            raise LTVError("predictions must have clv and p_alive for every customer of the summary.")
+        value, basis = pred["clv"].astype("float64"), "predicted CLV"
+        churn = (past >= past_cut) & (pred["p_alive"] < p_alive_below)
+        rule_inactive, rule_p = None, p_alive_below
+    else:
+        value, basis = past, "historical spend"
+        days = inactive_days if inactive_days is not None else default_inactive_days(summary)
+        churn = (past >= past_cut) & (_days_since_last(summary) > days)
+        rule_inactive, rule_p = float(days), None
+    high_cut = float(value.quantile(high_quantile)) if len(value) else 0.0
+    low_cut = float(value.quantile(low_quantile)) if len(value) else 0.0
+    tier = np.where(churn, "churn risk", np.where(value >= high_cut, "high value",
+                    np.where(value >= low_cut, "medium value", "low value")))
+    out = pd.Series(pd.Categorical(tier, categories=TIERS), index=summary.index, name="tier")
+    out.attrs["rule"] = TierRule(basis, high_cut, low_cut, past_cut, rule_inactive, rule_p)
+    return out
+
+
+# ---------------------------------------------------------------------------------- lifecycle
+
+def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days: float = 90,
+                     inactive_days: float | None = None, trend_days: float = 180,
+                     maturity_days: float = 365, decline_ratio: float = 0.5) -> pd.Series:
+    """Lifecycle stage per customer: introduction, growth, maturity, decline.
+
+    With tenure = days from the first purchase to ``observation_end`` and the purchase rate
+    (purchase days per day) in the last ``trend_days`` compared with the rate before, in order:
+
+    1. introduction: tenure of at most ``intro_days``;
+    2. decline: no purchase for more than ``inactive_days`` (default
+       :func:`default_inactive_days` of the data), or, with tenure over ``trend_days``, a recent
+       rate below ``decline_ratio`` x the earlier rate;
+    3. introduction: still a single purchase (and not yet inactive);
+    4. growth: tenure under ``maturity_days``;
+    5. maturity: the rest (long-standing, still buying at a steady rate).
+    """
+    from ltv_helpers.data import _end_cut, rfm_summary
+
+    _require(transactions, [CUSTOMER_ID, ORDER_DATE], "lifecycle_stages")
+    cut = _end_cut(observation_end)
+    tx = transactions[transactions[ORDER_DATE] < cut]
+    if tx.empty:
+        raise LTVError("There are no transactions before observation_end to stage.")
+    summary = rfm_summary(tx, observation_end=observation_end, freq="D")
+    days = inactive_days if inactive_days is not None else default_inactive_days(summary)
+    end_day = (cut - pd.Timedelta(days=1)).normalize()
+    day = tx[ORDER_DATE].dt.normalize()
+    recent_start = end_day - pd.Timedelta(days=trend_days)
+    purchase_days = pd.DataFrame({CUSTOMER_ID: tx[CUSTOMER_ID], "day": day}).drop_duplicates()
+    recent = (purchase_days["day"] > recent_start).groupby(purchase_days[CUSTOMER_ID]).sum()
+    total = purchase_days.groupby(CUSTOMER_ID).size()
+    recent.index, total.index = recent.index.astype("str"), total.index.astype("str")
+    recent, total = recent.reindex(summary.index), total.reindex(summary.index)
+    tenure = summary[T]
+    since = summary[T] - summary[RECENCY]
+    earlier_days = (tenure - trend_days).clip(lower=1)
+    recent_rate = recent / trend_days
+    earlier_rate = (total - recent) / earlier_days
+    falling = (tenure > trend_days) & (recent_rate < decline_ratio * earlier_rate)
+    stage = np.select(
+        [tenure <= intro_days, (since > days) | falling, summary[FREQUENCY] == 0, tenure < maturity_days],
+        ["introduction", "decline", "introduction", "growth"], default="maturity")
+    return pd.Series(pd.Categorical(stage, categories=STAGES), index=summary.index, name="stage")
+
+
+# ---------------------------------------------------------------------------------- tables
+
+def empty_groups_note(labels: pd.Series, language: str = "en") -> str:
+    """A sentence naming the groups of a categorical labelling that have no customer ('' if none)."""
+    if not isinstance(labels.dtype, pd.CategoricalDtype):
+        return ""
+    counts = labels.value_counts()
+    empty = [group_name(str(g), language) for g in labels.cat.categories if counts.get(g, 0) == 0]
+    if not empty:
+        return ""
+    return label("No customer is in: {groups}.", language).format(groups=", ".join(empty))
+
+SEGMENT_TABLE_COLUMNS = ("customers", "share of customers", "revenue", "share of revenue",
+                         "average order value", "average orders", "average days since last purchase",
+                         "average predicted CLV", "recommended actions")
+
+
+def segment_table(labels: pd.Series, summary: pd.DataFrame, *, predictions: pd.DataFrame | None = None,
+                  language: str = "en") -> pd.DataFrame:
+    """One row per group of ``labels`` (RFM segments, tiers or stages) with size, value and actions.
+
+    Columns: customers, share of customers, revenue, share of revenue, average order value
+    (revenue / orders), average orders, average days since last purchase, average predicted CLV
+    (with ``predictions``), recommended actions. Shares sum to 1. ``language="zh"`` gives
+    Chinese group names, headers and actions. Empty groups are left out.
+    """
+    _require(summary, [FREQUENCY, RECENCY, T], "segment_table")
+    labels = labels.reindex(summary.index)
+    if labels.isna().any():
+        raise LTVError(f"{int(labels.isna().sum())} customers of the summary have no {labels.name or 'label'}.")
+    frame = pd.DataFrame({
+        "group": labels.astype("str"),
+        "revenue": _revenue(summary),
+        "orders": summary["orders"] if "orders" in summary else summary[FREQUENCY] + 1,
+        "since": _days_since_last(summary),
+    })
+    if predictions is not None:
+        _require(predictions, ["clv"], "segment_table(predictions=...)")
+        frame["clv"] = predictions["clv"].reindex(summary.index)
+    grouped = frame.groupby("group", sort=False)
+    table = pd.DataFrame({
+        "customers": grouped.size(),
+        "revenue": grouped["revenue"].sum(),
+        "average order value": grouped["revenue"].sum() / grouped["orders"].sum(),
+        "average orders": grouped["orders"].mean(),
+        "average days since last purchase": grouped["since"].mean(),
+    })
+    table.insert(1, "share of customers", table["customers"] / table["customers"].sum())
+    total_revenue = table["revenue"].sum()
+    table.insert(3, "share of revenue", table["revenue"] / total_revenue if total_revenue else 0.0)
+    if predictions is not None:
+        table["average predicted CLV"] = grouped["clv"].mean()
+    order = list(labels.cat.categories) if isinstance(labels.dtype, pd.CategoricalDtype) else sorted(table.index)
+    table = table.reindex([g for g in order if g in table.index])
+    table["recommended actions"] = [action(g, language) for g in table.index]
+    table.index = [group_name(g, language) for g in table.index]
+    table.index.name = label(str(labels.name or "segment"), language)
+    if language != "en":
+        table.columns = [label(c, language) for c in table.columns]
+    return table
+
+
+@dataclass
+class Concentration:
+    """How concentrated value is: Lorenz curve, Gini and top shares."""
+
+    lorenz: pd.DataFrame
+    gini: float
+    top_shares: pd.Series
+
+    def sentence(self, language: str = "en") -> str:
+        top20 = self.top_shares.loc[0.2]
+        if language == "zh":
+            return f"消费最高的 20% 客户贡献了 {top20:.0%} 的价值（基尼系数 {self.gini:.2f}）。"
+        return f"The top 20% of customers bring {top20:.0%} of the value (Gini {self.gini:.2f})."
+
+
+def concentration(values, tops=(0.01, 0.05, 0.1, 0.2)) -> Concentration:
+    """Lorenz curve points, Gini coefficient and the share of value held by the top customers.
+
+    Lorenz: customers sorted by value ascending; x = cumulative share of customers (from 0),
+    y = cumulative share of value. Gini = 1 - 2 x area under the Lorenz curve (trapezoids),
+    0 when everyone is equal, (n - 1) / n when one customer has everything. The top share of a
+    fraction f is the value of the ceil(f x n) largest customers over the total.
+
+    >>> c = concentration([1, 1, 1, 1, 6])
+    >>> round(c.gini, 2), c.top_shares.loc[0.2]
+    (0.4, 0.6)
+    """
+    v = np.sort(np.asarray(values, dtype="float64"))
+    if v.size == 0:
+        raise LTVError("concentration needs at least one value.")
+    if (v < 0).any() or np.isnan(v).any():
+        raise LTVError("concentration needs non-negative values without gaps.")
+    total = v.sum()
+    n = v.size
+    x = np.arange(n + 1) / n
+    y = np.concatenate(([0.0], np.cumsum(v) / total)) if total > 0 else x.copy()
+    gini = float(1 - 2 * np.trapezoid(y, x))
+    desc = v[::-1]
+    top = pd.Series({f: float(desc[: int(np.ceil(f * n))].sum() / total) if total > 0 else f
+                     for f in tops}, name="share of value")
+    top.index.name = "top share of customers"
+    return Concentration(pd.DataFrame({"share of customers": x, "share of value": y}), gini, top)
+
+
+def export_segments(assignments: pd.DataFrame, path) -> list[Path]:
+    """Write the customer-to-segment list for a CRM or marketing automation tool.
+
+    ``assignments`` is indexed by ``customer_id`` with one column per labelling (e.g.
+    ``segment``, ``tier``, ``stage``). Writes ``<path>.csv`` (UTF-8 with BOM, so Excel shows
+    Chinese text) and ``<path>.parquet``; returns both paths.
+    """
+    base = Path(path)
+    if base.suffix in (".csv", ".parquet"):
+        base = base.with_suffix("")
+    base.parent.mkdir(parents=True, exist_ok=True)
+    out = assignments.copy()
+    out.index = out.index.astype("str")
+    out.index.name = CUSTOMER_ID
+    for col in out.columns:
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
+            out[col] = out[col].astype("str")
+    csv_path, pq_path = base.with_suffix(".csv"), base.with_suffix(".parquet")
+    out.to_csv(csv_path, encoding="utf-8-sig")
+    out.to_parquet(pq_path)
+    return [csv_path, pq_path]
+
+
+def save_segmentation(output_dir, assignments: pd.DataFrame, tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """Write the segmentation outputs to ``output_dir``: ``segments.csv`` / ``segments.parquet``
+    (customer to segment, tier, stage; see :func:`export_segments`) and one
+    ``segment_table_<name>.parquet`` per table. Returns one row per file with its row count.
+    """
+    out = Path(output_dir)
+    written = {p.name: len(assignments) for p in export_segments(assignments, out / "segments")}
+    for name, table in tables.items():
+        path = out / f"segment_table_{name}.parquet"
+        flat = table.copy()
+        flat.index = flat.index.astype("str")
+        flat.columns = [str(c) for c in flat.columns]
+        flat.to_parquet(path)
+        written[path.name] = len(table)
+    files = pd.Series(written, name="rows")
+    files.index.name = "file"
+    return files.to_frame()
