@@ -59,3 +59,54 @@ def test_chinese_labels_or_a_clear_fallback(cleaned, monkeypatch):
     with pytest.warns(UserWarning, match="No CJK font"):
         assert plots.use_theme("zh") == "en"
     plots.use_theme("en")
+
+
+@pytest.fixture(scope="module")
+def seg_inputs(cdnow_sample):
+    from ltv_helpers import segments as sg
+
+    tx = data.clean_transactions(cdnow_sample).transactions
+    hist = data.customer_history(tx, observation_end="1998-06-30")
+    scores = sg.rfm_scores(hist)
+    return sg, tx, hist, scores
+
+
+def test_segment_sizes_bars_are_the_table_shares(seg_inputs):
+    sg, _, hist, scores = seg_inputs
+    table = sg.segment_table(sg.value_tiers(hist), hist)
+    fig = plots.segment_sizes(table)
+    bars = sorted(round(p.get_width(), 6) for p in fig.axes[0].patches if p.get_width() > 0)
+    expected = sorted(round(v * 100, 6) for v in
+                      list(table["share of customers"]) + list(table["share of revenue"]) if v > 0)
+    assert bars == pytest.approx(expected)
+    assert fig.axes[0].get_title() == "Customers and revenue by tier"
+    plt.close(fig)
+
+
+def test_rf_heatmap_counts_add_up(seg_inputs):
+    _, _, hist, scores = seg_inputs
+    fig = plots.rf_heatmap(scores, hist, value="count")
+    values = [float(t.get_text().replace(",", "")) for t in fig.axes[0].texts]
+    assert sum(values) == len(hist)
+    assert fig.axes[0].get_ylabel().startswith("R score")
+    plt.close(fig)
+
+
+def test_lorenz_title_has_gini(seg_inputs):
+    sg, _, hist, _ = seg_inputs
+    conc = sg.concentration(hist["revenue"])
+    fig = plots.lorenz_curve(conc)
+    assert f"Gini {conc.gini:.2f}" in fig.axes[0].get_title()
+    line = fig.axes[0].lines[0]
+    assert line.get_ydata()[-1] == pytest.approx(100)
+    plt.close(fig)
+
+
+def test_tier_stage_heatmap_counts(seg_inputs):
+    sg, tx, hist, _ = seg_inputs
+    tiers = sg.value_tiers(hist)
+    stages = sg.lifecycle_stages(tx, observation_end="1998-06-30")
+    fig = plots.tier_stage_heatmap(tiers, stages)
+    values = [int(t.get_text().replace(",", "")) for t in fig.axes[0].texts]
+    assert sum(values) == len(hist) and len(values) == 16
+    plt.close(fig)
