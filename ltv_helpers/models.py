@@ -1,0 +1,389 @@
+"""Fitted purchase and spend models (lifetimes' BG/NBD, MBG/NBD, Pareto/NBD and Gamma-Gamma), CLV.
+
+``fit(summary, model=...)`` returns an :class:`LTVModel`; ``LTVModel.predict(summary, horizon=...)``
+gives one row per customer with ``expected_purchases``, ``p_alive``, ``expected_spend`` and
+``clv``. The mathematics is lifetimes'; what this module adds:
+
+- speed: customers with identical ``(frequency, recency, T)`` share one likelihood term, so
+  fits run on the distinct rows with their counts as ``weights`` (lifetimes divides its
+  negative log-likelihood by the sum of weights, so the optimum is the same), and predictions
+  are computed once per distinct row and broadcast;
+- determinism: Pareto/NBD starts from a fixed point instead of lifetimes' random one;
+- Pareto/NBD standard errors from a numerical Hessian (lifetimes' ``summary`` is broken);
+- clear errors for data no model can fit, warnings naming the model when a fit needs help.
+
+The time unit is the summary's: a summary in days (``freq="D"``) gives parameters per day and a
+horizon in days; ``freq="D", freq_multiplier=7`` gives weeks. Coarser units fit faster (more
+customers share a row) at the price of resolution: two purchases in the same unit count once.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, T, LTVError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+    from lifetimes.utils import ConvergenceError
+
+PURCHASE_MODELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
+_FITTERS = {"bgnbd": BetaGeoFitter, "mbgnbd": ModifiedBetaGeoFitter, "pareto_nbd": ParetoNBDFitter}
+#: Smallest number of customers, and of repeat buyers, a fit is attempted on.
+MIN_CUSTOMERS = 20
+MIN_REPEAT_BUYERS = 5
+#: Penalizer tried once when a fit does not converge.
+FALLBACK_PENALIZER = 1e-3
+#: |correlation| between frequency and average spend above which Gamma-Gamma is questionable.
+SPEND_CORRELATION_WARNING = 0.3
+DAYS_PER_YEAR = 365.25
+
+
+# ---------------------------------------------------------------------------------- input
+
+def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
+    """frequency, recency, T (and monetary_value) from a summary or a calibration summary."""
+    if not isinstance(summary, pd.DataFrame):
+        raise LTVError("summary must be a DataFrame (the output of rfm_summary or calibration_holdout).")
+    cols = [FREQUENCY, RECENCY, T, MONETARY_VALUE]
+    if all(f"{c}_cal" in summary for c in cols[:3]):
+        out = summary[[f"{c}_cal" for c in cols if f"{c}_cal" in summary]].copy()
+        out.columns = [c[:-4] for c in out.columns]
+    else:
+        missing = [c for c in cols[:3] if c not in summary]
+        if missing:
+            raise LTVError(f"The summary has no {', '.join(missing)} column; it has: "
+                           f"{', '.join(map(str, summary.columns))}. Use rfm_summary's output.")
+        out = summary[[c for c in cols if c in summary]].copy()
+    out = out.astype("float64")
+    if out.isna().any().any() or not np.isfinite(out.to_numpy()).all():
+        raise LTVError("The summary has missing or infinite values; rebuild it with rfm_summary.")
+    if (out[FREQUENCY] < 0).any() or (out[FREQUENCY] != np.round(out[FREQUENCY])).any():
+        raise LTVError("frequency must be a whole number of repeat purchases, 0 or more.")
+    if (out[RECENCY] < 0).any():
+        raise LTVError("recency must not be negative.")
+    over = out[RECENCY] - out[T]
+    if (over > 0).any():
+        # Rounding (e.g. a summary stored with 2 decimals) can put recency a hair above T.
+        if (over > 1e-6 * np.maximum(out[T], 1) + 0.01).any():
+            bad = over.idxmax()
+            raise LTVError(f"Customer {bad!r} has recency {out.loc[bad, RECENCY]} > T "
+                           f"{out.loc[bad, T]}: the summary is inconsistent.")
+        warnings.warn(f"recency was above T by rounding for {(over > 0).sum()} customers; "
+                      "it was set to T.", stacklevel=3)
+        out[RECENCY] = np.minimum(out[RECENCY], out[T])
+    return out
+
+
+def _time_unit(summary: pd.DataFrame, unit_days: float | None) -> float:
+    if unit_days is not None:
+        if unit_days <= 0:
+            raise LTVError(f"unit_days must be positive, got {unit_days}.")
+        return float(unit_days)
+    return float(summary.attrs.get("unit_days", 1.0))
+
+
+def compress(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Distinct rows of ``frame[columns]``, their counts, and each original row's distinct row.
+
+    ``unique.iloc[inverse]`` rebuilds ``frame[columns]`` row by row.
+    """
+    codes = frame.groupby(columns, sort=False).ngroup().to_numpy()
+    first = np.unique(codes, return_index=True)[1]  # first row of code 0, 1, 2, ...
+    unique = frame[columns].iloc[first].reset_index(drop=True)
+    return unique, np.bincount(codes), codes
+
+
+# ---------------------------------------------------------------------------------- fitted objects
+
+@dataclass
+class SpendModel:
+    """Fitted Gamma-Gamma spend model (Fader and Hardie 2013)."""
+
+    params: dict
+    standard_errors: dict
+    log_likelihood: float
+    n_customers: int
+    frequency_spend_correlation: float
+    fitter: GammaGammaFitter = field(repr=False)
+
+    def __repr__(self) -> str:
+        p = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
+        return (f"GammaGamma({p}; n={self.n_customers} repeat buyers, "
+                f"corr(frequency, spend)={self.frequency_spend_correlation:.2f})")
+
+    def expected_spend(self, frequency, monetary_value) -> np.ndarray:
+        """E[average spend per purchase | history]; the population mean for non-repeat buyers."""
+        p, q, v = self.params["p"], self.params["q"], self.params["gamma"]
+        f = np.asarray(frequency, dtype=float)
+        m = np.asarray(monetary_value, dtype=float)
+        population = p * v / (q - 1)
+        weight = (q - 1) / (p * f + q - 1)
+        return np.where(f > 0, weight * population + (1 - weight) * m, population)
+
+
+@dataclass
+class LTVModel:
+    """A fitted purchase model (and optional spend model) with what the fit learned.
+
+    ``params``: parameter name -> value (r, alpha, a, b; r, alpha, s, beta for Pareto/NBD), in
+    the summary's time unit. ``standard_errors``: same keys. ``log_likelihood``: total over
+    customers, for purchase times measured in the summary's time unit (lifetimes reports it in
+    rescaled time; models fitted on the same summary compare directly). ``n_customers``, ``n_distinct``: customers and distinct (frequency, recency, T)
+    rows the fit ran on. ``unit_days``: days per time unit.
+    """
+
+    model: str
+    params: dict
+    standard_errors: dict
+    log_likelihood: float
+    n_customers: int
+    n_distinct: int
+    unit_days: float
+    penalizer: float
+    spend_model: SpendModel | None
+    fitter: object = field(repr=False)
+
+    def __repr__(self) -> str:
+        p = ", ".join(f"{k}={v:.4g} (se {self.standard_errors.get(k, np.nan):.2g})"
+                      for k, v in self.params.items())
+        unit = "days" if self.unit_days == 1 else f"units of {self.unit_days:g} days"
+        out = (f"LTVModel({PURCHASE_MODELS[self.model]}: {p}; log-likelihood "
+               f"{self.log_likelihood:,.1f}; {self.n_customers:,} customers in "
+               f"{self.n_distinct:,} distinct rows; time in {unit}")
+        if self.penalizer:
+            out += f"; penalizer {self.penalizer:g}"
+        return out + (f"; spend {self.spend_model!r})" if self.spend_model else ")")
+
+    @property
+    def bic(self) -> float:
+        """Bayesian information criterion: k ln(n) - 2 LL."""
+        return len(self.params) * np.log(self.n_customers) - 2 * self.log_likelihood
+
+    # ------------------------------------------------------------------ predictions
+
+    def _per_row(self, rows: pd.DataFrame, t) -> np.ndarray:
+        f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.fitter.conditional_expected_number_of_purchases_up_to_time(t, f, r, T_)
+        return np.asarray(out, dtype=float)
+
+    def _p_alive(self, rows: pd.DataFrame) -> np.ndarray:
+        f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = self.fitter.conditional_probability_alive(f, r, T_)
+        return np.asarray(out, dtype=float)
+
+    def predict(self, summary: pd.DataFrame, *, horizon: float, gross_margin: float = 1.0,
+                annual_discount_rate: float = 0.0) -> pd.DataFrame:
+        """Per-customer predictions over the next ``horizon`` time units.
+
+        - ``expected_purchases``: E[repeat purchases in (T, T + horizon] | history];
+        - ``p_alive``: P(still active | history);
+        - ``expected_spend``: Gamma-Gamma E[average order value | history] (population mean for
+          customers without repeat purchases); NaN columns are never returned: without a spend
+          model ``expected_spend`` is the customer's own average and ``clv`` uses it;
+        - ``clv`` = gross_margin x sum over monthly steps k of
+          (E[N(t_k)] - E[N(t_{k-1})]) x expected_spend / (1 + annual_discount_rate)^(t_k in years),
+          with steps of 365.25 / 12 days expressed in the model's time unit, the last step ending
+          at ``horizon``. The annual rate is thus converted to the time unit by compounding:
+          per-unit rate = (1 + annual)^(unit_days / 365.25) - 1.
+
+        Computed once per distinct (frequency, recency, T[, monetary_value]) row and broadcast.
+        """
+        if not np.isfinite(horizon) or horizon <= 0:
+            raise LTVError(f"horizon must be a positive number of time units, got {horizon}.")
+        if not 0 <= gross_margin <= 1:
+            raise LTVError(f"gross_margin must be a share between 0 and 1, got {gross_margin}.")
+        if annual_discount_rate < 0:
+            raise LTVError(f"annual_discount_rate must not be negative, got {annual_discount_rate}.")
+        data = _summary_columns(summary)
+        if MONETARY_VALUE not in data:
+            data[MONETARY_VALUE] = 0.0
+        cols = [FREQUENCY, RECENCY, T, MONETARY_VALUE]
+        rows, _, inverse = compress(data, cols)
+        step = DAYS_PER_YEAR / 12 / self.unit_days
+        ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
+        cumulative = [np.zeros(len(rows))] + [self._per_row(rows, t) for t in ends]
+        purchases = cumulative[-1]
+        if self.spend_model is not None:
+            spend = self.spend_model.expected_spend(rows[FREQUENCY], rows[MONETARY_VALUE])
+        else:
+            spend = rows[MONETARY_VALUE].to_numpy()
+        years = ends * self.unit_days / DAYS_PER_YEAR
+        discounted = sum((cumulative[k + 1] - cumulative[k]) / (1 + annual_discount_rate) ** years[k]
+                         for k in range(len(ends)))
+        out = pd.DataFrame({
+            "expected_purchases": purchases,
+            "p_alive": self._p_alive(rows),
+            "expected_spend": spend,
+            "clv": gross_margin * discounted * spend,
+        }).iloc[inverse]
+        out.index = summary.index
+        bad = ~np.isfinite(out.to_numpy()).all(axis=1)
+        if bad.any():
+            raise LTVError(f"{PURCHASE_MODELS[self.model]} gave no finite prediction for "
+                           f"{int(bad.sum())} customers (e.g. {out.index[bad][0]!r}); try another model.")
+        out["clv"] = out["clv"].clip(lower=0.0)  # rounding can leave -1e-16
+        return out
+
+
+# ---------------------------------------------------------------------------------- fitting
+
+def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gamma_gamma",
+        penalizer: float = 0.0, unit_days: float | None = None) -> LTVModel:
+    """Fit a purchase model (``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``) and, unless
+    ``spend=None``, the Gamma-Gamma spend model on an RFM summary.
+
+    ``summary`` is :func:`ltv_helpers.data.rfm_summary`'s output or
+    :func:`ltv_helpers.data.calibration_holdout`'s (its ``_cal`` columns are used).
+    ``unit_days`` is the length of the summary's time unit in days (default: taken from the
+    summary when rfm_summary made it, else 1); it is used to discount and to convert horizons.
+
+    Raises :class:`LTVError` for data no model can fit (fewer than 20 customers or 5 repeat
+    buyers). A fit that does not converge is retried once with a small penalizer, with a warning
+    that names the model.
+
+    >>> from ltv_helpers.datasets import load_cdnow
+    >>> from ltv_helpers.data import calibration_holdout
+    >>> cal = calibration_holdout(load_cdnow(sample=True), calibration_end="1997-09-30",
+    ...                           observation_end="1998-06-30", freq="D", freq_multiplier=7)
+    >>> m = fit(cal, model="bgnbd")
+    >>> round(m.params["r"], 3), round(m.params["alpha"], 2)
+    (0.243, 4.41)
+    """
+    if model not in _FITTERS:
+        raise LTVError(f"model must be one of {', '.join(_FITTERS)}, got {model!r}.")
+    if spend not in ("gamma_gamma", None):
+        raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
+    data = _summary_columns(summary)
+    unit = _time_unit(summary, unit_days)
+    n = len(data)
+    repeat = int((data[FREQUENCY] > 0).sum())
+    if n < MIN_CUSTOMERS:
+        raise LTVError(f"{n} customers are too few to fit a purchase model; at least "
+                       f"{MIN_CUSTOMERS} are needed.")
+    if repeat < MIN_REPEAT_BUYERS:
+        raise LTVError(f"Only {repeat} customers bought more than once; the purchase models need at "
+                       f"least {MIN_REPEAT_BUYERS} repeat buyers to learn a repeat rate.")
+    rows, counts, _ = compress(data, [FREQUENCY, RECENCY, T])
+    fitter, used_penalizer = _fit_purchase(model, rows, counts, penalizer)
+    params = {k: float(v) for k, v in fitter.params_.items()}
+    ses = _standard_errors(model, fitter, rows, counts)
+    # lifetimes reports the mean NLL per customer, except Pareto/NBD: sum(w ll) / mean(w).
+    per_fit = counts.mean() if model == "pareto_nbd" else counts.sum()
+    # lifetimes fits in time divided by max(T)/10; each purchase's density carries that scale.
+    ll = -float(fitter._negative_log_likelihood_) * per_fit \
+        + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
+    spend_model = _fit_spend(data, penalizer) if spend == "gamma_gamma" else None
+    return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter)
+
+
+def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
+    name = PURCHASE_MODELS[model]
+    args = (rows[FREQUENCY].to_numpy(), rows[RECENCY].to_numpy(), rows[T].to_numpy())
+    for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
+        fitter = _FITTERS[model](penalizer_coef=pen)
+        options = {"weights": counts}
+        if model == "pareto_nbd":
+            # lifetimes starts Nelder-Mead at np.random.normal(1, .05): fix it at its mean.
+            options["initial_params"] = np.ones(4)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                fitter.fit(*args, **options)
+        except ConvergenceError:
+            if pen == max(penalizer, FALLBACK_PENALIZER):
+                break
+            warnings.warn(f"{name} did not converge; refitted with penalizer {FALLBACK_PENALIZER:g}. "
+                          "Check the summary, or try a coarser time unit or another model.",
+                          stacklevel=3)
+            continue
+        values = fitter.params_.to_numpy()
+        if np.isfinite(values).all() and (values > 0).all():
+            return fitter, pen
+        if pen == max(penalizer, FALLBACK_PENALIZER):
+            break
+        warnings.warn(f"{name} gave invalid parameters; refitted with penalizer {FALLBACK_PENALIZER:g}.",
+                      stacklevel=3)
+    raise LTVError(f"{name} could not be fitted on this data, even with a penalizer; try another "
+                   "model, a coarser time unit, or more history.")
+
+
+def _standard_errors(model: str, fitter, rows: pd.DataFrame, counts: np.ndarray) -> dict:
+    if model != "pareto_nbd":
+        return {k: float(v) for k, v in fitter.standard_errors_.items()}
+    # Numerical Hessian of lifetimes' Pareto/NBD objective (mean NLL per customer, scaled time,
+    # raw parameters) at the optimum; covariance = inverse Hessian / customers.
+    scale = fitter._scale
+    theta = fitter.params_.to_numpy().copy()
+    theta[1] *= scale
+    theta[3] *= scale
+    args = (rows[FREQUENCY].to_numpy(), rows[RECENCY].to_numpy() * scale, rows[T].to_numpy() * scale,
+            counts, fitter.penalizer_coef)
+    # lifetimes' Pareto objective is sum(w ll) / mean(w); rescale to the mean per customer.
+    per_customer = counts.mean() / counts.sum()
+    f = lambda th: float(fitter._negative_log_likelihood(th, *args)) * per_customer  # noqa: E731
+    h = 1e-4 * np.maximum(np.abs(theta), 1e-3)
+    k = len(theta)
+    hess = np.empty((k, k))
+    with np.errstate(all="ignore"):
+        for i in range(k):
+            for j in range(i, k):
+                ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
+                hess[i, j] = hess[j, i] = (f(theta + ei + ej) - f(theta + ei - ej) - f(theta - ei + ej)
+                                           + f(theta - ei - ej)) / (4 * h[i] * h[j])
+    try:
+        cov = np.linalg.inv(hess) / counts.sum()
+        se = np.sqrt(np.diag(cov))
+    except np.linalg.LinAlgError:
+        se = np.full(k, np.nan)
+    se = se / np.array([1, scale, 1, scale])
+    return dict(zip(["r", "alpha", "s", "beta"], map(float, se)))
+
+
+def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
+    if MONETARY_VALUE not in data:
+        raise LTVError("The summary has no monetary_value column; pass spend=None to fit purchases only.")
+    buyers = data[(data[FREQUENCY] > 0) & (data[MONETARY_VALUE] > 0)]
+    if len(buyers) < MIN_REPEAT_BUYERS:
+        raise LTVError(f"Only {len(buyers)} repeat buyers with positive spend; Gamma-Gamma needs at least "
+                       f"{MIN_REPEAT_BUYERS}. Pass spend=None to fit purchases only.")
+    corr = float(np.corrcoef(buyers[FREQUENCY], buyers[MONETARY_VALUE])[0, 1]) if len(buyers) > 2 else 0.0
+    if not np.isfinite(corr):
+        corr = 0.0
+    if abs(corr) > SPEND_CORRELATION_WARNING:
+        warnings.warn(f"Gamma-Gamma assumes spend is independent of purchase frequency, but their "
+                      f"correlation is {corr:.2f}; treat the CLV's spend part with care.", stacklevel=3)
+    rows, counts, _ = compress(buyers, [FREQUENCY, MONETARY_VALUE])
+    for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
+        fitter = GammaGammaFitter(penalizer_coef=pen)
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                # The default tol stops on "precision loss" at the optimum on large data
+                # (LIFETIMES-TRAPS.md); 1e-6 converges to the same point.
+                fitter.fit(rows[FREQUENCY].to_numpy(), rows[MONETARY_VALUE].to_numpy(),
+                           weights=counts, tol=1e-6)
+            break
+        except ConvergenceError:
+            if pen == max(penalizer, FALLBACK_PENALIZER):
+                raise LTVError("Gamma-Gamma could not be fitted, even with a penalizer; "
+                               "pass spend=None and use average order values instead.") from None
+            warnings.warn(f"Gamma-Gamma did not converge; refitted with penalizer {FALLBACK_PENALIZER:g}.",
+                          stacklevel=3)
+    names = {"p": "p", "q": "q", "v": "gamma"}
+    params = {names[k]: float(v) for k, v in fitter.params_.items()}
+    if params["q"] <= 1:
+        raise LTVError(f"Gamma-Gamma found q = {params['q']:.3f} <= 1, for which mean spend is not "
+                       "defined; pass spend=None.")
+    ses = {names[k]: float(v) for k, v in fitter.standard_errors_.items()}
+    ll = -float(fitter._negative_log_likelihood_) * counts.sum()
+    return SpendModel(params, ses, ll, len(buyers), corr, fitter)
