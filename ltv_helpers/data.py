@@ -951,7 +951,8 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D",
     DuckDB and never loaded whole into pandas. The work runs in DuckDB (see
     ``benchmarks/bench_rfm.py`` for the speed against lifetimes).
 
-    Returns a DataFrame indexed by ``customer_id`` (sorted), float columns.
+    Returns a DataFrame indexed by ``customer_id`` (sorted), float columns;
+    ``attrs["unit_days"]`` holds the length of its time unit in days (7 for weeks).
 
     >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b"],
     ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-11", "2024-01-05"]),
@@ -971,13 +972,19 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D",
         out = src.con.execute(_summary_sql(freq, f"{per} <= {end}", end, float(freq_multiplier))).df()
     finally:
         src.close()
-    return _summary_frame(out)
+    return _summary_frame(out, freq, freq_multiplier)
 
 
-def _summary_frame(out: pd.DataFrame) -> pd.DataFrame:
+_PERIOD_DAYS = {"h": 1 / 24, "D": 1.0, "W": 7.0, "M": 365.25 / 12, "Q": 365.25 / 4, "Y": 365.25}
+
+
+def _summary_frame(out: pd.DataFrame, freq: str | None = None, mult: float = 1) -> pd.DataFrame:
     out[CUSTOMER_ID] = out[CUSTOMER_ID].astype("str")
-    out = out.set_index(CUSTOMER_ID)
-    return out.astype("float64")
+    out = out.set_index(CUSTOMER_ID).astype("float64")
+    if freq is not None:
+        # Length of one time unit of recency and T, for the models' horizons and discounting.
+        out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
+    return out
 
 
 def _as_timestamp(value, name: str) -> pd.Timestamp:
@@ -1046,6 +1053,7 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
     hold = _summary_frame(hold)
     out = cal.join(hold, how="left").fillna(0.0)
     out["duration_holdout"] = (obs_p - cal_p) / mult
+    out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
     return out[["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal",
                 "frequency_holdout", "monetary_value_holdout", "duration_holdout"]]
 

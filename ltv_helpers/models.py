@@ -210,6 +210,8 @@ class LTVModel:
         cols = [FREQUENCY, RECENCY, T, MONETARY_VALUE]
         rows, _, inverse = compress(data, cols)
         step = DAYS_PER_YEAR / 12 / self.unit_days
+        if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
+            step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
         cumulative = [np.zeros(len(rows))] + [self._per_row(rows, t) for t in ends]
         purchases = cumulative[-1]
@@ -286,6 +288,93 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter)
 
 
+class _BGNBDLikelihood:
+    """lifetimes' BG/NBD objective (mean negative log-likelihood per customer, log parameters,
+    time divided by lifetimes' scale, plus its penalizer) with an analytic gradient.
+
+    Same value as ``BetaGeoFitter._negative_log_likelihood`` to rounding (tested), but every
+    gamma/digamma and log term is computed once per distinct ``frequency``, ``recency`` or ``T``
+    value and gathered: the customer-level work left is a few array operations. This is what
+    makes large fits fast; lifetimes' own autograd objective evaluates every term on every row.
+    """
+
+    def __init__(self, frequency, recency, T, weights, penalizer: float, scale: float):
+        self.w = np.asarray(weights, dtype=float)
+        self.n = self.w.sum()
+        x = np.asarray(frequency, dtype=float)
+        self.ux, self.ix = np.unique(x, return_inverse=True)
+        self.uT, self.iT = np.unique(np.asarray(T, dtype=float) * scale, return_inverse=True)
+        self.ur, self.ir = np.unique(np.asarray(recency, dtype=float) * scale, return_inverse=True)
+        self.x = x
+        self.pos = x > 0
+        self.wx = np.bincount(self.ix, weights=self.w)  # total weight per distinct frequency
+        self.penalizer = penalizer
+
+    def __call__(self, log_params):
+        from scipy.special import digamma, gammaln
+
+        r, alpha, a, b = np.exp(log_params)
+        ux, x, w, pos = self.ux, self.x, self.w, self.pos
+        # Terms of distinct frequencies.
+        base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + ux)
+                - gammaln(b) - gammaln(a + b + ux))
+        a4x = np.log(a) - np.log(b + np.maximum(ux, 1) - 1)
+        log_t = np.log(alpha + self.uT)[self.iT]
+        log_r = np.log(alpha + self.ur)[self.ir]
+        rx = r + x
+        a3 = -rx * log_t
+        a4 = np.where(pos, a4x[self.ix] - rx * log_r, -np.inf)
+        top = np.maximum(a3, a4)
+        e3, e4 = np.exp(a3 - top), np.exp(a4 - top)
+        ll = (base[self.ix] + top + np.log(e3 + e4))
+        share4 = e4 / (e3 + e4)  # posterior weight of "dropped out after the last purchase"
+        share3 = 1 - share4
+        nll = -(w @ ll) / self.n + self.penalizer * (r * r + alpha * alpha + a * a + b * b)
+        # Gradient with respect to the parameters, then the log parameters.
+        d_r = (self.wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
+               - w @ (share3 * log_t + share4 * log_r))
+        d_alpha = (self.n * r / alpha
+                   - w @ (share3 * rx / np.exp(log_t) + share4 * rx / np.exp(log_r)))
+        d_a = self.wx @ (digamma(a + b) - digamma(a + b + ux)) + (w @ share4) / a
+        d_b = (self.wx @ (digamma(a + b) + digamma(b + ux) - digamma(b) - digamma(a + b + ux))
+               - w @ (share4 / (b + np.maximum(x, 1) - 1)))
+        params = np.array([r, alpha, a, b])
+        grad = -np.array([d_r, d_alpha, d_a, d_b]) / self.n + 2 * self.penalizer * params
+        return nll, grad * params
+
+
+def _fit_bgnbd_fast(rows: pd.DataFrame, counts: np.ndarray, penalizer: float) -> BetaGeoFitter:
+    """BG/NBD fitted like lifetimes (same objective, start, BFGS and tolerance), with the fast
+    likelihood; returns a ``BetaGeoFitter`` holding the result, ready for its predictions."""
+    from lifetimes.utils import _scale_time
+    from scipy.optimize import minimize
+
+    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+    scale = _scale_time(T_)
+    objective = _BGNBDLikelihood(f, r, T_, counts, penalizer, scale)
+    with np.errstate(all="ignore"):
+        out = minimize(objective, x0=0.1 * np.ones(4), jac=True, method="BFGS", tol=1e-7)
+    if not out.success and not (np.isfinite(out.x).all() and np.linalg.norm(out.jac) < 1e-4):
+        raise ConvergenceError(out.message)
+    fitter = BetaGeoFitter(penalizer_coef=penalizer)
+    fitter._scale = scale
+    fitter.params_ = pd.Series(np.exp(out.x), index=["r", "alpha", "a", "b"])
+    fitter.params_["alpha"] /= scale
+    fitter._negative_log_likelihood_ = float(out.fun)
+    # Hessian of the objective in log parameters by central differences of the exact gradient.
+    h = 1e-5
+    hess = np.empty((4, 4))
+    for i in range(4):
+        step = np.eye(4)[i] * h
+        hess[i] = (objective(out.x + step)[1] - objective(out.x - step)[1]) / (2 * h)
+    fitter._hessian_ = (hess + hess.T) / 2
+    fitter.data = pd.DataFrame({"weights": counts})
+    fitter.variance_matrix_ = fitter._compute_variance_matrix()
+    fitter.standard_errors_ = fitter._compute_standard_errors()
+    fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
+    return fitter
+
+
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
     name = PURCHASE_MODELS[model]
     args = (rows[FREQUENCY].to_numpy(), rows[RECENCY].to_numpy(), rows[T].to_numpy())
@@ -298,7 +387,10 @@ def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer:
         try:
             with warnings.catch_warnings(), np.errstate(all="ignore"):
                 warnings.simplefilter("ignore")
-                fitter.fit(*args, **options)
+                if model == "bgnbd":
+                    fitter = _fit_bgnbd_fast(rows, counts, pen)
+                else:
+                    fitter.fit(*args, **options)
         except ConvergenceError:
             if pen == max(penalizer, FALLBACK_PENALIZER):
                 break

@@ -35,6 +35,23 @@ def _close(got: dict, published: dict, rel=0.01):
 def test_bgnbd_reproduces_the_published_cdnow_fit(bgnbd):
     _close(bgnbd.params, {"r": 0.243, "alpha": 4.414, "a": 0.793, "b": 2.426})
     assert bgnbd.n_customers == 2357
+    assert bgnbd.log_likelihood == pytest.approx(-9582.4, abs=0.1)  # Fader, Hardie and Lee (2005)
+
+
+def test_fast_bgnbd_objective_equals_lifetimes(cal):
+    from autograd import grad
+    from lifetimes.utils import _scale_time
+
+    f, r, t = (cal[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
+    w = np.random.default_rng(0).integers(1, 5, len(f)).astype(float)
+    scale = _scale_time(t)
+    ours = models._BGNBDLikelihood(f, r, t, w, 0.01, scale)
+    args = (f, r * scale, t * scale, w, 0.01)
+    for theta in (np.array([0.1, 0.2, -0.3, 0.5]), np.array([-1.4, 0.1, -0.2, 0.9])):
+        value, gradient = ours(theta)
+        assert value == pytest.approx(BetaGeoFitter._negative_log_likelihood(theta, *args), rel=1e-12)
+        assert np.allclose(gradient, grad(BetaGeoFitter._negative_log_likelihood)(theta, *args),
+                           rtol=1e-9, atol=1e-12)
 
 
 def test_pareto_nbd_reproduces_the_published_cdnow_fit(cal):
