@@ -111,6 +111,7 @@ class SpendModel:
     n_customers: int
     frequency_spend_correlation: float
     fitter: GammaGammaFitter = field(repr=False)
+    cov_log: np.ndarray = field(repr=False, default=None)
 
     def __repr__(self) -> str:
         p = ", ".join(f"{k}={v:.4g}" for k, v in self.params.items())
@@ -148,6 +149,8 @@ class LTVModel:
     penalizer: float
     spend_model: SpendModel | None
     fitter: object = field(repr=False)
+    #: Covariance of the log parameters (asymptotic, from the Hessian), for intervals.
+    cov_log: np.ndarray = field(repr=False, default=None)
 
     def __repr__(self) -> str:
         p = ", ".join(f"{k}={v:.4g} (se {self.standard_errors.get(k, np.nan):.2g})"
@@ -196,7 +199,8 @@ class LTVModel:
           at ``horizon``. The annual rate is thus converted to the time unit by compounding:
           per-unit rate = (1 + annual)^(unit_days / 365.25) - 1.
 
-        Computed once per distinct (frequency, recency, T[, monetary_value]) row and broadcast.
+        Purchases and P(alive) are computed once per distinct (frequency, recency, T) row and
+        broadcast.
         """
         if not np.isfinite(horizon) or horizon <= 0:
             raise LTVError(f"horizon must be a positive number of time units, got {horizon}.")
@@ -207,28 +211,26 @@ class LTVModel:
         data = _summary_columns(summary)
         if MONETARY_VALUE not in data:
             data[MONETARY_VALUE] = 0.0
-        cols = [FREQUENCY, RECENCY, T, MONETARY_VALUE]
-        rows, _, inverse = compress(data, cols)
+        rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
         step = DAYS_PER_YEAR / 12 / self.unit_days
         if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
             step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
         cumulative = [np.zeros(len(rows))] + [self._per_row(rows, t) for t in ends]
-        purchases = cumulative[-1]
-        if self.spend_model is not None:
-            spend = self.spend_model.expected_spend(rows[FREQUENCY], rows[MONETARY_VALUE])
-        else:
-            spend = rows[MONETARY_VALUE].to_numpy()
         years = ends * self.unit_days / DAYS_PER_YEAR
         discounted = sum((cumulative[k + 1] - cumulative[k]) / (1 + annual_discount_rate) ** years[k]
                          for k in range(len(ends)))
+        # Spend is a closed form per customer: no need to compress on monetary_value too.
+        if self.spend_model is not None:
+            spend = self.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE])
+        else:
+            spend = data[MONETARY_VALUE].to_numpy()
         out = pd.DataFrame({
-            "expected_purchases": purchases,
-            "p_alive": self._p_alive(rows),
+            "expected_purchases": cumulative[-1][inverse],
+            "p_alive": self._p_alive(rows)[inverse],
             "expected_spend": spend,
-            "clv": gross_margin * discounted * spend,
-        }).iloc[inverse]
-        out.index = summary.index
+            "clv": gross_margin * discounted[inverse] * spend,
+        }, index=summary.index)
         bad = ~np.isfinite(out.to_numpy()).all(axis=1)
         if bad.any():
             raise LTVError(f"{PURCHASE_MODELS[self.model]} gave no finite prediction for "
@@ -278,14 +280,15 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     rows, counts, _ = compress(data, [FREQUENCY, RECENCY, T])
     fitter, used_penalizer = _fit_purchase(model, rows, counts, penalizer)
     params = {k: float(v) for k, v in fitter.params_.items()}
-    ses = _standard_errors(model, fitter, rows, counts)
+    ses, cov_log = _standard_errors(model, fitter, rows, counts)
     # lifetimes reports the mean NLL per customer, except Pareto/NBD: sum(w ll) / mean(w).
     per_fit = counts.mean() if model == "pareto_nbd" else counts.sum()
     # lifetimes fits in time divided by max(T)/10; each purchase's density carries that scale.
     ll = -float(fitter._negative_log_likelihood_) * per_fit \
         + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
     spend_model = _fit_spend(data, penalizer) if spend == "gamma_gamma" else None
-    return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter)
+    return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
+                    cov_log)
 
 
 class _BGNBDLikelihood:
@@ -409,9 +412,19 @@ def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer:
                    "model, a coarser time unit, or more history.")
 
 
-def _standard_errors(model: str, fitter, rows: pd.DataFrame, counts: np.ndarray) -> dict:
+def _inverse(hessian: np.ndarray, n: float) -> np.ndarray:
+    try:
+        return np.linalg.inv(hessian) / n
+    except np.linalg.LinAlgError:
+        return np.full(hessian.shape, np.nan)
+
+
+def _standard_errors(model: str, fitter, rows: pd.DataFrame, counts: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Standard errors by parameter name, and the covariance of the log parameters."""
     if model != "pareto_nbd":
-        return {k: float(v) for k, v in fitter.standard_errors_.items()}
+        # lifetimes' Hessian is of the mean NLL per customer in log parameters.
+        ses = {k: float(v) for k, v in fitter.standard_errors_.items()}
+        return ses, _inverse(np.asarray(fitter._hessian_, dtype=float), counts.sum())
     # Numerical Hessian of lifetimes' Pareto/NBD objective (mean NLL per customer, scaled time,
     # raw parameters) at the optimum; covariance = inverse Hessian / customers.
     scale = fitter._scale
@@ -432,13 +445,10 @@ def _standard_errors(model: str, fitter, rows: pd.DataFrame, counts: np.ndarray)
                 ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
                 hess[i, j] = hess[j, i] = (f(theta + ei + ej) - f(theta + ei - ej) - f(theta - ei + ej)
                                            + f(theta - ei - ej)) / (4 * h[i] * h[j])
-    try:
-        cov = np.linalg.inv(hess) / counts.sum()
-        se = np.sqrt(np.diag(cov))
-    except np.linalg.LinAlgError:
-        se = np.full(k, np.nan)
-    se = se / np.array([1, scale, 1, scale])
-    return dict(zip(["r", "alpha", "s", "beta"], map(float, se)))
+    cov = _inverse(hess, counts.sum())
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.diag(cov)) / np.array([1, scale, 1, scale])
+    return dict(zip(["r", "alpha", "s", "beta"], map(float, se))), cov / np.outer(theta, theta)
 
 
 def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
@@ -478,4 +488,74 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
                        "defined; pass spend=None.")
     ses = {names[k]: float(v) for k, v in fitter.standard_errors_.items()}
     ll = -float(fitter._negative_log_likelihood_) * counts.sum()
-    return SpendModel(params, ses, ll, len(buyers), corr, fitter)
+    cov = _inverse(np.asarray(fitter._hessian_, dtype=float), counts.sum())
+    return SpendModel(params, ses, ll, len(buyers), corr, fitter, cov)
+
+
+# ---------------------------------------------------------------------------------- uncertainty
+
+def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups: pd.Series | None = None,
+              gross_margin: float = 1.0, annual_discount_rate: float = 0.0, draws: int = 200,
+              level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    """Intervals for total expected purchases and total CLV over ``horizon``, overall and per group.
+
+    Parametric bootstrap: ``draws`` parameter sets are drawn from the asymptotic normal
+    distribution of the fitted log parameters (covariance from the likelihood's Hessian, as for
+    the standard errors), for the purchase model and the Gamma-Gamma model independently; each
+    set predicts every customer, and the totals' ``level`` central percentiles form the interval.
+    It covers the uncertainty of the fitted parameters, not the luck of individual customers.
+    Deterministic for a given ``seed``.
+
+    Returns one row per group (``"all customers"`` first) with ``expected_purchases``,
+    ``purchases_low``, ``purchases_high``, ``clv``, ``clv_low``, ``clv_high``.
+    """
+    import copy
+    from dataclasses import replace
+
+    if not 0 < level < 1:
+        raise LTVError(f"level must be between 0 and 1, got {level}.")
+    if draws < 20:
+        raise LTVError(f"draws must be at least 20 for percentiles to mean anything, got {draws}.")
+    if model.cov_log is None or not np.isfinite(model.cov_log).all():
+        raise LTVError(f"{PURCHASE_MODELS[model.model]} has no usable covariance; intervals are unavailable.")
+    keys = pd.Series("all customers", index=summary.index)
+    names = ["all customers"]
+    if groups is not None:
+        groups = groups.reindex(summary.index)
+        if groups.isna().any():
+            raise LTVError("groups must give a group for every customer of the summary.")
+        names += [str(g) for g in (groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype)
+                                   else sorted(groups.unique())) if (groups == g).any()]
+
+    def totals(m: LTVModel) -> np.ndarray:
+        p = m.predict(summary, horizon=horizon, gross_margin=gross_margin,
+                      annual_discount_rate=annual_discount_rate)
+        out = [[p["expected_purchases"].sum(), p["clv"].sum()]]
+        if groups is not None:
+            by = p[["expected_purchases", "clv"]].groupby(groups.astype(str).to_numpy()).sum()
+            out += [by.loc[g].tolist() for g in names[1:]]
+        return np.array(out)
+
+    rng = np.random.default_rng(seed)
+    point = totals(model)
+    keys_p = list(model.params)
+    log_p = np.log([model.params[k] for k in keys_p])
+    sims = []
+    for _ in range(draws):
+        drawn = dict(zip(keys_p, np.exp(rng.multivariate_normal(log_p, model.cov_log))))
+        fitter = copy.copy(model.fitter)
+        fitter.params_ = pd.Series({k: drawn[k] for k in keys_p})
+        spend = model.spend_model
+        if spend is not None and spend.cov_log is not None:
+            s_keys = list(spend.params)
+            s_drawn = np.exp(rng.multivariate_normal(np.log([spend.params[k] for k in s_keys]), spend.cov_log))
+            if s_drawn[1] > 1:  # q <= 1 has no mean spend: keep the fitted spend for this draw
+                spend = replace(spend, params=dict(zip(s_keys, s_drawn)))
+        sims.append(totals(replace(model, params=drawn, fitter=fitter, spend_model=spend)))
+    sims = np.array(sims)
+    lo, hi = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
+    table = pd.DataFrame({
+        "expected_purchases": point[:, 0], "purchases_low": lo[:, 0], "purchases_high": hi[:, 0],
+        "clv": point[:, 1], "clv_low": lo[:, 1], "clv_high": hi[:, 1],
+    }, index=pd.Index(names, name="group"))
+    return table
