@@ -151,6 +151,9 @@ class LTVModel:
     fitter: object = field(repr=False)
     #: Covariance of the log parameters (asymptotic, from the Hessian), for intervals.
     cov_log: np.ndarray = field(repr=False, default=None)
+    #: Longest observation T and the 99th percentile of frequency in the fitted data (figures).
+    t_max: float = 0.0
+    typical_max_frequency: int = 0
 
     def __repr__(self) -> str:
         p = ", ".join(f"{k}={v:.4g} (se {self.standard_errors.get(k, np.nan):.2g})"
@@ -288,7 +291,28 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
         + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
     spend_model = _fit_spend(data, penalizer) if spend == "gamma_gamma" else None
     return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
-                    cov_log)
+                    cov_log, float(data[T].max()), int(max(1, np.ceil(data[FREQUENCY].quantile(0.99)))))
+
+
+def p_alive_path(model: LTVModel, purchases, *, observation_end) -> pd.DataFrame:
+    """P(alive) of one customer on every day from the first purchase to ``observation_end``.
+
+    On day d the customer's history is what was known then: x = purchase days up to d minus 1,
+    t_x = time of the last purchase day up to d, T = time since the first purchase, all in the
+    model's time unit. Replaces lifetimes' ``calculate_alive_path`` (broken on pandas 3).
+    """
+    days = pd.DatetimeIndex(pd.to_datetime(pd.Series(purchases)).dt.normalize().unique()).sort_values()
+    if len(days) == 0:
+        raise LTVError("The customer has no purchases.")
+    end = pd.Timestamp(observation_end).normalize()
+    grid = pd.date_range(days[0], max(end, days[-1]), freq="D")
+    seen = np.searchsorted(days.to_numpy(), grid.to_numpy(), side="right")  # purchase days so far
+    unit = model.unit_days
+    t = (grid - days[0]).days.to_numpy() / unit
+    t_x = (days[seen - 1] - days[0]).days.to_numpy() / unit
+    with np.errstate(all="ignore"):
+        p = model.fitter.conditional_probability_alive(seen - 1.0, t_x, t)
+    return pd.DataFrame({"p_alive": np.asarray(p, dtype=float), "frequency": seen - 1}, index=grid)
 
 
 class _BGNBDLikelihood:
@@ -559,3 +583,186 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         "clv": point[:, 1], "clv_low": lo[:, 1], "clv_high": hi[:, 1],
     }, index=pd.Index(names, name="group"))
     return table
+
+
+# ---------------------------------------------------------------------------------- model choice
+
+def compare_models(transactions: pd.DataFrame, *, observation_end, calibration_end=None,
+                   models_: tuple[str, ...] = tuple(PURCHASE_MODELS), freq: str = "D",
+                   freq_multiplier: float = 1) -> pd.DataFrame:
+    """Fit each purchase model on a calibration period and score it on the holdout that follows.
+
+    ``calibration_end`` defaults to two thirds of the way from the first order to
+    ``observation_end`` (the last third is the holdout). One row per model: ``mae`` (mean
+    absolute error of holdout purchases per customer), ``predicted`` and ``actual`` holdout
+    purchases in total, ``total_error`` (relative), ``bic`` of the calibration fit. Sorted by
+    ``mae``, best first. The evaluation module gives the full backtest; this is the quick
+    choice behind ``model="auto"``.
+    """
+    from ltv_helpers.data import calibration_holdout
+
+    end = pd.Timestamp(observation_end)
+    if calibration_end is None:
+        first = transactions["order_date"].min()
+        calibration_end = (first + (end - first) * 2 / 3).normalize()
+    cal = calibration_holdout(transactions, calibration_end=calibration_end, observation_end=end,
+                              freq=freq, freq_multiplier=freq_multiplier)
+    duration = float(cal["duration_holdout"].iloc[0])
+    actual = cal["frequency_holdout"]
+    rows = []
+    for name in models_:
+        try:
+            m = fit(cal, model=name, spend=None)
+            pred = m.predict(cal, horizon=duration)["expected_purchases"]
+        except LTVError as err:
+            warnings.warn(f"{PURCHASE_MODELS[name]} left out of the comparison: {err}", stacklevel=2)
+            continue
+        rows.append({"model": name, "mae": float((pred - actual).abs().mean()),
+                     "predicted": float(pred.sum()), "actual": float(actual.sum()),
+                     "total_error": float(pred.sum() / actual.sum() - 1) if actual.sum() else np.nan,
+                     "bic": m.bic})
+    if not rows:
+        raise LTVError("No purchase model could be fitted on the calibration period.")
+    table = pd.DataFrame(rows).set_index("model").sort_values("mae")
+    table.attrs["calibration_end"] = str(pd.Timestamp(calibration_end).date())
+    return table
+
+
+# ---------------------------------------------------------------------------------- ML baseline
+
+#: Features of the ML baseline. Rates per day of tenure rather than raw tenure: the model is
+#: trained on younger customers than it predicts for, and trees cannot extrapolate tenure.
+ML_FEATURES = ("frequency", "monetary_value", "aov", "days_since_last", "orders_per_day",
+               "revenue_per_day", "silence_share")
+
+
+def _ml_features(history: pd.DataFrame) -> pd.DataFrame:
+    tenure = history[T] + 1.0
+    return pd.DataFrame({
+        "frequency": history[FREQUENCY], "monetary_value": history[MONETARY_VALUE],
+        "aov": history["aov"], "days_since_last": history["days_since_last"],
+        "orders_per_day": history["orders"] / tenure, "revenue_per_day": history["revenue"] / tenure,
+        "silence_share": history["days_since_last"] / tenure,
+    }, index=history.index)
+
+
+@dataclass
+class MLBaseline:
+    """Gradient boosting on RFM and tenure features, trained on one window to predict the next.
+
+    ``fit_ml_baseline`` builds the features of every customer at ``train_end`` (their history up
+    to then) and learns their purchases (distinct purchase days) and spend in the following
+    ``horizon_days``. ``predict`` applies the same to the history up to a later date. It is the
+    "regression on history" of the domain guides, to be compared with the probabilistic models.
+    """
+
+    purchases_model: object = field(repr=False)
+    spend_model: object = field(repr=False)
+    horizon_days: float
+    train_end: pd.Timestamp
+    n_train: int
+
+    def __repr__(self) -> str:
+        return (f"MLBaseline(gradient boosting, trained on {self.n_train:,} customers' history to "
+                f"{self.train_end.date()} -> the next {self.horizon_days:g} days)")
+
+    def predict(self, transactions: pd.DataFrame, *, observation_end) -> pd.DataFrame:
+        """``expected_purchases`` and ``expected_revenue`` in the ``horizon_days`` after
+        ``observation_end``, per customer seen by then."""
+        from ltv_helpers.data import customer_history
+
+        feats = _ml_features(customer_history(transactions, observation_end=observation_end))
+        X = feats[list(ML_FEATURES)].to_numpy()
+        return pd.DataFrame({
+            "expected_purchases": np.clip(self.purchases_model.predict(X), 0, None),
+            "expected_revenue": np.clip(self.spend_model.predict(X), 0, None),
+        }, index=feats.index)
+
+
+def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days: float,
+                    seed: int = 0) -> MLBaseline:
+    """Train :class:`MLBaseline` on the window that ends at ``observation_end``: features at
+    ``observation_end - horizon_days``, targets in the ``horizon_days`` after that.
+
+    scikit-learn's ``HistGradientBoostingRegressor`` with a Poisson loss (counts and spend are
+    non-negative and skewed), fixed ``random_state``.
+    """
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from ltv_helpers.data import _end_cut, customer_history
+
+    end = pd.Timestamp(observation_end)
+    train_end = end - pd.Timedelta(days=horizon_days)
+    if horizon_days <= 0:
+        raise LTVError(f"horizon_days must be positive, got {horizon_days}.")
+    tx = transactions
+    if tx["order_date"].min() >= _end_cut(train_end):
+        raise LTVError(f"No history before {train_end.date()} to train on; use a shorter horizon_days.")
+    feats = _ml_features(customer_history(tx, observation_end=train_end))
+    window = tx[(tx["order_date"] >= _end_cut(train_end)) & (tx["order_date"] < _end_cut(end))]
+    days = window.assign(day=window["order_date"].dt.normalize())
+    purchases = days.groupby("customer_id")["day"].nunique().reindex(feats.index, fill_value=0)
+    spend = window.groupby("customer_id")["amount"].sum().reindex(feats.index, fill_value=0.0)
+    if len(feats) < MIN_CUSTOMERS:
+        raise LTVError(f"{len(feats)} customers are too few to train the ML baseline.")
+    X = feats[list(ML_FEATURES)].to_numpy()
+    make = lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=200, learning_rate=0.05,  # noqa: E731
+                                                 random_state=seed)
+    purchases_model = make().fit(X, purchases.to_numpy(dtype=float))
+    spend_model = make().fit(X, spend.to_numpy(dtype=float))
+    return MLBaseline(purchases_model, spend_model, float(horizon_days), train_end, len(feats))
+
+
+# ---------------------------------------------------------------------------------- reading
+
+def describe(model: LTVModel, language: str = "en") -> str:
+    """Plain-language reading of the fitted parameters (Markdown bullet points)."""
+    p, unit = model.params, ("days" if model.unit_days == 1 else f"x {model.unit_days:g} days")
+    zh = language == "zh"
+    mean_rate = p["r"] / p["alpha"]  # purchases per unit while active, averaged over customers
+    gap = 1 / mean_rate
+    lines = []
+    if zh:
+        lines.append(f"- 活跃客户的平均购买率为每 {gap:,.0f} 个时间单位（{unit}）一次；r = {p['r']:.2f} "
+                     f"越小，客户之间的购买频率差异越大。")
+    else:
+        lines.append(f"- While active, customers buy on average once every {gap:,.0f} time units ({unit}); "
+                     f"r = {p['r']:.2f} measures how alike they are (the smaller, the more customers differ).")
+    if model.model in ("bgnbd", "mbgnbd"):
+        drop = p["a"] / (p["a"] + p["b"])
+        lines.append(f"- 每次购买后平均有 {drop:.0%} 的客户流失（a/(a+b)）。" if zh else
+                     f"- After each purchase, {drop:.0%} of customers drop out on average (a / (a + b)).")
+    else:
+        life = p["beta"] / p["s"]
+        lines.append(f"- 客户的平均活跃寿命约为 {life:,.0f} 个时间单位（β/s）。" if zh else
+                     f"- A customer stays active for about {life:,.0f} time units on average (beta / s).")
+    if model.spend_model is not None:
+        sp = model.spend_model.params
+        mean_spend = sp["p"] * sp["gamma"] / (sp["q"] - 1)
+        corr = model.spend_model.frequency_spend_correlation
+        lines.append(f"- 平均每单消费约 {mean_spend:,.2f}；消费额与购买频次的相关系数为 {corr:.2f}"
+                     f"（Gamma-Gamma 假设二者独立）。" if zh else
+                     f"- An order is worth {mean_spend:,.2f} on average across customers; spend and "
+                     f"frequency correlate at {corr:.2f} (Gamma-Gamma assumes independence).")
+    return "\n".join(lines)
+
+
+def save_predictions(output_dir, predictions: pd.DataFrame, model: LTVModel, **facts) -> pd.DataFrame:
+    """Write ``predictions.parquet`` (one row per customer) and ``prediction.json`` (model,
+    parameters, totals and any ``facts`` given) to ``output_dir``; returns the file list."""
+    import json
+    from pathlib import Path
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    predictions.to_parquet(out / "predictions.parquet")
+    meta = {"model": model.model, "params": model.params, "standard_errors": model.standard_errors,
+            "log_likelihood": model.log_likelihood, "unit_days": model.unit_days,
+            "spend_params": model.spend_model.params if model.spend_model else None,
+            "customers": len(predictions),
+            "total_expected_purchases": float(predictions["expected_purchases"].sum()),
+            "total_clv": float(predictions["clv"].sum()), **facts}
+    (out / "prediction.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str),
+                                         encoding="utf-8")
+    return pd.DataFrame({"rows": [len(predictions), None]},
+                        index=pd.Index(["predictions.parquet", "prediction.json"], name="file")).astype("Int64")

@@ -246,3 +246,123 @@ def tier_stage_heatmap(tiers: pd.Series, stages: pd.Series, language: str = "en"
     ax.set_ylabel(label("tier", language))
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------- prediction
+
+def _unit_name(unit_days: float, language: str) -> str:
+    names = {1.0: ("days", "天"), 7.0: ("weeks", "周")}
+    en, zh = names.get(float(unit_days), (f"units of {unit_days:g} days", f"{unit_days:g}天单位"))
+    return zh if language == "zh" else en
+
+
+def _model_matrix(model, values: str, horizon: float, max_frequency: int | None, grid: int = 40):
+    """Grid of frequency (columns) x recency (rows) for a customer observed for the longest T."""
+    T_max = model.t_max
+    f_max = max_frequency or model.typical_max_frequency
+    freqs = np.arange(0, f_max + 1)
+    recs = np.linspace(0, T_max, grid)
+    F, R = np.meshgrid(freqs, recs)
+    R = np.where(F == 0, 0.0, R)  # without repeat purchases recency is 0
+    args = (F.ravel().astype(float), R.ravel(), np.full(F.size, T_max))
+    with np.errstate(all="ignore"):
+        if values == "purchases":
+            z = model.fitter.conditional_expected_number_of_purchases_up_to_time(horizon, *args)
+        else:
+            z = model.fitter.conditional_probability_alive(*args)
+    return freqs, recs, np.asarray(z, dtype=float).reshape(F.shape), T_max
+
+
+def model_matrix(model, *, values: str = "purchases", horizon: float = 365, max_frequency: int | None = None,
+                 language: str = "en") -> plt.Figure:
+    """Expected purchases over ``horizon`` (``values="purchases"``) or P(alive) (``"alive"``) for
+    a customer observed over the longest T, by frequency (x) and recency (y)."""
+    freqs, recs, z, T_max = _model_matrix(model, values, horizon, max_frequency)
+    unit = _unit_name(model.unit_days, language)
+    fig, ax = plt.subplots(figsize=(8, 5.5))
+    mesh = ax.pcolormesh(freqs, recs, z, cmap="viridis", shading="nearest",
+                         vmin=0, vmax=1 if values == "alive" else None)
+    if values == "purchases":
+        title = (f"预计未来 {horizon:g} {unit}的购买次数" if language == "zh"
+                 else f"Expected purchases in the next {horizon:g} {unit}")
+        bar = "预计购买次数" if language == "zh" else "expected purchases"
+    else:
+        title = "客户仍然活跃的概率" if language == "zh" else "Probability that a customer is still active"
+        bar = "P(活跃)" if language == "zh" else "P(alive)"
+    fig.colorbar(mesh, ax=ax, label=bar)
+    _title(ax, title)
+    ax.set_xlabel(("重复购买次数（频次）" if language == "zh" else "repeat purchases (frequency)"))
+    ax.set_ylabel((f"首购到末次购买的时间（{unit}）" if language == "zh"
+                   else f"time from first to last purchase, recency ({unit})"))
+    ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
+    ax.annotate(("T = " if language == "en" else "观察期 T = ") + f"{T_max:g} {unit}",
+                (0.02, 0.97), xycoords="axes fraction", va="top", color="white", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def clv_distribution(predictions: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
+    """Histogram of predicted CLV on a log scale, with median and mean."""
+    values = predictions["clv"][predictions["clv"] > 0.01]
+    values = values[values >= values.quantile(0.005)]  # a few near-zero customers would stretch the axis
+    fig, ax = plt.subplots(figsize=(8, 4))
+    sns.histplot(values, log_scale=True, bins=50, ax=ax, color=sns.color_palette()[2])
+    for stat, style in (("median", "--"), ("mean", ":")):
+        v = float(getattr(predictions["clv"], stat)())
+        if v > 0.01:
+            ax.axvline(v, color="black", linestyle=style, linewidth=1)
+            ax.annotate(f"{stat} {v:,.2f}", (v, ax.get_ylim()[1] * 0.95), rotation=90, ha="right",
+                        va="top", fontsize=9)
+    unit = f" ({currency}, log scale)" if currency else " (log scale)"
+    _title(ax, "预测CLV分布" if language == "zh" else "Distribution of predicted CLV")
+    ax.set_xlabel(("预测CLV" if language == "zh" else "predicted CLV") + unit)
+    ax.set_ylabel(label("customers", language))
+    fig.tight_layout()
+    return fig
+
+
+def clv_by_group(predictions: pd.DataFrame, labels: pd.Series, currency: str = "",
+                 language: str = "en") -> plt.Figure:
+    """Average predicted CLV per customer in each group, annotated with the group's share of all CLV."""
+    from ltv_helpers.segments import group_name
+
+    frame = pd.DataFrame({"clv": predictions["clv"], "group": labels.reindex(predictions.index)})
+    order = (list(labels.cat.categories) if isinstance(labels.dtype, pd.CategoricalDtype)
+             else sorted(frame["group"].dropna().unique()))
+    stats = frame.groupby("group", observed=True)["clv"].agg(["mean", "sum"]).reindex(order).dropna()
+    share = stats["sum"] / stats["sum"].sum()
+    names = [group_name(str(g), language) for g in stats.index]
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(stats) + 1.8))
+    ax.barh(names, stats["mean"], color=sns.color_palette()[2])
+    ax.invert_yaxis()
+    for y, (m, s) in enumerate(zip(stats["mean"], share)):
+        text = f"{m:,.0f}  ({s:.0%} 的总CLV)" if language == "zh" else f"{m:,.0f}  ({s:.0%} of all CLV)"
+        ax.annotate(text, (m, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
+    ax.set_xlim(0, stats["mean"].max() * 1.35)
+    group = str(labels.name or "group")
+    _title(ax, (f"各{label(group, language)}的平均预测CLV" if language == "zh"
+                else f"Average predicted CLV per customer by {group}"))
+    ax.set_xlabel(("平均预测CLV" if language == "zh" else "average predicted CLV")
+                  + (f" ({currency})" if currency else ""))
+    fig.tight_layout()
+    return fig
+
+
+def purchase_history_alive(model, purchases: pd.Series, *, observation_end, language: str = "en") -> plt.Figure:
+    """One customer's purchases and P(alive) over time (lifetimes' ``plot_history_alive`` is
+    broken on pandas 3). ``purchases`` are the customer's order dates."""
+    from ltv_helpers.models import p_alive_path
+
+    path = p_alive_path(model, purchases, observation_end=observation_end)
+    fig, ax = plt.subplots(figsize=(9, 3.8))
+    ax.plot(path.index, path["p_alive"], color=sns.color_palette()[0], linewidth=1.8)
+    days = pd.to_datetime(purchases).dt.normalize().unique()
+    for d in days:
+        ax.axvline(d, color=sns.color_palette()[3], linewidth=0.8, linestyle="--")
+    ax.set_ylim(0, 1.05)
+    _title(ax, "购买记录与存活概率" if language == "zh" else "Purchases (dashed) and probability of being active")
+    ax.set_ylabel("P(活跃)" if language == "zh" else "P(alive)")
+    ax.set_xlabel("日期" if language == "zh" else "date")
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig

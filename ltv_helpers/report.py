@@ -10,7 +10,7 @@ from ltv_helpers.schema import LTVError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: The notebooks of a client report, in the order data flows through them.
-PIPELINE = ("01_collection", "02_segmentation")
+PIPELINE = ("01_collection", "02_segmentation", "03_prediction")
 #: Cell tags removed from client HTML: set-up code and the parameters papermill records.
 HIDDEN_TAGS = {"setup", "parameters", "injected-parameters"}
 
@@ -80,3 +80,16 @@ def styled(table):
         else:
             formats[col] = "{:,.2f}"
     return table.style.format(formats).set_properties(**{"text-align": "left"})
+
+
+def pseudonymize(ids, key: str | None = None) -> pd.Series:
+    """Stable pseudonyms for customer ids in client-facing reports: ``C-`` + 8 hex digits of
+    SHA-256(key + id). ``key`` defaults to the ``LTV_PSEUDONYM_KEY`` environment variable; keep
+    it secret and the pseudonyms cannot be traced back, reuse it and the same customer keeps the
+    same pseudonym across reports."""
+    import hashlib
+    import os
+
+    key = key if key is not None else os.environ.get("LTV_PSEUDONYM_KEY", "")
+    values = pd.Series(ids).astype(str)
+    return values.map(lambda v: "C-" + hashlib.sha256((key + "\x00" + v).encode("utf-8")).hexdigest()[:8])
