@@ -212,3 +212,73 @@ def test_invalid_arguments(cal, bgnbd):
         bgnbd.predict(cal, horizon=0)
     with pytest.raises(LTVError, match="gross_margin"):
         bgnbd.predict(cal, horizon=5, gross_margin=2)
+
+
+# ------------------------------------------------------------------ uncertainty, choice, baseline
+
+def test_intervals_cover_the_point_and_are_deterministic(cal, bgnbd):
+    groups = pd.Series(np.where(cal["frequency_cal"] > 0, "repeat", "one-time"), index=cal.index)
+    a = models.intervals(bgnbd, cal, horizon=39, groups=groups, draws=40, seed=1)
+    b = models.intervals(bgnbd, cal, horizon=39, groups=groups, draws=40, seed=1)
+    pd.testing.assert_frame_equal(a, b)
+    assert list(a.index) == ["all customers", "one-time", "repeat"]
+    assert (a["purchases_low"] <= a["expected_purchases"]).all()
+    assert (a["expected_purchases"] <= a["purchases_high"]).all()
+    assert (a["clv_low"] < a["clv_high"]).all()
+    point = bgnbd.predict(cal, horizon=39)
+    assert a.loc["all customers", "expected_purchases"] == pytest.approx(point["expected_purchases"].sum())
+    assert a.loc[["one-time", "repeat"], "clv"].sum() == pytest.approx(point["clv"].sum())
+    # The 39-week holdout has 1,882 purchase days; BG/NBD's forecast is 12% short of it.
+    assert a.loc["all customers", "expected_purchases"] == pytest.approx(1882, rel=0.15)
+
+
+def test_pareto_covariance_matches_its_standard_errors(cal):
+    m = models.fit(cal, model="pareto_nbd", spend=None, unit_days=7)
+    rel_se = np.sqrt(np.diag(m.cov_log))
+    for i, k in enumerate(["r", "alpha", "s", "beta"]):
+        assert rel_se[i] == pytest.approx(m.standard_errors[k] / m.params[k], rel=1e-6)
+
+
+def test_compare_models_ranks_by_holdout_error(cdnow_sample):
+    table = models.compare_models(cdnow_sample, observation_end="1998-06-30",
+                                  calibration_end="1997-09-30")
+    assert set(table.index) == {"bgnbd", "mbgnbd", "pareto_nbd"}
+    assert table["mae"].is_monotonic_increasing
+    hold = cdnow_sample[cdnow_sample["order_date"] > "1997-09-30"]
+    assert table["actual"].iloc[0] == hold.groupby("customer_id")["order_date"].nunique().sum()
+    assert (table["total_error"].abs() < 0.2).all()
+
+
+def test_ml_baseline_learns_and_predicts(cdnow_sample):
+    ml = models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=180)
+    assert ml.train_end == pd.Timestamp("1998-01-01")
+    pred = ml.predict(cdnow_sample, observation_end="1998-06-30")
+    assert len(pred) == 2357 and (pred >= 0).all().all()
+    # Customers who bought a lot recently are predicted to spend more than silent one-timers.
+    hist_orders = cdnow_sample.groupby("customer_id").size()
+    assert pred.loc[hist_orders[hist_orders >= 10].index, "expected_revenue"].mean() > \
+        5 * pred.loc[hist_orders[hist_orders == 1].index, "expected_revenue"].mean()
+    again = models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=180)
+    pd.testing.assert_frame_equal(pred, again.predict(cdnow_sample, observation_end="1998-06-30"))
+    with pytest.raises(LTVError, match="No history"):
+        models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=800)
+
+
+def test_p_alive_path_matches_the_model_at_the_end(bgnbd, cdnow_sample):
+    one = cdnow_sample[cdnow_sample["customer_id"] == cdnow_sample["customer_id"].iloc[0]]
+    days = calibration_holdout(load_cdnow(sample=True), calibration_end="1998-06-29",
+                               observation_end="1998-06-30")
+    m = models.fit(days, model="bgnbd", spend=None)
+    path = models.p_alive_path(m, one["order_date"], observation_end="1998-06-30")
+    summary = rfm_summary(one, observation_end="1998-06-30")
+    expected = m.fitter.conditional_probability_alive(summary["frequency"], summary["recency"], summary["T"])
+    assert path["p_alive"].iloc[-1] == pytest.approx(float(np.asarray(expected)[0]))
+    assert path["p_alive"].iloc[0] == 1.0 and path.index[0] == one["order_date"].min()
+    assert path["frequency"].iloc[-1] == summary["frequency"].iloc[0]
+
+
+def test_describe_reads_the_parameters(bgnbd):
+    text = models.describe(bgnbd)
+    assert "once every 18 time units" in text  # alpha / r = 4.414 / 0.243 weeks
+    assert f"{0.793 / (0.793 + 2.426):.0%}" in text
+    assert "每次购买后" in models.describe(bgnbd, "zh")

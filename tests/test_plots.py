@@ -1,6 +1,7 @@
 import warnings
 
 import matplotlib.pyplot as plt
+import numpy as np
 import pytest
 
 from ltv_helpers import data, plots
@@ -109,4 +110,51 @@ def test_tier_stage_heatmap_counts(seg_inputs):
     fig = plots.tier_stage_heatmap(tiers, stages)
     values = [int(t.get_text().replace(",", "")) for t in fig.axes[0].texts]
     assert sum(values) == len(hist) and len(values) == 16
+    plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def fitted(seg_inputs):
+    from ltv_helpers import models
+
+    _, tx, hist, _ = seg_inputs
+    return models, tx, hist, models.fit(hist, model="bgnbd")
+
+
+@pytest.mark.parametrize("values", ["purchases", "alive"])
+def test_model_matrix_values_come_from_the_model(fitted, values):
+    _, _, hist, m = fitted
+    fig = plots.model_matrix(m, values=values, horizon=365)
+    mesh = fig.axes[0].collections[0]
+    z = np.asarray(mesh.get_array())
+    assert z.min() >= 0 and (values == "purchases" or z.max() <= 1)
+    assert "days" in fig.axes[0].get_ylabel()
+    plt.close(fig)
+
+
+def test_clv_figures(fitted):
+    _, tx, hist, m = fitted
+    from ltv_helpers import segments as sg
+
+    pred = m.predict(hist, horizon=365)
+    fig = plots.clv_distribution(pred, "USD")
+    assert "USD, log scale" in fig.axes[0].get_xlabel()
+    plt.close(fig)
+    tiers = sg.value_tiers(hist)
+    fig = plots.clv_by_group(pred, tiers, "USD")
+    widths = [p.get_width() for p in fig.axes[0].patches]
+    expected = pred["clv"].groupby(tiers, observed=True).mean().reindex(sg.TIERS).dropna()
+    assert widths == pytest.approx(expected.tolist())
+    assert fig.axes[0].get_title() == "Average predicted CLV per customer by tier"
+    plt.close(fig)
+
+
+def test_purchase_history_alive_marks_every_purchase_day(fitted):
+    _, tx, hist, m = fitted
+    cid = hist["frequency"].idxmax()
+    dates = tx.loc[tx["customer_id"] == cid, "order_date"]
+    fig = plots.purchase_history_alive(m, dates, observation_end="1998-06-30")
+    ax = fig.axes[0]
+    assert len(ax.lines) == 1 + dates.dt.normalize().nunique()
+    assert ax.get_ylim()[1] <= 1.05
     plt.close(fig)

@@ -24,3 +24,14 @@ def test_collection_notebook_renders_client_html_on_a_client_file(tmp_path):
     assert sorted(rejected["reason"]) == ["fully refunded", "refund netted into same-day purchase",
                                           "unparseable date"]
     assert len(pd.read_parquet(out / "rfm_summary.parquet")) == 1
+
+
+def test_pseudonyms_are_stable_keyed_and_hide_the_id():
+    from ltv_helpers.report import pseudonymize
+
+    ids = pd.Series(["00042", "00043", "00042"])
+    a = pseudonymize(ids, "k1")
+    assert a.iloc[0] == a.iloc[2] != a.iloc[1]
+    assert a.str.match(r"^C-[0-9a-f]{8}$").all()
+    assert not a.str.contains("00042").any()
+    assert (pseudonymize(ids, "k2") != a).all()
