@@ -1,0 +1,356 @@
+"""Evaluation: holdout backtests of the models against baselines, the classic BG/NBD validation.
+
+``backtest`` fits every model on a calibration period and predicts the holdout period that
+follows; ``.metrics`` compares models and baselines on the same customers. The classic checks of
+Fader, Hardie and Lee (2005) are ``conditional_expectations`` (holdout purchases by calibration
+frequency) and ``tracking`` (repeat transactions per period, incremental and cumulative).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers import models as mdl
+from ltv_helpers.data import _PERIOD_SQL, _Source, _check_freq, _end_cut, calibration_holdout
+from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
+
+#: Baselines every metrics table carries, so a model has to beat something.
+BASELINES = {
+    "naive": "past rate continues: repeat purchases per unit of time since the first purchase x holdout "
+             "length, at the customer's own average order value",
+    "rfm": "RFM score ranking (R + F + M): ranks customers, forecasts nothing",
+    "simple_formula": "simple LTV formula for an average customer: population AOV x purchases per "
+                      "customer-day x holdout days, the same for everyone",
+    "ml": "gradient boosting on RFM and tenure features, trained on the previous window (as long as the "
+          "holdout, or the second half of the calibration period if that is shorter, scaled up)",
+}
+
+
+@dataclass
+class BacktestResult:
+    """What :func:`backtest` produced.
+
+    ``predictions``: one row per calibration customer: ``actual_purchases`` (distinct purchase
+    periods in the holdout), ``actual_spend`` (holdout revenue) and per model or baseline
+    ``<name>_purchases`` and ``<name>_spend``. ``metrics``: one row per model and baseline.
+    ``summary``: the calibration/holdout summary. ``fitted``: the fitted models by name.
+    """
+
+    predictions: pd.DataFrame
+    metrics: pd.DataFrame
+    summary: pd.DataFrame
+    fitted: dict = field(repr=False)
+    calibration_end: pd.Timestamp = None
+    observation_end: pd.Timestamp = None
+    duration: float = 0.0
+
+    def best(self, metric: str = "mae") -> str:
+        """The model (not baseline) with the best value of ``metric``."""
+        rows = self.metrics.loc[[m for m in self.fitted if m in self.metrics.index]]
+        col = rows[metric].abs() if metric.endswith("error_pct") else rows[metric]
+        return str(col.idxmax() if metric in HIGHER_IS_BETTER else col.idxmin())
+
+
+#: Metrics where a larger value is better; for the others smaller is better (errors by size).
+HIGHER_IS_BETTER = {"correlation", "spend_spearman", "top10_capture", "top20_capture", "gains_gini",
+                    "top20_precision", "log_likelihood"}
+
+
+def default_calibration_end(transactions: pd.DataFrame, observation_end) -> pd.Timestamp:
+    """Two thirds of the way from the first order to ``observation_end``: the last third is holdout."""
+    first = transactions[ORDER_DATE].min()
+    end = pd.Timestamp(observation_end)
+    return (first + (end - first) * 2 / 3).normalize()
+
+
+def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_end=None,
+             models: tuple[str, ...] | list[str] = ("bgnbd", "pareto_nbd", "mbgnbd"), freq: str = "D",
+             freq_multiplier: float = 1, baselines: bool = True) -> BacktestResult:
+    """Fit each model on the calibration period, predict the holdout, score models and baselines.
+
+    ``calibration_end`` defaults to :func:`default_calibration_end`; ``observation_end`` to the
+    last order. Model predictions of spend are expected purchases x Gamma-Gamma expected order
+    value, undiscounted. The baselines are :data:`BASELINES`. Metrics, per row:
+
+    - purchases: ``mae``, ``rmse`` per customer, ``predicted``, ``actual`` totals,
+      ``total_error_pct``, ``correlation`` (Pearson);
+    - spend: ``spend_mae``, ``spend_total_error_pct``, ``spend_spearman`` (rank correlation);
+    - ranking by predicted spend: ``top10_capture`` / ``top20_capture`` (share of holdout revenue
+      from the predicted top 10% / 20%), ``gains_gini`` (area between the cumulative-gains curve
+      and the diagonal over that of the perfect ranking: 1 perfect, 0 random), ``top20_precision``
+      (share of the predicted top 20% who are in the actual top 20%);
+    - ``log_likelihood`` and ``bic`` of the calibration fit (models only).
+    """
+    if observation_end is None:
+        observation_end = transactions[ORDER_DATE].max().normalize()
+    if calibration_end is None:
+        calibration_end = default_calibration_end(transactions, observation_end)
+    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    for name in models:
+        if name not in mdl.PURCHASE_MODELS:
+            raise LTVError(f"models must be among {', '.join(mdl.PURCHASE_MODELS)}, got {name!r}.")
+    summary = calibration_holdout(transactions, calibration_end=cal_end, observation_end=obs_end,
+                                  freq=freq, freq_multiplier=freq_multiplier)
+    duration = float(summary["duration_holdout"].iloc[0])
+    holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(cal_end))
+                           & (transactions[ORDER_DATE] < _end_cut(obs_end))]
+    spend = holdout.groupby(CUSTOMER_ID)[AMOUNT].sum()
+    spend.index = spend.index.astype("str")
+    pred = pd.DataFrame({"actual_purchases": summary["frequency_holdout"],
+                         "actual_spend": spend.reindex(summary.index, fill_value=0.0)})
+    fitted, fit_stats = {}, {}
+    for name in models:
+        try:
+            m = mdl.fit(summary, model=name)
+        except LTVError as err:
+            warnings.warn(f"{mdl.PURCHASE_MODELS[name]} left out of the backtest: {err}", stacklevel=2)
+            continue
+        p = m.predict(summary, horizon=duration)
+        pred[f"{name}_purchases"] = p["expected_purchases"]
+        pred[f"{name}_spend"] = p["clv"]
+        fitted[name] = m
+        fit_stats[name] = {"log_likelihood": m.log_likelihood, "bic": m.bic}
+    if baselines:
+        _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
+    names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
+    rows = {name: {**_metrics(pred, name), **fit_stats.get(name, {})} for name in names}
+    metrics = pd.DataFrame(rows).T
+    metrics.index.name = "model"
+    metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
+    return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration)
+
+
+def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
+    f, T_ = summary["frequency_cal"], summary["T_cal"]
+    cal = transactions[transactions[ORDER_DATE] < _end_cut(cal_end)]
+    per = cal.groupby(CUSTOMER_ID)[AMOUNT].agg(["sum", "size"])
+    per.index = per.index.astype("str")
+    per = per.reindex(summary.index)
+    aov = per["sum"] / per["size"]
+    rate = np.where(T_ > 0, f / T_.where(T_ > 0, 1.0), 0.0)
+    pred["naive_purchases"] = rate * duration
+    pred["naive_spend"] = pred["naive_purchases"] * aov
+    # RFM: a score, not a forecast; value columns stay NaN, ranking uses the score.
+    from ltv_helpers.segments import rfm_scores
+
+    hist = pd.DataFrame({"frequency": f, "recency": summary["recency_cal"], "T": T_,
+                         "monetary_value": summary["monetary_value_cal"], "revenue": per["sum"]})
+    scores = rfm_scores(hist)
+    score = (scores["R"] + scores["F"] + scores["M"]).astype(float)
+    pred["rfm_purchases"] = np.nan
+    pred["rfm_spend"] = np.nan
+    pred["rfm_score"] = score
+    unit_days = summary.attrs.get("unit_days", 1.0)
+    population_aov = per["sum"].sum() / per["size"].sum()
+    customer_days = (T_ * unit_days).clip(lower=1).sum()
+    repeat_per_day = f.sum() / customer_days
+    pred["simple_formula_purchases"] = repeat_per_day * duration * unit_days
+    pred["simple_formula_spend"] = pred["simple_formula_purchases"] * population_aov
+    try:
+        # Train on a window as long as the holdout if the calibration period allows, else on its
+        # second half, and scale the forecast to the holdout's length.
+        horizon = duration * unit_days
+        span = (pd.Timestamp(cal_end) - cal[ORDER_DATE].min()).days
+        window = min(horizon, span / 2)
+        ml = mdl.fit_ml_baseline(cal, observation_end=cal_end, horizon_days=window)
+        ml_pred = ml.predict(cal, observation_end=cal_end).reindex(summary.index) * (horizon / window)
+        pred["ml_purchases"] = ml_pred["expected_purchases"].fillna(0.0)
+        pred["ml_spend"] = ml_pred["expected_revenue"].fillna(0.0)
+    except LTVError as err:
+        warnings.warn(f"ML baseline left out: {err}", stacklevel=3)
+
+
+def _metrics(pred: pd.DataFrame, name: str) -> dict:
+    actual_p, actual_s = pred["actual_purchases"], pred["actual_spend"]
+    p, s = pred[f"{name}_purchases"], pred[f"{name}_spend"]
+    ranking = pred["rfm_score"] if name == "rfm" else s
+    out = {}
+    if p.notna().all():
+        err = p - actual_p
+        out.update(mae=float(err.abs().mean()), rmse=float(np.sqrt((err**2).mean())),
+                   predicted=float(p.sum()), actual=float(actual_p.sum()),
+                   total_error_pct=float(100 * (p.sum() / actual_p.sum() - 1)) if actual_p.sum() else np.nan,
+                   correlation=float(np.corrcoef(p, actual_p)[0, 1]) if p.std() > 0 else np.nan)
+    if s.notna().all():
+        out.update(spend_mae=float((s - actual_s).abs().mean()),
+                   spend_total_error_pct=float(100 * (s.sum() / actual_s.sum() - 1)) if actual_s.sum() else np.nan,
+                   spend_spearman=float(s.corr(actual_s, method="spearman")) if s.std() > 0 else np.nan)
+    out.update(_ranking(ranking, actual_s))
+    return out
+
+
+def gains_curve(score: pd.Series, actual: pd.Series) -> pd.DataFrame:
+    """Cumulative share of ``actual`` value captured by customers sorted by ``score`` (descending).
+
+    Ties in the score are broken by customer order after a stable sort, i.e. as a random
+    ranking would: a constant score gives the diagonal on average.
+    x = share of customers (0 to 1), y = share of actual value.
+    """
+    order = np.argsort(-score.to_numpy(dtype=float), kind="stable")
+    values = actual.to_numpy(dtype=float)[order]
+    total = values.sum()
+    n = len(values)
+    y = np.concatenate(([0.0], np.cumsum(values) / total)) if total > 0 else np.linspace(0, 1, n + 1)
+    return pd.DataFrame({"share of customers": np.arange(n + 1) / n, "share of value": y})
+
+
+def _ranking(score: pd.Series, actual: pd.Series) -> dict:
+    n = len(score)
+    if n == 0 or actual.sum() <= 0:
+        return {}
+    curve = gains_curve(score, actual)
+    perfect = gains_curve(actual, actual)
+    area = lambda c: np.trapezoid(c["share of value"], c["share of customers"]) - 0.5  # noqa: E731
+    k10, k20 = max(1, int(np.ceil(0.1 * n))), max(1, int(np.ceil(0.2 * n)))
+    top_pred = set(score.index[np.argsort(-score.to_numpy(dtype=float), kind="stable")[:k20]])
+    top_actual = set(actual.index[np.argsort(-actual.to_numpy(dtype=float), kind="stable")[:k20]])
+    return {"top10_capture": float(curve["share of value"].iloc[k10]),
+            "top20_capture": float(curve["share of value"].iloc[k20]),
+            "gains_gini": float(area(curve) / area(perfect)) if area(perfect) > 0 else np.nan,
+            "top20_precision": len(top_pred & top_actual) / k20}
+
+
+def conditional_expectations(result: BacktestResult, *, max_frequency: int = 7) -> pd.DataFrame:
+    """Mean actual and predicted holdout purchases by calibration frequency 0, 1, ..., ``max_frequency``+.
+
+    One row per frequency group: ``customers``, ``actual`` and one column per model. This is the
+    classic BG/NBD validation table (Fader, Hardie and Lee 2005, figure 5).
+    """
+    freq = result.summary["frequency_cal"].clip(upper=max_frequency).astype(int)
+    cols = {"actual": result.predictions["actual_purchases"]}
+    cols.update({name: result.predictions[f"{name}_purchases"] for name in result.fitted})
+    table = pd.DataFrame(cols).groupby(freq.to_numpy()).mean()
+    table.insert(0, "customers", freq.value_counts().sort_index().to_numpy())
+    table.index = [str(i) if i < max_frequency else f"{max_frequency}+" for i in table.index]
+    table.index.name = "calibration frequency"
+    return table
+
+
+def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = "W") -> pd.DataFrame:
+    """Actual and predicted repeat transactions per period, over calibration and holdout.
+
+    Repeat transactions are purchase days after a customer's first, counted in ``freq`` periods
+    (weekly by default), for the backtest's customers. Predicted: for each group of customers
+    whose first purchase was on day f, the model's unconditional
+    ``expected_number_of_purchases_up_to_time`` from f to the period's end, in the backtest's time
+    unit, times the group's size, summed; this is lifetimes' ``expected_cumulative_transactions``
+    (tested equal on daily periods). Columns: ``actual``, one per model (incremental per period) and
+    ``cumulative_<name>``; ``holdout`` marks periods after the calibration end.
+    """
+    freq = _check_freq(freq, 1)
+    unit_days = result.summary.attrs.get("unit_days", 1.0)
+    ids = result.summary.index
+    tx = transactions[transactions[CUSTOMER_ID].astype("str").isin(ids)
+                      & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
+    src = _Source(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]])
+    try:
+        per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
+        day = _PERIOD_SQL["D"].format(c=ORDER_DATE)
+        # Repeat transactions: lifetimes' definition in the backtest's own unit (days here),
+        # counted in the tracking period that contains them.
+        rows = src.con.execute(f"""
+            WITH days AS (SELECT {CUSTOMER_ID} AS cid, {day} AS d, MIN({per}) AS p FROM src GROUP BY ALL),
+            marked AS (SELECT p, d = MIN(d) OVER (PARTITION BY cid) AS is_first FROM days)
+            SELECT p, SUM(CASE WHEN is_first THEN 0 ELSE 1 END) AS repeat FROM marked GROUP BY p
+        """).df()
+        first_days = src.con.execute(f"""
+            SELECT first_day, COUNT(*) AS n
+            FROM (SELECT MIN({day}) AS first_day FROM src GROUP BY {CUSTOMER_ID})
+            GROUP BY first_day ORDER BY first_day
+        """).df()
+        lo = int(rows["p"].min())
+        hi = src.period_of(result.observation_end, freq)
+        cal_p = src.period_of(result.calibration_end, freq)
+    finally:
+        src.close()
+    periods = np.arange(lo, hi + 1)
+    # Each period is evaluated at its end boundary, the first day of the next period (day index
+    # since 1970-01-01): purchases on earlier days against the expectation up to that instant, as
+    # lifetimes' expected_cumulative_transactions does.
+    starts = _period_start_days(periods, freq)
+    bounds = np.append(starts[1:], _period_start_days(np.array([hi + 1]), freq))
+    end_day = int((result.observation_end.normalize() - pd.Timestamp("1970-01-01")).days)
+    bounds = np.minimum(bounds, end_day + 1)
+    actual = rows.set_index("p")["repeat"].reindex(periods, fill_value=0).astype(float)
+    out = pd.DataFrame({"actual": actual.to_numpy()}, index=periods)
+    fd, counts = first_days["first_day"].to_numpy(), first_days["n"].to_numpy(dtype=float)
+    for name, m in result.fitted.items():
+        elapsed = (bounds[:, None] - fd[None, :] + 0.0)  # days from first purchase to period end
+        mask = elapsed > 0
+        times = np.where(mask, elapsed, 0.0) / unit_days
+        with np.errstate(all="ignore"):
+            expected = np.asarray(m.fitter.expected_number_of_purchases_up_to_time(times.ravel()),
+                                  dtype=float).reshape(times.shape)
+        cumulative = (np.where(mask, expected, 0.0) * counts[None, :]).sum(axis=1)
+        out[f"cumulative_{name}"] = cumulative
+        out[name] = np.diff(np.concatenate(([0.0], cumulative)))
+    out["cumulative_actual"] = out["actual"].cumsum()
+    out["holdout"] = out.index > cal_p
+    out.index = pd.to_datetime(starts, unit="D")
+    out.index.name = "period start"
+    return out
+
+
+def _period_start_days(periods: np.ndarray, freq: str) -> np.ndarray:
+    """Day index (days since 1970-01-01) of the first day of each period index of ``_PERIOD_SQL``."""
+    if freq == "D":
+        return periods.astype(int)
+    if freq == "W":
+        return periods.astype(int) * 7 + 4  # weeks start on Monday 1970-01-05
+    if freq == "M":
+        years, months = np.divmod(periods.astype(int), 12)
+        starts = pd.to_datetime({"year": years, "month": months + 1, "day": 1})
+        return ((starts - pd.Timestamp("1970-01-01")).dt.days).to_numpy()
+    raise LTVError("tracking supports freq D, W or M.")
+
+
+def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float,
+                     models: tuple[str, ...] = ("bgnbd",), freq: str = "D", freq_multiplier: float = 1) -> pd.DataFrame:
+    """Backtests at several calibration cut-offs, each with a holdout of ``holdout_days``.
+
+    One row per (cutoff, model): the fitted parameters and the main metrics (mae,
+    total_error_pct, top20_capture, gains_gini), to show how stable they are over time.
+    """
+    rows = []
+    for cutoff in cutoffs:
+        cut = pd.Timestamp(cutoff)
+        res = backtest(transactions[transactions[ORDER_DATE] < _end_cut(cut + pd.Timedelta(days=holdout_days))],
+                       calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
+                       models=models, freq=freq, freq_multiplier=freq_multiplier, baselines=False)
+        for name, m in res.fitted.items():
+            met = res.metrics.loc[name]
+            rows.append({"cutoff": cut.date(), "model": name, **m.params,
+                         **{k: met[k] for k in ("mae", "total_error_pct", "top20_capture", "gains_gini")}})
+    if not rows:
+        raise LTVError("No backtest could be fitted at any cutoff.")
+    return pd.DataFrame(rows).set_index(["cutoff", "model"])
+
+
+def verdict(result: BacktestResult, language: str = "en") -> str:
+    """A plain-language reading of the backtest for the client (Markdown)."""
+    m = result.metrics
+    best = result.best("mae")
+    row = m.loc[best]
+    beat = [b for b in BASELINES if b in m.index and pd.notna(m.loc[b].get("mae")) and m.loc[b, "mae"] > row["mae"]]
+    name = mdl.PURCHASE_MODELS[best]
+    lines = []
+    if language == "zh":
+        lines.append(f"- 建议使用 **{name}**：在未参与拟合的 {result.duration:g} 个时间单位里，"
+                     f"它的单客户平均误差最小（{row['mae']:.3f} 次购买）。")
+        lines.append(f"- 总购买次数预测为 {row['predicted']:,.0f}，实际为 {row['actual']:,.0f}"
+                     f"（偏差 {row['total_error_pct']:+.1f}%）。")
+        lines.append(f"- 按预测价值排名前 20% 的客户贡献了保留期 {row['top20_capture']:.0%} 的销售额。")
+    else:
+        lines.append(f"- Use **{name}**: over the {result.duration:g} time units it had not seen, it made the "
+                     f"smallest error per customer ({row['mae']:.3f} purchases).")
+        lines.append(f"- It forecast {row['predicted']:,.0f} purchases in total against {row['actual']:,.0f} "
+                     f"actual ({row['total_error_pct']:+.1f}%).")
+        lines.append(f"- The 20% of customers it ranked highest brought {row['top20_capture']:.0%} of the "
+                     "holdout revenue.")
+        if beat:
+            lines.append(f"- It beats the baselines {', '.join(beat)} on error per customer.")
+    return "\n".join(lines)

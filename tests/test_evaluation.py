@@ -1,0 +1,128 @@
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_helpers import evaluation as ev
+from ltv_helpers.schema import LTVError
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")
+    from lifetimes.utils import expected_cumulative_transactions
+
+
+@pytest.fixture(scope="module")
+def weekly(cdnow_sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                           freq="D", freq_multiplier=7)
+
+
+@pytest.fixture(scope="module")
+def daily(cdnow_sample):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                           models=("bgnbd",), baselines=False)
+
+
+def test_actual_holdout_counts_equal_an_independent_count(weekly, cdnow_sample):
+    hold = cdnow_sample[cdnow_sample["order_date"] > "1997-09-30"]
+    days = hold.groupby("customer_id")["order_date"].nunique()
+    got = weekly.predictions["actual_purchases"]
+    assert got.sum() == days.sum() == 1882
+    assert (got.loc[days.index] == days).all()
+    revenue = hold.groupby("customer_id")["amount"].sum()
+    assert np.allclose(weekly.predictions.loc[revenue.index, "actual_spend"], revenue)
+    assert len(weekly.predictions) == 2357
+
+
+def test_conditional_expectations_equal_lifetimes_from_the_same_parameters(weekly):
+    table = ev.conditional_expectations(weekly)
+    m = weekly.fitted["bgnbd"]
+    s = weekly.summary
+    ref = m.fitter.conditional_expected_number_of_purchases_up_to_time(
+        39, s["frequency_cal"], s["recency_cal"], s["T_cal"])
+    freq = s["frequency_cal"].clip(upper=7).astype(int)
+    expected = pd.Series(np.asarray(ref), index=s.index).groupby(freq.to_numpy()).mean()
+    assert np.allclose(table["bgnbd"].to_numpy(), expected.to_numpy(), rtol=1e-6)
+    assert weekly.metrics.loc["bgnbd", "predicted"] == pytest.approx(float(np.sum(ref)), rel=1e-6)
+    assert list(table.index) == ["0", "1", "2", "3", "4", "5", "6", "7+"]
+    assert table["customers"].sum() == 2357
+    # Actual means by hand for the one-time buyers.
+    zero = s["frequency_cal"] == 0
+    assert table.loc["0", "actual"] == pytest.approx(s.loc[zero, "frequency_holdout"].mean())
+
+
+def test_metrics_have_every_baseline_and_sane_values(weekly):
+    m = weekly.metrics
+    assert set(ev.BASELINES) | {"bgnbd", "pareto_nbd", "mbgnbd"} == set(m.index)
+    assert (m.loc[["bgnbd", "pareto_nbd", "mbgnbd"], "kind"] == "model").all()
+    assert np.isnan(m.loc["rfm", "mae"]) and m.loc["rfm", "top20_capture"] > 0.5
+    for name in m.index:
+        assert 0 <= m.loc[name, "top20_precision"] <= 1
+        assert m.loc[name, "top10_capture"] <= m.loc[name, "top20_capture"] <= 1
+    # The models beat the naive extrapolation and the one-size formula per customer.
+    assert m.loc["bgnbd", "mae"] < m.loc["naive", "mae"] < m.loc["simple_formula", "mae"]
+    assert abs(m.loc["simple_formula", "gains_gini"]) < 0.1  # constant forecast: random ranking
+    assert weekly.best("mae") in ("bgnbd", "pareto_nbd", "mbgnbd")
+
+
+def test_metrics_by_hand_on_a_tiny_case():
+    pred = pd.DataFrame({"actual_purchases": [0.0, 1, 3, 0], "actual_spend": [0.0, 10, 30, 0],
+                         "x_purchases": [0.5, 1, 2, 0], "x_spend": [5.0, 10, 20, 0]},
+                        index=list("abcd"))
+    got = ev._metrics(pred, "x")
+    assert got["mae"] == pytest.approx((0.5 + 0 + 1 + 0) / 4)
+    assert got["rmse"] == pytest.approx(np.sqrt((0.25 + 1) / 4))
+    assert got["total_error_pct"] == pytest.approx(100 * (3.5 / 4 - 1))
+    assert got["top20_capture"] == pytest.approx(0.75)  # top 1 of 4 predicted (c) holds 30 of 40
+    assert got["top20_precision"] == 1.0
+    # Predicted order c, b, a, d (a's 5 > d's 0) captures 30, 40, 40, 40: the perfect ranking.
+    assert got["gains_gini"] == pytest.approx(1.0)
+
+
+def test_gains_curve_random_and_perfect():
+    actual = pd.Series([5.0, 0, 0, 5])
+    perfect = ev.gains_curve(actual, actual)
+    assert perfect["share of value"].tolist() == [0, 0.5, 1, 1, 1]
+    flat = ev.gains_curve(pd.Series([1.0] * 4), actual)
+    assert flat["share of value"].iloc[-1] == 1
+
+
+def test_tracking_equals_lifetimes_expected_cumulative_transactions(daily, cdnow_sample):
+    tr = ev.tracking(cdnow_sample, daily, freq="D")
+    m = daily.fitted["bgnbd"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = expected_cumulative_transactions(m.fitter, cdnow_sample, "order_date", "customer_id",
+                                               t=len(tr) - 1, freq="D")
+    # lifetimes' row i is the instant that starts day i + 1 (its loop skips day 0), our day i's end.
+    n = len(ref)
+    assert n == len(tr) - 1
+    assert np.allclose(tr["cumulative_bgnbd"].to_numpy()[:n], ref["predicted"].to_numpy(), rtol=1e-9)
+    assert (tr["cumulative_actual"].to_numpy()[:n] == ref["actual"].to_numpy()).all()
+    assert tr["holdout"].sum() == 273
+    weekly = ev.tracking(cdnow_sample, daily, freq="W")
+    assert weekly["actual"].sum() == tr["actual"].sum()
+    assert weekly["cumulative_bgnbd"].iloc[-1] == pytest.approx(tr["cumulative_bgnbd"].iloc[-1])
+
+
+def test_rolling_backtest_rows(cdnow_sample):
+    table = ev.rolling_backtest(cdnow_sample, cutoffs=["1997-06-30", "1997-09-30"], holdout_days=180)
+    assert len(table) == 2
+    assert {"r", "alpha", "a", "b", "mae", "gains_gini"} <= set(table.columns)
+    assert (table["r"] > 0).all()
+
+
+def test_verdict_names_the_best_model(weekly):
+    text = ev.verdict(weekly)
+    assert f"Use **" in text and "%" in text
+    assert "建议使用" in ev.verdict(weekly, "zh")
+
+
+def test_bad_model_name(cdnow_sample):
+    with pytest.raises(LTVError, match="models must be among"):
+        ev.backtest(cdnow_sample, models=("xgboost",))
