@@ -174,11 +174,13 @@ def _metrics(pred: pd.DataFrame, name: str) -> dict:
         out.update(mae=float(err.abs().mean()), rmse=float(np.sqrt((err**2).mean())),
                    predicted=float(p.sum()), actual=float(actual_p.sum()),
                    total_error_pct=float(100 * (p.sum() / actual_p.sum() - 1)) if actual_p.sum() else np.nan,
-                   correlation=float(np.corrcoef(p, actual_p)[0, 1]) if p.std() > 0 else np.nan)
+                   correlation=float(np.corrcoef(p, actual_p)[0, 1])
+                   if p.nunique() > 1 and actual_p.nunique() > 1 else np.nan)
     if s.notna().all():
+        varies = s.nunique() > 1 and actual_s.nunique() > 1  # a constant has no rank correlation
         out.update(spend_mae=float((s - actual_s).abs().mean()),
                    spend_total_error_pct=float(100 * (s.sum() / actual_s.sum() - 1)) if actual_s.sum() else np.nan,
-                   spend_spearman=float(s.corr(actual_s, method="spearman")) if s.std() > 0 else np.nan)
+                   spend_spearman=float(s.corr(actual_s, method="spearman")) if varies else np.nan)
     out.update(_ranking(ranking, actual_s))
     return out
 
@@ -337,15 +339,18 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
     row = m.loc[best]
     beat = [b for b in BASELINES if b in m.index and pd.notna(m.loc[b].get("mae")) and m.loc[b, "mae"] > row["mae"]]
     name = mdl.PURCHASE_MODELS[best]
+    unit_days = result.summary.attrs.get("unit_days", 1.0)
+    span = (f"{result.duration:g} days" if unit_days == 1 else f"{result.duration * unit_days:g} days")
+    span_zh = span.replace(" days", " 天")
     lines = []
     if language == "zh":
-        lines.append(f"- 建议使用 **{name}**：在未参与拟合的 {result.duration:g} 个时间单位里，"
+        lines.append(f"- 建议使用 **{name}**：在未参与拟合的 {span_zh}里，"
                      f"它的单客户平均误差最小（{row['mae']:.3f} 次购买）。")
         lines.append(f"- 总购买次数预测为 {row['predicted']:,.0f}，实际为 {row['actual']:,.0f}"
                      f"（偏差 {row['total_error_pct']:+.1f}%）。")
         lines.append(f"- 按预测价值排名前 20% 的客户贡献了保留期 {row['top20_capture']:.0%} 的销售额。")
     else:
-        lines.append(f"- Use **{name}**: over the {result.duration:g} time units it had not seen, it made the "
+        lines.append(f"- Use **{name}**: over the {span} it had not seen, it made the "
                      f"smallest error per customer ({row['mae']:.3f} purchases).")
         lines.append(f"- It forecast {row['predicted']:,.0f} purchases in total against {row['actual']:,.0f} "
                      f"actual ({row['total_error_pct']:+.1f}%).")
@@ -354,3 +359,61 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
         if beat:
             lines.append(f"- It beats the baselines {', '.join(beat)} on error per customer.")
     return "\n".join(lines)
+
+
+def save_evaluation(output_dir, result: BacktestResult, chosen: str) -> pd.DataFrame:
+    """Write ``evaluation_metrics.parquet`` (the metrics table), ``evaluation_predictions.parquet``
+    and ``evaluation.json`` (the chosen model, calibration and observation ends, and the chosen
+    model's main metrics, for the report to quote) to ``output_dir``."""
+    import json
+    from pathlib import Path
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.metrics.to_parquet(out / "evaluation_metrics.parquet")
+    result.predictions.to_parquet(out / "evaluation_predictions.parquet")
+    row = result.metrics.loc[chosen]
+    meta = {"chosen_model": chosen, "calibration_end": str(result.calibration_end.date()),
+            "observation_end": str(result.observation_end.date()), "holdout_units": result.duration,
+            **{k: (None if pd.isna(row[k]) else float(row[k]))
+               for k in ("mae", "total_error_pct", "top20_capture", "gains_gini", "spend_total_error_pct")}}
+    (out / "evaluation.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    return pd.DataFrame({"rows": [len(result.metrics), len(result.predictions), None]},
+                        index=pd.Index(["evaluation_metrics.parquet", "evaluation_predictions.parquet",
+                                        "evaluation.json"], name="file")).astype("Int64")
+
+
+def highlight_best(metrics: pd.DataFrame):
+    """The metrics table turned so models are columns, as a Styler with the best value of each
+    metric in bold green (``predicted`` and ``actual`` totals are not ranked)."""
+    shown = metrics.drop(columns=["kind"], errors="ignore").astype("float64").T
+    shown.index.name = "metric"
+
+    def mark(row):
+        if row.name in ("predicted", "actual") or row.notna().sum() == 0:
+            return [""] * len(row)
+        values = row.abs() if row.name.endswith("error_pct") else row
+        best = values.max() if row.name in HIGHER_IS_BETTER else values.min()
+        return ["font-weight: bold; color: #1a7f37" if v == best else "" for v in values]
+
+    formats = {}
+    for name in shown.index:
+        formats[name] = ("{:+.1f}%" if name.endswith("error_pct") else
+                         "{:,.0f}" if name in ("predicted", "actual", "log_likelihood", "bic") else "{:,.3f}")
+    styler = shown.style.apply(mark, axis=1).format("{:,.3f}", na_rep="–")
+    for name, fmt in formats.items():
+        styler = styler.format(fmt, subset=pd.IndexSlice[[name], :], na_rep="–")
+    return styler
+
+
+def stability_cutoffs(transactions: pd.DataFrame, *, calibration_end, observation_end, n: int = 3) -> tuple[list, float]:
+    """``n`` calibration cut-offs for :func:`rolling_backtest`, ending at ``calibration_end`` and
+    spaced by a third of the holdout, each followed by a holdout of the same length that fits in
+    the data. Returns (cut-offs, holdout_days)."""
+    cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
+    holdout = (obs_end - cal_end).days
+    step = max(holdout // 3, 1)
+    first = transactions[ORDER_DATE].min()
+    cuts = [cal_end - pd.Timedelta(days=step * k) for k in range(n)]
+    cuts = [c for c in cuts if c > first + pd.Timedelta(days=step)]
+    return sorted(cuts), float(holdout)

@@ -366,3 +366,109 @@ def purchase_history_alive(model, purchases: pd.Series, *, observation_end, lang
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
+
+
+# ---------------------------------------------------------------------------------- evaluation
+
+def _model_label(name: str) -> str:
+    from ltv_helpers.models import PURCHASE_MODELS
+
+    return PURCHASE_MODELS.get(name, name.replace("_", " "))
+
+
+def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> plt.Figure:
+    """Mean holdout purchases by calibration frequency: actual (bars) and each model (lines).
+
+    ``table`` is :func:`ltv_helpers.evaluation.conditional_expectations`'s output.
+    """
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    x = np.arange(len(table))
+    ax.bar(x, table["actual"], color="lightgrey", edgecolor="grey",
+           label="实际" if language == "zh" else "actual")
+    for i, name in enumerate(c for c in table.columns if c not in ("customers", "actual")):
+        ax.plot(x, table[name], marker="o", color=sns.color_palette()[i], label=_model_label(name))
+    ax.set_xticks(x, table.index)
+    _title(ax, "按校准期频次的保留期平均购买次数" if language == "zh"
+           else "Holdout purchases by calibration-period frequency")
+    ax.set_xlabel("校准期重复购买次数" if language == "zh" else "repeat purchases in the calibration period")
+    ax.set_ylabel("保留期平均购买次数" if language == "zh" else "mean purchases per customer in the holdout")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str = "en") -> plt.Figure:
+    """Actual and predicted repeat transactions per period, cumulative or incremental, with the
+    end of the calibration period marked. ``track`` is :func:`ltv_helpers.evaluation.tracking`'s."""
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    names = [c for c in track.columns if c.startswith("cumulative_") and c != "cumulative_actual"]
+    actual = track["cumulative_actual"] if cumulative else track["actual"]
+    ax.plot(track.index, actual, color="black", linewidth=2, label="实际" if language == "zh" else "actual")
+    for i, col in enumerate(names):
+        name = col[len("cumulative_"):]
+        ax.plot(track.index, track[col] if cumulative else track[name], linestyle="--",
+                color=sns.color_palette()[i], label=_model_label(name))
+    if track["holdout"].any():
+        boundary = track.index[track["holdout"].to_numpy().argmax()]
+        ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)
+        ax.annotate("保留期 →" if language == "zh" else "holdout →", (boundary, ax.get_ylim()[1] * 0.95),
+                    xytext=(4, 0), textcoords="offset points", fontsize=9, va="top")
+    what = ("累计" if cumulative else "每期") if language == "zh" else ("cumulative" if cumulative else "per period")
+    _title(ax, f"{what}重复购买：实际与预测" if language == "zh"
+           else f"Repeat transactions, {what}: actual and predicted")
+    ax.set_xlabel("日期" if language == "zh" else "date")
+    ax.set_ylabel("重复购买次数" if language == "zh" else "repeat transactions")
+    ax.legend()
+    fig.autofmt_xdate()
+    fig.tight_layout()
+    return fig
+
+
+def gains_plot(result, language: str = "en") -> plt.Figure:
+    """Cumulative-gains curves: share of holdout revenue captured by the top x% of customers as
+    ranked by each model (by predicted spend), against random and perfect ranking."""
+    from ltv_helpers.evaluation import gains_curve
+
+    pred = result.predictions
+    actual = pred["actual_spend"]
+    fig, ax = plt.subplots(figsize=(6.5, 5.5))
+    perfect = gains_curve(actual, actual)
+    ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=1,
+            label="完美排序" if language == "zh" else "perfect")
+    ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1,
+            label="随机" if language == "zh" else "random")
+    names = list(result.fitted) + [b for b in ("ml", "rfm", "naive") if f"{b}_spend" in pred]
+    for i, name in enumerate(names):
+        score = pred["rfm_score"] if name == "rfm" else pred[f"{name}_spend"]
+        curve = gains_curve(score, actual)
+        ax.plot(curve.iloc[:, 0] * 100, curve.iloc[:, 1] * 100, color=sns.color_palette()[i],
+                label=_model_label(name))
+    _title(ax, "累计收益曲线" if language == "zh" else "Cumulative gains of the rankings")
+    ax.set_xlabel("按预测排序的客户占比（%）" if language == "zh" else "customers, ranked by prediction (%)")
+    ax.set_ylabel("保留期销售额占比（%）" if language == "zh" else "share of holdout revenue (%)")
+    ax.set_xlim(0, 100)
+    ax.set_ylim(0, 100)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
+    """Predicted against actual holdout purchases per customer, log-log (values + 0.1 so zeros show)."""
+    pred = result.predictions
+    x = pred[f"{model}_purchases"] + 0.1
+    y = pred["actual_purchases"] + 0.1
+    fig, ax = plt.subplots(figsize=(6, 5.5))
+    ax.scatter(x, y, s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
+    top = max(x.max(), y.max()) * 1.2
+    ax.plot([0.1, top], [0.1, top], color="grey", linestyle="--", linewidth=1)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    _title(ax, (f"{_model_label(model)}：预测与实际" if language == "zh"
+                else f"{_model_label(model)}: predicted vs actual per customer"))
+    ax.set_xlabel("预测保留期购买次数 + 0.1（对数）" if language == "zh"
+                  else "predicted holdout purchases + 0.1 (log scale)")
+    ax.set_ylabel("实际保留期购买次数 + 0.1（对数）" if language == "zh"
+                  else "actual holdout purchases + 0.1 (log scale)")
+    fig.tight_layout()
+    return fig

@@ -10,7 +10,7 @@ from ltv_helpers.schema import LTVError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 #: The notebooks of a client report, in the order data flows through them.
-PIPELINE = ("01_collection", "02_segmentation", "03_prediction")
+PIPELINE = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation")
 #: Cell tags removed from client HTML: set-up code and the parameters papermill records.
 HIDDEN_TAGS = {"setup", "parameters", "injected-parameters"}
 

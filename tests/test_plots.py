@@ -158,3 +158,51 @@ def test_purchase_history_alive_marks_every_purchase_day(fitted):
     assert len(ax.lines) == 1 + dates.dt.normalize().nunique()
     assert ax.get_ylim()[1] <= 1.05
     plt.close(fig)
+
+
+@pytest.fixture(scope="module")
+def backtested(cdnow_sample):
+    from ltv_helpers import evaluation as ev
+
+    import warnings as w
+    with w.catch_warnings():
+        w.simplefilter("ignore")
+        return ev, ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                               freq="D", freq_multiplier=7)
+
+
+def test_conditional_expectations_plot_bars_are_actual(backtested):
+    ev, res = backtested
+    table = ev.conditional_expectations(res)
+    fig = plots.conditional_expectations_plot(table)
+    ax = fig.axes[0]
+    assert [p.get_height() for p in ax.patches] == pytest.approx(table["actual"].tolist())
+    assert len(ax.lines) == 3
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("cumulative", [True, False])
+def test_tracking_plot_marks_the_holdout(backtested, cdnow_sample, cumulative):
+    ev, res = backtested
+    track = ev.tracking(cdnow_sample, res)
+    fig = plots.tracking_plot(track, cumulative=cumulative)
+    ax = fig.axes[0]
+    boundary = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+    assert len(boundary) == 1
+    actual = ax.lines[0].get_ydata()
+    expected = track["cumulative_actual"] if cumulative else track["actual"]
+    assert list(actual) == expected.tolist()
+    plt.close(fig)
+
+
+def test_gains_and_scatter(backtested):
+    ev, res = backtested
+    fig = plots.gains_plot(res)
+    labels = [ln.get_label() for ln in fig.axes[0].lines]
+    assert {"perfect", "random", "BG/NBD", "rfm"} <= set(labels)
+    assert all(ln.get_ydata()[-1] == pytest.approx(100) for ln in fig.axes[0].lines)
+    plt.close(fig)
+    fig = plots.predicted_vs_actual(res, "bgnbd")
+    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
+    assert len(fig.axes[0].collections[0].get_offsets()) == len(res.predictions)
+    plt.close(fig)
