@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, T, LTVError
 
@@ -673,10 +674,10 @@ class MLBaseline:
 
         feats = _ml_features(customer_history(transactions, observation_end=observation_end))
         X = feats[list(ML_FEATURES)].to_numpy()
-        return pd.DataFrame({
-            "expected_purchases": np.clip(self.purchases_model.predict(X), 0, None),
-            "expected_revenue": np.clip(self.spend_model.predict(X), 0, None),
-        }, index=feats.index)
+        with threadpool_limits(1, user_api="openmp"):
+            purchases, revenue = self.purchases_model.predict(X), self.spend_model.predict(X)
+        return pd.DataFrame({"expected_purchases": np.clip(purchases, 0, None),
+                             "expected_revenue": np.clip(revenue, 0, None)}, index=feats.index)
 
 
 def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days: float,
@@ -708,8 +709,11 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     X = feats[list(ML_FEATURES)].to_numpy()
     make = lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=200, learning_rate=0.05,  # noqa: E731
                                                  random_state=seed)
-    purchases_model = make().fit(X, purchases.to_numpy(dtype=float))
-    spend_model = make().fit(X, spend.to_numpy(dtype=float))
+    # OpenMP threads sum gradients in varying order, which can flip a split between runs; one
+    # thread keeps a report's numbers identical when it is rendered again.
+    with threadpool_limits(1, user_api="openmp"):
+        purchases_model = make().fit(X, purchases.to_numpy(dtype=float))
+        spend_model = make().fit(X, spend.to_numpy(dtype=float))
     return MLBaseline(purchases_model, spend_model, float(horizon_days), train_end, len(feats))
 
 
