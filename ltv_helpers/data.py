@@ -907,6 +907,11 @@ class _Source:
         self.con.close()
 
 
+#: Amounts are summed as exact decimals (to a millionth): parallel threads add floating-point
+#: numbers in varying order, and a report rendered twice must give the same digits.
+_EXACT_SUM = f"SUM(CAST({AMOUNT} AS DECIMAL(18, 6)))"
+
+
 def _summary_sql(freq: str, where: str, end_period: int, mult: float) -> str:
     """Per-customer frequency, recency, T and monetary value, lifetimes' definitions.
 
@@ -916,7 +921,7 @@ def _summary_sql(freq: str, where: str, end_period: int, mult: float) -> str:
     per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
     return f"""
         WITH periods AS (
-            SELECT {CUSTOMER_ID} AS cid, {per} AS per, SUM({AMOUNT}) AS amt
+            SELECT {CUSTOMER_ID} AS cid, {per} AS per, {_EXACT_SUM} AS amt
             FROM src WHERE {where}
             GROUP BY ALL
         ), marked AS (
@@ -926,7 +931,7 @@ def _summary_sql(freq: str, where: str, end_period: int, mult: float) -> str:
                CAST(COUNT(*) - 1 AS DOUBLE) AS {FREQUENCY},
                (MAX(per) - MIN(per)) / {mult} AS {RECENCY},
                ({end_period} - MIN(per)) / {mult} AS {T},
-               COALESCE(AVG(amt) FILTER (WHERE NOT is_first), 0.0) AS {MONETARY_VALUE}
+               COALESCE(CAST(AVG(amt) FILTER (WHERE NOT is_first) AS DOUBLE), 0.0) AS {MONETARY_VALUE}
         FROM marked GROUP BY cid ORDER BY cid
     """
 
@@ -949,7 +954,9 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D",
     ``observation_end`` defaults to the last transaction. ``transactions`` is a cleaned
     DataFrame or the path of a Parquet file with the canonical columns; a file is scanned by
     DuckDB and never loaded whole into pandas. The work runs in DuckDB (see
-    ``benchmarks/bench_rfm.py`` for the speed against lifetimes).
+    ``benchmarks/bench_rfm.py`` for the speed against lifetimes). Amounts are summed as exact
+    decimals with 6 places (up to 10^12 per order), so the result does not depend on how threads
+    split the work: lifetimes' float sums differ from it by about 1e-13.
 
     Returns a DataFrame indexed by ``customer_id`` (sorted), float columns;
     ``attrs["unit_days"]`` holds the length of its time unit in days (7 for weeks).
@@ -1033,12 +1040,12 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
         per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
         hold = src.con.execute(f"""
             WITH periods AS (
-                SELECT {CUSTOMER_ID} AS cid, {per} AS per, SUM({AMOUNT}) AS amt FROM src
+                SELECT {CUSTOMER_ID} AS cid, {per} AS per, {_EXACT_SUM} AS amt FROM src
                 WHERE {ORDER_DATE} >= TIMESTAMP '{cal_cut}' AND {ORDER_DATE} < TIMESTAMP '{obs_cut}'
                 GROUP BY ALL
             )
             SELECT cid AS {CUSTOMER_ID}, CAST(COUNT(*) AS DOUBLE) AS frequency_holdout,
-                   AVG(amt) AS monetary_value_holdout
+                   CAST(AVG(amt) AS DOUBLE) AS monetary_value_holdout
             FROM periods GROUP BY cid
         """).df()
     finally:

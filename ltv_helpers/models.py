@@ -638,13 +638,15 @@ ML_FEATURES = ("frequency", "monetary_value", "aov", "days_since_last", "orders_
 
 
 def _ml_features(history: pd.DataFrame) -> pd.DataFrame:
+    """Features of :data:`ML_FEATURES`, rounded to 9 decimals: sums computed by parallel
+    threads can differ in the last bits between runs, and a tree split must not depend on that."""
     tenure = history[T] + 1.0
     return pd.DataFrame({
         "frequency": history[FREQUENCY], "monetary_value": history[MONETARY_VALUE],
         "aov": history["aov"], "days_since_last": history["days_since_last"],
         "orders_per_day": history["orders"] / tenure, "revenue_per_day": history["revenue"] / tenure,
         "silence_share": history["days_since_last"] / tenure,
-    }, index=history.index)
+    }, index=history.index).round(9)
 
 
 @dataclass
