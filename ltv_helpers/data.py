@@ -265,7 +265,6 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
                    skip_blank_lines=True, encoding_errors="strict")
     try:
         frame = pd.read_csv(path, **options)
-        bad: list[list[str]] = []
     except UnicodeDecodeError as err:
         raise LTVError(
             f"{path.name} is not valid {enc} text past its first 64 KiB ({err.reason}); "

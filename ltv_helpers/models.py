@@ -543,7 +543,6 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         raise LTVError(f"draws must be at least 20 for percentiles to mean anything, got {draws}.")
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
         raise LTVError(f"{PURCHASE_MODELS[model.model]} has no usable covariance; intervals are unavailable.")
-    keys = pd.Series("all customers", index=summary.index)
     names = ["all customers"]
     if groups is not None:
         groups = groups.reindex(summary.index)

@@ -274,7 +274,7 @@ def test_rfm_summary_gives_the_published_cdnow_summary(cdnow_sample):
 
 
 def test_monthly_summary_where_lifetimes_fails(cdnow_sample):
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         _lifetimes_summary(cdnow_sample, freq="M")
     s = rfm_summary(cdnow_sample, observation_end="1998-06-30", freq="M")
     # First purchases in Jan-Mar 1997 -> T in months is 15, 16 or 17 (June 1998 minus the month).

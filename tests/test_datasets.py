@@ -1,7 +1,6 @@
-import numpy as np
 import pandas as pd
 
-from ltv_helpers.datasets import load_cdnow, synthetic_transactions
+from ltv_helpers.datasets import synthetic_transactions
 
 
 def test_cdnow_master_matches_published_counts(cdnow):

@@ -119,7 +119,7 @@ def test_rolling_backtest_rows(cdnow_sample):
 
 def test_verdict_names_the_best_model(weekly):
     text = ev.verdict(weekly)
-    assert f"Use **" in text and "%" in text
+    assert "Use **" in text and "%" in text
     assert "建议使用" in ev.verdict(weekly, "zh")
 
 

@@ -11,7 +11,7 @@ from ltv_helpers.schema import LTVError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from lifetimes import BetaGeoFitter, GammaGammaFitter, ParetoNBDFitter
+    from lifetimes import BetaGeoFitter
 
 
 @pytest.fixture(scope="module")
@@ -162,7 +162,6 @@ def test_a_handful_of_customers_is_a_clear_error(cal):
 
 def test_recency_above_t_by_rounding_is_clipped_with_a_warning(cal):
     bumped = cal.copy()
-    idx = bumped.index[bumped["recency_cal"] == bumped["T_cal"]]
     bumped = bumped.astype(float)
     i = bumped["frequency_cal"].idxmax()
     bumped.loc[i, "recency_cal"] = bumped.loc[i, "T_cal"] + 0.004

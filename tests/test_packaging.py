@@ -91,5 +91,5 @@ def test_lifetimes_still_fails_where_we_replaced_it(cdnow_sample):
         warnings.simplefilter("ignore")
         from lifetimes.utils import summary_data_from_transaction_data
 
-    with pytest.raises(Exception):
+    with pytest.raises(ValueError):
         summary_data_from_transaction_data(cdnow_sample, "customer_id", "order_date", freq="M")
