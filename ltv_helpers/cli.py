@@ -1,4 +1,4 @@
-"""The ``ltv`` command: ``ltv check`` (data quality of an export) and ``ltv demo``."""
+"""The ``ltv`` command: ``ltv check`` (data quality of an export), ``ltv report`` and ``ltv demo``."""
 
 from __future__ import annotations
 
@@ -49,6 +49,32 @@ def _demo(args) -> int:
     return 0
 
 
+def _report(args) -> int:
+    from ltv_helpers.report import render_report
+
+    params = {"client": args.client, "source": args.source, "language": args.language}
+    if args.currency:
+        params["currency"] = args.currency
+    for item in args.param or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise LTVError(f"-p takes KEY=VALUE, got {item!r}.")
+        try:
+            params[key] = json.loads(value)
+        except json.JSONDecodeError:
+            params[key] = value
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        pages = render_report(args.output, params)
+    except PapermillExecutionError as err:
+        # The notebook's own error (e.g. an LTVError naming a missing column), in one sentence.
+        raise LTVError(f"a notebook stopped with {err.ename}: {err.evalue}") from None
+    for page in pages:
+        print(f"rendered {page}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="ltv", description="Customer lifetime value toolkit.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +92,15 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
     demo.add_argument("--output", default="reports/demo", help="folder for the report")
     demo.set_defaults(run=_demo)
+    report = sub.add_parser("report", help="render the four notebooks on a client's data into one folder")
+    report.add_argument("source", help="the client's export (as for ltv check)")
+    report.add_argument("--client", required=True, help="client name shown in the report")
+    report.add_argument("--output", required=True, help="the client's report folder, e.g. reports/acme")
+    report.add_argument("--currency", help="currency shown on money axes, e.g. CNY")
+    report.add_argument("--language", default="en", choices=["en", "zh"])
+    report.add_argument("-p", "--param", action="append",
+                        help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")
+    report.set_defaults(run=_report)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

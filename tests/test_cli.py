@@ -50,3 +50,26 @@ def test_console_script_is_installed(tmp_path):
     proc = subprocess.run([sys.executable, "-m", "ltv_helpers.cli", "check", str(path)],
                           capture_output=True, text=True)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
+
+
+def test_report_passes_typed_parameters(monkeypatch, tmp_path, capsys):
+    import ltv_helpers.report as report
+
+    seen = {}
+    monkeypatch.setattr(report, "render_report",
+                        lambda out, params: seen.update(out=out, params=params) or [tmp_path / "x.html"])
+    assert main(["report", "orders.csv", "--client", "acme", "--output", str(tmp_path), "--currency", "CNY",
+                 "-p", "horizon_months=6", "-p", "customer_id_column=会员ID", "-p", 'models=["bgnbd"]']) == 0
+    assert seen["params"] == {"client": "acme", "source": "orders.csv", "language": "en", "currency": "CNY",
+                              "horizon_months": 6, "customer_id_column": "会员ID", "models": ["bgnbd"]}
+    assert main(["report", "o.csv", "--client", "a", "--output", "x", "-p", "nonsense"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
+
+
+def test_report_on_an_unusable_file_is_one_sentence(tmp_path, capsys):
+    bad = tmp_path / "export.csv"
+    bad.write_text("name,city\nann,x\n", encoding="utf-8")
+    assert main(["report", str(bad), "--client", "acme", "--output", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ltv report: a notebook stopped with LTVError: No customer id column found")
+    assert "Traceback" not in err
