@@ -349,6 +349,8 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
         lines.append(f"- 总购买次数预测为 {row['predicted']:,.0f}，实际为 {row['actual']:,.0f}"
                      f"（偏差 {row['total_error_pct']:+.1f}%）。")
         lines.append(f"- 按预测价值排名前 20% 的客户贡献了保留期 {row['top20_capture']:.0%} 的销售额。")
+        if beat:
+            lines.append(f"- 在单客户误差上优于基准方法：{', '.join(beat)}。")
     else:
         lines.append(f"- Use **{name}**: over the {span} it had not seen, it made the "
                      f"smallest error per customer ({row['mae']:.3f} purchases).")
