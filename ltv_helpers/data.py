@@ -222,7 +222,8 @@ def read_transactions(
 def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
     """Pick the file's encoding and return it with a decoded sample of its start."""
     head = _head(path)
-    if encoding is None:
+    given = encoding is not None
+    if not given:
         if head.startswith(b"\xef\xbb\xbf"):
             encoding = "utf-8-sig"
         elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
@@ -239,8 +240,11 @@ def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
         except LookupError:
             raise LTVError(f"Unknown encoding {encoding!r}; try utf-8, gb18030 or big5.") from None
         return enc, text
-    if encoding:
+    if given:
         raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument.")
+    if encoding:
+        raise LTVError(f"{path.name} starts with a {encoding.upper().replace('-SIG', '')} byte-order mark but "
+                       "is not valid text in that encoding; re-export it or pass its encoding.")
     raise LTVError(
         f"{path.name} is neither UTF-8 nor GBK/GB18030 text; pass its encoding "
         "(e.g. encoding='big5' or 'latin-1')."

@@ -320,8 +320,7 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
     rows = []
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
-        res = backtest(transactions[transactions[ORDER_DATE] < _end_cut(cut + pd.Timedelta(days=holdout_days))],
-                       calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
+        res = backtest(transactions, calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
                        models=models, freq=freq, freq_multiplier=freq_multiplier, baselines=False)
         for name, m in res.fitted.items():
             met = res.metrics.loc[name]

@@ -174,18 +174,12 @@ class LTVModel:
 
     # ------------------------------------------------------------------ predictions
 
-    def _per_row(self, rows: pd.DataFrame, t) -> np.ndarray:
+    def _on_rows(self, method: str, rows: pd.DataFrame, *before) -> np.ndarray:
+        """lifetimes' ``fitter.<method>(*before, frequency, recency, T)`` on distinct rows."""
         f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
         with np.errstate(all="ignore"), warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            out = self.fitter.conditional_expected_number_of_purchases_up_to_time(t, f, r, T_)
-        return np.asarray(out, dtype=float)
-
-    def _p_alive(self, rows: pd.DataFrame) -> np.ndarray:
-        f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = self.fitter.conditional_probability_alive(f, r, T_)
+            out = getattr(self.fitter, method)(*before, f, r, T_)
         return np.asarray(out, dtype=float)
 
     def predict(self, summary: pd.DataFrame, *, horizon: float, gross_margin: float = 1.0,
@@ -220,7 +214,8 @@ class LTVModel:
         if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
             step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
-        cumulative = [np.zeros(len(rows))] + [self._per_row(rows, t) for t in ends]
+        cumulative = [np.zeros(len(rows))] + [
+            self._on_rows("conditional_expected_number_of_purchases_up_to_time", rows, t) for t in ends]
         years = ends * self.unit_days / DAYS_PER_YEAR
         discounted = sum((cumulative[k + 1] - cumulative[k]) / (1 + annual_discount_rate) ** years[k]
                          for k in range(len(ends)))
@@ -231,7 +226,7 @@ class LTVModel:
             spend = data[MONETARY_VALUE].to_numpy()
         out = pd.DataFrame({
             "expected_purchases": cumulative[-1][inverse],
-            "p_alive": self._p_alive(rows)[inverse],
+            "p_alive": self._on_rows("conditional_probability_alive", rows)[inverse],
             "expected_spend": spend,
             "clv": gross_margin * discounted[inverse] * spend,
         }, index=summary.index)
@@ -582,49 +577,6 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         "expected_purchases": point[:, 0], "purchases_low": lo[:, 0], "purchases_high": hi[:, 0],
         "clv": point[:, 1], "clv_low": lo[:, 1], "clv_high": hi[:, 1],
     }, index=pd.Index(names, name="group"))
-    return table
-
-
-# ---------------------------------------------------------------------------------- model choice
-
-def compare_models(transactions: pd.DataFrame, *, observation_end, calibration_end=None,
-                   models_: tuple[str, ...] = tuple(PURCHASE_MODELS), freq: str = "D",
-                   freq_multiplier: float = 1) -> pd.DataFrame:
-    """Fit each purchase model on a calibration period and score it on the holdout that follows.
-
-    ``calibration_end`` defaults to two thirds of the way from the first order to
-    ``observation_end`` (the last third is the holdout). One row per model: ``mae`` (mean
-    absolute error of holdout purchases per customer), ``predicted`` and ``actual`` holdout
-    purchases in total, ``total_error`` (relative), ``bic`` of the calibration fit. Sorted by
-    ``mae``, best first. The evaluation module gives the full backtest; this is the quick
-    choice behind ``model="auto"``.
-    """
-    from ltv_helpers.data import calibration_holdout
-
-    end = pd.Timestamp(observation_end)
-    if calibration_end is None:
-        first = transactions["order_date"].min()
-        calibration_end = (first + (end - first) * 2 / 3).normalize()
-    cal = calibration_holdout(transactions, calibration_end=calibration_end, observation_end=end,
-                              freq=freq, freq_multiplier=freq_multiplier)
-    duration = float(cal["duration_holdout"].iloc[0])
-    actual = cal["frequency_holdout"]
-    rows = []
-    for name in models_:
-        try:
-            m = fit(cal, model=name, spend=None)
-            pred = m.predict(cal, horizon=duration)["expected_purchases"]
-        except LTVError as err:
-            warnings.warn(f"{PURCHASE_MODELS[name]} left out of the comparison: {err}", stacklevel=2)
-            continue
-        rows.append({"model": name, "mae": float((pred - actual).abs().mean()),
-                     "predicted": float(pred.sum()), "actual": float(actual.sum()),
-                     "total_error": float(pred.sum() / actual.sum() - 1) if actual.sum() else np.nan,
-                     "bic": m.bic})
-    if not rows:
-        raise LTVError("No purchase model could be fitted on the calibration period.")
-    table = pd.DataFrame(rows).set_index("model").sort_values("mae")
-    table.attrs["calibration_end"] = str(pd.Timestamp(calibration_end).date())
     return table
 
 

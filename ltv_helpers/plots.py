@@ -216,8 +216,7 @@ def lorenz_curve(conc, language: str = "en") -> plt.Figure:
     ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1,
             label=label("equal value", language))
     top20 = conc.top_shares.loc[0.2] * 100
-    text = (f"top 20% of customers: {top20:.0f}% of value" if language == "en"
-            else f"前 20% 客户：{top20:.0f}% 的价值")
+    text = label("top 20% of customers: {pct}% of value", language).format(pct=f"{top20:.0f}")
     ax.annotate(text, (80, 100 - top20), xytext=(8, 62), fontsize=9,
                 arrowprops={"arrowstyle": "->", "color": "black"})
     ax.scatter([80], [100 - top20], color="black", zorder=3, s=15)
@@ -251,9 +250,10 @@ def tier_stage_heatmap(tiers: pd.Series, stages: pd.Series, language: str = "en"
 # ---------------------------------------------------------------------------------- prediction
 
 def _unit_name(unit_days: float, language: str) -> str:
-    names = {1.0: ("days", "天"), 7.0: ("weeks", "周")}
-    en, zh = names.get(float(unit_days), (f"units of {unit_days:g} days", f"{unit_days:g}天单位"))
-    return zh if language == "zh" else en
+    names = {1.0: "days", 7.0: "weeks"}
+    if float(unit_days) in names:
+        return label(names[float(unit_days)], language)
+    return label("units of {n} days", language).format(n=f"{unit_days:g}")
 
 
 def _model_matrix(model, values: str, horizon: float, max_frequency: int | None, grid: int = 40):
@@ -283,19 +283,18 @@ def model_matrix(model, *, values: str = "purchases", horizon: float = 365, max_
     mesh = ax.pcolormesh(freqs, recs, z, cmap="viridis", shading="nearest",
                          vmin=0, vmax=1 if values == "alive" else None)
     if values == "purchases":
-        title = (f"预计未来 {horizon:g} {unit}的购买次数" if language == "zh"
-                 else f"Expected purchases in the next {horizon:g} {unit}")
-        bar = "预计购买次数" if language == "zh" else "expected purchases"
+        title = label("Expected purchases in the next {horizon} {unit}", language).format(
+            horizon=f"{horizon:g}", unit=unit)
+        bar = label("expected purchases", language)
     else:
-        title = "客户仍然活跃的概率" if language == "zh" else "Probability that a customer is still active"
-        bar = "P(活跃)" if language == "zh" else "P(alive)"
+        title = label("Probability that a customer is still active", language)
+        bar = label("P(alive)", language)
     fig.colorbar(mesh, ax=ax, label=bar)
     _title(ax, title)
-    ax.set_xlabel(("重复购买次数（频次）" if language == "zh" else "repeat purchases (frequency)"))
-    ax.set_ylabel((f"首购到末次购买的时间（{unit}）" if language == "zh"
-                   else f"time from first to last purchase, recency ({unit})"))
+    ax.set_xlabel((label("repeat purchases (frequency)", language)))
+    ax.set_ylabel(label("time from first to last purchase, recency ({unit})", language).format(unit=unit))
     ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
-    ax.annotate(("T = " if language == "en" else "观察期 T = ") + f"{T_max:g} {unit}",
+    ax.annotate(label("T = {T} {unit}", language).format(T=f"{T_max:g}", unit=unit),
                 (0.02, 0.97), xycoords="axes fraction", va="top", color="white", fontsize=9)
     fig.tight_layout()
     return fig
@@ -314,8 +313,8 @@ def clv_distribution(predictions: pd.DataFrame, currency: str = "", language: st
             ax.annotate(f"{stat} {v:,.2f}", (v, ax.get_ylim()[1] * 0.95), rotation=90, ha="right",
                         va="top", fontsize=9)
     unit = f" ({currency}, log scale)" if currency else " (log scale)"
-    _title(ax, "预测CLV分布" if language == "zh" else "Distribution of predicted CLV")
-    ax.set_xlabel(("预测CLV" if language == "zh" else "predicted CLV") + unit)
+    _title(ax, label("Distribution of predicted CLV", language))
+    ax.set_xlabel((label("predicted CLV", language)) + unit)
     ax.set_ylabel(label("customers", language))
     fig.tight_layout()
     return fig
@@ -336,13 +335,13 @@ def clv_by_group(predictions: pd.DataFrame, labels: pd.Series, currency: str = "
     ax.barh(names, stats["mean"], color=sns.color_palette()[2])
     ax.invert_yaxis()
     for y, (m, s) in enumerate(zip(stats["mean"], share)):
-        text = f"{m:,.0f}  ({s:.0%} 的总CLV)" if language == "zh" else f"{m:,.0f}  ({s:.0%} of all CLV)"
+        text = label("{mean}  ({share} of all CLV)", language).format(mean=f"{m:,.0f}", share=f"{s:.0%}")
         ax.annotate(text, (m, y), xytext=(4, 0), textcoords="offset points", va="center", fontsize=9)
     ax.set_xlim(0, stats["mean"].max() * 1.35)
     group = str(labels.name or "group")
-    _title(ax, (f"各{label(group, language)}的平均预测CLV" if language == "zh"
-                else f"Average predicted CLV per customer by {group}"))
-    ax.set_xlabel(("平均预测CLV" if language == "zh" else "average predicted CLV")
+    _title(ax, label("Average predicted CLV per customer by {group}", language).format(
+        group=label(group, language)))
+    ax.set_xlabel((label("average predicted CLV", language))
                   + (f" ({currency})" if currency else ""))
     fig.tight_layout()
     return fig
@@ -360,9 +359,9 @@ def purchase_history_alive(model, purchases: pd.Series, *, observation_end, lang
     for d in days:
         ax.axvline(d, color=sns.color_palette()[3], linewidth=0.8, linestyle="--")
     ax.set_ylim(0, 1.05)
-    _title(ax, "购买记录与存活概率" if language == "zh" else "Purchases (dashed) and probability of being active")
-    ax.set_ylabel("P(活跃)" if language == "zh" else "P(alive)")
-    ax.set_xlabel("日期" if language == "zh" else "date")
+    _title(ax, label("Purchases (dashed) and probability of being active", language))
+    ax.set_ylabel(label("P(alive)", language))
+    ax.set_xlabel(label("date", language))
     fig.autofmt_xdate()
     fig.tight_layout()
     return fig
@@ -384,14 +383,13 @@ def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> 
     fig, ax = plt.subplots(figsize=(8, 4.2))
     x = np.arange(len(table))
     ax.bar(x, table["actual"], color="lightgrey", edgecolor="grey",
-           label="实际" if language == "zh" else "actual")
+           label=label("actual", language))
     for i, name in enumerate(c for c in table.columns if c not in ("customers", "actual")):
         ax.plot(x, table[name], marker="o", color=sns.color_palette()[i], label=_model_label(name))
     ax.set_xticks(x, table.index)
-    _title(ax, "按校准期频次的保留期平均购买次数" if language == "zh"
-           else "Holdout purchases by calibration-period frequency")
-    ax.set_xlabel("校准期重复购买次数" if language == "zh" else "repeat purchases in the calibration period")
-    ax.set_ylabel("保留期平均购买次数" if language == "zh" else "mean purchases per customer in the holdout")
+    _title(ax, label("Holdout purchases by calibration-period frequency", language))
+    ax.set_xlabel(label("repeat purchases in the calibration period", language))
+    ax.set_ylabel(label("mean purchases per customer in the holdout", language))
     ax.legend()
     fig.tight_layout()
     return fig
@@ -403,7 +401,7 @@ def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str
     fig, ax = plt.subplots(figsize=(9, 4.2))
     names = [c for c in track.columns if c.startswith("cumulative_") and c != "cumulative_actual"]
     actual = track["cumulative_actual"] if cumulative else track["actual"]
-    ax.plot(track.index, actual, color="black", linewidth=2, label="实际" if language == "zh" else "actual")
+    ax.plot(track.index, actual, color="black", linewidth=2, label=label("actual", language))
     for i, col in enumerate(names):
         name = col[len("cumulative_"):]
         ax.plot(track.index, track[col] if cumulative else track[name], linestyle="--",
@@ -411,13 +409,12 @@ def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str
     if track["holdout"].any():
         boundary = track.index[track["holdout"].to_numpy().argmax()]
         ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)
-        ax.annotate("保留期 →" if language == "zh" else "holdout →", (boundary, ax.get_ylim()[1] * 0.95),
+        ax.annotate(label("holdout →", language), (boundary, ax.get_ylim()[1] * 0.95),
                     xytext=(4, 0), textcoords="offset points", fontsize=9, va="top")
-    what = ("累计" if cumulative else "每期") if language == "zh" else ("cumulative" if cumulative else "per period")
-    _title(ax, f"{what}重复购买：实际与预测" if language == "zh"
-           else f"Repeat transactions, {what}: actual and predicted")
-    ax.set_xlabel("日期" if language == "zh" else "date")
-    ax.set_ylabel("重复购买次数" if language == "zh" else "repeat transactions")
+    what = label("cumulative" if cumulative else "per period", language)
+    _title(ax, label("Repeat transactions, {what}: actual and predicted", language).format(what=what))
+    ax.set_xlabel(label("date", language))
+    ax.set_ylabel(label("repeat transactions", language))
     ax.legend()
     fig.autofmt_xdate()
     fig.tight_layout()
@@ -434,18 +431,18 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6.5, 5.5))
     perfect = gains_curve(actual, actual)
     ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=1,
-            label="完美排序" if language == "zh" else "perfect")
+            label=label("perfect", language))
     ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1,
-            label="随机" if language == "zh" else "random")
+            label=label("random", language))
     names = list(result.fitted) + [b for b in ("ml", "rfm", "naive") if f"{b}_spend" in pred]
     for i, name in enumerate(names):
         score = pred["rfm_score"] if name == "rfm" else pred[f"{name}_spend"]
         curve = gains_curve(score, actual)
         ax.plot(curve.iloc[:, 0] * 100, curve.iloc[:, 1] * 100, color=sns.color_palette()[i],
                 label=_model_label(name))
-    _title(ax, "累计收益曲线" if language == "zh" else "Cumulative gains of the rankings")
-    ax.set_xlabel("按预测排序的客户占比（%）" if language == "zh" else "customers, ranked by prediction (%)")
-    ax.set_ylabel("保留期销售额占比（%）" if language == "zh" else "share of holdout revenue (%)")
+    _title(ax, label("Cumulative gains of the rankings", language))
+    ax.set_xlabel(label("customers, ranked by prediction (%)", language))
+    ax.set_ylabel(label("share of holdout revenue (%)", language))
     ax.set_xlim(0, 100)
     ax.set_ylim(0, 100)
     ax.legend(loc="lower right")
@@ -464,11 +461,8 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     ax.plot([0.1, top], [0.1, top], color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _title(ax, (f"{_model_label(model)}：预测与实际" if language == "zh"
-                else f"{_model_label(model)}: predicted vs actual per customer"))
-    ax.set_xlabel("预测保留期购买次数 + 0.1（对数）" if language == "zh"
-                  else "predicted holdout purchases + 0.1 (log scale)")
-    ax.set_ylabel("实际保留期购买次数 + 0.1（对数）" if language == "zh"
-                  else "actual holdout purchases + 0.1 (log scale)")
+    _title(ax, label("{model}: predicted vs actual per customer", language).format(model=_model_label(model)))
+    ax.set_xlabel(label("predicted holdout purchases + 0.1 (log scale)", language))
+    ax.set_ylabel(label("actual holdout purchases + 0.1 (log scale)", language))
     fig.tight_layout()
     return fig

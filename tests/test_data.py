@@ -113,13 +113,13 @@ def test_missing_column_names_the_columns_found(tmp_path):
 
 @pytest.mark.parametrize("content, message", [
     (b"", "empty"),
-    (b"\xff\xfe\x00", None),
+    (b"\xff\xfe\x00", "UTF-16 byte-order mark but is not valid text"),
     (b"id,date,amount\n" + "é".encode("latin-1") * 5 + b"\xff\xff,2024-01-01,1\n", "neither UTF-8 nor GBK"),
 ])
 def test_unusable_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"
     path.write_bytes(content)
-    with pytest.raises(LTVError, match=message or "."):
+    with pytest.raises(LTVError, match=message):
         read_transactions(path)
 
 

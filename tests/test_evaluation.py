@@ -92,6 +92,12 @@ def test_gains_curve_random_and_perfect():
     assert flat["share of value"].iloc[-1] == 1
 
 
+def test_backtest_without_baselines_ranks_models_only(daily):
+    assert list(daily.metrics.index) == ["bgnbd"] and (daily.metrics["kind"] == "model").all()
+    assert daily.best("mae") == "bgnbd"
+    assert daily.metrics.loc["bgnbd", "actual"] == 1882
+
+
 def test_tracking_equals_lifetimes_expected_cumulative_transactions(daily, cdnow_sample):
     tr = ev.tracking(cdnow_sample, daily, freq="D")
     m = daily.fitted["bgnbd"]
