@@ -10,11 +10,15 @@ from ltv_helpers.schema import LTVError
 
 
 def _check(args) -> int:
-    from ltv_helpers.data import clean_transactions, data_quality, read_transactions
+    from ltv_helpers.data import clean_transactions, data_quality, read_transactions, refuse_credentials
 
+    refuse_credentials(args.source)
+    refuse_credentials(args.sql, "query")
     raw = read_transactions(args.source, customer_id=args.customer_id, order_date=args.date,
                             amount=args.amount, encoding=args.encoding, sheet=args.sheet,
-                            sql=args.sql)
+                            sql=args.sql, order_id=args.order_id, quantity=args.quantity,
+                            unit_price=args.unit_price, dayfirst=args.dayfirst,
+                            date_format=args.date_format)
     result = clean_transactions(raw, observation_end=args.observation_end)
     tx = result.transactions
     usable = result.rows_kept > 0
@@ -23,17 +27,21 @@ def _check(args) -> int:
             "source": raw.attrs.get("source"),
             "rows_in": result.rows_in,
             "rows_kept": result.rows_kept,
+            "orders": result.orders,
             "rejected": {k: int(v) for k, v in result.report["rows"].items()},
             "customers": int(tx["customer_id"].nunique()),
             "first_order": tx["order_date"].min().date().isoformat() if usable else None,
             "last_order": tx["order_date"].max().date().isoformat() if usable else None,
             "revenue": round(float(tx["amount"].sum()), 2),
             "columns": result.columns,
+            "warnings": result.warnings,
             "usable": usable,
         }, ensure_ascii=False))
     else:
         print(f"Data quality of {raw.attrs.get('source')}")
         print(data_quality(result).to_string())
+        for sentence in result.warnings:
+            print(f"warning: {sentence}")
     if not usable:
         raise LTVError(f"No usable rows: all {result.rows_in} rows were rejected "
                        f"({', '.join(f'{n} {r}' for r, n in result.report['rows'].items())}).")
@@ -50,11 +58,14 @@ def _demo(args) -> int:
 
 
 def _report(args) -> int:
+    from ltv_helpers.data import refuse_credentials
     from ltv_helpers.report import render_report
 
     params = {"client": args.client, "source": args.source, "language": args.language}
-    if args.currency:
-        params["currency"] = args.currency
+    for key, value in (("currency", args.currency), ("sql", args.sql), ("dayfirst", args.dayfirst),
+                       ("date_format", args.date_format)):
+        if value is not None:
+            params[key] = value
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -63,6 +74,8 @@ def _report(args) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
+    for key, value in params.items():  # before any file is written
+        refuse_credentials(value, f"parameter {key}")
     from papermill.exceptions import PapermillExecutionError
 
     try:
@@ -73,6 +86,15 @@ def _report(args) -> int:
     for page in pages:
         print(f"rendered {page}")
     return 0
+
+
+def _date_options(parser) -> None:
+    order = parser.add_mutually_exclusive_group()
+    order.add_argument("--dayfirst", dest="dayfirst", action="store_const", const=True,
+                       help="dates are day/month/year (default: decided from the data)")
+    order.add_argument("--monthfirst", dest="dayfirst", action="store_const", const=False,
+                       help="dates are month/day/year")
+    parser.add_argument("--date-format", help="strptime format of the dates, e.g. '%%d/%%m/%%Y %%H:%%M'")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -86,6 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--encoding", help="text encoding of a CSV (default: detect UTF-8/GB18030)")
     check.add_argument("--sheet", help="Excel sheet name")
     check.add_argument("--sql", help="query for a DuckDB file or database URL")
+    check.add_argument("--order-id", help="column holding the order id (order-line exports)")
+    check.add_argument("--quantity", help="column holding the quantity of an order line")
+    check.add_argument("--unit-price", help="column holding the unit price of an order line")
+    _date_options(check)
     check.add_argument("--observation-end", help="last date to keep (YYYY-MM-DD)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run=_check)
@@ -98,6 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--output", required=True, help="the client's report folder, e.g. reports/acme")
     report.add_argument("--currency", help="currency shown on money axes, e.g. CNY")
     report.add_argument("--language", default="en", choices=["en", "zh"])
+    report.add_argument("--sql", help="query for a DuckDB file or database URL")
+    _date_options(report)
     report.add_argument("-p", "--param", action="append",
                         help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")
     report.set_defaults(run=_report)

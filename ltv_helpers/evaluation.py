@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers import models as mdl
-from ltv_helpers.data import _PERIOD_SQL, _Source, _check_freq, _end_cut, calibration_holdout
+from ltv_helpers.data.parse import _end_cut
+from ltv_helpers.data.summary import _PERIOD_SQL, _Source, _check_freq, calibration_holdout
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
 #: Baselines every metrics table carries, so a model has to beat something.

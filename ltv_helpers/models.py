@@ -643,7 +643,8 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     """
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    from ltv_helpers.data import _end_cut, customer_history
+    from ltv_helpers.data import customer_history
+    from ltv_helpers.data.parse import _end_cut
 
     end = pd.Timestamp(observation_end)
     train_end = end - pd.Timedelta(days=horizon_days)

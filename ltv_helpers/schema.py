@@ -6,6 +6,10 @@ AMOUNT = "amount"
 ORDER_ID = "order_id"
 CHANNEL = "channel"
 QUANTITY = "quantity"
+#: Price of one item on an order line; with ``quantity`` it gives the line's amount.
+UNIT_PRICE = "unit_price"
+#: Number of source lines merged into one order (order-line exports).
+LINES = "lines"
 
 #: Columns every cleaned transaction table has, in this order.
 REQUIRED_COLUMNS = (CUSTOMER_ID, ORDER_DATE, AMOUNT)
@@ -17,6 +21,9 @@ REASON = "reason"
 SOURCE_ROW = "source_row"
 #: Set by the CSV reader on lines that could not be split into fields.
 READ_ERROR = "read_error"
+#: Set by the reader: a hash of all source columns of the row (also those the toolkit drops),
+#: so "exact duplicate" means every source column equal without keeping personal fields.
+ROW_KEY = "row_key"
 
 #: RFM summary columns, lifetimes' names.
 FREQUENCY = "frequency"

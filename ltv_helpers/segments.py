@@ -292,7 +292,8 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     4. growth: tenure under ``maturity_days``;
     5. maturity: the rest (long-standing, still buying at a steady rate).
     """
-    from ltv_helpers.data import _end_cut, rfm_summary
+    from ltv_helpers.data import rfm_summary
+    from ltv_helpers.data.parse import _end_cut
 
     _require(transactions, [CUSTOMER_ID, ORDER_DATE], "lifecycle_stages")
     cut = _end_cut(observation_end)

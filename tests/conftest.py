@@ -1,6 +1,10 @@
 import os
+import tempfile
 
 os.environ.setdefault("MPLBACKEND", "Agg")
+# Pseudonym keys made by tests (and by the notebooks nbval runs) go to a throw-away folder,
+# not the user's ~/.local/share.
+os.environ["LTV_KEY_DIR"] = tempfile.mkdtemp(prefix="ltv-test-keys-")
 
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402

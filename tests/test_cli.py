@@ -24,7 +24,7 @@ def test_check_text_report(tmp_path, capsys):
     path.write_text("uid,date,revenue\n1,2024-01-01,5\n1,2024-01-09,6\n", encoding="utf-8")
     assert main(["check", str(path), "--observation-end", "2024-01-05"]) == 0
     text = capsys.readouterr().out
-    assert "rows read" in text and "rejected: date after observation end" in text
+    assert "lines read" in text and "orders kept" in text and "rejected: date after observation end" in text
 
 
 @pytest.mark.parametrize("content, words", [

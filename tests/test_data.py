@@ -27,7 +27,7 @@ CN_ROWS = "M001,2024-01-03 10:00:00,\"￥1,234.50\",张三\nM002,2024/1/5,88,李
 
 
 def _check_invariant(res):
-    assert res.rows_in == len(res.transactions) + len(res.rejected)
+    assert res.rows_in == res.rows_kept + len(res.rejected)
 
 
 # ------------------------------------------------------------------------------- readers
@@ -195,7 +195,7 @@ def test_keep_options_for_zero_and_duplicates():
     ("12.5元", 12.5), ("(12.00)", -12.0), (" 7 ", 7.0), ("１２３", 123.0),
 ])
 def test_currency_strings(text, value):
-    amounts, missing = data._parse_amounts(pd.Series([text], dtype=object))
+    amounts, missing = data.parse._parse_amounts(pd.Series([text], dtype=object))
     assert amounts.iloc[0] == value and not missing.iloc[0]
 
 

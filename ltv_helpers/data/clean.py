@@ -1,0 +1,348 @@
+"""Cleaning with an audit trail: type every value, reject what cannot be used with a reason, turn
+order lines into orders, net refunds. Lines in = lines kept + lines rejected, always.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.data.parse import _as_timestamp, _clean_ids, _end_cut, _parse_amounts, parse_dates
+from ltv_helpers.data.read import _list
+from ltv_helpers.schema import (
+    AMOUNT,
+    CHANNEL,
+    CUSTOMER_ID,
+    LINES,
+    ORDER_DATE,
+    ORDER_ID,
+    QUANTITY,
+    READ_ERROR,
+    REASON,
+    SOURCE_ROW,
+    UNIT_PRICE,
+    LTVError,
+)
+
+#: Rejection reasons, in the order they are checked; a line gets the first that applies.
+REASONS = (
+    "malformed line",
+    "missing customer id",
+    "missing date",
+    "unparseable date",
+    "implausible date",
+    "missing amount",
+    "non-numeric amount",
+    "missing quantity",
+    "non-numeric quantity",
+    "missing unit price",
+    "non-numeric unit price",
+    "date after observation end",
+    "zero amount",
+    "exact duplicate",
+    "order lines disagree on customer",
+    "refund",
+    "refund without same-day purchase",
+    "refund netted into same-day purchase",
+    "fully refunded",
+)
+
+#: Dates before this are rejected as implausible (two-digit years and Excel's day 0 land there).
+EARLIEST_DATE = "1990-01-01"
+
+
+@dataclass
+class CleanResult:
+    """What :func:`clean_transactions` kept and rejected.
+
+    ``transactions``: canonical typed orders, sorted by customer, date and amount (one row per
+    order; for order-line exports ``lines`` says how many source lines each order merges).
+    ``rejected``: every dropped line as it was read, with ``reason``.
+    ``report``: lines per rejection reason (``rows``, ``share`` of lines read).
+    ``rows_in`` / ``rows_kept``: source lines read / kept (``rows_in = rows_kept + len(rejected)``);
+    ``orders``: orders kept. ``refunded``: total refund amount netted into purchases.
+    ``warnings``: sentences on assumptions the cleaner made (e.g. the day/month order of dates).
+    """
+
+    transactions: pd.DataFrame
+    rejected: pd.DataFrame
+    report: pd.DataFrame
+    rows_in: int
+    refunded: float = 0.0
+    columns: dict = field(default_factory=dict)
+    warnings: list = field(default_factory=list)
+    rows_kept: int | None = None
+
+    def __post_init__(self):
+        if self.rows_kept is None:
+            self.rows_kept = len(self.transactions)
+
+    @property
+    def orders(self) -> int:
+        return len(self.transactions)
+
+    def __repr__(self) -> str:
+        return (f"CleanResult(rows_in={self.rows_in}, kept={self.rows_kept}, orders={self.orders}, "
+                f"rejected={len(self.rejected)}, warnings={len(self.warnings)})")
+
+
+def clean_transactions(
+    df: pd.DataFrame,
+    *,
+    observation_end=None,
+    refunds: str = "net",
+    zero_amounts: str = "reject",
+    duplicates: str = "reject",
+    date_format: str | None = None,
+    dayfirst: bool | None = None,
+    earliest_date=EARLIEST_DATE,
+    cancel_prefix: str | None = "C",
+) -> CleanResult:
+    """Type, validate and de-duplicate transactions, listing every dropped line with a reason.
+
+    Checks, in order (a line gets the first reason that applies, see :data:`REASONS`): malformed
+    line, missing customer id, missing or unparseable date, implausible date (before
+    ``earliest_date`` or after today), missing or non-numeric amount (currency strings such as
+    ``¥1,234.50``, ``￥88``, ``$1,000`` and ``(12.00)`` parse; for order lines the quantity and
+    unit price instead), date after ``observation_end`` (the whole end day is kept), zero
+    amount, exact duplicate (every source column equal, also columns the reader dropped; the
+    first is kept).
+
+    Dates: see :func:`ltv_helpers.data.parse.parse_dates`. The day/month order of ``1/12/2010``
+    is decided from the data unless ``dayfirst`` or ``date_format`` is given (defaults: what
+    :func:`read_transactions` recorded); an assumption is reported in ``warnings``.
+
+    Order lines: without an amount column, amount = quantity x unit price. With an order id,
+    the lines of one order become one order (amount = sum of its lines, date = its earliest
+    line); an order whose lines name different customers is rejected. Cancellation lines (an
+    order id of ``cancel_prefix`` followed by a digit, e.g. ``C536379``, or a negative quantity
+    or amount) are refunds.
+
+    Refunds: ``refunds="net"`` nets each refund (a cancellation order, or a refund row) against
+    the same customer's purchases of the same calendar day, largest first; the refund's lines are
+    then rejected as netted, a purchase brought to zero as "fully refunded", and a refund with no
+    same-day purchase is rejected as such. ``refunds="reject"`` rejects every refund line.
+
+    ``zero_amounts="keep"`` keeps zero-value lines (free items still count as purchases for the
+    purchase models); ``duplicates="keep"`` keeps exact duplicates, for exports where two
+    identical lines can be real.
+
+    Invariant: ``rows_in == rows_kept + len(rejected)``.
+
+    >>> res = clean_transactions(pd.DataFrame({"customer_id": ["a", "a", ""],
+    ...     "order_date": ["2024-01-01", "2024-01-01", "2024-01-02"],
+    ...     "amount": ["¥1,200.00", "-200", "5"]}))
+    >>> res.transactions["amount"].tolist(), res.report["rows"].to_dict()
+    ([1000.0], {'missing customer id': 1, 'refund netted into same-day purchase': 1})
+    """
+    for name, value, allowed in (("refunds", refunds, ("net", "reject")),
+                                 ("zero_amounts", zero_amounts, ("reject", "keep")),
+                                 ("duplicates", duplicates, ("reject", "keep")),
+                                 ("dayfirst", dayfirst, (None, True, False))):
+        if value not in allowed:
+            raise LTVError(f"{name} must be {' or '.join(map(repr, allowed))}, got {value!r}.")
+    if not isinstance(df, pd.DataFrame):
+        raise LTVError("clean_transactions takes a DataFrame (the output of read_transactions).")
+    missing = [c for c in (CUSTOMER_ID, ORDER_DATE) if c not in df.columns]
+    if AMOUNT not in df.columns and UNIT_PRICE not in df.columns:
+        missing.append(AMOUNT)
+    if missing:
+        raise LTVError(
+            f"The data has no {', '.join(missing)} column; the columns are: {_list(df.columns)}. "
+            "Read it with read_transactions, which maps the client's column names."
+        )
+    options = df.attrs.get("date_options") or {}
+    dayfirst = options.get("dayfirst") if dayfirst is None else dayfirst
+    date_format = options.get("date_format") if date_format is None else date_format
+    earliest = _as_timestamp(earliest_date, "earliest_date")
+    raw = df.reset_index(drop=True)
+    n = len(raw)
+    if SOURCE_ROW not in raw:
+        raw[SOURCE_ROW] = np.arange(1, n + 1)
+    reason = pd.Series(pd.NA, index=raw.index, dtype=object)
+    notes: list[str] = []
+
+    def reject(mask, why):
+        mask = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()
+        reason[mask] = why
+
+    if READ_ERROR in raw:
+        reject(raw[READ_ERROR].notna(), "malformed line")
+
+    ids = _clean_ids(raw[CUSTOMER_ID])
+    reject(ids.isna(), "missing customer id")
+
+    dates, date_missing, date_notes = parse_dates(raw[ORDER_DATE], date_format, dayfirst)
+    notes += date_notes
+    reject(date_missing, "missing date")
+    reject(dates.isna(), "unparseable date")
+    tomorrow = _end_cut(pd.Timestamp.now().normalize())
+    reject((dates < earliest) | (dates >= tomorrow), "implausible date")
+
+    amounts, quantity = _amounts(raw, reject, notes)
+    cancel = (amounts < 0).to_numpy().copy()
+    if quantity is not None:
+        cancel |= (quantity < 0).to_numpy()
+    order_ids = _clean_ids(raw[ORDER_ID]) if ORDER_ID in raw else None
+    if order_ids is not None and cancel_prefix:
+        cancel |= order_ids.str.match(rf"^{re.escape(cancel_prefix)}\d").fillna(False).to_numpy(bool)
+    amounts = amounts.where(~cancel, -amounts.abs())
+
+    if observation_end is not None:
+        reject(dates >= _end_cut(observation_end), "date after observation end")
+    if zero_amounts == "reject":
+        reject(amounts == 0, "zero amount")
+    if duplicates == "reject":
+        alive = reason.isna().to_numpy()
+        columns = [c for c in raw.columns if c not in (SOURCE_ROW, READ_ERROR)]
+        dup = np.zeros(n, dtype=bool)
+        dup[alive] = raw.loc[alive, columns].duplicated(keep="first").to_numpy()
+        reject(dup, "exact duplicate")
+    if refunds == "reject":
+        reject(cancel, "refund")
+
+    typed = pd.DataFrame({CUSTOMER_ID: ids, ORDER_DATE: dates, AMOUNT: amounts})
+    if order_ids is not None:
+        typed[ORDER_ID] = order_ids
+    if CHANNEL in raw:
+        typed[CHANNEL] = _clean_ids(raw[CHANNEL])
+    if quantity is not None:
+        typed[QUANTITY] = quantity
+    by_order = order_ids is not None and order_ids[reason.isna().to_numpy()].notna().any()
+    if by_order:
+        entities, line_entity = _orders_from_lines(typed, reason, reject, cancel, notes)
+    else:
+        alive = reason.isna().to_numpy()
+        entities = typed[alive].reset_index(drop=True)
+        line_entity = np.full(n, -1)
+        line_entity[alive] = np.arange(alive.sum())
+
+    # Refunds (negative entities) against the same customer's same-day purchases.
+    amount, netted, unmatched, refunded = _net_refunds(
+        entities[CUSTOMER_ID], entities[ORDER_DATE].dt.normalize(), entities[AMOUNT].to_numpy())
+    entity_reason = np.full(len(entities), None, dtype=object)
+    entity_reason[unmatched] = "refund without same-day purchase"
+    entity_reason[netted] = "refund netted into same-day purchase"
+    entity_reason[(entity_reason == None) & (amount <= 0) & (entities[AMOUNT].to_numpy() > 0)] = "fully refunded"  # noqa: E711
+    has_line = line_entity >= 0
+    line_reason = np.full(n, None, dtype=object)
+    line_reason[has_line] = entity_reason[line_entity[has_line]]
+    for why in ("refund without same-day purchase", "refund netted into same-day purchase", "fully refunded"):
+        reject(line_reason == why, why)
+    entities[AMOUNT] = amount
+
+    keep = reason.isna().to_numpy()
+    kept = entities[entity_reason == None]  # noqa: E711
+    transactions = (kept.sort_values([CUSTOMER_ID, ORDER_DATE, AMOUNT], kind="stable")
+                    .reset_index(drop=True))
+    rejected = raw[~keep].copy()
+    rejected[REASON] = reason[~keep].astype("str")
+    rejected = rejected.reset_index(drop=True)
+    counts = rejected[REASON].value_counts()
+    report = pd.DataFrame({"rows": [int(counts.get(r, 0)) for r in REASONS]}, index=list(REASONS))
+    report = report[report["rows"] > 0]
+    report.index.name = REASON
+    report["share"] = report["rows"] / max(n, 1)
+    lines_kept = int(transactions[LINES].sum()) if LINES in transactions else len(transactions)
+    if lines_kept != int(keep.sum()) or lines_kept + len(rejected) != n:
+        raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
+    return CleanResult(transactions, rejected, report, n, float(refunded),
+                       dict(df.attrs.get("columns", {})), notes, lines_kept)
+
+
+def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Series | None]:
+    """Line amounts (the amount column, or quantity x unit price) and quantities, rejecting
+    the lines where they are missing or not numbers."""
+    quantity = _parse_amounts(raw[QUANTITY]) if QUANTITY in raw else None
+    if AMOUNT in raw:
+        amounts, missing = _parse_amounts(raw[AMOUNT])
+        reject(missing, "missing amount")
+        reject(amounts.isna(), "non-numeric amount")
+        return amounts, (quantity[0] if quantity is not None else None)
+    price, price_missing = _parse_amounts(raw[UNIT_PRICE])
+    if quantity is None:
+        notes.append("There is no quantity column, so each line counts as one item at its unit price; "
+                     "pass quantity=<column> if the export has one.")
+        reject(price_missing, "missing unit price")
+        reject(price.isna(), "non-numeric unit price")
+        return price, None
+    qty, qty_missing = quantity
+    reject(qty_missing, "missing quantity")
+    reject(qty.isna(), "non-numeric quantity")
+    reject(price_missing, "missing unit price")
+    reject(price.isna(), "non-numeric unit price")
+    # Rounded to a millionth: 3 x 2.55 is 7.6499999... in binary floating point.
+    return (qty * price).round(6), qty
+
+
+def _orders_from_lines(typed: pd.DataFrame, reason: pd.Series, reject, cancel: np.ndarray,
+                       notes: list) -> tuple[pd.DataFrame, np.ndarray]:
+    """One purchase entity per order (its positive lines) and one refund entity per order with
+    refund lines; returns them and, per source line, the row of its entity (-1: none)."""
+    n = len(typed)
+    alive = reason.isna().to_numpy()
+    # A line without an order id is an order of its own.
+    key = typed[ORDER_ID].astype(object).where(typed[ORDER_ID].notna(),
+                                               "\x00line" + pd.Series(np.arange(n)).astype(str))
+    customers = typed[CUSTOMER_ID][alive].groupby(key[alive].to_numpy()).nunique()
+    clash = key.map(customers).gt(1).to_numpy() & alive
+    reject(clash, "order lines disagree on customer")
+    alive = reason.isna().to_numpy()
+    lines = typed[alive].reset_index(drop=True)
+    refund_line = cancel[alive]
+    group = pd.DataFrame({"key": key[alive].to_numpy(), "refund": refund_line})
+    codes = group.groupby(["key", "refund"], sort=False).ngroup().to_numpy()
+    g = lines.groupby(codes, sort=True)
+    entities = pd.DataFrame({
+        CUSTOMER_ID: g[CUSTOMER_ID].first(),
+        ORDER_DATE: g[ORDER_DATE].min(),
+        AMOUNT: g[AMOUNT].sum().round(6),
+    })
+    entities[ORDER_ID] = g[ORDER_ID].first()
+    if CHANNEL in lines:
+        entities[CHANNEL] = g[CHANNEL].first()
+    if QUANTITY in lines:
+        entities[QUANTITY] = g[QUANTITY].sum()
+    entities[LINES] = g.size().astype("int64")
+    spread = int((g[ORDER_DATE].nunique() > 1).sum())
+    if spread:
+        notes.append(f"{spread:,} orders have lines with different timestamps; each order takes the "
+                     "time of its earliest line.")
+    entities = entities.reset_index(drop=True)
+    line_entity = np.full(n, -1)
+    line_entity[alive] = codes
+    return entities, line_entity
+
+
+def _net_refunds(customer: pd.Series, day: pd.Series, amount: np.ndarray
+                 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """Net negative amounts into the same customer's positive amounts of the same day.
+
+    Each (customer, day)'s refunds are allocated to its purchases, largest first, never below
+    zero. Returns the purchases' new amounts (refunds unchanged), the masks of refunds netted and
+    of refunds without a same-day purchase, and the total netted.
+    """
+    amount = np.asarray(amount, dtype=float)
+    new = amount.copy()
+    neg = amount < 0
+    if not neg.any():
+        return new, np.zeros(len(amount), bool), np.zeros(len(amount), bool), 0.0
+    key = [customer.to_numpy(), day.to_numpy()]
+    bought = pd.Series(np.where(neg, 0.0, amount)).groupby(key).transform("sum").to_numpy()
+    owed = pd.Series(np.where(neg, -amount, 0.0)).groupby(key).transform("sum").to_numpy()
+    has_buy = bought > 0
+    netted, unmatched = neg & has_buy, neg & ~has_buy
+    target = ~neg & (owed > 0) & (amount > 0)
+    if not target.any():
+        return new, netted, unmatched, 0.0
+    part = pd.DataFrame({"c": key[0][target], "d": key[1][target], "amt": amount[target],
+                         "owed": owed[target]}, index=np.flatnonzero(target))
+    part = part.sort_values(["c", "d", "amt"], ascending=[True, True, False], kind="stable")
+    before = part.groupby(["c", "d"], sort=False)["amt"].cumsum() - part["amt"]
+    cut = (part["owed"] - before).clip(lower=0).clip(upper=part["amt"])
+    new[part.index.to_numpy()] = (part["amt"] - cut).round(10).to_numpy()
+    return new, netted, unmatched, float(cut.sum())
+

@@ -1,0 +1,261 @@
+"""Parsing raw export values: text, ids, dates (with the day/month order decided from the data),
+amounts and other numbers. Vectorized on Arrow strings; nothing here drops a row.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.schema import LTVError
+
+_NULL_TOKENS = {"", "nan", "none", "null", "na", "n/a", "#n/a", "-", "--", "nat", "未知", "无"}
+
+
+def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Stripped Arrow-backed strings (vectorized string ops) and the mask of missing cells.
+
+    Cells of mixed object columns (Excel) that are whole-number floats lose their ``.0``, so
+    ids stored as numbers read 1001, not 1001.0. Full-width forms (￥, １２３) are folded to
+    ASCII with NFKC, only on the rows that have non-ASCII text.
+    """
+    s = pd.Series(values).reset_index(drop=True)
+    if pd.api.types.is_float_dtype(s.dtype):
+        whole = s.notna() & np.isfinite(s) & (s == np.floor(s))
+        text = s.astype("str")
+        text[whole] = s[whole].astype("int64").astype("str")
+    elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        text = s.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else v,
+                     na_action="ignore").astype("str")
+    else:
+        text = s.astype("str")
+    text = text.astype(pd.StringDtype("pyarrow")).str.strip()
+    wide = text.str.contains(r"[^\x00-\x7f]", regex=True).fillna(False).to_numpy(bool)
+    if wide.any():
+        text[wide] = text[wide].str.normalize("NFKC").str.strip()
+    missing = (s.isna() | text.isna() | text.str.lower().isin(_NULL_TOKENS)).to_numpy(bool)
+    return text, pd.Series(missing)
+
+
+def _clean_ids(values: pd.Series) -> pd.Series:
+    """Ids as stripped strings; blanks and null tokens (``""``, ``NULL``, ``n/a`` ...) missing."""
+    text, missing = _as_text(values)
+    return text.mask(missing.to_numpy()).astype("str")
+
+
+# ------------------------------------------------------------------------------------ dates
+
+#: Two-digit years: 00-68 are 2000-2068, 69-99 are 1969-1999 (the POSIX ``%y`` pivot, as in
+#: Python's ``strptime``). Dates that land in the future are then rejected as implausible.
+YEAR_PIVOT = 69
+
+#: A date of three numbers (``2024-01-05``, ``1/12/2010``, ``12.1.10``, ``2024年1月5日``) with an
+#: optional time (``8:26``, ``08:26:00.5``, ``3:05 PM``, ``下午3:05``) and an ignored UTC offset.
+_NUMERIC_DATE = (
+    r"^(?P<a>\d{1,4})[-/.](?P<b>\d{1,2})[-/.](?P<c>\d{1,4})"
+    r"(?:[ T]+(?P<ampm1>AM|PM)? ?(?P<H>\d{1,2}):(?P<M>\d{1,2})(?::(?P<S>\d{1,2})(?:[.,](?P<F>\d{1,9}))?)?"
+    r" ?(?P<ampm2>AM|PM)?)?(?: ?(?:Z|[+-]\d{2}:?\d{2}))?$"
+)
+#: Compact dates ``20240105`` and ``20240105103000``.
+_COMPACT_DATE = r"^(?P<a>\d{4})(?P<b>\d{2})(?P<c>\d{2})(?:(?P<H>\d{2})(?P<M>\d{2})(?P<S>\d{2})?)?$"
+
+
+def _normalise_date_text(text: pd.Series) -> pd.Series:
+    """Chinese date words to separators, AM/PM words to AM/PM, upper case, single spaces."""
+    for pattern, repl in ((r"[年月]", "-"), (r"日", " "), (r"[时點点]", ":"), (r"分", ":"),
+                          (r"秒", ""), (r"上午", " AM "), (r"下午|晚上", " PM "),
+                          (r"(?i)(?<=[\d\s])([ap])\.?m\.?(?=$|\s)", r" \1M"), (r"\s+", " ")):
+        text = text.str.replace(pattern, repl, regex=True)
+    return text.str.upper().str.strip(" :-")
+
+
+def _components(parts: pd.DataFrame, dayfirst: bool, year_first: bool) -> pd.Series:
+    """Timestamps from extracted date parts (NaT where the parts are not a valid date)."""
+    num = lambda col: pd.to_numeric(parts[col], errors="coerce")  # noqa: E731
+    a, b, c = num("a"), num("b"), num("c")
+    if year_first:
+        year, month, day = a, b, c
+    else:
+        year = c.where(parts["c"].str.len() != 2, np.where(c < YEAR_PIVOT, 2000 + c, 1900 + c))
+        year = year.where(parts["c"].str.len().isin([2, 4]))
+        month, day = (b, a) if dayfirst else (a, b)
+    hour = num("H").fillna(0) if "H" in parts else 0
+    ampm = None
+    for col in ("ampm1", "ampm2"):
+        if col in parts:
+            ampm = parts[col] if ampm is None else ampm.fillna(parts[col])
+    if ampm is not None:
+        pm, am = (ampm == "PM").fillna(False).to_numpy(bool), (ampm == "AM").fillna(False).to_numpy(bool)
+        hour = pd.Series(np.where(pm & (hour < 12), hour + 12, np.where(am & (hour == 12), 0, hour)),
+                         index=parts.index).where(~((pm | am) & (hour > 12)))
+    frame = pd.DataFrame({"year": year, "month": month, "day": day, "hour": hour,
+                          "minute": num("M").fillna(0) if "M" in parts else 0,
+                          "second": num("S").fillna(0) if "S" in parts else 0})
+    stamps = pd.to_datetime(frame, errors="coerce")
+    if "F" in parts:
+        frac = parts["F"].fillna("0").str.slice(0, 6).str.pad(6, side="right", fillchar="0")
+        stamps = stamps + pd.to_timedelta(pd.to_numeric(frac, errors="coerce").fillna(0), unit="us")
+    return stamps.astype("datetime64[us]")
+
+
+def date_order(first: pd.Series, second: pd.Series, dayfirst: bool | None) -> tuple[bool, list[str]]:
+    """Decide day/month order from the two leading fields of ``D/M/Y``-or-``M/D/Y`` dates.
+
+    A first field above 12 can only be a day, a second field above 12 only a day too. When the
+    data shows one order, it is used; when it shows both, the more frequent wins and the
+    contradicting rows become unparseable; when every row fits both (all fields 12 or less), the
+    rule is month first (``12/1/10`` = 1 December 2010, as Excel's US locale writes dates).
+    Returns ``(dayfirst, warnings)``; an explicit ``dayfirst`` is obeyed without a warning.
+    """
+    if dayfirst is not None:
+        return bool(dayfirst), []
+    day_first_rows = int((first > 12).sum())
+    month_first_rows = int((second > 12).sum())
+    if day_first_rows and not month_first_rows:
+        return True, []
+    if month_first_rows and not day_first_rows:
+        return False, []
+    if day_first_rows and month_first_rows:
+        use_day = day_first_rows > month_first_rows
+        order, lost = ("day/month/year", month_first_rows) if use_day else ("month/day/year", day_first_rows)
+        return use_day, [
+            f"The dates mix two orders ({day_first_rows:,} rows can only be day/month/year, "
+            f"{month_first_rows:,} only month/day/year); they were read as {order}, so the {lost:,} "
+            "rows that contradict it are rejected as unparseable dates. Pass dayfirst=True or "
+            "False (--dayfirst / --monthfirst) or date_format= to choose."]
+    return False, [
+        f"The day/month order of the dates cannot be told from the data (no field is above 12 in "
+        f"{len(first):,} rows such as 1/12/2010); they were read as month/day/year. If the export "
+        "writes day/month/year, pass dayfirst=True (--dayfirst), or give date_format=."]
+
+
+def parse_dates(values: pd.Series, date_format: str | None = None,
+                dayfirst: bool | None = None) -> tuple[pd.Series, pd.Series, list[str]]:
+    """Timestamps (naive, local wall time), the mask of missing inputs, and warning sentences.
+
+    - Date cells (Excel, Parquet, databases) are taken as they are; time zones are dropped,
+      keeping the local wall time.
+    - ``date_format`` (``strptime`` codes, e.g. ``"%d/%m/%Y %H:%M"``) parses every text cell
+      with that format; cells that do not fit are NaT.
+    - Otherwise, numeric dates are read field by field: a 4-digit first field is the year
+      (``2024-01-05``, ``2024/1/5``, ``2024年1月5日``, ``20240105``); else the year is last and
+      the day/month order is decided by :func:`date_order` from the data unless ``dayfirst`` is
+      given. Two-digit years use :data:`YEAR_PIVOT`. Times may have seconds, fractions and
+      AM/PM (``上午``/``下午``). Other text (``5 Jan 2024``) goes to pandas' parser.
+    """
+    s = pd.Series(values).reset_index(drop=True)
+    if isinstance(s.dtype, pd.DatetimeTZDtype):
+        return s.dt.tz_localize(None).astype("datetime64[us]"), s.isna(), []
+    if pd.api.types.is_datetime64_any_dtype(s.dtype):
+        return s.astype("datetime64[us]"), s.isna(), []
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
+    is_stamp = np.zeros(len(s), dtype=bool)
+    if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
+        is_stamp = s.map(lambda v: hasattr(v, "year")).to_numpy(bool)  # Excel date cells
+        if is_stamp.any():
+            stamps = pd.to_datetime(s[is_stamp].map(lambda v: pd.Timestamp(v).tz_localize(None)
+                                                    if getattr(v, "tzinfo", None) else v),
+                                    errors="coerce")
+            out[is_stamp] = stamps.astype("datetime64[us]")
+    text, missing = _as_text(s.where(~is_stamp))
+    missing = missing & ~is_stamp
+    todo = (~is_stamp & ~missing).to_numpy()
+    notes: list[str] = []
+    if not todo.any():
+        return out, missing, notes
+    if date_format is not None:
+        parsed = pd.to_datetime(text[todo].astype(object), format=date_format, errors="coerce")
+        out[todo] = _naive(parsed).to_numpy()
+        return out, missing, notes
+    norm = _normalise_date_text(text[todo]).reset_index(drop=True)
+    index = np.flatnonzero(todo)
+    numeric = norm.str.extract(_NUMERIC_DATE)
+    matched = numeric["a"].notna().to_numpy()
+    year_first = matched & (numeric["a"].str.len() == 4).fillna(False).to_numpy(bool)
+    year_last = matched & ~year_first
+    if year_first.any():
+        out[index[year_first]] = _components(numeric[year_first], False, True).to_numpy()
+    if year_last.any():
+        parts = numeric[year_last]
+        first, second = pd.to_numeric(parts["a"]), pd.to_numeric(parts["b"])
+        use_dayfirst, notes = date_order(first, second, dayfirst)
+        out[index[year_last]] = _components(parts, use_dayfirst, False).to_numpy()
+        dayfirst = use_dayfirst
+    rest = ~matched
+    if rest.any():
+        compact = norm[rest].str.extract(_COMPACT_DATE)
+        is_compact = compact["a"].notna().to_numpy()
+        rest_index = index[rest]
+        if is_compact.any():
+            out[rest_index[is_compact]] = _components(compact[is_compact], False, True).to_numpy()
+        other = norm[rest][~is_compact].astype(object)
+        if len(other):
+            with warnings.catch_warnings():  # "could not infer format": expected for free text
+                warnings.simplefilter("ignore", UserWarning)
+                parsed = pd.to_datetime(other, dayfirst=bool(dayfirst), errors="coerce")
+                retry = parsed.isna()
+                if retry.any():
+                    parsed[retry] = pd.to_datetime(other[retry], format="mixed",
+                                                   dayfirst=bool(dayfirst), errors="coerce")
+            out[rest_index[~is_compact]] = _naive(parsed).to_numpy()
+    return out, missing, notes
+
+
+def _naive(parsed) -> pd.Series:
+    parsed = pd.Series(parsed)
+    if getattr(parsed.dtype, "tz", None) is not None:
+        parsed = parsed.dt.tz_localize(None)
+    if parsed.dtype == object:  # mixed offsets: keep each value's wall time
+        parsed = pd.to_datetime(parsed.map(lambda v: v.replace(tzinfo=None) if hasattr(v, "tzinfo") else v),
+                                errors="coerce")
+    return parsed.astype("datetime64[us]")
+
+
+# ------------------------------------------------------------------------------------ numbers
+
+_CURRENCY = r"(?i)(rmb|cny|usd|hkd|eur|gbp|jpy|元|人民币|[¥$€£])"
+
+
+def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
+    """Floats and a mask of missing inputs; non-numeric text becomes NaN.
+
+    Currency symbols and codes, thousands separators and spaces are dropped; ``(12.00)`` is -12.
+    Used for amounts, quantities and unit prices.
+    """
+    s = pd.Series(values).reset_index(drop=True)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        out = s.astype("float64")
+        return out.where(np.isfinite(out)), s.isna()
+    text, missing = _as_text(s)
+    negative = text.str.match(r"^\(.*\)$").fillna(False).to_numpy(bool)
+    norm = text.str.replace(_CURRENCY, "", regex=True).str.replace(r"[, \t()]", "", regex=True)
+    out = pd.to_numeric(norm, errors="coerce").astype("float64")
+    out = out.where(~negative, -out.abs())
+    return out.where(np.isfinite(out) & ~missing.to_numpy()), missing
+
+
+# ------------------------------------------------------------------------------------ ends
+
+def _end_cut(observation_end) -> pd.Timestamp:
+    """First instant after the observation end: a date means its whole day."""
+    try:
+        end = pd.Timestamp(observation_end)
+    except (ValueError, TypeError):
+        raise LTVError(f"observation_end {observation_end!r} is not a date.") from None
+    if end is pd.NaT:
+        raise LTVError("observation_end is missing.")
+    if end.tz is not None:
+        end = end.tz_localize(None)
+    return end + pd.Timedelta(days=1) if end == end.normalize() else end + pd.Timedelta(1, "us")
+
+
+def _as_timestamp(value, name: str) -> pd.Timestamp:
+    try:
+        ts = pd.Timestamp(value)
+    except (ValueError, TypeError):
+        raise LTVError(f"{name} {value!r} is not a date.") from None
+    if ts is pd.NaT:
+        raise LTVError(f"{name} is missing.")
+    return ts.tz_localize(None) if ts.tz is not None else ts

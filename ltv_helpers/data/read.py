@@ -1,0 +1,472 @@
+"""Reading a client's export: column detection, file and database readers, credential checks.
+
+Values stay as read (strings from text files); :mod:`ltv_helpers.data.clean` types them.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import re
+import unicodedata
+from pathlib import Path
+from typing import Iterable
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.datasets import BUNDLED, load_cdnow
+from ltv_helpers.schema import (
+    AMOUNT,
+    CHANNEL,
+    CUSTOMER_ID,
+    ORDER_DATE,
+    ORDER_ID,
+    QUANTITY,
+    READ_ERROR,
+    ROW_KEY,
+    SOURCE_ROW,
+    UNIT_PRICE,
+    LTVError,
+)
+
+# --------------------------------------------------------------------------------------------
+# Column detection
+# --------------------------------------------------------------------------------------------
+
+#: Header names recognised for each role, most specific first. Matching ignores case, spaces,
+#: underscores, hyphens, dots and full-width forms, so "Customer ID", "customer_id" and
+#: "客户ＩＤ" all match.
+COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
+    CUSTOMER_ID: (
+        "customer_id", "customer", "cust_id", "customer_no", "customer_number", "client_id",
+        "user_id", "userid", "uid", "member_id", "member_no", "buyer_id", "account_id", "one_id",
+        "客户ID", "客户编号", "客户号", "会员ID", "会员编号", "会员号", "会员卡号", "用户ID",
+        "用户编号", "买家ID", "顾客ID", "顾客编号", "OneID",
+    ),
+    ORDER_DATE: (
+        "order_date", "order_time", "order_datetime", "purchase_date", "purchase_time",
+        "transaction_date", "transaction_time", "invoice_date", "paid_at", "payment_time",
+        "created_at", "date", "datetime", "timestamp", "time",
+        "下单时间", "订单日期", "支付时间", "付款时间", "交易时间", "成交时间", "订单创建时间",
+        "创建时间", "下单日期", "购买日期", "购买时间", "日期", "时间",
+    ),
+    AMOUNT: (
+        "amount", "revenue", "order_amount", "order_value", "order_total", "paid_amount",
+        "payment_amount", "sales", "sales_amount", "total", "total_amount", "line_total",
+        "value", "dollar_value", "gmv",
+        "实付金额", "订单金额", "支付金额", "实收金额", "付款金额", "成交金额", "销售额",
+        "销售金额", "消费金额", "金额", "总金额", "应付金额", "小计",
+    ),
+    ORDER_ID: ("order_id", "order_no", "order_number", "invoice", "invoice_no", "invoice_id",
+               "invoice_number", "receipt_no", "transaction_id", "order",
+               "订单号", "订单编号", "订单ID", "主订单编号", "交易号", "流水号", "小票号"),
+    CHANNEL: ("channel", "platform", "source", "store", "shop", "渠道", "平台", "店铺", "来源"),
+    QUANTITY: ("quantity", "qty", "units", "items", "number_of_cds",
+               "数量", "购买数量", "商品数量", "件数"),
+    # "price" next to a quantity is the price of one item (order-line exports such as the
+    # Online Retail data: Invoice, StockCode, Quantity, InvoiceDate, Price, Customer ID).
+    UNIT_PRICE: ("unit_price", "price_each", "item_price", "price", "sale_price",
+                 "单价", "商品单价", "成交单价", "销售单价", "价格"),
+}
+
+_ROLE_ARGS = {CUSTOMER_ID: "customer_id", ORDER_DATE: "order_date", AMOUNT: "amount"}
+
+
+def _norm_header(name: object) -> str:
+    text = unicodedata.normalize("NFKC", str(name)).strip().lower()
+    return re.sub(r"[\s_\-./()（）]+", "", text)
+
+
+def detect_columns(columns: Iterable[object], **overrides: str | None) -> dict[str, str]:
+    """Map canonical roles to source column names.
+
+    Each role (``customer_id``, ``order_date``, ``amount``, and the optional ``order_id``,
+    ``channel``, ``quantity``, ``unit_price``) takes the explicit override when given, else the
+    first header of :data:`COLUMN_CANDIDATES` found among ``columns``. An order-line export
+    without an amount column needs a unit price (the amount is then quantity x unit price).
+    Raises :class:`LTVError` naming the missing role and the columns that exist when a required
+    role has no column.
+
+    >>> detect_columns(["会员ID", "支付时间", "实付金额", "备注"])
+    {'customer_id': '会员ID', 'order_date': '支付时间', 'amount': '实付金额'}
+    >>> detect_columns(["InvoiceNo", "Quantity", "InvoiceDate", "UnitPrice", "CustomerID"])["unit_price"]
+    'UnitPrice'
+    """
+    columns = [str(c) for c in columns]
+    by_norm: dict[str, str] = {}
+    for col in columns:
+        by_norm.setdefault(_norm_header(col), col)
+    found: dict[str, str] = {}
+    used: set[str] = set()
+    for role, candidates in COLUMN_CANDIDATES.items():
+        wanted = overrides.get(role)
+        if wanted is not None:
+            if wanted not in columns:
+                raise LTVError(
+                    f"The {role} column {wanted!r} is not in the data; the columns are: "
+                    f"{_list(columns)}."
+                )
+            found[role] = wanted
+            used.add(wanted)
+            continue
+        for cand in candidates:
+            col = by_norm.get(_norm_header(cand))
+            if col is not None and col not in used and col not in overrides.values():
+                found[role] = col
+                used.add(col)
+                break
+    for role in (CUSTOMER_ID, ORDER_DATE):
+        if role not in found:
+            raise LTVError(
+                f"No {role.replace('_', ' ')} column found; pass {_ROLE_ARGS[role]}=<column name>. "
+                f"The columns are: {_list(columns)}."
+            )
+    if AMOUNT not in found and UNIT_PRICE not in found:
+        raise LTVError(
+            "No amount column found; pass amount=<column name>, or unit_price= and quantity= for "
+            f"an export with one row per order line. The columns are: {_list(columns)}."
+        )
+    return found
+
+
+def _list(columns: Iterable[object]) -> str:
+    cols = [str(c) for c in columns]
+    return ", ".join(cols) if cols else "(none)"
+
+
+# --------------------------------------------------------------------------------------------
+# Credentials
+# --------------------------------------------------------------------------------------------
+
+_URL_PASSWORD = re.compile(r"://[^/?#@\s]*:[^/?#@\s]*@")
+_SECRET_KEYS = re.compile(
+    r"(?i)(?:^|[?&;\s])(password|passwd|pwd|sslpassword|token|access_token|auth_token|secret|"
+    r"client_secret|api_key|apikey|access_key|secret_key)=[^\s&;]")
+
+
+def refuse_credentials(value, what: str = "source", password_env: str = "LTV_DB_PASSWORD") -> None:
+    """Raise :class:`LTVError` if ``value`` carries a credential; the message never repeats it.
+
+    A credential is a password in a URL (``postgresql://ana:secret@host/db``) or a
+    ``password=``/``token=``/``api_key=``-style parameter. Notebook parameters and command lines
+    are recorded in rendered reports and shell histories, so secrets come from environment
+    variables instead. Values that are not strings pass.
+
+    >>> refuse_credentials("postgresql://analyst@db.internal/shop")
+    >>> refuse_credentials("postgresql://analyst:pw@db.internal/shop")
+    Traceback (most recent call last):
+    ...
+    ltv_helpers.schema.LTVError: The source contains a password: remove it and set the LTV_DB_PASSWORD environment variable instead (notebook parameters are recorded in rendered reports).
+    """
+    if not isinstance(value, str):
+        return
+    if _URL_PASSWORD.search(value):
+        raise LTVError(f"The {what} contains a password: remove it and set the {password_env} "
+                       "environment variable instead (notebook parameters are recorded in rendered "
+                       "reports).")
+    match = _SECRET_KEYS.search(value)
+    if match:
+        raise LTVError(f"The {what} contains a {match.group(1).lower()}= credential: remove it and pass "
+                       f"secrets through environment variables (database password: {password_env}); "
+                       "notebook parameters are recorded in rendered reports.")
+
+
+# --------------------------------------------------------------------------------------------
+# Reading
+# --------------------------------------------------------------------------------------------
+
+_EXCEL = {".xlsx", ".xlsm", ".xls"}
+_PARQUET = {".parquet", ".pq"}
+_DUCKDB = {".duckdb", ".ddb", ".db"}
+
+
+def read_transactions(
+    source,
+    *,
+    customer_id: str | None = None,
+    order_date: str | None = None,
+    amount: str | None = None,
+    encoding: str | None = None,
+    sheet: str | int | None = None,
+    sql: str | None = None,
+    order_id: str | None = None,
+    channel: str | None = None,
+    quantity: str | None = None,
+    unit_price: str | None = None,
+    dayfirst: bool | None = None,
+    date_format: str | None = None,
+    password_env: str = "LTV_DB_PASSWORD",
+) -> pd.DataFrame:
+    """Read a transaction export into the canonical column names, values still as read.
+
+    ``source`` is a path to a CSV/TSV/TXT, Excel, Parquet or DuckDB database file, a SQLAlchemy
+    URL (with ``sql``; ``postgresql://`` uses psycopg 3, ``mysql://`` PyMySQL), a DataFrame, or
+    a bundled data set name (``"cdnow"``, ``"cdnow_sample"``). Columns are detected from common
+    English and Chinese headers (:data:`COLUMN_CANDIDATES`); explicit arguments override.
+    Columns that play no role are dropped, so personal fields (names, phones) go no further;
+    ``row_key`` keeps a hash of every source column, so duplicates are judged on all of them.
+
+    CSV encodings: a BOM (UTF-8, UTF-16) wins; otherwise UTF-8, then GB18030 (a superset of GBK
+    and GB2312) are tried; ``encoding`` forces one. Records that do not have the header's number
+    of fields (too many or too few) are kept as rows with a ``read_error`` and rejected by
+    :func:`clean_transactions` as malformed lines.
+
+    ``dayfirst`` and ``date_format`` are recorded in ``attrs["date_options"]`` and used by
+    :func:`clean_transactions` (dates are parsed there, so rejected rows keep their text).
+
+    A database URL must not carry a password: it is read from the environment variable
+    ``password_env`` (default ``LTV_DB_PASSWORD``) and never printed, because notebook parameters
+    are recorded in rendered reports.
+
+    Returns a DataFrame with ``customer_id``, ``order_date``, ``amount`` (or ``quantity`` and
+    ``unit_price`` for order lines; plus ``order_id``, ``channel``, ``quantity`` where found),
+    ``source_row`` (1-based position of the record in the source) and ``row_key``.
+    ``df.attrs["columns"]`` maps each role to its source column.
+
+    >>> raw = read_transactions("cdnow_sample")
+    >>> raw.attrs["columns"]["amount"]
+    'amount'
+    """
+    overrides = {CUSTOMER_ID: customer_id, ORDER_DATE: order_date, AMOUNT: amount,
+                 ORDER_ID: order_id, CHANNEL: channel, QUANTITY: quantity, UNIT_PRICE: unit_price}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    if dayfirst not in (None, True, False):
+        raise LTVError(f"dayfirst must be True, False or None (detect), got {dayfirst!r}.")
+    if isinstance(source, pd.DataFrame):
+        frame, origin = source, "DataFrame"
+    elif isinstance(source, str) and source in BUNDLED:
+        frame, origin = load_cdnow(sample=BUNDLED[source]), f"bundled {source}"
+    elif isinstance(source, str) and "://" in source:
+        refuse_credentials(source, "database URL", password_env)
+        frame, origin = _read_sql_url(source, sql, password_env), "database"
+    else:
+        path = Path(source)
+        if not path.exists():
+            raise LTVError(f"File not found: {path}.")
+        if path.is_dir():
+            raise LTVError(f"{path} is a folder; pass the path of a data file.")
+        if path.stat().st_size == 0:
+            raise LTVError(f"{path} is empty.")
+        suffix = path.suffix.lower()
+        if suffix in _EXCEL:
+            frame = _read_excel(path, sheet)
+        elif suffix in _PARQUET:
+            frame = _read_parquet(path)
+        elif suffix in _DUCKDB:
+            frame = _read_duckdb(path, sql)
+        else:
+            frame = _read_csv(path, encoding)
+        origin = str(path)
+    if len(frame.columns) == 0 or (len(frame) == 0 and READ_ERROR not in frame):
+        raise LTVError(f"{origin} has no data rows.")
+    source_columns = [c for c in frame.columns if c not in (SOURCE_ROW, READ_ERROR)]
+    mapping = detect_columns(source_columns, **overrides)
+    out = pd.DataFrame({role: frame[col].to_numpy() for role, col in mapping.items()})
+    out[SOURCE_ROW] = (frame[SOURCE_ROW].to_numpy() if SOURCE_ROW in frame
+                       else np.arange(1, len(frame) + 1))
+    if READ_ERROR in frame:
+        out[READ_ERROR] = frame[READ_ERROR].to_numpy()
+    out[ROW_KEY] = row_key(frame[source_columns])
+    out.attrs["columns"] = mapping
+    out.attrs["source"] = origin
+    out.attrs["date_options"] = {"dayfirst": dayfirst, "date_format": date_format}
+    return out
+
+
+def row_key(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash per row of all of ``frame``'s columns (values compared as text)."""
+    text = frame.astype("str") if len(frame.columns) else pd.DataFrame(index=frame.index)
+    return pd.util.hash_pandas_object(text, index=False).to_numpy()
+
+
+def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
+    """Pick the file's encoding and return it with a decoded sample of its start."""
+    head = _head(path)
+    given = encoding is not None
+    if not given:
+        if head.startswith(b"\xef\xbb\xbf"):
+            encoding = "utf-8-sig"
+        elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
+            encoding = "utf-16"
+    for enc in [encoding] if encoding else ["utf-8", "gb18030"]:
+        try:
+            # A cut at 64 KiB may split a multi-byte character: ignore only the last 3 bytes.
+            text = head.decode(enc)
+        except UnicodeDecodeError as err:
+            if err.start >= len(head) - 3 and len(head) == 1 << 16:
+                text = head[: err.start].decode(enc)
+            else:
+                continue
+        except LookupError:
+            raise LTVError(f"Unknown encoding {encoding!r}; try utf-8, gb18030 or big5.") from None
+        return enc, text
+    if given:
+        raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument.")
+    if encoding:
+        raise LTVError(f"{path.name} starts with a {encoding.upper().replace('-SIG', '')} byte-order mark but "
+                       "is not valid text in that encoding; re-export it or pass its encoding.")
+    raise LTVError(
+        f"{path.name} is neither UTF-8 nor GBK/GB18030 text; pass its encoding "
+        "(e.g. encoding='big5' or 'latin-1')."
+    )
+
+
+def _head(path: Path) -> bytes:
+    with path.open("rb") as fh:
+        return fh.read(1 << 16)
+
+
+def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+    enc, sample = _decode_sample(path, encoding)
+    lines = [ln for ln in sample.splitlines() if ln.strip()][:50]
+    if not lines:
+        raise LTVError(f"{path.name} is empty.")
+    try:
+        sep = csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|").delimiter
+    except csv.Error:
+        sep = ","
+    options = dict(sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
+                   skip_blank_lines=True, encoding_errors="strict")
+    try:
+        frame = pd.read_csv(path, **options)
+    except UnicodeDecodeError as err:
+        raise LTVError(
+            f"{path.name} is not valid {enc} text past its first 64 KiB ({err.reason}); "
+            "pass its encoding explicitly."
+        ) from None
+    except pd.errors.EmptyDataError:
+        raise LTVError(f"{path.name} is empty.") from None
+    except pd.errors.ParserError:
+        return _read_csv_with_bad_lines(path, sep, options)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
+    # pandas pads a record with too few fields with empty strings, like a record whose last
+    # fields are empty; only then is the file counted field by field to tell them apart.
+    if len(frame) and len(frame.columns) > 2 and (frame.iloc[:, -2] == "").any():
+        widths = _record_widths(path, enc, sep)
+        header, records = widths[0], widths[1:]
+        if len(records) == len(frame) and (records < header).any():
+            frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
+            short = np.flatnonzero(records < header)
+            frame.loc[short, READ_ERROR] = [
+                f"{records[i]} fields where the header has {header}" for i in short]
+    return frame
+
+
+def _record_widths(path: Path, encoding: str, sep: str) -> np.ndarray:
+    """Number of fields of every non-blank record, header first (one pass of the csv module)."""
+    with path.open(encoding=encoding, newline="") as fh:
+        widths = np.fromiter((len(r) for r in csv.reader(fh, delimiter=sep)), dtype=np.int64)
+    return widths[widths > 0]
+
+
+def _read_csv_with_bad_lines(path: Path, sep: str, options: dict) -> pd.DataFrame:
+    """Read a CSV with records that have more fields than the header.
+
+    Those records become rows with a ``read_error`` (the cleaner rejects them), and every row's
+    ``source_row`` is its record number among the data records, found by one pass of the csv
+    module (only on this error path). Records with too few fields are marked the same way.
+    """
+    bad: list[list[str]] = []
+
+    def keep_aside(fields: list[str]) -> None:
+        bad.append(fields)
+
+    frame = pd.read_csv(path, engine="python", on_bad_lines=keep_aside, **options)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    widths = _record_widths(path, options["encoding"], sep)
+    header, records = widths[0], widths[1:]
+    number = np.arange(1, len(records) + 1)
+    fits = records <= header
+    frame[SOURCE_ROW] = number[fits][: len(frame)]
+    short = records[fits][: len(frame)] < header
+    frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
+    frame.loc[short, READ_ERROR] = [f"{w} fields where the header has {header}"
+                                    for w in records[fits][: len(frame)][short]]
+    extra = pd.DataFrame({
+        READ_ERROR: [f"{len(f)} fields where the header has {header}: {sep.join(f)[:200]}"
+                     for f in bad],
+        SOURCE_ROW: number[~fits][: len(bad)],
+    })
+    return pd.concat([frame, extra], ignore_index=True).sort_values(SOURCE_ROW, kind="stable") \
+        .reset_index(drop=True)
+
+
+def _read_excel(path: Path, sheet) -> pd.DataFrame:
+    try:
+        book = pd.ExcelFile(path)
+    except Exception as err:  # openpyxl raises many types for a broken file
+        raise LTVError(f"{path.name} cannot be opened as an Excel workbook ({err}).") from None
+    if sheet is None:
+        sheet = 0
+    elif sheet not in book.sheet_names and not isinstance(sheet, int):
+        raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(book.sheet_names)}.")
+    return pd.read_excel(book, sheet_name=sheet, dtype=object)
+
+
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as err:
+        raise LTVError(f"{path.name} cannot be read as Parquet ({err}).") from None
+
+
+def _read_duckdb(path: Path, sql: str | None) -> pd.DataFrame:
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as err:
+        raise LTVError(f"{path.name} cannot be opened as a DuckDB database ({err}).") from None
+    try:
+        if sql is None:
+            tables = [t[0] for t in con.sql("SHOW TABLES").fetchall()]
+            if len(tables) != 1:
+                raise LTVError(
+                    f"{path.name} has {len(tables)} tables ({_list(tables)}); pass sql='SELECT ...' "
+                    "to say which rows to read."
+                )
+            return con.table(tables[0]).df()
+        return con.sql(sql).df()
+    except duckdb.Error as err:
+        raise LTVError(f"The query on {path.name} failed: {err}".rstrip(".") + ".") from None
+    finally:
+        con.close()
+
+
+#: Drivers used when a URL names only the database kind (both are pinned dependencies).
+DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+psycopg",
+                   "mysql": "mysql+pymysql", "mariadb": "mariadb+pymysql"}
+
+
+def _read_sql_url(url: str, sql: str | None, password_env: str) -> pd.DataFrame:
+    import sqlalchemy
+
+    if not sql:
+        raise LTVError("A database URL needs sql='SELECT ...' naming the transactions to read.")
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception:
+        raise LTVError("The database URL cannot be parsed; use dialect://user@host/database.") from None
+    if parsed.password:
+        raise LTVError(
+            f"Remove the password from the database URL and set the {password_env} environment "
+            "variable instead: notebook parameters are recorded in rendered reports."
+        )
+    if parsed.drivername in DEFAULT_DRIVERS:
+        parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
+    secret = os.environ.get(password_env)
+    if secret:
+        parsed = parsed.set(password=secret)
+    shown = parsed.render_as_string(hide_password=True)
+    try:
+        engine = sqlalchemy.create_engine(parsed)
+        with engine.connect() as con:
+            frame = pd.read_sql(sqlalchemy.text(sql), con)
+        engine.dispose()
+    except Exception as err:
+        detail = " ".join(str(err).split("\n")[0].split()) if str(err) else type(err).__name__
+        if secret:
+            detail = detail.replace(secret, "***")
+        raise LTVError(f"Reading from {shown} failed: {detail}".rstrip(".") + ".") from None
+    return frame
