@@ -19,6 +19,8 @@ customers share a row) at the price of resolution: two purchases in the same uni
 
 from __future__ import annotations
 
+import contextlib
+import io
 import warnings
 from dataclasses import dataclass, field
 
@@ -398,6 +400,16 @@ def _fit_bgnbd_fast(rows: pd.DataFrame, counts: np.ndarray, penalizer: float) ->
     return fitter
 
 
+@contextlib.contextmanager
+def _quiet():
+    """Silence a lifetimes fit: its warnings, numpy's, and the ``OptimizeResult`` it prints to
+    stdout when the optimizer fails (it would land in notebooks and client pages). The caller
+    turns a failure or a retry into one warning sentence."""
+    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        yield
+
+
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
     name = PURCHASE_MODELS[model]
     args = (rows[FREQUENCY].to_numpy(), rows[RECENCY].to_numpy(), rows[T].to_numpy())
@@ -408,8 +420,7 @@ def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer:
             # lifetimes starts Nelder-Mead at np.random.normal(1, .05): fix it at its mean.
             options["initial_params"] = np.ones(4)
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
+            with _quiet():
                 if model == "bgnbd":
                     fitter = _fit_bgnbd_fast(rows, counts, pen)
                 else:
@@ -488,8 +499,7 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
     for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
         fitter = GammaGammaFitter(penalizer_coef=pen)
         try:
-            with warnings.catch_warnings(), np.errstate(all="ignore"):
-                warnings.simplefilter("ignore")
+            with _quiet():
                 # The default tol stops on "precision loss" at the optimum on large data
                 # (LIFETIMES-TRAPS.md); 1e-6 converges to the same point.
                 fitter.fit(rows[FREQUENCY].to_numpy(), rows[MONETARY_VALUE].to_numpy(),

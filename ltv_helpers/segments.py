@@ -8,6 +8,8 @@ Inputs are per-customer tables indexed by ``customer_id``: the output of
 
 from __future__ import annotations
 
+import warnings
+
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -250,6 +252,11 @@ def value_tiers(summary: pd.DataFrame, *, predictions: pd.DataFrame | None = Non
     if low_quantile >= high_quantile:
         raise LTVError("low_quantile must be below high_quantile.")
     _require(summary, [FREQUENCY, RECENCY, T], "value_tiers")
+    if "revenue" not in summary:
+        raise LTVError(
+            "value_tiers needs each customer's total spend (a revenue column, as "
+            "data.customer_history gives); a plain rfm_summary has lifetimes' monetary_value, which "
+            "is 0 for every one-time buyer, so the value quantiles would collapse into fewer tiers.")
     past = _revenue(summary)
     past_cut = float(past.quantile(past_value_quantile)) if len(past) else 0.0
     if predictions is not None:
@@ -270,6 +277,14 @@ def value_tiers(summary: pd.DataFrame, *, predictions: pd.DataFrame | None = Non
     tier = np.where(churn, "churn risk", np.where(value >= high_cut, "high value",
                     np.where(value >= low_cut, "medium value", "low value")))
     out = pd.Series(pd.Categorical(tier, categories=TIERS), index=summary.index, name="tier")
+    counts = out.value_counts()
+    empty = [t for t in ("high value", "medium value", "low value") if counts.get(t, 0) == 0]
+    if empty and (~churn).sum() >= 3:
+        warnings.warn(
+            f"The {basis} of the customers has so many equal values that the tier cuts coincide "
+            f"(high from {high_cut:,.2f}, medium from {low_cut:,.2f}), leaving no customer in: "
+            f"{', '.join(empty)}; change high_quantile/low_quantile or use another value basis.",
+            stacklevel=2)
     out.attrs["rule"] = TierRule(basis, high_cut, low_cut, past_cut, rule_inactive, rule_p)
     return out
 

@@ -31,3 +31,68 @@ def tiny():
                                       "2024-01-21", "2024-01-05"], format="mixed"),
         "amount": [10.0, 5.0, 30.0, 20.0, 8.0],
     })
+
+
+# --------------------------------------------------------------------------- PostgreSQL server
+
+def _postgres_bin():
+    import glob
+    import shutil
+    from pathlib import Path
+
+    for folder in sorted(glob.glob("/usr/lib/postgresql/*/bin"), reverse=True):
+        if Path(folder, "initdb").is_file() and Path(folder, "pg_ctl").is_file():
+            return Path(folder)
+    found = shutil.which("initdb")
+    return Path(found).resolve().parent if found else None
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    """A real PostgreSQL server in a temporary folder (initdb + pg_ctl from Debian's postgresql),
+    listening on 127.0.0.1 with password (SCRAM) authentication. Yields host, port and the
+    superuser's password; stopped and deleted at the end of the session."""
+    import pwd
+    import secrets
+    import shutil
+    import socket
+    import subprocess
+
+    bindir = _postgres_bin()
+    if bindir is None:
+        message = "PostgreSQL (initdb, pg_ctl) is not installed; Debian: apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (.ci/run installs it)")
+        pytest.skip(message)
+    root = tempfile.mkdtemp(prefix="ltv-pg-")
+    run_as: list[str] = []
+    if os.geteuid() == 0:  # initdb refuses to run as root: run the server as the postgres user
+        try:
+            user = pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.fail("running as root, but there is no postgres user to run the server as")
+        os.chown(root, user.pw_uid, user.pw_gid)
+        run_as = ["runuser", "-u", "postgres", "--"]
+    password = secrets.token_urlsafe(16)
+    pwfile = os.path.join(root, "pw")
+    with open(pwfile, "w") as fh:
+        fh.write(password + "\n")
+    if run_as:
+        os.chown(pwfile, user.pw_uid, user.pw_gid)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    data_dir = os.path.join(root, "data")
+    subprocess.run(run_as + [str(bindir / "initdb"), "-D", data_dir, "-U", "postgres", "-E", "UTF8",
+                             "--locale=C", "-A", "scram-sha-256", f"--pwfile={pwfile}"],
+                   check=True, capture_output=True)
+    os.remove(pwfile)
+    subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", data_dir, "-l", os.path.join(root, "log"), "-w",
+                             "-o", f"-p {port} -k {root} -c listen_addresses=127.0.0.1", "start"],
+                   check=True, capture_output=True)
+    try:
+        yield {"host": "127.0.0.1", "port": port, "password": password}
+    finally:
+        subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
+                       capture_output=True)
+        shutil.rmtree(root, ignore_errors=True)

@@ -218,7 +218,8 @@ def read_transactions(
 
     A database URL must not carry a password: it is read from the environment variable
     ``password_env`` (default ``LTV_DB_PASSWORD``) and never printed, because notebook parameters
-    are recorded in rendered reports.
+    are recorded in rendered reports. Times with a zone keep their wall time in the database
+    session's zone (for PostgreSQL, ``ALTER ROLE analyst SET timezone = 'Asia/Shanghai'``).
 
     Returns a DataFrame with ``customer_id``, ``order_date``, ``amount`` (or ``quantity`` and
     ``unit_price`` for order lines; plus ``order_id``, ``channel``, ``quantity`` where found),
@@ -462,7 +463,10 @@ def _read_sql_url(url: str, sql: str | None, password_env: str) -> pd.DataFrame:
     try:
         engine = sqlalchemy.create_engine(parsed)
         with engine.connect() as con:
-            frame = pd.read_sql(sqlalchemy.text(sql), con)
+            # Rows as the driver returns them: pandas.read_sql would turn times with a zone
+            # into UTC, and the local wall time of an order is what counts (its day, its hour).
+            result = con.execute(sqlalchemy.text(sql))
+            frame = pd.DataFrame(result.fetchall(), columns=list(result.keys()))
         engine.dispose()
     except Exception as err:
         detail = " ".join(str(err).split("\n")[0].split()) if str(err) else type(err).__name__
