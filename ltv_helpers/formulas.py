@@ -1,4 +1,4 @@
-"""Closed-form LTV arithmetic (DOMAIN.md section 2), vectorized over scalars, arrays and Series.
+"""Closed-form LTV arithmetic (simple, net, margin, discounted, LTV/CAC), vectorized over scalars, arrays and Series.
 
 Every function accepts numbers, numpy arrays or pandas Series (broadcast together) and returns
 the same kind: a float for scalars, an array for arrays, a Series for Series.

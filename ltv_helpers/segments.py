@@ -21,7 +21,7 @@ from ltv_helpers.schema import CUSTOMER_ID, FREQUENCY, MONETARY_VALUE, ORDER_DAT
 
 # ---------------------------------------------------------------------------------- playbook
 
-#: Named groups in display order, with their recommended actions (DOMAIN.md section 4).
+#: Named groups in display order, with the recommended actions of the LTV operations playbook.
 PLAYBOOK: dict[str, str] = {
     # value tiers
     "high value": "VIP service and member privileges, tailored recommendations, new or premium "

@@ -73,3 +73,42 @@ def test_report_on_an_unusable_file_is_one_sentence(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err.startswith("ltv report: a notebook stopped with LTVError: No customer id column found")
     assert "Traceback" not in err
+
+
+@pytest.mark.parametrize("argv", [
+    ["report", "postgresql://ana:hunter2@127.0.0.1:1/shop", "--sql", "SELECT 1"],
+    ["report", "orders.csv", "-p", "source=mysql://ana:hunter2@db/shop"],
+    ["report", "https://api.shop.cn/export?token=hunter2"],
+])
+def test_report_refuses_credentials_before_writing_anything(tmp_path, capsys, argv):
+    out = tmp_path / "reports" / "acme"
+    assert main(argv + ["--client", "acme", "--output", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "hunter2" not in err and len(err.strip().splitlines()) == 1
+    assert "environment variable" in err or "environment variables" in err
+    assert not out.exists()
+    leaked = [p for p in tmp_path.rglob("*") if p.is_file() and b"hunter2" in p.read_bytes()]
+    assert leaked == []
+
+
+def test_check_refuses_credentials_with_one_sentence(capsys):
+    assert main(["check", "postgresql://ana:hunter2@db.example/x", "--sql", "SELECT 1"]) == 2
+    err = capsys.readouterr().err
+    assert "LTV_DB_PASSWORD" in err and "hunter2" not in err
+
+
+def test_check_on_an_order_line_export(tmp_path, capsys):
+    path = tmp_path / "明细.csv"
+    path.write_bytes(("订单编号,会员ID,下单时间,商品名称,数量,单价\n"
+                      "A1,M1,2024/3/1 10:00,面霜,2,￥99.00\nA1,M1,2024/3/1 10:00,精华,1,￥199.00\n"
+                      "A2,M2,2024/3/2 11:00,面霜,1,abc\nA3,M1,2024/3/9 09:30,精华,-1,199\n").encode("gb18030"))
+    assert main(["check", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["columns"] == {"customer_id": "会员ID", "order_date": "下单时间", "order_id": "订单编号",
+                              "quantity": "数量", "unit_price": "单价"}
+    assert out["rows_in"] == 4 and out["rows_kept"] == 2 and out["orders"] == 1
+    assert out["revenue"] == 397.0 and out["warnings"] == []
+    assert out["rejected"] == {"non-numeric unit price": 1, "refund without same-day purchase": 1}
+    assert main(["check", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "lines read" in text and "orders kept" in text and "rejected: non-numeric unit price" in text

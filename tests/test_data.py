@@ -1,3 +1,4 @@
+import json
 import sqlite3
 import warnings
 
@@ -374,3 +375,200 @@ def test_save_collection_writes_parquet_for_next_notebook(tmp_path, cdnow_sample
     pd.testing.assert_frame_equal(back, res.transactions)
     summary = pd.read_parquet(tmp_path / "rfm_summary.parquet")
     assert summary.index.name == "customer_id"
+
+
+# ------------------------------------------------------------------------------- real exports: dates
+
+ONLINE_RETAIL = """InvoiceNo,StockCode,Description,Quantity,InvoiceDate,UnitPrice,CustomerID,Country
+536365,85123A,WHITE HANGING HEART T-LIGHT HOLDER,6,12/1/10 8:26,2.55,17850,United Kingdom
+536365,71053,WHITE METAL LANTERN,6,12/1/10 8:26,3.39,17850,United Kingdom
+536365,84406B,CREAM CUPID HEARTS COAT HANGER,8,12/1/10 8:26,2.75,17850,United Kingdom
+536366,22633,HAND WARMER UNION JACK,6,12/1/10 8:28,1.85,17850,United Kingdom
+536367,84879,ASSORTED COLOUR BIRD ORNAMENT,32,12/1/10 8:34,1.69,13047,United Kingdom
+536367,22745,POPPY'S PLAYHOUSE BEDROOM,6,12/1/10 8:34,2.10,13047,United Kingdom
+536367,22745,POPPY'S PLAYHOUSE BEDROOM,6,12/1/10 8:34,2.10,13047,United Kingdom
+536367,22746,POPPY'S PLAYHOUSE LIVINGROOM,6,12/1/10 8:34,2.10,13047,United Kingdom
+C536379,D,Discount,-1,12/1/10 9:41,27.50,14527,United Kingdom
+536378,22386,JUMBO BAG PINK POLKADOT,10,12/1/10 9:37,1.95,14688,United Kingdom
+C536383,35004C,SET OF 3 COLOURED  FLYING DUCKS,-1,12/1/10 9:49,4.65,14688,United Kingdom
+536414,22139,RETROSPOT TEA SET,56,12/1/10 11:52,0,,United Kingdom
+536544,21773,DECORATIVE ROSE BATHROOM BOTTLE,1,12/1/10 14:32,2.51,,United Kingdom
+536592,22000,BAD LINE,1,12/1/10 17:06
+536600,22423,REGENCY CAKESTAND 3 TIER,1,12/2/10 10:00,12.75,17850,United Kingdom
+536600,22424,REGENCY CAKESTAND 2 TIER,2,12/2/10 10:00,12.75,13047,United Kingdom
+536601,22423,REGENCY CAKESTAND 3 TIER,abc,12/2/10 10:05,12.75,17850,United Kingdom
+536602,22423,REGENCY CAKESTAND 3 TIER,1,12/9/10 10:05,12.75,17850,United Kingdom
+536700,21232,STRAWBERRY CERAMIC TRINKET BOX,2,12/13/10 9:00,4.25,17850,United Kingdom
+"""
+
+
+def test_order_line_export_becomes_orders_with_every_line_accounted(tmp_path):
+    path = tmp_path / "Online Retail.csv"
+    path.write_text(ONLINE_RETAIL, encoding="utf-8")
+    raw = read_transactions(path)
+    assert raw.attrs["columns"] == {"customer_id": "CustomerID", "order_date": "InvoiceDate",
+                                    "order_id": "InvoiceNo", "quantity": "Quantity",
+                                    "unit_price": "UnitPrice"}
+    assert "Description" not in raw.columns and "Country" not in raw.columns
+    res = clean_transactions(raw)
+    _check_invariant(res)
+    assert res.rows_in == 19 and res.rows_kept == 10 and res.orders == 6
+    assert res.warnings == []  # 12/13/10 shows the order: month/day/year, no assumption needed
+    got = dict(zip(res.rejected["source_row"], res.rejected["reason"]))
+    assert got == {
+        7: "exact duplicate",  # line 8 has the same values but another StockCode: kept
+        9: "refund without same-day purchase",  # C536379: 14527 bought nothing that day
+        11: "refund netted into same-day purchase",  # C536383 against 536378 of 14688
+        12: "missing customer id", 13: "missing customer id",
+        14: "malformed line",  # too few fields
+        15: "order lines disagree on customer", 16: "order lines disagree on customer",
+        17: "non-numeric quantity",
+    }
+    assert "5 fields where the header has 8" in res.rejected.set_index("source_row").loc[14, "read_error"]
+    tx = res.transactions.set_index("order_id")
+    assert tx["amount"].to_dict() == pytest.approx({
+        "536365": 6 * 2.55 + 6 * 3.39 + 8 * 2.75, "536366": 6 * 1.85, "536367": 32 * 1.69 + 2 * 6 * 2.10,
+        "536378": 10 * 1.95 - 4.65, "536602": 12.75, "536700": 8.5}, abs=1e-9)
+    assert tx["lines"].to_dict() == {"536365": 3, "536366": 1, "536367": 3, "536378": 1, "536602": 1,
+                                     "536700": 1}
+    assert tx.loc["536365", "order_date"] == pd.Timestamp("2010-12-01 08:26")
+    assert tx.loc["536700", "order_date"] == pd.Timestamp("2010-12-13 09:00")
+    assert tx.loc["536365", "customer_id"] == "17850" and tx.loc["536365", "quantity"] == 20
+    assert res.refunded == pytest.approx(4.65)
+    # The summary counts orders, not lines: 17850 bought on 4 days (Dec 1 twice, 9, 13).
+    s = rfm_summary(res.transactions, observation_end="2010-12-31")
+    assert s.loc["17850", "frequency"] == 2 and s.loc["13047", "frequency"] == 0
+
+
+def test_cancellations_follow_the_refund_policy():
+    lines = pd.DataFrame({
+        "customer_id": ["a", "a", "a", "b"], "order_id": ["1", "1", "C2", "C3"],
+        "order_date": ["2024-03-01 10:00", "2024-03-01 10:00", "2024-03-01 12:00", "2024-03-02"],
+        "quantity": ["2", "1", "-1", "-5"], "unit_price": ["10", "4", "10", "1"]})
+    netted = clean_transactions(lines)
+    _check_invariant(netted)
+    assert netted.transactions["amount"].tolist() == [14.0] and netted.orders == 1  # 2x10 + 4 - 10
+    assert netted.report["rows"].to_dict() == {"refund without same-day purchase": 1,
+                                               "refund netted into same-day purchase": 1}
+    rejected = clean_transactions(lines, refunds="reject")
+    assert rejected.transactions["amount"].tolist() == [24.0]
+    assert rejected.report["rows"].to_dict() == {"refund": 2}
+    # A cancellation prefix needs a digit after it: order ids such as CN-88 are ordinary orders.
+    other = clean_transactions(lines.assign(order_id=["CN-88", "CN-88", "C2", "C3"]))
+    assert other.transactions["order_id"].tolist() == ["CN-88"]
+
+
+def test_unit_price_without_quantity_counts_one_item_and_says_so():
+    df = pd.DataFrame({"customer_id": ["a"], "order_date": ["2024-01-01"], "unit_price": ["9.90"]})
+    res = clean_transactions(df)
+    assert res.transactions["amount"].tolist() == [9.9]
+    assert res.warnings and "no quantity column" in res.warnings[0]
+
+
+def test_us_two_digit_years_are_pivoted_and_impossible_years_rejected():
+    df = pd.DataFrame({"customer_id": list("abcdef"),
+                       "order_date": ["12/1/10 8:26", "12/31/99 23:59", "1/5/68", "6/15/1989",
+                                      "0001-01-01", "1/2/2030"],
+                       "amount": ["1"] * 6})
+    res = clean_transactions(df)
+    _check_invariant(res)
+    kept = res.transactions.set_index("customer_id")["order_date"]
+    assert kept.to_dict() == {"a": pd.Timestamp("2010-12-01 08:26"), "b": pd.Timestamp("1999-12-31 23:59")}
+    # 68 -> 2068 (the POSIX pivot) is in the future; 1989 is before 1990; year 1 and 2030 too.
+    assert dict(zip(res.rejected["customer_id"], res.rejected["reason"])) == {
+        "c": "implausible date", "d": "implausible date", "e": "implausible date", "f": "implausible date"}
+    assert clean_transactions(df, earliest_date="1980-01-01").rows_kept == 3
+
+
+def test_day_first_dates_are_decided_from_the_data(tmp_path):
+    path = tmp_path / "uk.csv"
+    path.write_text("customer_id,order_date,amount\na,1/12/2010,5\na,25/12/2010,6\nb,3/1/2011 14:05,7\n",
+                    encoding="utf-8")
+    res = clean_transactions(read_transactions(path))
+    assert res.warnings == []
+    assert res.transactions["order_date"].tolist() == [
+        pd.Timestamp("2010-12-01"), pd.Timestamp("2010-12-25"), pd.Timestamp("2011-01-03 14:05")]
+
+
+def test_ambiguous_day_month_order_is_assumed_with_a_warning_and_overridable(tmp_path, capsys):
+    path = tmp_path / "orders.csv"
+    path.write_text("customer_id,order_date,amount\na,1/12/2010,5\nb,3/1/2011,7\n", encoding="utf-8")
+    res = clean_transactions(read_transactions(path))
+    assert res.transactions["order_date"].tolist() == [pd.Timestamp("2010-01-12"), pd.Timestamp("2011-03-01")]
+    assert len(res.warnings) == 1
+    assert "read as month/day/year" in res.warnings[0] and "dayfirst=True" in res.warnings[0]
+    for day_first in (clean_transactions(read_transactions(path, dayfirst=True)),
+                      clean_transactions(read_transactions(path), dayfirst=True),
+                      clean_transactions(read_transactions(path, date_format="%d/%m/%Y"))):
+        assert day_first.warnings == []
+        assert day_first.transactions["order_date"].tolist() == [pd.Timestamp("2010-12-01"),
+                                                                 pd.Timestamp("2011-01-03")]
+    from ltv_helpers.cli import main
+
+    assert main(["check", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["orders"] == 2 and len(out["warnings"]) == 1 and "--dayfirst" in out["warnings"][0]
+    assert main(["check", str(path), "--json", "--dayfirst"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["warnings"] == [] and out["first_order"] == "2010-12-01"
+    assert main(["check", str(path), "--json", "--date-format", "%d/%m/%Y"]) == 0
+    assert json.loads(capsys.readouterr().out)["last_order"] == "2011-01-03"
+
+
+def test_dates_that_mix_both_orders_keep_the_majority_and_reject_the_rest():
+    df = pd.DataFrame({"customer_id": list("abcd"), "order_date": ["13/1/2010", "14/2/2010", "1/20/2010", "5/6/2010"],
+                       "amount": ["1"] * 4})
+    res = clean_transactions(df)
+    _check_invariant(res)
+    assert res.rejected["reason"].tolist() == ["unparseable date"] and res.rejected["customer_id"].tolist() == ["c"]
+    assert res.transactions.set_index("customer_id")["order_date"]["d"] == pd.Timestamp("2010-06-05")
+    assert "mix two orders" in res.warnings[0]
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("2024-01-05", "2024-01-05"), ("2024/1/5 10:05", "2024-01-05 10:05"), ("2024年2月1日", "2024-02-01"),
+    ("2024年2月1日 10时5分3秒", "2024-02-01 10:05:03"), ("20240105", "2024-01-05"),
+    ("2024-01-05T10:00:00+08:00", "2024-01-05 10:00"), ("2024-01-05 10:00:00.25", "2024-01-05 10:00:00.25"),
+    ("12/1/2010 3:05 PM", "2010-12-01 15:05"), ("12/1/10 12:10 am", "2010-12-01 00:10"),
+    ("2024/1/5 下午3:05", "2024-01-05 15:05"), ("5 Jan 2024", "2024-01-05"),
+])
+def test_date_formats_seen_in_exports(text, expected):
+    stamps, missing, _ = data.parse_dates(pd.Series([text], dtype=object))
+    assert stamps.iloc[0] == pd.Timestamp(expected) and not missing.iloc[0]
+
+
+def test_short_lines_are_malformed_but_empty_trailing_fields_are_not(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("customer_id,order_date,amount,note\na,2024-01-01,5,\nb,2024-01-02\n"
+                    "c,2024-01-03,7,ok\n", encoding="utf-8")
+    res = clean_transactions(read_transactions(path))
+    _check_invariant(res)
+    assert res.rows_kept == 2 and res.rejected["source_row"].tolist() == [2]
+    assert res.rejected["reason"].tolist() == ["malformed line"]
+    # Too many and too few fields in one file: record numbers stay right.
+    path.write_text("customer_id,order_date,amount\na,2024-01-01\nb,2024-01-02,6,extra\nc,2024-01-03,7\n",
+                    encoding="utf-8")
+    res = clean_transactions(read_transactions(path))
+    _check_invariant(res)
+    assert dict(zip(res.rejected["source_row"], res.rejected["reason"])) == {1: "malformed line", 2: "malformed line"}
+    assert res.transactions["customer_id"].tolist() == ["c"]
+
+
+def test_exact_duplicates_compare_every_source_column(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_text("customer_id,order_date,amount,sku\na,2024-01-01,5,X\na,2024-01-01,5,Y\na,2024-01-01,5,X\n",
+                    encoding="utf-8")
+    raw = read_transactions(path)
+    assert "sku" not in raw.columns  # dropped, but still part of what "exact" means
+    res = clean_transactions(raw)
+    assert res.rows_kept == 2 and res.rejected["source_row"].tolist() == [3]
+
+
+def test_credentials_are_refused_wherever_a_source_goes():
+    for bad in ("postgresql://ana:hunter2@db/x", "mysql://u:p@h/db", "https://api.shop.cn/orders?token=abc123",
+                "host=db user=ana password=hunter2"):
+        with pytest.raises(LTVError) as err:
+            data.refuse_credentials(bad)
+        assert "hunter2" not in str(err.value) and "abc123" not in str(err.value)
+    for fine in ("postgresql://ana@db/x", "orders.csv", "SELECT * FROM orders WHERE tokens > 2", None, 3):
+        data.refuse_credentials(fine)

@@ -271,3 +271,36 @@ def test_describe_reads_the_parameters(bgnbd):
     assert "once every 18 time units" in text  # alpha / r = 4.414 / 0.243 weeks
     assert f"{0.793 / (0.793 + 2.426):.0%}" in text
     assert "每次购买后" in models.describe(bgnbd, "zh")
+
+
+def test_a_failing_lifetimes_fit_prints_nothing_and_warns_once(cal, monkeypatch, capsys):
+    """lifetimes prints the whole OptimizeResult when its optimizer fails; we capture it, retry
+    with a penalizer and say so in one warning sentence."""
+    import lifetimes.fitters as lf
+    from scipy.optimize import OptimizeResult
+
+    real = lf.minimize
+    calls = []
+
+    def fail_first(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            return OptimizeResult(x=np.ones(4), fun=1.0, success=False, message="Desired error not necessarily achieved",
+                                  status=2, nit=3)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lf, "minimize", fail_first)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        m = models.fit(cal, model="mbgnbd", spend=None, unit_days=7)
+    out = capsys.readouterr()
+    assert out.out == "" and "Desired error" not in out.err
+    messages = [str(w.message) for w in seen if issubclass(w.category, UserWarning)]
+    assert messages == ["MBG/NBD did not converge; refitted with penalizer 0.001. Check the summary, "
+                        "or try a coarser time unit or another model."]
+    assert m.penalizer == models.FALLBACK_PENALIZER and len(calls) == 2
+    monkeypatch.setattr(lf, "minimize", lambda *a, **k: OptimizeResult(x=np.ones(4), fun=1.0, success=False,
+                                                                       message="nope", status=2))
+    with pytest.raises(LTVError, match="MBG/NBD could not be fitted"):
+        models.fit(cal, model="mbgnbd", spend=None, unit_days=7)
+    assert capsys.readouterr().out == ""

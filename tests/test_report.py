@@ -1,6 +1,7 @@
 import json
 
 import pandas as pd
+import pytest
 
 from ltv_helpers.report import run_notebook
 
@@ -58,3 +59,12 @@ def test_pseudonym_key_is_random_per_client_kept_outside_reports(tmp_path, monke
     assert first.iloc[0] != pseudonymize(["7"], "acme").iloc[0]
     monkeypatch.setenv("LTV_PSEUDONYM_KEY", "team-secret")
     assert pseudonymize(["7"], client="acme").iloc[0] == pseudonymize(["7"], "team-secret").iloc[0]
+
+
+def test_run_notebook_refuses_a_credential_before_any_file(tmp_path):
+    from ltv_helpers.schema import LTVError
+
+    out = tmp_path / "out"
+    with pytest.raises(LTVError, match="contains a password"):
+        run_notebook("01_collection", out, {"client": "x", "source": "postgresql://a:hunter2@h/db"})
+    assert not out.exists()

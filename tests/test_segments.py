@@ -206,3 +206,16 @@ def test_export_segments_csv_opens_with_chinese(tmp_path, cdnow_history):
     assert csv["customer_id"].iloc[0] == hist.index[0]  # leading zeros kept
     back = pd.read_parquet(paths[1])
     assert back["tier"].tolist() == tiers.astype(str).tolist()
+
+
+def test_value_tiers_refuse_a_lifetimes_summary_and_warn_on_collapsed_cuts(cdnow_history):
+    tx, hist = cdnow_history
+    plain = data.rfm_summary(tx, observation_end="1998-06-30")
+    # lifetimes' monetary_value is 0 for one-time buyers (most of CDNOW): the value cuts collapse.
+    assert (plain["monetary_value"] == 0).mean() > 0.5
+    with pytest.raises(LTVError, match="needs each customer's total spend.*customer_history"):
+        sg.value_tiers(plain)
+    flat = hist.assign(revenue=np.where(hist["revenue"] > hist["revenue"].quantile(0.9), 500.0, 10.0))
+    with pytest.warns(UserWarning, match="tier cuts coincide.*no customer in: medium value"):
+        tiers = sg.value_tiers(flat)
+    assert tiers.value_counts()["medium value"] == 0
