@@ -93,3 +93,19 @@ def test_lifetimes_still_fails_where_we_replaced_it(cdnow_sample):
 
     with pytest.raises(ValueError):
         summary_data_from_transaction_data(cdnow_sample, "customer_id", "order_date", freq="M")
+
+
+def test_papermill_reads_every_parameter_of_every_notebook():
+    """papermill silently drops a parameter whose line it cannot parse (e.g. an '=' in the
+    comment); then `ltv report -p name=...` would not reach the notebook."""
+    import ast
+
+    import nbformat
+    import papermill
+
+    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+        assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
+                    for t in node.targets]
+        assert list(papermill.inspect_notebook(str(path))) == assigned, path.name
