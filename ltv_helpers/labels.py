@@ -6,9 +6,26 @@ Rejection reasons of :data:`ltv_helpers.data.REASONS` are keys too.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from ltv_helpers.schema import LTVError
 
 LANGUAGES = ("en", "zh")
+
+#: Notes the cleaning gives the user (keys of LABELS, with their values filled in by Note).
+NOTE_DATES_AMBIGUOUS = (
+    "The day/month order of the dates cannot be told from the data (no field is above 12 in {rows:,} rows "
+    "such as 1/12/2010); they were read as month/day/year. If the export writes day/month/year, pass "
+    "dayfirst=True (--dayfirst), or give date_format=.")
+NOTE_DATES_MIXED = (
+    "The dates mix two orders ({day_rows:,} rows can only be day/month/year, {month_rows:,} only "
+    "month/day/year); they were read as {order}, so the {lost:,} rows that contradict it are rejected as "
+    "unparseable dates. Pass dayfirst=True or False (--dayfirst / --monthfirst) or date_format= to choose.")
+NOTE_NO_QUANTITY = (
+    "There is no quantity column, so each line counts as one item at its unit price; pass "
+    "quantity=<column> if the export has one.")
+NOTE_ORDER_TIMES = (
+    "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
 
 LABELS: dict[str, dict[str, str]] = {
     # data quality table
@@ -17,6 +34,18 @@ LABELS: dict[str, dict[str, str]] = {
     "orders kept": {"zh": "保留订单数"},
     "lines rejected": {"zh": "剔除行数"},
     "Note": {"zh": "注意"},
+    # cleaning notes (assumptions stated to the user)
+    NOTE_DATES_AMBIGUOUS: {"zh": "无法从数据判断日期的日/月顺序（{rows:,} 行中没有大于 12 的字段，例如 1/12/2010），"
+                "已按“月/日/年”读取。如果导出文件写的是“日/月/年”，请设置 dayfirst=True（--dayfirst）"
+                "或给出 date_format=。"},
+    NOTE_DATES_MIXED: {"zh": "日期混用了两种顺序（{day_rows:,} 行只能是“日/月/年”，{month_rows:,} 行只能是"
+                "“月/日/年”）；已按{order}读取，与之矛盾的 {lost:,} 行作为无法解析的日期剔除。请用 "
+                "dayfirst=True 或 False（--dayfirst / --monthfirst）或 date_format= 指定。"},
+    "day/month/year": {"zh": "“日/月/年”"},
+    "month/day/year": {"zh": "“月/日/年”"},
+    NOTE_NO_QUANTITY: {"zh": "没有数量列，每行按一件商品、以其单价计算；如果导出文件有数量列，请指定 "
+                "quantity=<列名>。"},
+    NOTE_ORDER_TIMES: {"zh": "{orders:,} 笔订单的明细行时间不一致；每笔订单取其最早一行的时间。"},
     "customers": {"zh": "客户数"},
     "first order": {"zh": "首笔订单日期"},
     "last order": {"zh": "末笔订单日期"},
@@ -142,3 +171,23 @@ def translate_index(frame, language: str):
     out.index.name = label(str(frame.index.name), language) if frame.index.name else None
     out.columns = [label(str(c), language) for c in out.columns]
     return out
+
+
+@dataclass(frozen=True)
+class Note:
+    """A sentence for the user kept as a :data:`LABELS` template and its values, so it can be
+    shown in any language; ``str(note)`` is the English sentence.
+
+    >>> Note(NOTE_ORDER_TIMES, {"orders": 2}).text("zh")
+    '2 笔订单的明细行时间不一致；每笔订单取其最早一行的时间。'
+    """
+
+    key: str
+    values: dict = field(default_factory=dict)
+
+    def text(self, language: str = "en") -> str:
+        values = {k: label(v, language) if isinstance(v, str) else v for k, v in self.values.items()}
+        return label(self.key, language).format(**values)
+
+    def __str__(self) -> str:
+        return self.text("en")

@@ -497,6 +497,9 @@ def test_ambiguous_day_month_order_is_assumed_with_a_warning_and_overridable(tmp
     assert res.transactions["order_date"].tolist() == [pd.Timestamp("2010-01-12"), pd.Timestamp("2011-03-01")]
     assert len(res.warnings) == 1
     assert "read as month/day/year" in res.warnings[0] and "dayfirst=True" in res.warnings[0]
+    zh = data.collection_notes(res, "zh")
+    assert zh.startswith("**注意:**") and "已按“月/日/年”读取" in zh and "read as" not in zh
+    assert data.collection_notes(res) == f"**Note:** {res.warnings[0]}"
     for day_first in (clean_transactions(read_transactions(path, dayfirst=True)),
                       clean_transactions(read_transactions(path), dayfirst=True),
                       clean_transactions(read_transactions(path, date_format="%d/%m/%Y"))):

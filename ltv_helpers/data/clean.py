@@ -12,6 +12,7 @@ import pandas as pd
 
 from ltv_helpers.data.parse import _as_timestamp, _clean_ids, _end_cut, _parse_amounts, parse_dates
 from ltv_helpers.data.read import _list
+from ltv_helpers.labels import NOTE_NO_QUANTITY, NOTE_ORDER_TIMES, Note
 from ltv_helpers.schema import (
     AMOUNT,
     CHANNEL,
@@ -75,6 +76,8 @@ class CleanResult:
     columns: dict = field(default_factory=dict)
     warnings: list = field(default_factory=list)
     rows_kept: int | None = None
+    #: The warnings as :class:`~ltv_helpers.labels.Note` (``note.text("zh")`` for Chinese reports).
+    notes: list = field(default_factory=list)
 
     def __post_init__(self):
         if self.rows_kept is None:
@@ -163,7 +166,7 @@ def clean_transactions(
     if SOURCE_ROW not in raw:
         raw[SOURCE_ROW] = np.arange(1, n + 1)
     reason = pd.Series(pd.NA, index=raw.index, dtype=object)
-    notes: list[str] = []
+    notes: list[Note] = []
 
     def reject(mask, why):
         mask = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()
@@ -250,7 +253,7 @@ def clean_transactions(
     if lines_kept != int(keep.sum()) or lines_kept + len(rejected) != n:
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
     return CleanResult(transactions, rejected, report, n, float(refunded),
-                       dict(df.attrs.get("columns", {})), notes, lines_kept)
+                       dict(df.attrs.get("columns", {})), [str(n) for n in notes], lines_kept, notes)
 
 
 def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Series | None]:
@@ -264,8 +267,7 @@ def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Seri
         return amounts, (quantity[0] if quantity is not None else None)
     price, price_missing = _parse_amounts(raw[UNIT_PRICE])
     if quantity is None:
-        notes.append("There is no quantity column, so each line counts as one item at its unit price; "
-                     "pass quantity=<column> if the export has one.")
+        notes.append(Note(NOTE_NO_QUANTITY))
         reject(price_missing, "missing unit price")
         reject(price.isna(), "non-numeric unit price")
         return price, None
@@ -309,8 +311,7 @@ def _orders_from_lines(typed: pd.DataFrame, reason: pd.Series, reject, cancel: n
     entities[LINES] = g.size().astype("int64")
     spread = int((g[ORDER_DATE].nunique() > 1).sum())
     if spread:
-        notes.append(f"{spread:,} orders have lines with different timestamps; each order takes the "
-                     "time of its earliest line.")
+        notes.append(Note(NOTE_ORDER_TIMES, {"orders": spread}))
     entities = entities.reset_index(drop=True)
     line_entity = np.full(n, -1)
     line_entity[alive] = codes

@@ -153,7 +153,8 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
 
 def collection_notes(result: CleanResult, language: str = "en") -> str:
     """The cleaning's warnings (assumptions it made) as Markdown notes, or '' when there are none."""
-    return "\n\n".join(f"**{label('Note', language)}:** {w}" for w in result.warnings)
+    notes = [n.text(language) for n in result.notes] or list(result.warnings)
+    return "\n\n".join(f"**{label('Note', language)}:** {text}" for text in notes)
 
 
 def collection_highlights(result: CleanResult, activity: pd.DataFrame, language: str = "en") -> str:

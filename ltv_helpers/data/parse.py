@@ -9,6 +9,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
+from ltv_helpers.labels import NOTE_DATES_AMBIGUOUS, NOTE_DATES_MIXED, Note
 from ltv_helpers.schema import LTVError
 
 _NULL_TOKENS = {"", "nan", "none", "null", "na", "n/a", "#n/a", "-", "--", "nat", "未知", "无"}
@@ -141,14 +142,15 @@ def _components(parts: pd.DataFrame, dayfirst: bool, year_first: bool) -> np.nda
     return np.where(ok, stamp, np.datetime64("NaT", "us"))
 
 
-def date_order(first: pd.Series, second: pd.Series, dayfirst: bool | None) -> tuple[bool, list[str]]:
+def date_order(first: pd.Series, second: pd.Series, dayfirst: bool | None) -> tuple[bool, list[Note]]:
     """Decide day/month order from the two leading fields of ``D/M/Y``-or-``M/D/Y`` dates.
 
     A first field above 12 can only be a day, a second field above 12 only a day too. When the
     data shows one order, it is used; when it shows both, the more frequent wins and the
     contradicting rows become unparseable; when every row fits both (all fields 12 or less), the
     rule is month first (``12/1/10`` = 1 December 2010, as Excel's US locale writes dates).
-    Returns ``(dayfirst, warnings)``; an explicit ``dayfirst`` is obeyed without a warning.
+    Returns ``(dayfirst, notes)`` (:class:`~ltv_helpers.labels.Note`, ``str()`` gives the English
+    sentence); an explicit ``dayfirst`` is obeyed without a note.
     """
     if dayfirst is not None:
         return bool(dayfirst), []
@@ -160,21 +162,16 @@ def date_order(first: pd.Series, second: pd.Series, dayfirst: bool | None) -> tu
         return False, []
     if day_first_rows and month_first_rows:
         use_day = day_first_rows > month_first_rows
-        order, lost = ("day/month/year", month_first_rows) if use_day else ("month/day/year", day_first_rows)
-        return use_day, [
-            f"The dates mix two orders ({day_first_rows:,} rows can only be day/month/year, "
-            f"{month_first_rows:,} only month/day/year); they were read as {order}, so the {lost:,} "
-            "rows that contradict it are rejected as unparseable dates. Pass dayfirst=True or "
-            "False (--dayfirst / --monthfirst) or date_format= to choose."]
-    return False, [
-        f"The day/month order of the dates cannot be told from the data (no field is above 12 in "
-        f"{len(first):,} rows such as 1/12/2010); they were read as month/day/year. If the export "
-        "writes day/month/year, pass dayfirst=True (--dayfirst), or give date_format=."]
+        return use_day, [Note(NOTE_DATES_MIXED, {
+            "day_rows": day_first_rows, "month_rows": month_first_rows,
+            "order": "day/month/year" if use_day else "month/day/year",
+            "lost": month_first_rows if use_day else day_first_rows})]
+    return False, [Note(NOTE_DATES_AMBIGUOUS, {"rows": len(first)})]
 
 
 def parse_dates(values: pd.Series, date_format: str | None = None,
-                dayfirst: bool | None = None) -> tuple[pd.Series, pd.Series, list[str]]:
-    """Timestamps (naive, local wall time), the mask of missing inputs, and warning sentences.
+                dayfirst: bool | None = None) -> tuple[pd.Series, pd.Series, list[Note]]:
+    """Timestamps (naive, local wall time), the mask of missing inputs, and notes on assumptions.
 
     - Date cells (Excel, Parquet, databases) are taken as they are; time zones are dropped,
       keeping the local wall time.
@@ -203,7 +200,7 @@ def parse_dates(values: pd.Series, date_format: str | None = None,
     text, missing = _as_text(s.where(~is_stamp))
     missing = missing & ~is_stamp
     todo = (~is_stamp & ~missing).to_numpy()
-    notes: list[str] = []
+    notes: list[Note] = []
     if not todo.any():
         return out, missing, notes
     if date_format is not None:
