@@ -31,6 +31,15 @@ def _check_invariant(res):
     assert res.rows_in == res.rows_kept + len(res.rejected)
 
 
+def _clean_csv(tmp_path, text: str):
+    """Write ``text`` as a CSV file, read and clean it, check lines in = kept + rejected."""
+    path = tmp_path / "x.csv"
+    path.write_text(text, encoding="utf-8")
+    res = clean_transactions(read_transactions(path))
+    _check_invariant(res)
+    return res
+
+
 # ------------------------------------------------------------------------------- readers
 
 @pytest.mark.parametrize("encoding", ["utf-8", "utf-8-sig", "gbk", "gb18030"])
@@ -130,11 +139,8 @@ def test_file_not_found():
 
 
 def test_malformed_lines_become_rejected_rows(tmp_path):
-    path = tmp_path / "x.csv"
-    path.write_text("customer_id,order_date,amount\na,2024-01-01,5\nb,2024-01-02,6,extra,fields\n"
-                    "c,2024-01-03,7\n", encoding="utf-8")
-    res = clean_transactions(read_transactions(path))
-    _check_invariant(res)
+    res = _clean_csv(tmp_path, "customer_id,order_date,amount\na,2024-01-01,5\nb,2024-01-02,6,extra,fields\n"
+                               "c,2024-01-03,7\n")
     assert res.rows_in == 3 and res.rows_kept == 2
     assert res.rejected["reason"].tolist() == ["malformed line"]
     assert res.rejected["source_row"].tolist() == [2]  # the second data record
@@ -541,18 +547,12 @@ def test_date_formats_seen_in_exports(text, expected):
 
 
 def test_short_lines_are_malformed_but_empty_trailing_fields_are_not(tmp_path):
-    path = tmp_path / "x.csv"
-    path.write_text("customer_id,order_date,amount,note\na,2024-01-01,5,\nb,2024-01-02\n"
-                    "c,2024-01-03,7,ok\n", encoding="utf-8")
-    res = clean_transactions(read_transactions(path))
-    _check_invariant(res)
+    res = _clean_csv(tmp_path, "customer_id,order_date,amount,note\na,2024-01-01,5,\nb,2024-01-02\n"
+                               "c,2024-01-03,7,ok\n")
     assert res.rows_kept == 2 and res.rejected["source_row"].tolist() == [2]
     assert res.rejected["reason"].tolist() == ["malformed line"]
     # Too many and too few fields in one file: record numbers stay right.
-    path.write_text("customer_id,order_date,amount\na,2024-01-01\nb,2024-01-02,6,extra\nc,2024-01-03,7\n",
-                    encoding="utf-8")
-    res = clean_transactions(read_transactions(path))
-    _check_invariant(res)
+    res = _clean_csv(tmp_path, "customer_id,order_date,amount\na,2024-01-01\nb,2024-01-02,6,extra\nc,2024-01-03,7\n")
     assert dict(zip(res.rejected["source_row"], res.rejected["reason"])) == {1: "malformed line", 2: "malformed line"}
     assert res.transactions["customer_id"].tolist() == ["c"]
 
