@@ -253,7 +253,7 @@ def clean_transactions(
     if lines_kept != int(keep.sum()) or lines_kept + len(rejected) != n:
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
     return CleanResult(transactions, rejected, report, n, float(refunded),
-                       dict(df.attrs.get("columns", {})), [str(n) for n in notes], lines_kept, notes)
+                       dict(df.attrs.get("columns", {})), [str(note) for note in notes], lines_kept, notes)
 
 
 def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Series | None]:
