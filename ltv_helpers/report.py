@@ -121,15 +121,14 @@ def pseudonym_key(client: str) -> bytes:
     # A readable file name, plus a hash of the exact name so "a/b" and "a_b" get different keys.
     safe = re.sub(r"[^\w.-]+", "_", client).strip("._")[:60] or "client"
     path = pseudonym_key_dir() / f"{safe}-{hashlib.sha256(client.encode('utf-8')).hexdigest()[:8]}.key"
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:  # another worker made it first
-            pass
-        else:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(secrets.token_hex(32) + "\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # made once, atomically: a second run (or a parallel worker) reads the same key
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32) + "\n")
     key = path.read_text(encoding="utf-8").strip()
     if not key:
         raise LTVError(f"The pseudonym key file {path} is empty; delete it to make a new key.")

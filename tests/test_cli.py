@@ -85,7 +85,7 @@ def test_report_refuses_credentials_before_writing_anything(tmp_path, capsys, ar
     assert main(argv + ["--client", "acme", "--output", str(out)]) == 2
     err = capsys.readouterr().err
     assert "hunter2" not in err and len(err.strip().splitlines()) == 1
-    assert "environment variable" in err or "environment variables" in err
+    assert "environment variable" in err
     assert not out.exists()
     leaked = [p for p in tmp_path.rglob("*") if p.is_file() and b"hunter2" in p.read_bytes()]
     assert leaked == []

@@ -55,7 +55,9 @@ def test_pseudonym_key_is_random_per_client_kept_outside_reports(tmp_path, monke
     # Never derived from the client name: the key is random, 256 bits, owner-readable only.
     files = sorted(pseudonym_key_dir().glob("*.key"))
     assert len(files) == 2 and all(f.stat().st_mode & 0o077 == 0 for f in files)
-    assert len(pseudonym_key("acme")) == 64 and b"acme" not in pseudonym_key("acme")
+    assert len(pseudonym_key("acme")) == 64
+    monkeypatch.setenv("LTV_KEY_DIR", str(tmp_path / "other-machine"))
+    assert pseudonymize(["7"], client="acme").iloc[0] != first.iloc[0]  # random, not derived from the name
     assert first.iloc[0] != pseudonymize(["7"], "acme").iloc[0]
     monkeypatch.setenv("LTV_PSEUDONYM_KEY", "team-secret")
     assert pseudonymize(["7"], client="acme").iloc[0] == pseudonymize(["7"], "team-secret").iloc[0]

@@ -65,27 +65,27 @@ class CleanResult:
     ``report``: lines per rejection reason (``rows``, ``share`` of lines read).
     ``rows_in`` / ``rows_kept``: source lines read / kept (``rows_in = rows_kept + len(rejected)``);
     ``orders``: orders kept. ``refunded``: total refund amount netted into purchases.
-    ``warnings``: sentences on assumptions the cleaner made (e.g. the day/month order of dates).
+    ``notes``: the assumptions the cleaner made (e.g. the day/month order of dates), as
+    :class:`~ltv_helpers.labels.Note` (``note.text("zh")`` for Chinese reports); ``warnings``:
+    the same as English sentences.
     """
 
     transactions: pd.DataFrame
     rejected: pd.DataFrame
     report: pd.DataFrame
     rows_in: int
+    rows_kept: int
     refunded: float = 0.0
     columns: dict = field(default_factory=dict)
-    warnings: list = field(default_factory=list)
-    rows_kept: int | None = None
-    #: The warnings as :class:`~ltv_helpers.labels.Note` (``note.text("zh")`` for Chinese reports).
     notes: list = field(default_factory=list)
-
-    def __post_init__(self):
-        if self.rows_kept is None:
-            self.rows_kept = len(self.transactions)
 
     @property
     def orders(self) -> int:
         return len(self.transactions)
+
+    @property
+    def warnings(self) -> list[str]:
+        return [str(note) for note in self.notes]
 
     def __repr__(self) -> str:
         return (f"CleanResult(rows_in={self.rows_in}, kept={self.rows_kept}, orders={self.orders}, "
@@ -252,30 +252,29 @@ def clean_transactions(
     lines_kept = int(transactions[LINES].sum()) if LINES in transactions else len(transactions)
     if lines_kept != int(keep.sum()) or lines_kept + len(rejected) != n:
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
-    return CleanResult(transactions, rejected, report, n, float(refunded),
-                       dict(df.attrs.get("columns", {})), [str(note) for note in notes], lines_kept, notes)
+    return CleanResult(transactions, rejected, report, n, lines_kept, float(refunded),
+                       dict(df.attrs.get("columns", {})), notes)
 
 
 def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Series | None]:
     """Line amounts (the amount column, or quantity x unit price) and quantities, rejecting
     the lines where they are missing or not numbers."""
-    quantity = _parse_amounts(raw[QUANTITY]) if QUANTITY in raw else None
+    qty, qty_missing = _parse_amounts(raw[QUANTITY]) if QUANTITY in raw else (None, None)
     if AMOUNT in raw:
         amounts, missing = _parse_amounts(raw[AMOUNT])
         reject(missing, "missing amount")
         reject(amounts.isna(), "non-numeric amount")
-        return amounts, (quantity[0] if quantity is not None else None)
-    price, price_missing = _parse_amounts(raw[UNIT_PRICE])
-    if quantity is None:
+        return amounts, qty
+    if qty is None:
         notes.append(Note(NOTE_NO_QUANTITY))
-        reject(price_missing, "missing unit price")
-        reject(price.isna(), "non-numeric unit price")
-        return price, None
-    qty, qty_missing = quantity
-    reject(qty_missing, "missing quantity")
-    reject(qty.isna(), "non-numeric quantity")
+    else:
+        reject(qty_missing, "missing quantity")
+        reject(qty.isna(), "non-numeric quantity")
+    price, price_missing = _parse_amounts(raw[UNIT_PRICE])
     reject(price_missing, "missing unit price")
     reject(price.isna(), "non-numeric unit price")
+    if qty is None:
+        return price, None
     # Rounded to a millionth: 3 x 2.55 is 7.6499999... in binary floating point.
     return (qty * price).round(6), qty
 

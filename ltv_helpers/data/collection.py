@@ -153,8 +153,7 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
 
 def collection_notes(result: CleanResult, language: str = "en") -> str:
     """The cleaning's warnings (assumptions it made) as Markdown notes, or '' when there are none."""
-    notes = [n.text(language) for n in result.notes] or list(result.warnings)
-    return "\n\n".join(f"**{label('Note', language)}:** {text}" for text in notes)
+    return "\n\n".join(f"**{label('Note', language)}:** {note.text(language)}" for note in result.notes)
 
 
 def collection_highlights(result: CleanResult, activity: pd.DataFrame, language: str = "en") -> str:

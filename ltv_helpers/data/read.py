@@ -216,7 +216,8 @@ def read_transactions(
     ``dayfirst`` and ``date_format`` are recorded in ``attrs["date_options"]`` and used by
     :func:`clean_transactions` (dates are parsed there, so rejected rows keep their text).
 
-    A database URL must not carry a password: it is read from the environment variable
+    A source or query that carries a credential is refused (:func:`refuse_credentials`): the
+    database password is read from the environment variable
     ``password_env`` (default ``LTV_DB_PASSWORD``) and never printed, because notebook parameters
     are recorded in rendered reports. Times with a zone keep their wall time in the database
     session's zone (for PostgreSQL, ``ALTER ROLE analyst SET timezone = 'Asia/Shanghai'``).
@@ -235,12 +236,13 @@ def read_transactions(
     overrides = {k: v for k, v in overrides.items() if v is not None}
     if dayfirst not in (None, True, False):
         raise LTVError(f"dayfirst must be True, False or None (detect), got {dayfirst!r}.")
+    refuse_credentials(source, "source", password_env)
+    refuse_credentials(sql, "query", password_env)
     if isinstance(source, pd.DataFrame):
         frame, origin = source, "DataFrame"
     elif isinstance(source, str) and source in BUNDLED:
         frame, origin = load_cdnow(sample=BUNDLED[source]), f"bundled {source}"
     elif isinstance(source, str) and "://" in source:
-        refuse_credentials(source, "database URL", password_env)
         frame, origin = _read_sql_url(source, sql, password_env), "database"
     else:
         path = Path(source)
@@ -278,8 +280,7 @@ def read_transactions(
 
 def row_key(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash per row of all of ``frame``'s columns (values compared as text)."""
-    text = frame.astype("str") if len(frame.columns) else pd.DataFrame(index=frame.index)
-    return pd.util.hash_pandas_object(text, index=False).to_numpy()
+    return pd.util.hash_pandas_object(frame.astype("str"), index=False).to_numpy()
 
 
 def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
@@ -349,11 +350,16 @@ def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
         widths = _record_widths(path, enc, sep)
         header, records = widths[0], widths[1:]
         if len(records) == len(frame) and (records < header).any():
-            frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
-            short = np.flatnonzero(records < header)
-            frame.loc[short, READ_ERROR] = [
-                f"{records[i]} fields where the header has {header}" for i in short]
+            _mark_short(frame, records, header)
     return frame
+
+
+def _mark_short(frame: pd.DataFrame, widths: np.ndarray, header: int) -> None:
+    """A ``read_error`` on the rows whose record has fewer fields (``widths``, one per row) than
+    the header; the other rows get none."""
+    frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
+    short = np.flatnonzero(widths < header)
+    frame.loc[short, READ_ERROR] = [f"{widths[i]} fields where the header has {header}" for i in short]
 
 
 def _record_widths(path: Path, encoding: str, sep: str) -> np.ndarray:
@@ -382,10 +388,7 @@ def _read_csv_with_bad_lines(path: Path, sep: str, options: dict) -> pd.DataFram
     number = np.arange(1, len(records) + 1)
     fits = records <= header
     frame[SOURCE_ROW] = number[fits][: len(frame)]
-    short = records[fits][: len(frame)] < header
-    frame[READ_ERROR] = pd.Series([None] * len(frame), dtype=object)
-    frame.loc[short, READ_ERROR] = [f"{w} fields where the header has {header}"
-                                    for w in records[fits][: len(frame)][short]]
+    _mark_short(frame, records[fits][: len(frame)], header)
     extra = pd.DataFrame({
         READ_ERROR: [f"{len(f)} fields where the header has {header}: {sep.join(f)[:200]}"
                      for f in bad],
@@ -449,11 +452,6 @@ def _read_sql_url(url: str, sql: str | None, password_env: str) -> pd.DataFrame:
         parsed = sqlalchemy.engine.make_url(url)
     except Exception:
         raise LTVError("The database URL cannot be parsed; use dialect://user@host/database.") from None
-    if parsed.password:
-        raise LTVError(
-            f"Remove the password from the database URL and set the {password_env} environment "
-            "variable instead: notebook parameters are recorded in rendered reports."
-        )
     if parsed.drivername in DEFAULT_DRIVERS:
         parsed = parsed.set(drivername=DEFAULT_DRIVERS[parsed.drivername])
     secret = os.environ.get(password_env)
