@@ -1,4 +1,5 @@
-"""The ``ltv`` command: ``ltv check`` (data quality of an export), ``ltv report`` and ``ltv demo``."""
+"""The ``ltv`` command: ``ltv check`` (data quality of an export), ``ltv report`` (one client, or
+every client of a ``clients.yaml``) and ``ltv demo``."""
 
 from __future__ import annotations
 
@@ -49,18 +50,34 @@ def _check(args) -> int:
 def _demo(args) -> int:
     from ltv_helpers.report import render_report
 
-    pages = render_report(args.output, {"client": "demo"})
-    for page in pages:
-        print(f"rendered {page}")
+    html = render_report(args.output, {"client": "demo", "language": args.language}, progress=_announce)
+    _print_report(html)
     return 0
+
+
+def _announce(step: str) -> None:
+    print(f"  {step}", flush=True)
+
+
+def _print_report(html) -> None:
+    pdf = html.with_suffix(".pdf")
+    print(f"report: {html}" + (f"\n        {pdf}" if pdf.is_file() else ""))
 
 
 def _report(args) -> int:
     from ltv_helpers.report import render_report
 
+    if args.config:
+        if args.source or args.client:
+            raise LTVError("--config takes the clients from the file; give either --config or SOURCE --client.")
+        from ltv_helpers.batch import run_config
+
+        return run_config(args.config, workers=args.workers, pdf=not args.no_pdf)
+    if not args.source or not args.client or not args.output:
+        raise LTVError("ltv report needs SOURCE, --client and --output (or --config clients.yaml).")
     params = {"client": args.client, "source": args.source, "language": args.language}
     for key, value in (("currency", args.currency), ("sql", args.sql), ("dayfirst", args.dayfirst),
-                       ("date_format", args.date_format)):
+                       ("date_format", args.date_format), ("title", args.title)):
         if value is not None:
             params[key] = value
     for item in args.param or []:
@@ -71,15 +88,8 @@ def _report(args) -> int:
             params[key] = json.loads(value)
         except json.JSONDecodeError:
             params[key] = value
-    from papermill.exceptions import PapermillExecutionError
-
-    try:
-        pages = render_report(args.output, params)
-    except PapermillExecutionError as err:
-        # The notebook's own error (e.g. an LTVError naming a missing column), in one sentence.
-        raise LTVError(f"a notebook stopped with {err.ename}: {err.evalue}") from None
-    for page in pages:
-        print(f"rendered {page}")
+    html = render_report(args.output, params, pdf=not args.no_pdf, progress=_announce)
+    _print_report(html)
     return 0
 
 
@@ -111,15 +121,21 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--json", action="store_true", help="print one JSON object")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
-    demo.add_argument("--output", default="reports/demo", help="folder for the report")
+    demo.add_argument("--output", default="reports/demo", help="folder for the report's runs")
+    demo.add_argument("--language", default="en", choices=["en", "zh"])
     demo.set_defaults(run=_demo)
-    report = sub.add_parser("report", help="render the four notebooks on a client's data into one folder")
-    report.add_argument("source", help="the client's export (as for ltv check)")
-    report.add_argument("--client", required=True, help="client name shown in the report")
-    report.add_argument("--output", required=True, help="the client's report folder, e.g. reports/acme")
+    report = sub.add_parser("report", help="render a client's report (one page, HTML and PDF) into a new run folder")
+    report.add_argument("source", nargs="?", help="the client's export (as for ltv check)")
+    report.add_argument("--config", help="a clients.yaml: render every client in it (see reports/clients.example.yaml)")
+    report.add_argument("--workers", type=int, help="with --config: clients rendered at once (default: the cores)")
+    report.add_argument("--client", help="client name shown in the report")
+    report.add_argument("--output", help="the client's folder, e.g. reports/acme: each run goes in a new "
+                                         "<YYYY-MM-DD_HHMMSS> folder in it, and latest points at the newest")
+    report.add_argument("--title", help="the report's title (default: '<client>: customer lifetime value')")
     report.add_argument("--currency", help="currency shown on money axes, e.g. CNY")
     report.add_argument("--language", default="en", choices=["en", "zh"])
     report.add_argument("--sql", help="query for a DuckDB file or database URL")
+    report.add_argument("--no-pdf", action="store_true", help="write report.html only")
     _date_options(report)
     report.add_argument("-p", "--param", action="append",
                         help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")

@@ -17,6 +17,7 @@ import pandas as pd
 from ltv_helpers import models as mdl
 from ltv_helpers.data.parse import _end_cut
 from ltv_helpers.data.summary import _PERIOD_SQL, _Source, _check_freq, calibration_holdout
+from ltv_helpers.labels import label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
 #: Baselines every metrics table carries, so a model has to beat something.
@@ -350,7 +351,7 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
                      f"（偏差 {row['total_error_pct']:+.1f}%）。")
         lines.append(f"- 按预测价值排名前 20% 的客户贡献了保留期 {row['top20_capture']:.0%} 的销售额。")
         if beat:
-            lines.append(f"- 在单客户误差上优于基准方法：{', '.join(beat)}。")
+            lines.append(f"- 在单客户误差上优于基准方法：{'、'.join(label(b, language) for b in beat)}。")
     else:
         lines.append(f"- Use **{name}**: over the {span} it had not seen, it made the "
                      f"smallest error per customer ({row['mae']:.3f} purchases).")
@@ -359,7 +360,8 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
         lines.append(f"- The 20% of customers it ranked highest brought {row['top20_capture']:.0%} of the "
                      "holdout revenue.")
         if beat:
-            lines.append(f"- It beats the baselines {', '.join(beat)} on error per customer.")
+            lines.append(f"- It beats the baselines {', '.join(label(b, language) for b in beat)} on error per "
+                         "customer.")
     return "\n".join(lines)
 
 
@@ -385,11 +387,12 @@ def save_evaluation(output_dir, result: BacktestResult, chosen: str) -> pd.DataF
                                         "evaluation.json"], name="file")).astype("Int64")
 
 
-def highlight_best(metrics: pd.DataFrame):
+def highlight_best(metrics: pd.DataFrame, language: str = "en"):
     """The metrics table turned so models are columns, as a Styler with the best value of each
-    metric in bold green (``predicted`` and ``actual`` totals are not ranked)."""
+    metric in bold green (``predicted`` and ``actual`` totals are not ranked); metric and model
+    names are shown in ``language``."""
     shown = metrics.drop(columns=["kind"], errors="ignore").astype("float64").T
-    shown.index.name = "metric"
+    shown.index.name = label("metric", language)
 
     def mark(row):
         if row.name in ("predicted", "actual") or row.notna().sum() == 0:
@@ -405,6 +408,9 @@ def highlight_best(metrics: pd.DataFrame):
     styler = shown.style.apply(mark, axis=1).format("{:,.3f}", na_rep="–")
     for name, fmt in formats.items():
         styler = styler.format(fmt, subset=pd.IndexSlice[[name], :], na_rep="–")
+    names = {"actual": "actual purchases"}
+    styler = styler.relabel_index([label(names.get(m, m), language) for m in shown.index], axis=0)
+    styler = styler.relabel_index([label(str(c), language) for c in shown.columns], axis=1)
     return styler
 
 

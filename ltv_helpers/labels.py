@@ -1,6 +1,8 @@
 """Every user-facing label, in English and Chinese, in one place.
 
-``label(key, language)`` returns the text; keys missing a Chinese text fall back to English.
+``label(key, language)`` returns the text; keys missing a Chinese text fall back to English. A key
+is the English text itself, or a raw name (a column such as ``total_error_pct``, a model such as
+``bgnbd``) with its human English text under ``"en"``.
 Rejection reasons of :data:`ltv_helpers.data.REASONS` are keys too.
 """
 
@@ -26,6 +28,34 @@ NOTE_NO_QUANTITY = (
     "quantity=<column> if the export has one.")
 NOTE_ORDER_TIMES = (
     "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
+
+LIFESPAN_FROM_CHURN = ("1 / yearly churn; {churn} of the {customers} customers acquired a year or more before "
+                       "the end bought nothing in the last 365 days")
+#: Header lines of the notebooks (client, data and settings).
+HEADER_COLLECTION = "Client: **{client}** · currency: {currency}"
+HEADER_SEGMENTATION = "Client: **{client}** · {customers} customers · data to {end}"
+HEADER_PREDICTION = ("Client: **{client}** · {customers} customers · data to {end} · horizon {months} months · "
+                     "discount {rate} a year · gross margin {margin}")
+HEADER_MODEL_CHOICE = "Holdout from {start} to {end}. Model used: **{model}**."
+HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout to {end} ({days} days) · "
+                     "{customers} customers")
+
+#: Findings of the report's summary page (filled in by ltv_helpers.findings).
+FINDING_CONCENTRATION = ("The top 20% of customers brought {top20} of all revenue; the {high} high-value "
+                         "customers alone ({high_share} of customers) brought {high_revenue}.")
+FINDING_ONE_TIME = ("{one_time} of customers bought only once, so winning a second purchase is the first "
+                    "lever for lifetime value.")
+FINDING_CHURN_RISK = ("{risk} customers who spent at or above the median have gone quiet (churn risk); they "
+                      "brought {risk_revenue} of revenue, so win-back offers to them come first.")
+FINDING_FORECAST = ("Over the next {months} months the current customers are expected to buy {purchases} "
+                    "times for {revenue} (90% interval {low} to {high}), {change} the {past} of the last "
+                    "{months} months.")
+FINDING_MODEL_BETTER = ("On the last {holdout} days of history, which it had not seen, the {model} forecast "
+                        "missed by {mae} purchases per customer, {gain} less than the best simple baseline, "
+                        "{baseline}; its total forecast was {error}.")
+FINDING_MODEL_WORSE = ("On the last {holdout} days of history the {model} forecast missed by {mae} purchases "
+                       "per customer, no better than the simple baseline {baseline}: read the forecast "
+                       "with caution.")
 
 LABELS: dict[str, dict[str, str]] = {
     # data quality table
@@ -152,6 +182,125 @@ LABELS: dict[str, dict[str, str]] = {
     "actual holdout purchases + 0.1 (log scale)": {"zh": "实际保留期购买次数 + 0.1（对数）"},
     "weeks": {"zh": "周"},
     "units of {n} days": {"zh": "{n}天单位"},
+    # table columns and index values: raw names get a human English label ("en") and a Chinese one
+    "role": {"zh": "角色"},
+    "source column": {"zh": "源字段"},
+    "customer_id": {"en": "customer id", "zh": "客户ID"},
+    "order_date": {"en": "order date", "zh": "订单日期"},
+    "amount": {"zh": "金额"},
+    "order_id": {"en": "order id", "zh": "订单号"},
+    "quantity": {"zh": "数量"},
+    "unit_price": {"en": "unit price", "zh": "单价"},
+    "model": {"zh": "模型"},
+    "metric": {"zh": "指标"},
+    "group": {"zh": "分组"},
+    "parameter": {"zh": "参数"},
+    "standard error": {"zh": "标准误"},
+    "file": {"zh": "文件"},
+    "cutoff": {"zh": "截止日期"},
+    "calibration frequency": {"zh": "校准期购买频次"},
+    "all customers": {"zh": "全部客户"},
+    "bgnbd": {"en": "BG/NBD", "zh": "BG/NBD"},
+    "mbgnbd": {"en": "MBG/NBD", "zh": "MBG/NBD"},
+    "pareto_nbd": {"en": "Pareto/NBD", "zh": "Pareto/NBD"},
+    "naive": {"en": "naive (past rate continues)", "zh": "朴素外推（延续过去的购买率）"},
+    "rfm": {"en": "RFM score ranking", "zh": "RFM得分排序"},
+    "simple_formula": {"en": "simple LTV formula", "zh": "简单LTV公式"},
+    "ml": {"en": "gradient boosting", "zh": "梯度提升模型"},
+    "gradient boosting": {"zh": "梯度提升模型"},
+    "{model} + Gamma-Gamma": {"zh": "{model} + Gamma-Gamma"},
+    "mae": {"en": "mean absolute error", "zh": "平均绝对误差"},
+    "rmse": {"en": "root-mean-square error", "zh": "均方根误差"},
+    "predicted": {"en": "predicted purchases", "zh": "预测购买次数"},
+    "actual purchases": {"zh": "实际购买次数"},
+    "total_error_pct": {"en": "total error", "zh": "总量偏差"},
+    "correlation": {"zh": "相关系数"},
+    "spend_mae": {"en": "spend: mean absolute error", "zh": "消费额：平均绝对误差"},
+    "spend_total_error_pct": {"en": "spend: total error", "zh": "消费额：总量偏差"},
+    "spend_spearman": {"en": "spend: rank correlation", "zh": "消费额：秩相关"},
+    "top10_capture": {"en": "revenue of the top 10%", "zh": "前10%客户的销售额占比"},
+    "top20_capture": {"en": "revenue of the top 20%", "zh": "前20%客户的销售额占比"},
+    "gains_gini": {"en": "Gini of the gains curve", "zh": "收益曲线基尼系数"},
+    "top20_precision": {"en": "precision of the top 20%", "zh": "前20%命中率"},
+    "log_likelihood": {"en": "log-likelihood", "zh": "对数似然"},
+    "bic": {"en": "BIC (lower is better)", "zh": "BIC（越小越好）"},
+    "expected_purchases": {"en": "expected purchases", "zh": "预计购买次数"},
+    "purchases_low": {"en": "purchases, 90% low", "zh": "购买次数 90%下限"},
+    "purchases_high": {"en": "purchases, 90% high", "zh": "购买次数 90%上限"},
+    "expected_revenue": {"en": "expected revenue", "zh": "预计销售额"},
+    "expected revenue": {"zh": "预计销售额"},
+    "revenue_low": {"en": "revenue, 90% low", "zh": "销售额 90%下限"},
+    "revenue_high": {"en": "revenue, 90% high", "zh": "销售额 90%上限"},
+    "clv": {"en": "CLV", "zh": "CLV"},
+    "clv_low": {"en": "CLV, 90% low", "zh": "CLV 90%下限"},
+    "clv_high": {"en": "CLV, 90% high", "zh": "CLV 90%上限"},
+    "p_alive": {"en": "P(alive)", "zh": "P(活跃)"},
+    "expected_spend": {"en": "expected order value", "zh": "预计客单价"},
+    "r": {"en": "r", "zh": "r"},
+    "top {share}": {"zh": "前 {share}"},
+    # simple LTV explanations and notebook header lines
+    "given by the consultant": {"zh": "由顾问给定"},
+    LIFESPAN_FROM_CHURN: {"zh": "1 / 年流失率；在观察期结束前一年或更早获得的 {customers} 位客户中，{churn} 在最近 365 天内"
+                                "没有购买"},
+    "observed span of the data (less than a year of history: a lower bound)": {
+        "zh": "数据覆盖的时间跨度（历史不足一年：为下限）"},
+    "revenue / orders": {"zh": "销售额 / 订单数"},
+    "orders / customer-years observed since first purchase": {"zh": "订单数 / 自首购以来观察到的客户年数"},
+    "AOV x frequency x lifespan": {"zh": "平均订单金额 × 频次 × 生命周期"},
+    HEADER_COLLECTION: {"zh": "客户：**{client}** · 货币：{currency}"},
+    HEADER_SEGMENTATION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end}"},
+    HEADER_PREDICTION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end} · 预测期 {months} 个月 · "
+                              "年折现率 {rate} · 毛利率 {margin}"},
+    HEADER_MODEL_CHOICE: {"zh": "保留期：{start} 至 {end}。采用的模型：**{model}**。"},
+    HEADER_EVALUATION: {"zh": "客户：**{client}** · 校准期截至 {start} · 保留期截至 {end}（{days} 天） · {customers} 位客户"},
+    # the report: summary page, contents, footer
+    "Customer lifetime value report": {"zh": "客户终身价值报告"},
+    "{client}: customer lifetime value": {"zh": "{client}：客户终身价值报告"},
+    "Data to {end} · {customers} customers · money in {currency} · forecast over {months} months": {
+        "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 预测期 {months} 个月"},
+    "Contents": {"zh": "目录"},
+    "How this report was made": {"zh": "报告生成信息"},
+    "run": {"zh": "运行"},
+    "input data (SHA-256)": {"zh": "输入数据（SHA-256）"},
+    "parameters": {"zh": "参数"},
+    "versions": {"zh": "软件版本"},
+    "90% interval {low} to {high}": {"zh": "90% 区间 {low} 至 {high}"},
+    "next {months} months": {"zh": "未来 {months} 个月"},
+    "revenue to date": {"zh": "累计销售额"},
+    "bought more than once": {"zh": "复购客户占比"},
+    "of revenue from the top 20% of customers": {"zh": "前 20% 客户贡献的销售额占比"},
+    "CLV": {"zh": "CLV"},
+    "margin {margin}, discounted at {rate} a year": {"zh": "毛利率 {margin}，年折现率 {rate}"},
+    "forecast model": {"zh": "预测模型"},
+    "{gain} smaller error per customer than the best baseline": {"zh": "单客户误差比最佳基准低 {gain}"},
+    "no better than the best baseline": {"zh": "不优于最佳基准"},
+    "{pct} above": {"zh": "比前期高 {pct}，前期为"},
+    "{pct} below": {"zh": "比前期低 {pct}，前期为"},
+    "against no revenue in": {"zh": "而前期销售额为"},
+    "{pct} too low": {"zh": "偏低 {pct}"},
+    "{pct} too high": {"zh": "偏高 {pct}"},
+    FINDING_CONCENTRATION: {"zh": "前 20% 的客户贡献了 {top20} 的销售额；其中 {high} 位高价值客户"
+                                           "（占客户 {high_share}）贡献了 {high_revenue}。"},
+    FINDING_ONE_TIME: {"zh": "{one_time} 的客户只购买过一次，促成第二次购买是提升终身价值的首要抓手。"},
+    FINDING_CHURN_RISK: {"zh": "{risk} 位消费不低于中位数的客户已经沉默（流失风险），他们贡献了 "
+                                        "{risk_revenue} 的销售额，应优先对他们进行挽回。"},
+    FINDING_FORECAST: {"zh": "未来 {months} 个月，现有客户预计购买 {purchases} 次，销售额 {revenue}"
+                                      "（90% 区间 {low} 至 {high}），{change}最近 {months} 个月的 {past}。"},
+    FINDING_MODEL_BETTER: {"zh": "在模型未见过的最后 {holdout} 天历史上，{model} 的预测平均每位客户偏差 "
+                                          "{mae} 次购买，比最佳简单基准“{baseline}”低 {gain}；总量预测{error}。"},
+    FINDING_MODEL_WORSE: {"zh": "在最后 {holdout} 天历史上，{model} 的预测平均每位客户偏差 {mae} 次购买，"
+                                         "不优于简单基准 {baseline}：请谨慎使用该预测。"},
+    # chosen model and baselines (evaluation)
+    "past rate continues: repeat purchases per unit of time since the first purchase x holdout length, at the "
+    "customer's own average order value": {
+        "zh": "延续过去的购买率：首购以来单位时间的重复购买次数 × 保留期长度，按客户自己的平均客单价计算"},
+    "RFM score ranking (R + F + M): ranks customers, forecasts nothing": {
+        "zh": "RFM得分（R + F + M）排序：只给客户排序，不做预测"},
+    "simple LTV formula for an average customer: population AOV x purchases per customer-day x holdout days, "
+    "the same for everyone": {"zh": "平均客户的简单LTV公式：总体平均客单价 × 每客户每天购买次数 × 保留期天数，所有人相同"},
+    "gradient boosting on RFM and tenure features, trained on the previous window (as long as the holdout, or the "
+    "second half of the calibration period if that is shorter, scaled up)": {
+        "zh": "基于RFM与客户年龄特征的梯度提升模型，在上一个时间窗（与保留期等长；若校准期较短则取其后半段并按比例放大）上训练"},
 }
 
 
@@ -159,9 +308,8 @@ def label(key: str, language: str = "en") -> str:
     """The text for ``key`` in ``language`` ("en" or "zh")."""
     if language not in LANGUAGES:
         raise LTVError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}.")
-    if language == "en":
-        return key
-    return LABELS.get(key, {}).get(language, key)
+    texts = LABELS.get(key, {})
+    return texts.get(language) or texts.get("en", key)
 
 
 def translate_index(frame, language: str):

@@ -537,7 +537,8 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     Deterministic for a given ``seed``.
 
     Returns one row per group (``"all customers"`` first) with ``expected_purchases``,
-    ``purchases_low``, ``purchases_high``, ``clv``, ``clv_low``, ``clv_high``.
+    ``purchases_low``, ``purchases_high``, ``expected_revenue``, ``revenue_low``, ``revenue_high``
+    (revenue: undiscounted, before margin), ``clv``, ``clv_low``, ``clv_high``.
     """
     import copy
     from dataclasses import replace
@@ -559,9 +560,13 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     def totals(m: LTVModel) -> np.ndarray:
         p = m.predict(summary, horizon=horizon, gross_margin=gross_margin,
                       annual_discount_rate=annual_discount_rate)
-        out = [[p["expected_purchases"].sum(), p["clv"].sum()]]
+        # Revenue: the same purchases and spend, on revenue (margin 1) and undiscounted.
+        p["revenue"] = (p["clv"] if gross_margin == 1 and not annual_discount_rate
+                        else m.predict(summary, horizon=horizon)["clv"])
+        cols = ["expected_purchases", "revenue", "clv"]
+        out = [p[cols].sum().tolist()]
         if groups is not None:
-            by = p[["expected_purchases", "clv"]].groupby(groups.astype(str).to_numpy()).sum()
+            by = p[cols].groupby(groups.astype(str).to_numpy()).sum()
             out += [by.loc[g].tolist() for g in names[1:]]
         return np.array(out)
 
@@ -585,7 +590,8 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     lo, hi = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
     table = pd.DataFrame({
         "expected_purchases": point[:, 0], "purchases_low": lo[:, 0], "purchases_high": hi[:, 0],
-        "clv": point[:, 1], "clv_low": lo[:, 1], "clv_high": hi[:, 1],
+        "expected_revenue": point[:, 1], "revenue_low": lo[:, 1], "revenue_high": hi[:, 1],
+        "clv": point[:, 2], "clv_low": lo[:, 2], "clv_high": hi[:, 2],
     }, index=pd.Index(names, name="group"))
     return table
 
@@ -685,8 +691,10 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
 
 def describe(model: LTVModel, language: str = "en") -> str:
     """Plain-language reading of the fitted parameters (Markdown bullet points)."""
-    p, unit = model.params, ("days" if model.unit_days == 1 else f"x {model.unit_days:g} days")
     zh = language == "zh"
+    p = model.params
+    unit = (("天" if zh else "days") if model.unit_days == 1
+            else (f"{model.unit_days:g} 天" if zh else f"x {model.unit_days:g} days"))
     mean_rate = p["r"] / p["alpha"]  # purchases per unit while active, averaged over customers
     gap = 1 / mean_rate
     lines = []

@@ -369,12 +369,6 @@ def purchase_history_alive(model, purchases: pd.Series, *, observation_end, lang
 
 # ---------------------------------------------------------------------------------- evaluation
 
-def _model_label(name: str) -> str:
-    from ltv_helpers.models import PURCHASE_MODELS
-
-    return PURCHASE_MODELS.get(name, name.replace("_", " "))
-
-
 def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> plt.Figure:
     """Mean holdout purchases by calibration frequency: actual (bars) and each model (lines).
 
@@ -385,7 +379,7 @@ def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> 
     ax.bar(x, table["actual"], color="lightgrey", edgecolor="grey",
            label=label("actual", language))
     for i, name in enumerate(c for c in table.columns if c not in ("customers", "actual")):
-        ax.plot(x, table[name], marker="o", color=sns.color_palette()[i], label=_model_label(name))
+        ax.plot(x, table[name], marker="o", color=sns.color_palette()[i], label=label(name, language))
     ax.set_xticks(x, table.index)
     _title(ax, label("Holdout purchases by calibration-period frequency", language))
     ax.set_xlabel(label("repeat purchases in the calibration period", language))
@@ -405,7 +399,7 @@ def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str
     for i, col in enumerate(names):
         name = col[len("cumulative_"):]
         ax.plot(track.index, track[col] if cumulative else track[name], linestyle="--",
-                color=sns.color_palette()[i], label=_model_label(name))
+                color=sns.color_palette()[i], label=label(name, language))
     if track["holdout"].any():
         boundary = track.index[track["holdout"].to_numpy().argmax()]
         ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)
@@ -439,7 +433,7 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
         score = pred["rfm_score"] if name == "rfm" else pred[f"{name}_spend"]
         curve = gains_curve(score, actual)
         ax.plot(curve.iloc[:, 0] * 100, curve.iloc[:, 1] * 100, color=sns.color_palette()[i],
-                label=_model_label(name))
+                label=label(name, language))
     _title(ax, label("Cumulative gains of the rankings", language))
     ax.set_xlabel(label("customers, ranked by prediction (%)", language))
     ax.set_ylabel(label("share of holdout revenue (%)", language))
@@ -461,7 +455,7 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     ax.plot([0.1, top], [0.1, top], color="grey", linestyle="--", linewidth=1)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    _title(ax, label("{model}: predicted vs actual per customer", language).format(model=_model_label(model)))
+    _title(ax, label("{model}: predicted vs actual per customer", language).format(model=label(model, language)))
     ax.set_xlabel(label("predicted holdout purchases + 0.1 (log scale)", language))
     ax.set_ylabel(label("actual holdout purchases + 0.1 (log scale)", language))
     fig.tight_layout()

@@ -9,25 +9,47 @@ import pandas as pd
 from ltv_helpers.schema import LTVError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
+TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 #: The notebooks of a client report, in the order data flows through them.
 PIPELINE = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation")
-#: Cell tags removed from client HTML: set-up code and the parameters papermill records.
-HIDDEN_TAGS = {"setup", "parameters", "injected-parameters"}
+#: Runs after the four stages (it quotes them all); its page opens the report.
+SUMMARY_NOTEBOOK = "05_summary"
+#: Cell tags removed from client HTML: set-up code, the parameters papermill records, and notes
+#: for people running a notebook by hand (``notebook-only``).
+HIDDEN_TAGS = {"setup", "parameters", "injected-parameters", "notebook-only"}
+#: Narrative cells are written in both languages, tagged; export keeps the report's language.
+LANGUAGE_TAG = "lang-{}"
+#: Run folders are named by their start time; ``latest`` points at the newest complete run.
+RUN_NAME = "%Y-%m-%d_%H%M%S"
+LATEST = "latest"
+#: Dependencies whose versions the report's footer records (all pinned in pyproject.toml).
+STAMPED_PACKAGES = ("pandas", "numpy", "scipy", "lifetimes", "scikit-learn", "duckdb", "matplotlib",
+                    "seaborn", "papermill", "nbconvert")
 
 
-def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html: bool = True) -> Path:
-    """Execute ``notebooks/<name>.ipynb`` with papermill into ``output_dir``; returns the HTML path
-    (or the executed notebook's path with ``html=False``).
+class ReportError(LTVError):
+    """A notebook of a report run failed: ``notebook`` names it, the message is the one sentence."""
+
+    def __init__(self, notebook: str, reason: str):
+        super().__init__(f"{notebook}: {reason}")
+        self.notebook, self.reason = notebook, reason
+
+
+def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html: bool = False) -> Path:
+    """Execute ``notebooks/<name>.ipynb`` with papermill into ``output_dir``; returns the executed
+    notebook's path (with ``html=True``, the path of its own client HTML page).
 
     The executed notebook runs with ``output_dir`` as its parameter of the same name (and as
     ``input_dir`` unless given), so its Parquet outputs land beside the rendered report and the
-    next notebook finds them. Parameters a notebook does not declare are not passed to it.
+    next notebook finds them. Parameters a notebook does not declare are not passed to it. The
+    kernel talks to papermill over local IPC sockets, not TCP.
 
     Credentials never go in ``parameters`` (papermill records them in the output): a parameter
     carrying one (a password in a URL, ``password=``/``token=``...) is refused before anything is
     written. Secrets come from environment variables (``LTV_DB_PASSWORD``).
     """
     import papermill
+    from traitlets.config import Config
 
     from ltv_helpers.data import refuse_credentials
 
@@ -45,48 +67,311 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     if "input_dir" in declared:  # in a report run each notebook reads what the one before wrote
         params.setdefault("input_dir", str(output_dir))
     executed = output_dir / f"{name}.ipynb"
-    papermill.execute_notebook(str(source), str(executed), parameters=params,
-                               cwd=str(NOTEBOOKS_DIR), kernel_name="python3", progress_bar=False)
+    # IPC transport: the kernel's sockets are files readable by this user only, instead of TCP
+    # ports on localhost (ipykernel warns about unencrypted TCP on every start).
+    config = Config({"KernelManager": {"transport": "ipc"}})
+    papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS_DIR),
+                               kernel_name="python3", progress_bar=False, config=config)
     return export_html(executed) if html else executed
 
 
-def export_html(notebook_path) -> Path:
-    """Client HTML of an executed notebook: narrative and results, no code, no set-up cells."""
-    import nbformat
+def _client_cells(nb, language: str):
+    """The cells a client sees: no set-up or parameter cells, no narrative in the other language,
+    no warnings printed to stderr."""
+    other = {LANGUAGE_TAG.format(lang) for lang in ("en", "zh") if lang != language}
+    cells = []
+    for cell in nb.cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if tags & (HIDDEN_TAGS | other):
+            continue
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+        cells.append(cell)
+    return cells
+
+
+def _exporter(language: str = "en"):
     from nbconvert import HTMLExporter
-    from nbconvert.preprocessors import TagRemovePreprocessor
+
+    return HTMLExporter(template_name="ltv_report", extra_template_basedirs=[str(TEMPLATES_DIR)],
+                        exclude_input=True, exclude_input_prompt=True, exclude_output_prompt=True,
+                        language_code=language)
+
+
+def export_html(notebook_path, language: str = "en") -> Path:
+    """Client HTML of one executed notebook: narrative and results, no code, no set-up cells."""
+    import nbformat
 
     notebook_path = Path(notebook_path)
     nb = nbformat.read(notebook_path, as_version=4)
-    remover = TagRemovePreprocessor(remove_cell_tags=HIDDEN_TAGS, enabled=True)
-    nb, resources = remover.preprocess(nb, {})
-    exporter = HTMLExporter(exclude_input=True, exclude_input_prompt=True,
-                            exclude_output_prompt=True)
-    body, _ = exporter.from_notebook_node(nb, resources=resources)
+    nb.cells = _client_cells(nb, language)
+    body, _ = _exporter(language).from_notebook_node(nb, resources={"ltv": {}})
     out = notebook_path.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out
 
 
-def render_report(output_dir, parameters: dict | None = None, notebooks=PIPELINE) -> list[Path]:
-    """Run the report's notebooks in order into one folder; returns the HTML pages."""
-    return [run_notebook(name, output_dir, parameters) for name in notebooks]
+def new_run_dir(output) -> Path:
+    """A new, empty run folder ``<output>/<YYYY-MM-DD_HHMMSS>`` (a suffix when two runs start in
+    the same second); an older run is never overwritten."""
+    from datetime import datetime
+
+    base = Path(output)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now().strftime(RUN_NAME)
+    for n in range(1, 1000):
+        run = base / (stamp if n == 1 else f"{stamp}_{n}")
+        try:
+            run.mkdir()
+        except FileExistsError:
+            continue
+        return run
+    raise LTVError(f"Could not make a new run folder in {base}.")
 
 
-def styled(table):
-    """A table formatted for reading: shares as percentages, money and counts with separators."""
-    formats = {}
+def point_latest(run_dir) -> Path:
+    """Point ``<output>/latest`` at ``run_dir`` (a relative symbolic link, swapped atomically)."""
+    import os
+
+    run_dir = Path(run_dir)
+    link = run_dir.parent / LATEST
+    tmp = run_dir.parent / f".{LATEST}-{os.getpid()}"
+    if tmp.is_symlink() or tmp.exists():
+        tmp.unlink()
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    os.replace(tmp, link)
+    return link
+
+
+def versions() -> dict:
+    """Versions of the toolkit and of the key pinned dependencies, for the report's stamp."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import ltv_helpers
+
+    out = {"ltv-toolkit": ltv_helpers.__version__}
+    for name in STAMPED_PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def render_report(output, parameters: dict | None = None, *, pdf: bool = True, progress=None) -> Path:
+    """Render one client's report into a new run folder under ``output``; returns its ``report.html``.
+
+    Runs the four stage notebooks in order (each reads what the one before wrote), then the
+    summary notebook, into ``<output>/<YYYY-MM-DD_HHMMSS>/``; assembles ``report.html`` (summary
+    page, contents, the four sections, a footer stamp) and prints ``report.pdf`` from it with
+    headless Chromium when it is installed. ``<output>/latest`` then points at the run; a failed
+    run keeps its folder (for the executed notebooks) but ``latest`` stays on the last good one.
+    ``progress(notebook)`` is called as each notebook starts. A failing notebook raises
+    :class:`ReportError` naming it, with the notebook's own error in one sentence.
+    """
+    import json
+    import time
+    from datetime import datetime
+
+    from papermill.exceptions import PapermillExecutionError
+
+    from ltv_helpers.data import refuse_credentials
+
+    parameters = dict(parameters or {})
+    for key, value in parameters.items():  # before the run folder exists
+        refuse_credentials(value, f"parameter {key}")
+    language = parameters.get("language", "en")
+    run = new_run_dir(output)
+    started = time.time()
+    stamp = {"started": datetime.now().astimezone().isoformat(timespec="seconds"),
+             "parameters": parameters, "versions": versions()}
+    (run / "run.json").write_text(json.dumps(stamp, ensure_ascii=False, indent=2, default=str),
+                                  encoding="utf-8")
+    for name in PIPELINE + (SUMMARY_NOTEBOOK,):
+        if progress is not None:
+            progress(name)
+        try:
+            run_notebook(name, run, parameters)
+        except PapermillExecutionError as err:
+            # The notebook's own error (e.g. an LTVError naming a missing column), in one sentence.
+            reason = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else err.ename
+            raise ReportError(name, f"{err.ename}: {reason}") from None
+    stamp["seconds"] = round(time.time() - started, 1)
+    (run / "run.json").write_text(json.dumps(stamp, ensure_ascii=False, indent=2, default=str),
+                                  encoding="utf-8")
+    html = assemble_report(run, language)
+    if pdf:
+        if progress is not None:
+            progress("report.pdf")
+        print_pdf(html)
+    point_latest(run)
+    return html
+
+
+def _anchor_headings(cells, prefix: str) -> list[tuple[int, str, str]]:
+    """Give each markdown heading (levels 1 and 2) an anchor; returns (level, anchor, text)."""
+    import re
+
+    toc = []
+    for cell in cells:
+        if cell.cell_type != "markdown":
+            continue
+        lines = cell.source.splitlines()
+        for i, line in enumerate(lines):
+            m = re.match(r"^(#{1,2})\s+(.*\S)", line)
+            if m:
+                anchor = f"{prefix}-{len(toc)}"
+                toc.append((len(m.group(1)), anchor, m.group(2).replace("**", "")))
+                lines[i] = f'<a id="{anchor}"></a>\n\n{line}'
+        cell.source = "\n".join(lines)
+    return toc
+
+
+def footer(run_dir, language: str = "en") -> dict:
+    """The report's stamp: toolkit and dependency versions, parameters (never a secret: they were
+    refused before the run), the input's SHA-256 and the run time."""
+    import json
+
+    from ltv_helpers.labels import label
+
+    run_dir = Path(run_dir)
+    stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    meta = json.loads((run_dir / "collection.json").read_text(encoding="utf-8"))
+    params = {k: v for k, v in stamp["parameters"].items() if k not in ("input_dir", "output_dir")}
+    return {
+        "title": label("How this report was made", language),
+        "rows": [
+            (label("run", language), f"{run_dir.name} · {stamp['started']} · "
+                                     f"{stamp.get('seconds', 0):,.0f} s"),
+            (label("input data (SHA-256)", language), meta.get("input_sha256") or "–"),
+            (label("parameters", language), ", ".join(f"{k} = {v}" for k, v in params.items()) or "–"),
+            (label("versions", language), ", ".join(f"{k} {v}" for k, v in stamp["versions"].items())),
+        ],
+    }
+
+
+def assemble_report(run_dir, language: str = "en") -> Path:
+    """Join the executed notebooks of a run into one self-contained ``report.html``: the summary
+    page, a table of contents, the four sections and the footer stamp. Figures are embedded, no
+    script or style is fetched from the network, no code and no parameters are shown."""
+    import nbformat
+
+    from ltv_helpers.labels import label
+
+    run_dir = Path(run_dir)
+    summary = nbformat.read(run_dir / f"{SUMMARY_NOTEBOOK}.ipynb", as_version=4)
+    cells = _client_cells(summary, language)
+    sections, toc = [], []
+    for i, name in enumerate(PIPELINE, start=1):
+        nb = nbformat.read(run_dir / f"{name}.ipynb", as_version=4)
+        part = _client_cells(nb, language)
+        toc += _anchor_headings(part, f"s{i}")
+        sections.append(nbformat.v4.new_markdown_cell('<div class="ltv-page-break"></div>'))
+        sections += part
+    contents = ['<div class="ltv-page-break"></div>', "", f"## {label('Contents', language)}", ""]
+    contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})" for level, anchor, text in toc]
+    cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
+    summary.cells = cells + sections
+    title = summary.metadata.get("ltv", {}).get("title") or label("Customer lifetime value report", language)
+    summary.metadata["title"] = title
+    body, _ = _exporter(language).from_notebook_node(summary, resources={"ltv": {"footer": footer(run_dir, language)}})
+    out = run_dir / "report.html"
+    out.write_text(body, encoding="utf-8")
+    return out
+
+
+def chromium() -> str | None:
+    """The headless Chromium to print and screenshot with: ``$LTV_CHROMIUM``, else ``chromium``
+    (Debian's package), ``chromium-browser`` or ``google-chrome`` on the PATH."""
+    import os
+    import shutil
+
+    for name in (os.environ.get("LTV_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def run_chromium(*args: str, timeout: float = 180):
+    """Run headless Chromium with ``args``; returns the finished process (text output). No sandbox
+    when run as root (Chromium refuses to start with one there); a throw-away profile, so
+    parallel runs do not share one."""
+    import os
+    import subprocess
+    import tempfile
+
+    binary = chromium()
+    if binary is None:
+        raise LTVError("Headless Chromium is not installed (Debian: apt-get install chromium).")
+    flags = ["--headless", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        flags.append("--no-sandbox")
+    with tempfile.TemporaryDirectory(prefix="ltv-chromium-") as profile:
+        return subprocess.run([binary, *flags, f"--user-data-dir={profile}", *args],
+                              capture_output=True, text=True, timeout=timeout)
+
+
+def print_pdf(html) -> Path | None:
+    """Print ``report.html`` to ``report.pdf`` beside it with headless Chromium; without Chromium,
+    say so in one line and return None (the HTML is the report)."""
+    html = Path(html).resolve()
+    if chromium() is None:
+        print(f"report.pdf not written: headless Chromium is not installed (Debian: apt-get install "
+              f"chromium); the report is {html}")
+        return None
+    out = html.with_suffix(".pdf")
+    proc = run_chromium("--no-pdf-header-footer", f"--print-to-pdf={out}", html.as_uri())
+    if proc.returncode != 0 or not out.is_file():
+        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        raise LTVError(f"Chromium could not print {html.name} to PDF: {last}")
+    return out
+
+
+#: Columns holding money (shown with separators and the currency in the header).
+MONEY_COLUMNS = {"revenue", "clv", "clv_low", "clv_high", "expected_spend", "expected_revenue",
+                 "expected revenue", "revenue_low", "revenue_high", "average order value",
+                 "average predicted CLV", "ml_expected_revenue", "spend_mae", "monetary_value",
+                 "simple LTV"}
+
+
+def styled(table, language: str = "en", currency: str | None = None, *, decimals: int = 2):
+    """A table formatted for a client: human column and index labels in ``language``, shares as
+    percentages, errors in % with a sign, money and counts with thousands separators (the
+    currency in the money columns' headers).
+
+    Formats follow the raw (or Chinese) column names (``share``/``capture``/``precision``/
+    ``p_alive``: a fraction shown as %; ``..._pct``: already a percentage; :data:`MONEY_COLUMNS`:
+    whole units when a column reaches 10,000), then every label goes through
+    :func:`ltv_helpers.labels.label`. Missing values show as "–".
+    """
+    from ltv_helpers.labels import label
+
+    formats, names = {}, {}
     for col in table.columns:
-        name = str(col).lower()
+        name = str(col)
+        text = label(name, language)
+        money = name in MONEY_COLUMNS or name in {label(m, "zh") for m in MONEY_COLUMNS}
+        if money and currency:
+            text = f"{text} ({currency})" if language == "en" else f"{text}（{currency}）"
+        names[col] = text
         if not pd.api.types.is_numeric_dtype(table[col]):
             continue
-        if "share" in name or "占比" in name:
-            formats[col] = "{:.1%}"
+        lower = name.lower()
+        if any(word in lower for word in ("share", "capture", "precision", "占比")) or name == "p_alive":
+            formats[text] = "{:.1%}"
+        elif lower.endswith("_pct"):
+            formats[text] = "{:+.1f}%"
         elif pd.api.types.is_integer_dtype(table[col]):
-            formats[col] = "{:,}"
+            formats[text] = "{:,}"
+        elif money and table[col].abs().max() >= 10_000:  # large sums read better in whole units
+            formats[text] = "{:,.0f}"
         else:
-            formats[col] = "{:,.2f}"
-    return table.style.format(formats).set_properties(**{"text-align": "left"})
+            formats[text] = f"{{:,.{decimals}f}}"
+    shown = table.rename(columns=names)
+    shown = shown.rename(index=lambda v: label(v, language) if isinstance(v, str) else v)
+    shown.index.names = [label(str(n), language) if n is not None else None for n in shown.index.names]
+    return (shown.style.format(formats, na_rep="–")
+            .set_properties(**{"text-align": "left"}))
 
 
 #: Environment variables: the pseudonym key (all clients), and the folder of per-client keys.

@@ -65,6 +65,7 @@ class CleanResult:
     ``report``: lines per rejection reason (``rows``, ``share`` of lines read).
     ``rows_in`` / ``rows_kept``: source lines read / kept (``rows_in = rows_kept + len(rejected)``);
     ``orders``: orders kept. ``refunded``: total refund amount netted into purchases.
+    ``input_sha256``: the reader's fingerprint of the input (the file's SHA-256).
     ``notes``: the assumptions the cleaner made (e.g. the day/month order of dates), as
     :class:`~ltv_helpers.labels.Note` (``note.text("zh")`` for Chinese reports); ``warnings``:
     the same as English sentences.
@@ -78,6 +79,7 @@ class CleanResult:
     refunded: float = 0.0
     columns: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
+    input_sha256: str = ""
 
     @property
     def orders(self) -> int:
@@ -253,7 +255,7 @@ def clean_transactions(
     if lines_kept != int(keep.sum()) or lines_kept + len(rejected) != n:
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
     return CleanResult(transactions, rejected, report, n, lines_kept, float(refunded),
-                       dict(df.attrs.get("columns", {})), notes)
+                       dict(df.attrs.get("columns", {})), notes, df.attrs.get("sha256", ""))
 
 
 def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Series | None]:

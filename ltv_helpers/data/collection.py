@@ -13,7 +13,7 @@ import pandas as pd
 from ltv_helpers.data.clean import CleanResult
 from ltv_helpers.data.parse import _as_timestamp, _end_cut
 from ltv_helpers.data.summary import rfm_summary
-from ltv_helpers.labels import label
+from ltv_helpers.labels import LIFESPAN_FROM_CHURN, label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
 def data_quality(result: CleanResult, language: str = "en") -> pd.DataFrame:
@@ -64,7 +64,7 @@ def monthly_activity(transactions: pd.DataFrame) -> pd.DataFrame:
 
 
 def simple_ltv_estimate(transactions: pd.DataFrame, *, observation_end=None,
-                        lifespan_years: float | None = None) -> pd.DataFrame:
+                        lifespan_years: float | None = None, language: str = "en") -> pd.DataFrame:
     """The simple-formula LTV from the data: AOV x orders per customer per year x lifespan.
 
     - AOV = revenue / orders (rows);
@@ -74,7 +74,8 @@ def simple_ltv_estimate(transactions: pd.DataFrame, *, observation_end=None,
       share of customers acquired at least a year before the end who bought nothing in the last
       365 days. Without a year of history the observed span is used instead, a lower bound.
 
-    Returns a table indexed by measure with ``value`` and ``how it is computed``.
+    Returns a table indexed by measure with ``value`` and ``how it is computed`` (the
+    explanations in ``language``; the measure names stay the keys of :func:`label`).
     """
     from ltv_helpers.formulas import simple_ltv
 
@@ -88,22 +89,22 @@ def simple_ltv_estimate(transactions: pd.DataFrame, *, observation_end=None,
     aov = tx[AMOUNT].sum() / len(tx)
     freq = len(tx) / exposure.sum()
     if lifespan_years is not None:
-        lifespan, how = float(lifespan_years), "given by the consultant"
+        lifespan, how = float(lifespan_years), label("given by the consultant", language)
     else:
         old = per_customer[per_customer["min"] <= end - year]
         churn = float((old["max"] < end - year).mean()) if len(old) else 0.0
         if len(old) and churn > 0:
             lifespan = 1.0 / churn
-            how = (f"1 / yearly churn; {churn:.1%} of the {len(old):,} customers acquired a year or "
-                   "more before the end bought nothing in the last 365 days")
+            how = label(LIFESPAN_FROM_CHURN, language).format(churn=f"{churn:.1%}", customers=f"{len(old):,}")
         else:
             lifespan = float((end - tx[ORDER_DATE].min()) / year)
-            how = "observed span of the data (less than a year of history: a lower bound)"
+            how = label("observed span of the data (less than a year of history: a lower bound)", language)
     rows = [
-        ("average order value", aov, "revenue / orders"),
-        ("orders per customer per year", freq, "orders / customer-years observed since first purchase"),
+        ("average order value", aov, label("revenue / orders", language)),
+        ("orders per customer per year", freq,
+         label("orders / customer-years observed since first purchase", language)),
         ("lifespan (years)", lifespan, how),
-        ("simple LTV", float(simple_ltv(aov, freq, lifespan)), "AOV x frequency x lifespan"),
+        ("simple LTV", float(simple_ltv(aov, freq, lifespan)), label("AOV x frequency x lifespan", language)),
     ]
     return pd.DataFrame(rows, columns=["measure", "value", "how it is computed"]).set_index("measure")
 
@@ -122,7 +123,8 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
 
     ``transactions.parquet`` (cleaned), ``rejected.parquet`` (every dropped row with its reason),
     ``rfm_summary.parquet`` (daily :func:`rfm_summary` at the observation end) and
-    ``collection.json`` (client, currency, observation end, column mapping, row counts).
+    ``collection.json`` (client, currency, observation end, column mapping, row counts, the
+    input's SHA-256).
     Returns one row per file with its row count.
     """
     out = Path(output_dir)
@@ -144,7 +146,7 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
     meta = {"client": client, "currency": currency, "observation_end": end.date().isoformat(),
             "columns": result.columns, "rows_in": result.rows_in, "rows_kept": result.rows_kept,
             "orders": result.orders, "rows_rejected": len(result.rejected),
-            "warnings": list(result.warnings)}
+            "warnings": list(result.warnings), "input_sha256": result.input_sha256}
     (out / "collection.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return pd.DataFrame({"file": list(files) + ["collection.json"],
                          "rows": pd.array([len(f) for f in files.values()] + [None], dtype="Int64")}

@@ -238,6 +238,7 @@ def read_transactions(
         raise LTVError(f"dayfirst must be True, False or None (detect), got {dayfirst!r}.")
     refuse_credentials(source, "source", password_env)
     refuse_credentials(sql, "query", password_env)
+    fingerprint = None
     if isinstance(source, pd.DataFrame):
         frame, origin = source, "DataFrame"
     elif isinstance(source, str) and source in BUNDLED:
@@ -261,7 +262,7 @@ def read_transactions(
             frame = _read_duckdb(path, sql)
         else:
             frame = _read_csv(path, encoding)
-        origin = str(path)
+        origin, fingerprint = str(path), _file_sha256(path)
     if len(frame.columns) == 0 or (len(frame) == 0 and READ_ERROR not in frame):
         raise LTVError(f"{origin} has no data rows.")
     source_columns = [c for c in frame.columns if c not in (SOURCE_ROW, READ_ERROR)]
@@ -275,7 +276,26 @@ def read_transactions(
     out.attrs["columns"] = mapping
     out.attrs["source"] = origin
     out.attrs["date_options"] = {"dayfirst": dayfirst, "date_format": date_format}
+    out.attrs["sha256"] = fingerprint or _rows_sha256(source_columns, out[ROW_KEY].to_numpy())
     return out
+
+
+def _file_sha256(path: Path) -> str:
+    """SHA-256 of a file's bytes, as ``sha256sum`` prints it, so an auditor can check the input."""
+    import hashlib
+
+    with open(path, "rb") as fh:
+        return hashlib.file_digest(fh, "sha256").hexdigest()
+
+
+def _rows_sha256(columns, keys: np.ndarray) -> str:
+    """SHA-256 of rows that come from no file (a query, a DataFrame, the bundled data): their
+    column names and every row's :func:`row_key`, in order."""
+    import hashlib
+
+    digest = hashlib.sha256("\x1f".join(map(str, columns)).encode("utf-8"))
+    digest.update(np.ascontiguousarray(keys, dtype=np.uint64).tobytes())
+    return digest.hexdigest()
 
 
 def row_key(frame: pd.DataFrame) -> np.ndarray:

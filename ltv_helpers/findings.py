@@ -1,0 +1,190 @@
+"""The report's summary page: headline numbers read from a run's hand-over files, and the findings
+written from them, in English or Chinese.
+
+The four stage notebooks write their results to the run folder (``collection.json``,
+``transactions.parquet``, ``segments.parquet``, ``prediction.json``, ``evaluation.json``,
+``evaluation_metrics.parquet``); :func:`headline` collects the numbers an executive reads first,
+and :func:`cards`, :func:`findings` and :func:`tier_summary` turn them into the page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from ltv_helpers import data
+from ltv_helpers import segments as sg
+from ltv_helpers.labels import (FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
+                                 FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_ONE_TIME, label)
+from ltv_helpers.models import PURCHASE_MODELS
+from ltv_helpers.schema import LTVError
+
+#: The files of a run the summary page reads.
+RUN_FILES = ("collection.json", "transactions.parquet", "segments.parquet", "prediction.json",
+             "evaluation.json", "evaluation_metrics.parquet")
+
+@dataclass(frozen=True)
+class Headline:
+    """The numbers of a run's summary page (money in the client's currency)."""
+
+    client: str
+    currency: str
+    observation_end: str
+    customers: int
+    revenue: float
+    repeat_share: float
+    top20_share: float
+    high_customers: int
+    high_share: float
+    high_revenue_share: float
+    risk_customers: int
+    risk_revenue_share: float
+    past_revenue: float
+    horizon_months: int
+    gross_margin: float
+    annual_discount_rate: float
+    purchases: tuple[float, float, float]
+    forecast_revenue: tuple[float, float, float]
+    clv: tuple[float, float, float]
+    model: str
+    holdout_days: float
+    mae: float
+    total_error_pct: float
+    baseline: str
+    baseline_mae: float
+
+    @property
+    def gain(self) -> float:
+        """How much smaller the model's error per customer is than the best baseline's (a share)."""
+        return 1 - self.mae / self.baseline_mae
+
+
+def headline(run_dir) -> Headline:
+    """Collect the summary page's numbers from the files the four notebooks wrote to ``run_dir``."""
+    run_dir = Path(run_dir)
+    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    if missing:
+        raise LTVError(f"{run_dir} lacks {', '.join(missing)}; run the four stage notebooks into it first.")
+    transactions, meta = data.load_collection(run_dir)
+    end = pd.Timestamp(meta["observation_end"])
+    history = data.customer_history(transactions, observation_end=end)
+    tiers = pd.read_parquet(run_dir / "segments.parquet")["tier"].reindex(history.index)
+    prediction = json.loads((run_dir / "prediction.json").read_text(encoding="utf-8"))
+    evaluation = json.loads((run_dir / "evaluation.json").read_text(encoding="utf-8"))
+    metrics = pd.read_parquet(run_dir / "evaluation_metrics.parquet")
+    baselines = metrics[(metrics["kind"] == "baseline") & metrics["mae"].notna()]
+    if baselines.empty:
+        raise LTVError("The evaluation has no baseline with a per-customer error to compare the model with.")
+    best_baseline = baselines["mae"].idxmin()
+    months = int(prediction["horizon_months"])
+    recent = transactions["order_date"] > end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
+    revenue = float(history["revenue"].sum())
+    ints = prediction["intervals"]
+    return Headline(
+        client=meta.get("client", ""), currency=meta.get("currency", ""), observation_end=meta["observation_end"],
+        customers=len(history), revenue=revenue, repeat_share=float((history["orders"] > 1).mean()),
+        top20_share=float(sg.concentration(history["revenue"]).top_shares.loc[0.2]),
+        high_customers=int((tiers == "high value").sum()), high_share=float((tiers == "high value").mean()),
+        high_revenue_share=float(history.loc[tiers == "high value", "revenue"].sum() / revenue),
+        risk_customers=int((tiers == "churn risk").sum()),
+        risk_revenue_share=float(history.loc[tiers == "churn risk", "revenue"].sum() / revenue),
+        past_revenue=float(transactions.loc[recent, "amount"].sum()),
+        horizon_months=months, gross_margin=float(prediction["gross_margin"]),
+        annual_discount_rate=float(prediction["annual_discount_rate"]),
+        purchases=(ints["expected_purchases"], ints["purchases_low"], ints["purchases_high"]),
+        forecast_revenue=(ints["expected_revenue"], ints["revenue_low"], ints["revenue_high"]),
+        clv=(ints["clv"], ints["clv_low"], ints["clv_high"]),
+        model=evaluation["chosen_model"], holdout_days=float(evaluation["holdout_units"]),
+        mae=float(evaluation["mae"]), total_error_pct=float(evaluation["total_error_pct"]),
+        baseline=str(best_baseline), baseline_mae=float(baselines.loc[best_baseline, "mae"]),
+    )
+
+
+def money(value: float, currency: str) -> str:
+    """``USD 1,234``: money rounded to whole units, with thousands separators."""
+    return f"{currency} {value:,.0f}".strip()
+
+
+def title(h: Headline, language: str = "en", text: str | None = None) -> str:
+    """The report's title (``text`` when given) and the line under it, as Markdown."""
+    heading = text or label("{client}: customer lifetime value", language).format(client=h.client)
+    line = label("Data to {end} · {customers} customers · money in {currency} · forecast over {months} months",
+                 language).format(end=h.observation_end, customers=f"{h.customers:,}",
+                                  currency=h.currency or "–", months=h.horizon_months)
+    return f"# {heading}\n\n{line}"
+
+
+def cards(h: Headline, language: str = "en") -> str:
+    """The headline numbers as a grid of cards (HTML), each with its label and, for forecasts,
+    the 90% interval."""
+    interval = label("90% interval {low} to {high}", language)
+    over = label("next {months} months", language).format(months=h.horizon_months)
+    items = [
+        (f"{h.customers:,}", label("customers", language), ""),
+        (money(h.revenue, h.currency), label("revenue to date", language), ""),
+        (f"{h.repeat_share:.0%}", label("bought more than once", language), ""),
+        (f"{h.top20_share:.0%}", label("of revenue from the top 20% of customers", language), ""),
+        (f"{h.purchases[0]:,.0f}", f"{label('expected purchases', language)}, {over}",
+         interval.format(low=f"{h.purchases[1]:,.0f}", high=f"{h.purchases[2]:,.0f}")),
+        (money(h.forecast_revenue[0], h.currency), f"{label('expected revenue', language)}, {over}",
+         interval.format(low=money(h.forecast_revenue[1], h.currency), high=money(h.forecast_revenue[2], h.currency))),
+        (money(h.clv[0], h.currency), f"{label('CLV', language)}, {over}",
+         label("margin {margin}, discounted at {rate} a year", language).format(
+             margin=f"{h.gross_margin:.0%}", rate=f"{h.annual_discount_rate:.0%}") + "; "
+         + interval.format(low=money(h.clv[1], h.currency), high=money(h.clv[2], h.currency))),
+        (PURCHASE_MODELS[h.model], label("forecast model", language),
+         label("{gain} smaller error per customer than the best baseline", language).format(gain=f"{h.gain:.0%}")
+         if h.gain > 0 else label("no better than the best baseline", language)),
+    ]
+    cells = "".join(
+        f'<div class="ltv-card"><div class="ltv-value">{html.escape(value)}</div>'
+        f'<div class="ltv-label">{html.escape(name)}</div>'
+        + (f'<div class="ltv-note">{html.escape(note)}</div>' if note else "") + "</div>"
+        for value, name, note in items)
+    return f'<div class="ltv-cards">{cells}</div>'
+
+
+def findings(h: Headline, language: str = "en") -> list[str]:
+    """Three to five sentences written from the numbers, most important first."""
+    pct = lambda v: f"{v:.0%}"  # noqa: E731
+    out = [label(FINDING_CONCENTRATION, language).format(
+        top20=pct(h.top20_share), high=f"{h.high_customers:,}", high_share=pct(h.high_share),
+        high_revenue=pct(h.high_revenue_share))]
+    out.append(label(FINDING_ONE_TIME, language).format(one_time=pct(1 - h.repeat_share)))
+    if h.risk_customers:
+        out.append(label(FINDING_CHURN_RISK, language).format(
+            risk=f"{h.risk_customers:,}", risk_revenue=pct(h.risk_revenue_share)))
+    if h.past_revenue > 0:
+        ratio = h.forecast_revenue[0] / h.past_revenue - 1
+        change = label("{pct} above" if ratio >= 0 else "{pct} below", language).format(pct=pct(abs(ratio)))
+    else:
+        change = label("against no revenue in", language)
+    out.append(label(FINDING_FORECAST, language).format(
+        months=h.horizon_months, purchases=f"{h.purchases[0]:,.0f}", revenue=money(h.forecast_revenue[0], h.currency),
+        low=money(h.forecast_revenue[1], h.currency), high=money(h.forecast_revenue[2], h.currency),
+        change=change, past=money(h.past_revenue, h.currency)))
+    values = {"holdout": f"{h.holdout_days:,.0f}", "model": PURCHASE_MODELS[h.model], "mae": f"{h.mae:.2f}",
+              "baseline": label(h.baseline, language), "gain": pct(h.gain),
+              "error": label("{pct} too low" if h.total_error_pct < 0 else "{pct} too high", language).format(
+                  pct=f"{abs(h.total_error_pct):.1f}%")}
+    out.append(label(FINDING_MODEL_BETTER if h.gain > 0 else FINDING_MODEL_WORSE, language).format(**values))
+    return out
+
+
+def findings_markdown(h: Headline, language: str = "en") -> str:
+    """:func:`findings` as a numbered Markdown list."""
+    return "\n".join(f"{i}. {text}" for i, text in enumerate(findings(h, language), start=1))
+
+
+def tier_summary(run_dir, language: str = "en") -> pd.DataFrame:
+    """The value tiers with customers, revenue, their shares and the recommended actions."""
+    transactions, meta = data.load_collection(run_dir)
+    history = data.customer_history(transactions, observation_end=meta["observation_end"])
+    tiers = pd.read_parquet(Path(run_dir) / "segments.parquet")["tier"].astype(pd.CategoricalDtype(sg.TIERS))
+    table = sg.segment_table(tiers.reindex(history.index), history, language=language)
+    keep = ["customers", "share of customers", "revenue", "share of revenue", "recommended actions"]
+    return table[[label(c, language) for c in keep]]
