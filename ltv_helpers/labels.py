@@ -120,6 +120,9 @@ LABELS: dict[str, dict[str, str]] = {
     "order value": {"zh": "订单金额"},
     "distribution of order value": {"zh": "订单金额分布"},
     "number of orders": {"zh": "订单数量"},
+    "log scale": {"zh": "对数坐标"},
+    "median": {"zh": "中位数"},
+    "mean": {"zh": "平均数"},
     # simple LTV table
     "average order value": {"zh": "平均订单金额"},
     "orders per customer per year": {"zh": "每位客户每年订单数"},

@@ -135,15 +135,21 @@ def order_value_distribution(transactions: pd.DataFrame, currency: str = "",
     for stat, style in (("median", "--"), ("mean", ":")):
         v = float(getattr(values, stat)())
         ax.axvline(v, color="black", linestyle=style, linewidth=1)
-        ax.annotate(f"{stat} {v:,.2f}", (v, ax.get_ylim()[1] * 0.9), rotation=90, ha="right",
-                    va="top", fontsize=9)
-    unit = f" ({currency}, log scale)" if currency else " (log scale)"
+        ax.annotate(f"{label(stat, language)} {v:,.2f}", (v, ax.get_ylim()[1] * 0.9), rotation=90,
+                    ha="right", va="top", fontsize=9)
+    unit = _log_unit(currency, language)
     _title(ax, label("distribution of order value", language))
     ax.set_xlabel(label("order value", language) + unit)
     ax.set_ylabel(label("number of orders", language))
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     fig.tight_layout()
     return fig
+
+
+def _log_unit(currency: str, language: str) -> str:
+    """`` (USD, log scale)``: the unit of a logarithmic money axis."""
+    scale = label("log scale", language)
+    return f" ({currency}, {scale})" if currency else f" ({scale})"
 
 
 def _thin_ticks(ax, n: int, most: int = 12):
@@ -310,9 +316,9 @@ def clv_distribution(predictions: pd.DataFrame, currency: str = "", language: st
         v = float(getattr(predictions["clv"], stat)())
         if v > 0.01:
             ax.axvline(v, color="black", linestyle=style, linewidth=1)
-            ax.annotate(f"{stat} {v:,.2f}", (v, ax.get_ylim()[1] * 0.95), rotation=90, ha="right",
-                        va="top", fontsize=9)
-    unit = f" ({currency}, log scale)" if currency else " (log scale)"
+            ax.annotate(f"{label(stat, language)} {v:,.2f}", (v, ax.get_ylim()[1] * 0.95), rotation=90,
+                        ha="right", va="top", fontsize=9)
+    unit = _log_unit(currency, language)
     _title(ax, label("Distribution of predicted CLV", language))
     ax.set_xlabel((label("predicted CLV", language)) + unit)
     ax.set_ylabel(label("customers", language))

@@ -48,6 +48,8 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     carrying one (a password in a URL, ``password=``/``token=``...) is refused before anything is
     written. Secrets come from environment variables (``LTV_DB_PASSWORD``).
     """
+    import tempfile
+
     import papermill
     from traitlets.config import Config
 
@@ -67,11 +69,13 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     if "input_dir" in declared:  # in a report run each notebook reads what the one before wrote
         params.setdefault("input_dir", str(output_dir))
     executed = output_dir / f"{name}.ipynb"
-    # IPC transport: the kernel's sockets are files readable by this user only, instead of TCP
-    # ports on localhost (ipykernel warns about unencrypted TCP on every start).
-    config = Config({"KernelManager": {"transport": "ipc"}})
-    papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS_DIR),
-                               kernel_name="python3", progress_bar=False, config=config)
+    # IPC transport: the kernel's sockets are files in a private folder of this run, instead of
+    # TCP ports on localhost (ipykernel warns about unencrypted TCP on every start); one folder
+    # per kernel, so parallel runs never pick the same socket.
+    with tempfile.TemporaryDirectory(prefix="ltv-kernel-") as sockets:
+        config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
+        papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS_DIR),
+                                   kernel_name="python3", progress_bar=False, config=config)
     return export_html(executed) if html else executed
 
 
@@ -109,6 +113,14 @@ def export_html(notebook_path, language: str = "en") -> Path:
     out = notebook_path.with_suffix(".html")
     out.write_text(body, encoding="utf-8")
     return out
+
+
+def notebook_parameters() -> dict[str, set[str]]:
+    """The parameters each report notebook declares (its ``parameters`` cell)."""
+    import papermill
+
+    return {name: set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb")))
+            for name in PIPELINE + (SUMMARY_NOTEBOOK,)}
 
 
 def new_run_dir(output) -> Path:
@@ -176,10 +188,14 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     from papermill.exceptions import PapermillExecutionError
 
     from ltv_helpers.data import refuse_credentials
+    from ltv_helpers.datasets import BUNDLED
 
     parameters = dict(parameters or {})
     for key, value in parameters.items():  # before the run folder exists
         refuse_credentials(value, f"parameter {key}")
+    source = parameters.get("source")
+    if isinstance(source, str) and "://" not in source and source not in BUNDLED:
+        parameters["source"] = str(Path(source).resolve())  # the notebooks run in notebooks/
     language = parameters.get("language", "en")
     run = new_run_dir(output)
     started = time.time()
@@ -194,8 +210,10 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
             run_notebook(name, run, parameters)
         except PapermillExecutionError as err:
             # The notebook's own error (e.g. an LTVError naming a missing column), in one sentence.
-            reason = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else err.ename
-            raise ReportError(name, f"{err.ename}: {reason}") from None
+            reason = str(err.evalue).strip().splitlines()[0] if str(err.evalue).strip() else ""
+            # A user error (LTVError) is its own sentence; anything else keeps its type.
+            raise ReportError(name, reason if err.ename == "LTVError" and reason
+                              else f"{err.ename}: {reason}".rstrip(": ")) from None
     stamp["seconds"] = round(time.time() - started, 1)
     (run / "run.json").write_text(json.dumps(stamp, ensure_ascii=False, indent=2, default=str),
                                   encoding="utf-8")
@@ -254,6 +272,8 @@ def assemble_report(run_dir, language: str = "en") -> Path:
     """Join the executed notebooks of a run into one self-contained ``report.html``: the summary
     page, a table of contents, the four sections and the footer stamp. Figures are embedded, no
     script or style is fetched from the network, no code and no parameters are shown."""
+    import json
+
     import nbformat
 
     from ltv_helpers.labels import label
@@ -272,8 +292,9 @@ def assemble_report(run_dir, language: str = "en") -> Path:
     contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})" for level, anchor, text in toc]
     cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
     summary.cells = cells + sections
-    title = summary.metadata.get("ltv", {}).get("title") or label("Customer lifetime value report", language)
-    summary.metadata["title"] = title
+    params = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["parameters"]
+    summary.metadata["title"] = params.get("title") or label("{client}: customer lifetime value", language).format(
+        client=params.get("client", ""))
     body, _ = _exporter(language).from_notebook_node(summary, resources={"ltv": {"footer": footer(run_dir, language)}})
     out = run_dir / "report.html"
     out.write_text(body, encoding="utf-8")

@@ -1,0 +1,277 @@
+"""Many clients' reports in one run: ``ltv report --config clients.yaml [--workers N]``.
+
+The file (see ``reports/clients.example.yaml``)::
+
+    output: reports            # each client gets its own folder here: reports/<client>/<run>/
+    clients:
+      acme:
+        source: exports/acme_orders.csv
+        columns: {customer_id: 会员ID, order_date: 支付时间, amount: 实付金额}
+        currency: CNY
+        language: zh
+
+is validated whole before anything runs; then the clients are rendered in parallel worker
+processes, a client that fails does not stop the others, and the run ends with a table of every
+client's status, seconds, report and (for a failure) the notebook and the reason.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from ltv_helpers.schema import LTVError
+
+#: Keys of a client's entry and the notebook parameter each one sets (``columns`` is a mapping).
+CLIENT_KEYS = {
+    "source": "source", "query": "sql", "encoding": "encoding", "sheet": "sheet",
+    "dayfirst": "dayfirst", "date_format": "date_format", "observation_end": "observation_end",
+    "horizon_months": "horizon_months", "gross_margin": "gross_margin",
+    "annual_discount_rate": "annual_discount_rate", "currency": "currency", "language": "language",
+    "title": "title", "columns": None, "parameters": None,
+}
+#: Roles of ``columns:`` and the collection notebook's parameter for each.
+COLUMN_ROLES = {"customer_id": "customer_id_column", "order_date": "date_column", "amount": "amount_column",
+                "order_id": "order_id_column", "quantity": "quantity_column", "unit_price": "unit_price_column"}
+TOP_KEYS = ("output", "clients")
+#: A client's name is its folder name: letters (any script), digits, ``.``, ``_`` and ``-``.
+CLIENT_NAME = re.compile(r"^[\w][\w.-]*$")
+#: The steps of one client's run, for the progress bar.
+STEPS = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation", "05_summary", "report.pdf")
+
+
+@dataclass(frozen=True)
+class ClientJob:
+    """One client of a config: its name, its report folder and the notebook parameters."""
+
+    name: str
+    output: Path
+    parameters: dict
+
+
+@dataclass
+class ClientResult:
+    """How one client's run ended."""
+
+    client: str
+    status: str  # "ok" or "failed"
+    seconds: float
+    report: str = ""
+    notebook: str = ""
+    reason: str = ""
+
+
+def _text(client: str, key: str, value) -> None:
+    if not isinstance(value, str):
+        raise LTVError(f"Client {client!r}: {key} must be text, got {value!r}.")
+
+
+def _client_parameters(name: str, entry) -> dict:
+    """The notebook parameters of one client's entry, every key and value checked."""
+    from ltv_helpers.data import refuse_credentials
+
+    if not isinstance(entry, dict):
+        raise LTVError(f"Client {name!r} must be a mapping of settings (source: ..., currency: ...), got {entry!r}.")
+    unknown = [k for k in entry if k not in CLIENT_KEYS]
+    if unknown:
+        raise LTVError(f"Client {name!r} has an unknown key {unknown[0]!r}; the keys are: {', '.join(CLIENT_KEYS)}.")
+    if "source" not in entry or entry["source"] in (None, ""):
+        raise LTVError(f"Client {name!r} lacks the key 'source' (a file or a database URL without password).")
+    params = {"client": name}
+    for key, value in entry.items():
+        if value is None:
+            continue
+        if key in ("source", "query", "encoding", "sheet", "date_format", "currency", "title"):
+            _text(name, key, value)
+        elif key == "observation_end":
+            if isinstance(value, (dt.date, dt.datetime)):
+                value = value.isoformat()[:10]
+            if not isinstance(value, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", value):
+                raise LTVError(f"Client {name!r}: observation_end must be a date YYYY-MM-DD, got {value!r}.")
+        elif key == "horizon_months":
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LTVError(f"Client {name!r}: horizon_months must be a whole number of months (1 or more), "
+                               f"got {value!r}.")
+        elif key in ("gross_margin", "annual_discount_rate"):
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
+                raise LTVError(f"Client {name!r}: {key} must be a share between 0 and 1 (0.35 for 35%), got {value!r}.")
+        elif key == "dayfirst":
+            if not isinstance(value, bool):
+                raise LTVError(f"Client {name!r}: dayfirst must be true or false, got {value!r}.")
+        elif key == "language":
+            if value not in ("en", "zh"):
+                raise LTVError(f"Client {name!r}: language must be en or zh, got {value!r}.")
+        elif key == "columns":
+            if not isinstance(value, dict):
+                raise LTVError(f"Client {name!r}: columns must map roles to column names, e.g. "
+                               "{customer_id: 会员ID}.")
+            bad = [role for role in value if role not in COLUMN_ROLES]
+            if bad:
+                raise LTVError(f"Client {name!r} has an unknown column role {bad[0]!r}; the roles are: "
+                               f"{', '.join(COLUMN_ROLES)}.")
+            params.update({COLUMN_ROLES[role]: str(col) for role, col in value.items() if col is not None})
+            continue
+        elif key == "parameters":
+            if not isinstance(value, dict):
+                raise LTVError(f"Client {name!r}: parameters must map notebook parameters to values.")
+            params.update(value)
+            continue
+        params[CLIENT_KEYS[key]] = value
+    for key, value in params.items():
+        refuse_credentials(value, f"client {name!r}: {key}")
+    return params
+
+
+def load_config(path) -> list[ClientJob]:
+    """Read and validate a clients file; any problem is one sentence naming the client and key."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise LTVError(f"Config file not found: {path}.")
+    try:
+        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise LTVError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}.") from None
+    if not isinstance(config, dict):
+        raise LTVError(f"{path} must be a mapping with the keys {' and '.join(TOP_KEYS)}.")
+    unknown = [k for k in config if k not in TOP_KEYS]
+    if unknown:
+        raise LTVError(f"{path} has an unknown top-level key {unknown[0]!r}; the keys are: {', '.join(TOP_KEYS)} "
+                       "(client settings go under clients: <name>:).")
+    for key in TOP_KEYS:
+        if not config.get(key):
+            raise LTVError(f"{path} lacks the top-level key {key!r}.")
+    if not isinstance(config["output"], str):
+        raise LTVError(f"{path}: output must be a folder, got {config['output']!r}.")
+    if not isinstance(config["clients"], dict):
+        raise LTVError(f"{path}: clients must map each client's name to its settings.")
+    from ltv_helpers.report import notebook_parameters
+
+    known = set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+    jobs = []
+    for name, entry in config["clients"].items():
+        name = str(name)
+        if not CLIENT_NAME.match(name):
+            raise LTVError(f"Client name {name!r} cannot be a folder name: use letters, digits, '.', '_' or '-'.")
+        params = _client_parameters(name, entry)
+        stray = sorted(set(params) - known)
+        if stray:
+            raise LTVError(f"Client {name!r}: no notebook has a parameter {stray[0]!r}; the parameters are: "
+                           f"{', '.join(sorted(known))}.")
+        jobs.append(ClientJob(name, Path(config["output"]) / name, params))
+    return jobs
+
+
+def _run_client(job: ClientJob, pdf: bool, queue) -> ClientResult:
+    """Render one client (in a worker process); every failure becomes a result, never an exception."""
+    from ltv_helpers.report import ReportError, render_report
+
+    started = time.time()
+
+    def progress(step: str) -> None:
+        if queue is not None:
+            queue.put((job.name, step))
+
+    try:
+        html = render_report(job.output, job.parameters, pdf=pdf, progress=progress)
+    except ReportError as err:
+        return ClientResult(job.name, "failed", time.time() - started, notebook=err.notebook, reason=err.reason)
+    except Exception as err:  # noqa: BLE001 - one client's failure must not stop the others
+        reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        return ClientResult(job.name, "failed", time.time() - started, reason=reason)
+    finally:
+        if queue is not None:
+            queue.put((job.name, None))
+    return ClientResult(job.name, "ok", time.time() - started, report=str(html))
+
+
+def run_clients(jobs: list[ClientJob], *, workers: int | None = None, pdf: bool = True,
+                stream=None) -> list[ClientResult]:
+    """Render every job in ``workers`` processes (default: the number of cores) with a progress
+    bar on ``stream`` (overall steps, and which client is at which notebook); returns the results
+    in the jobs' order."""
+    import multiprocessing as mp
+    import queue as queues
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm import tqdm
+
+    stream = stream or sys.stderr
+    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    context = mp.get_context("spawn")  # fresh interpreters: no state inherited from the caller
+    manager = context.Manager()
+    channel = manager.Queue()
+    at: dict[str, str] = {}  # the step each running client is at
+    finished: dict[str, int] = {}  # steps each client has finished
+    bar = tqdm(total=len(jobs) * len(STEPS), file=stream, unit="step", dynamic_ncols=True,
+               disable=not stream.isatty())
+
+    def advance(client: str, steps: int) -> None:
+        finished[client] = finished.get(client, 0) + steps
+        bar.update(steps)
+
+    def drain() -> None:
+        while True:
+            try:
+                client, step = channel.get_nowait()
+            except queues.Empty:
+                return
+            if step is None:
+                at.pop(client, None)
+                continue
+            if client in at:
+                advance(client, 1)
+            at[client] = step
+            if bar.disable:  # not a terminal (a CI log): one line per step
+                print(f"[{client}] {step}", file=stream, flush=True)
+            else:
+                bar.set_postfix_str(" | ".join(f"{c}: {s}" for c, s in at.items()), refresh=True)
+
+    results: list[ClientResult | None] = [None] * len(jobs)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+            futures = [pool.submit(_run_client, job, pdf, channel) for job in jobs]
+            pending = set(range(len(jobs)))
+            while pending:
+                time.sleep(0.2)
+                drain()
+                for i in [i for i in pending if futures[i].done()]:
+                    results[i] = futures[i].result()
+                    pending.discard(i)
+                    drain()
+                    advance(jobs[i].name, len(STEPS) - finished.get(jobs[i].name, 0))
+    finally:
+        bar.close()
+        manager.shutdown()
+    return results  # type: ignore[return-value]
+
+
+def results_table(results: list[ClientResult]):
+    """The end-of-run table: client, status, seconds, report, and for a failure where and why."""
+    import pandas as pd
+
+    return pd.DataFrame([{"client": r.client, "status": r.status, "seconds": round(r.seconds, 1),
+                          "report": r.report or "-", "failed in": r.notebook or ("-" if r.status == "ok" else "?"),
+                          "reason": r.reason or "-"} for r in results]).set_index("client")
+
+
+def run_config(path, *, workers: int | None = None, pdf: bool = True) -> int:
+    """``ltv report --config``: validate, render every client, print the table; 1 if any failed."""
+    import pandas as pd
+
+    jobs = load_config(path)
+    print(f"{len(jobs)} clients from {path}, {max(1, min(workers or os.cpu_count() or 1, len(jobs)))} at a time")
+    results = run_clients(jobs, workers=workers, pdf=pdf)
+    with pd.option_context("display.max_colwidth", 120, "display.width", 250):
+        print(results_table(results).to_string())
+    failed = sum(r.status != "ok" for r in results)
+    print(f"{len(results) - failed} of {len(results)} reports rendered" + (f", {failed} failed" if failed else ""))
+    return 1 if failed else 0
