@@ -93,6 +93,14 @@ def _report(args) -> int:
     return 0
 
 
+def _screenshots(args) -> int:
+    from ltv_helpers.report import screenshots
+
+    for path in screenshots(args.report, args.output):
+        print(path)
+    return 0
+
+
 def _date_options(parser) -> None:
     order = parser.add_mutually_exclusive_group()
     order.add_argument("--dayfirst", dest="dayfirst", action="store_const", const=True,
@@ -140,6 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("-p", "--param", action="append",
                         help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")
     report.set_defaults(run=_report)
+    shots = sub.add_parser("screenshots", help="PNG pictures of a rendered report (summary and each section)")
+    shots.add_argument("report", help="a report.html, e.g. reports/demo/latest/report.html")
+    shots.add_argument("-o", "--output", help="folder for the PNGs (default: screenshots/ beside the report)")
+    shots.set_defaults(run=_screenshots)
     args = parser.parse_args(argv)
     try:
         return args.run(args)

@@ -262,6 +262,7 @@ LABELS: dict[str, dict[str, str]] = {
     "Data to {end} · {customers} customers · money in {currency} · forecast over {months} months": {
         "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 预测期 {months} 个月"},
     "Contents": {"zh": "目录"},
+    "Figure: {section}": {"zh": "图表：{section}"},
     "How this report was made": {"zh": "报告生成信息"},
     "run": {"zh": "运行"},
     "input data (SHA-256)": {"zh": "输入数据（SHA-256）"},

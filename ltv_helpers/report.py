@@ -81,15 +81,25 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
 
 def _client_cells(nb, language: str):
     """The cells a client sees: no set-up or parameter cells, no narrative in the other language,
-    no warnings printed to stderr."""
+    no warnings printed to stderr; figures get the section's heading as alternative text."""
+    import re
+
+    from ltv_helpers.labels import label
+
     other = {LANGUAGE_TAG.format(lang) for lang in ("en", "zh") if lang != language}
-    cells = []
+    cells, heading = [], ""
     for cell in nb.cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
         if tags & (HIDDEN_TAGS | other):
             continue
+        if cell.cell_type == "markdown":
+            heading = next((m.group(1) for m in [re.search(r"^#+\s+(.*\S)", cell.source, re.M)] if m), heading)
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+            for output in cell.outputs:  # a figure's alternative text: the section it illustrates
+                if "image/png" in output.get("data", {}):
+                    output.setdefault("metadata", {}).setdefault("image/png", {})["alt"] = \
+                        label("Figure: {section}", language).format(section=heading)
         cells.append(cell)
     return cells
 
@@ -346,6 +356,46 @@ def print_pdf(html) -> Path | None:
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
         raise LTVError(f"Chromium could not print {html.name} to PDF: {last}")
     return out
+
+
+def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
+    """PNG pictures of a rendered report for a person to look at: the summary page and one per
+    section (``00_summary.png``, ``01_collection.png`` ...), in ``out_dir`` (default:
+    ``screenshots/`` beside the report). Uses Playwright (a dev dependency) driving the installed
+    Chromium; raises if the page logs a console error or fails to load a resource."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        raise LTVError("Screenshots need Playwright: install the dev dependencies (make setup).") from None
+    html = Path(html).resolve()
+    out = Path(out_dir) if out_dir else html.parent / "screenshots"
+    out.mkdir(parents=True, exist_ok=True)
+    if chromium() is None:
+        raise LTVError("Headless Chromium is not installed (Debian: apt-get install chromium).")
+    problems, files = [], []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": width, "height": 900})
+        page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("requestfailed", lambda r: problems.append(f"could not load {r.url}"))
+        page.goto(html.as_uri(), wait_until="load")
+        tops = page.evaluate("""() => {
+            const y = (el) => el.getBoundingClientRect().top + window.scrollY;
+            const marks = [...document.querySelectorAll('a[id$="-0"]')].map(y);
+            const foot = document.querySelector('footer');
+            return [0, ...marks, foot ? y(foot) + foot.offsetHeight : document.body.scrollHeight];
+        }""")
+        names = ["00_summary", *PIPELINE][:len(tops) - 1]
+        for name, top, bottom in zip(names, tops, tops[1:]):
+            path = out / f"{name}.png"
+            page.screenshot(path=str(path), full_page=True,
+                            clip={"x": 0, "y": top, "width": width, "height": max(1, bottom - top)})
+            files.append(path)
+        browser.close()
+    if problems:
+        raise LTVError(f"{html.name} logged {len(problems)} problem(s) in Chromium, first: {problems[0]}")
+    return files
 
 
 #: Columns holding money (shown with separators and the currency in the header).

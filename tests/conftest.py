@@ -96,3 +96,20 @@ def postgres():
         subprocess.run(run_as + [str(bindir / "pg_ctl"), "-D", data_dir, "-m", "immediate", "stop"],
                        capture_output=True)
         shutil.rmtree(root, ignore_errors=True)
+
+
+# --------------------------------------------------------------------------- headless Chromium
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    """Debian's headless Chromium (for the PDF and the browser checks of the report). Skipped on a
+    developer machine without it; under CI (CI=true) a missing Chromium fails: `.ci/run`
+    installs it."""
+    from ltv_helpers.report import chromium
+
+    found = chromium()
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("Chromium is missing: .ci/run should have installed Debian's chromium package.")
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    return found

@@ -57,11 +57,13 @@ def test_report_passes_typed_parameters(monkeypatch, tmp_path, capsys):
 
     seen = {}
     monkeypatch.setattr(report, "render_report",
-                        lambda out, params: seen.update(out=out, params=params) or [tmp_path / "x.html"])
+                        lambda out, params, **kw: seen.update(out=out, params=params, **kw) or tmp_path / "report.html")
     assert main(["report", "orders.csv", "--client", "acme", "--output", str(tmp_path), "--currency", "CNY",
                  "-p", "horizon_months=6", "-p", "customer_id_column=会员ID", "-p", 'models=["bgnbd"]']) == 0
     assert seen["params"] == {"client": "acme", "source": "orders.csv", "language": "en", "currency": "CNY",
                               "horizon_months": 6, "customer_id_column": "会员ID", "models": ["bgnbd"]}
+    assert seen["pdf"] is True and f"report: {tmp_path / 'report.html'}" in capsys.readouterr().out
+    assert main(["report", "o.csv", "--client", "a", "--output", "x", "--no-pdf"]) == 0 and seen["pdf"] is False
     assert main(["report", "o.csv", "--client", "a", "--output", "x", "-p", "nonsense"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
 
@@ -71,7 +73,7 @@ def test_report_on_an_unusable_file_is_one_sentence(tmp_path, capsys):
     bad.write_text("name,city\nann,x\n", encoding="utf-8")
     assert main(["report", str(bad), "--client", "acme", "--output", str(tmp_path / "out")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("ltv report: a notebook stopped with LTVError: No customer id column found")
+    assert err.startswith("ltv report: 01_collection: No customer id column found")
     assert "Traceback" not in err
 
 

@@ -199,7 +199,7 @@ def test_gains_and_scatter(backtested):
     ev, res = backtested
     fig = plots.gains_plot(res)
     labels = [ln.get_label() for ln in fig.axes[0].lines]
-    assert {"perfect", "random", "BG/NBD", "rfm"} <= set(labels)
+    assert {"perfect", "random", "BG/NBD", "RFM score ranking", "naive (past rate continues)"} <= set(labels)
     assert all(ln.get_ydata()[-1] == pytest.approx(100) for ln in fig.axes[0].lines)
     plt.close(fig)
     fig = plots.predicted_vs_actual(res, "bgnbd")
