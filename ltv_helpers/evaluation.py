@@ -393,6 +393,7 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
     names are shown in ``language``."""
     shown = metrics.drop(columns=["kind"], errors="ignore").astype("float64").T
     shown.index.name = label("metric", language)
+    shown.columns.name = label(str(shown.columns.name), language) if shown.columns.name else None
 
     def mark(row):
         if row.name in ("predicted", "actual") or row.notna().sum() == 0:

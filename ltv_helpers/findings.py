@@ -123,19 +123,20 @@ def cards(h: Headline, language: str = "en") -> str:
     the 90% interval."""
     interval = label("90% interval {low} to {high}", language)
     over = label("next {months} months", language).format(months=h.horizon_months)
+    ahead = lambda what: label("{what}, {horizon}", language).format(what=label(what, language), horizon=over)  # noqa: E731
     items = [
         (f"{h.customers:,}", label("customers", language), ""),
         (money(h.revenue, h.currency), label("revenue to date", language), ""),
         (f"{h.repeat_share:.0%}", label("bought more than once", language), ""),
         (f"{h.top20_share:.0%}", label("of revenue from the top 20% of customers", language), ""),
-        (f"{h.purchases[0]:,.0f}", f"{label('expected purchases', language)}, {over}",
+        (f"{h.purchases[0]:,.0f}", ahead("expected purchases"),
          interval.format(low=f"{h.purchases[1]:,.0f}", high=f"{h.purchases[2]:,.0f}")),
-        (money(h.forecast_revenue[0], h.currency), f"{label('expected revenue', language)}, {over}",
+        (money(h.forecast_revenue[0], h.currency), ahead("expected revenue"),
          interval.format(low=money(h.forecast_revenue[1], h.currency), high=money(h.forecast_revenue[2], h.currency))),
-        (money(h.clv[0], h.currency), f"{label('CLV', language)}, {over}",
-         label("margin {margin}, discounted at {rate} a year", language).format(
-             margin=f"{h.gross_margin:.0%}", rate=f"{h.annual_discount_rate:.0%}") + "; "
-         + interval.format(low=money(h.clv[1], h.currency), high=money(h.clv[2], h.currency))),
+        (money(h.clv[0], h.currency), ahead("CLV"),
+         label("margin {margin}, discounted at {rate} a year; {interval}", language).format(
+             margin=f"{h.gross_margin:.0%}", rate=f"{h.annual_discount_rate:.0%}",
+             interval=interval.format(low=money(h.clv[1], h.currency), high=money(h.clv[2], h.currency)))),
         (PURCHASE_MODELS[h.model], label("forecast model", language),
          label("{gain} smaller error per customer than the best baseline", language).format(gain=f"{h.gain:.0%}")
          if h.gain > 0 else label("no better than the best baseline", language)),

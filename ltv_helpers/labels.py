@@ -40,6 +40,9 @@ HEADER_MODEL_CHOICE = "Holdout from {start} to {end}. Model used: **{model}**."
 HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout to {end} ({days} days) · "
                      "{customers} customers")
 
+#: The run line of the report's footer.
+RUN_STAMP = "folder {folder}, started {started}, notebooks ran {seconds} s"
+
 #: Findings of the report's summary page (filled in by ltv_helpers.findings).
 FINDING_CONCENTRATION = ("The top 20% of customers brought {top20} of all revenue; the {high} high-value "
                          "customers alone ({high_share} of customers) brought {high_revenue}.")
@@ -265,6 +268,7 @@ LABELS: dict[str, dict[str, str]] = {
     "Figure: {section}": {"zh": "图表：{section}"},
     "How this report was made": {"zh": "报告生成信息"},
     "run": {"zh": "运行"},
+    RUN_STAMP: {"zh": "文件夹 {folder}，开始于 {started}，笔记本运行 {seconds} 秒"},
     "input data (SHA-256)": {"zh": "输入数据（SHA-256）"},
     "parameters": {"zh": "参数"},
     "versions": {"zh": "软件版本"},
@@ -274,7 +278,8 @@ LABELS: dict[str, dict[str, str]] = {
     "bought more than once": {"zh": "复购客户占比"},
     "of revenue from the top 20% of customers": {"zh": "前 20% 客户贡献的销售额占比"},
     "CLV": {"zh": "CLV"},
-    "margin {margin}, discounted at {rate} a year": {"zh": "毛利率 {margin}，年折现率 {rate}"},
+    "margin {margin}, discounted at {rate} a year; {interval}": {"zh": "毛利率 {margin}，年折现率 {rate}；{interval}"},
+    "{what}, {horizon}": {"zh": "{what}，{horizon}"},
     "forecast model": {"zh": "预测模型"},
     "{gain} smaller error per customer than the best baseline": {"zh": "单客户误差比最佳基准低 {gain}"},
     "no better than the best baseline": {"zh": "不优于最佳基准"},

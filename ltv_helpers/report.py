@@ -1,4 +1,6 @@
-"""Papermill runs of the notebooks and their HTML export for clients."""
+"""Client reports: papermill runs of the notebooks into run folders, the one-page report
+(``report.html`` with a summary page, contents and a footer stamp; ``report.pdf`` printed by
+headless Chromium), screenshots, table formatting for clients, and customer pseudonyms."""
 
 from __future__ import annotations
 
@@ -71,11 +73,14 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     executed = output_dir / f"{name}.ipynb"
     # IPC transport: the kernel's sockets are files in a private folder of this run, instead of
     # TCP ports on localhost (ipykernel warns about unencrypted TCP on every start); one folder
-    # per kernel, so parallel runs never pick the same socket.
+    # per kernel, so parallel runs never pick the same socket. The kernel's own log stays quiet:
+    # jupyter_client interrupts every kernel it shuts down, which under load the kernel logs as
+    # an error; a failing cell reaches the caller as the notebook's error all the same.
     with tempfile.TemporaryDirectory(prefix="ltv-kernel-") as sockets:
         config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
         papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS_DIR),
-                                   kernel_name="python3", progress_bar=False, config=config)
+                                   kernel_name="python3", progress_bar=False, config=config,
+                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     return export_html(executed) if html else executed
 
 
@@ -260,7 +265,7 @@ def footer(run_dir, language: str = "en") -> dict:
     refused before the run), the input's SHA-256 and the run time."""
     import json
 
-    from ltv_helpers.labels import label
+    from ltv_helpers.labels import RUN_STAMP, label
 
     run_dir = Path(run_dir)
     stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -269,8 +274,8 @@ def footer(run_dir, language: str = "en") -> dict:
     return {
         "title": label("How this report was made", language),
         "rows": [
-            (label("run", language), f"{run_dir.name} · {stamp['started']} · "
-                                     f"{stamp.get('seconds', 0):,.0f} s"),
+            (label("run", language), label(RUN_STAMP, language).format(
+                folder=run_dir.name, started=stamp["started"], seconds=f"{stamp.get('seconds', 0):,.0f}")),
             (label("input data (SHA-256)", language), meta.get("input_sha256") or "–"),
             (label("parameters", language), ", ".join(f"{k} = {v}" for k, v in params.items()) or "–"),
             (label("versions", language), ", ".join(f"{k} {v}" for k, v in stamp["versions"].items())),
@@ -323,20 +328,25 @@ def chromium() -> str | None:
     return None
 
 
-def run_chromium(*args: str, timeout: float = 180):
-    """Run headless Chromium with ``args``; returns the finished process (text output). No sandbox
-    when run as root (Chromium refuses to start with one there); a throw-away profile, so
-    parallel runs do not share one."""
+def chromium_flags() -> list[str]:
+    """Flags every headless Chromium start needs here: no sandbox when run as root (Chromium
+    refuses to start with one there), and no /dev/shm (tiny in containers, where pages crash)."""
     import os
+
+    root = hasattr(os, "geteuid") and os.geteuid() == 0
+    return ["--disable-dev-shm-usage", *(["--no-sandbox"] if root else [])]
+
+
+def run_chromium(*args: str, timeout: float = 180):
+    """Run headless Chromium with ``args``; returns the finished process (text output). A
+    throw-away profile, so parallel runs do not share one."""
     import subprocess
     import tempfile
 
     binary = chromium()
     if binary is None:
         raise LTVError("Headless Chromium is not installed (Debian: apt-get install chromium).")
-    flags = ["--headless", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        flags.append("--no-sandbox")
+    flags = ["--headless", "--disable-gpu", "--no-first-run", "--hide-scrollbars", *chromium_flags()]
     with tempfile.TemporaryDirectory(prefix="ltv-chromium-") as profile:
         return subprocess.run([binary, *flags, f"--user-data-dir={profile}", *args],
                               capture_output=True, text=True, timeout=timeout)
@@ -374,7 +384,7 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
         raise LTVError("Headless Chromium is not installed (Debian: apt-get install chromium).")
     problems, files = [], []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium(), args=chromium_flags())
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: problems.append(str(e)))

@@ -163,9 +163,11 @@ def test_no_raw_customer_id_in_the_client_page(batch):
 def test_report_opens_in_chromium_without_console_errors(batch, chromium_path):
     from playwright.sync_api import sync_playwright
 
+    from ltv_helpers.report import chromium_flags
+
     problems = []
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium_path, args=["--no-sandbox"])
+        browser = pw.chromium.launch(executable_path=chromium_path, args=chromium_flags())
         page = browser.new_page()
         page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning") else None)
         page.on("pageerror", lambda e: problems.append(str(e)))

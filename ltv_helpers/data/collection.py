@@ -35,7 +35,7 @@ def data_quality(result: CleanResult, language: str = "en") -> pd.DataFrame:
         (lab("revenue"), round(float(tx[AMOUNT].sum()), 2)),
         (lab("refunds netted"), round(result.refunded, 2)),
     ]
-    rows += [(f"{lab('column')}: {role}", col) for role, col in result.columns.items()]
+    rows += [(f"{lab('column')}: {lab(role)}", col) for role, col in result.columns.items()]
     shown = [f"{v:,}" if isinstance(v, int) else f"{v:,.2f}" if isinstance(v, float) else str(v)
              for _, v in rows]
     table = pd.DataFrame({lab("value"): shown}, index=[m for m, _ in rows])
