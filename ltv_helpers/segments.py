@@ -347,7 +347,7 @@ def empty_groups_note(labels: pd.Series, language: str = "en") -> str:
     empty = [group_name(str(g), language) for g in labels.cat.categories if counts.get(g, 0) == 0]
     if not empty:
         return ""
-    return label("No customer is in: {groups}.", language).format(groups=", ".join(empty))
+    return label("No customer is in: {groups}.", language).format(groups=("、" if language == "zh" else ", ").join(empty))
 
 SEGMENT_TABLE_COLUMNS = ("customers", "share of customers", "revenue", "share of revenue",
                          "average order value", "average orders", "average days since last purchase",
