@@ -158,6 +158,49 @@ def synthetic_transactions(
     return df
 
 
+def synthetic_subscriptions(
+    n_customers: int,
+    *,
+    seed: int,
+    alpha: float = 0.7,
+    beta: float = 1.2,
+    cohorts: int = 12,
+    months: int = 24,
+    price: float = 29.9,
+    start: str = "2023-01-01",
+) -> pd.DataFrame:
+    """Monthly subscription payments simulated from the sBG model (Fader and Hardie 2007).
+
+    Each customer joins in one of the first ``cohorts`` months after ``start`` (uniformly), pays
+    ``price`` on the same day of every month while subscribed, and after each payment leaves with
+    probability ``theta ~ Beta(alpha, beta)`` of their own. Observation ends ``months`` months after
+    ``start``. The parameters are the truth a fit of :func:`ltv_helpers.models.fit_sbg` to
+    :func:`ltv_helpers.data.retention_table` should recover (``df.attrs["true_params"]``).
+
+    >>> tx = synthetic_subscriptions(100, seed=1)
+    >>> sorted(tx.columns)
+    ['amount', 'customer_id', 'order_date']
+    """
+    if n_customers < 1 or cohorts < 1 or months <= cohorts:
+        raise LTVError("synthetic_subscriptions needs customers, and more months than cohorts.")
+    rng = np.random.default_rng(seed)
+    cohort = rng.integers(0, cohorts, n_customers)
+    day = rng.integers(0, 28, n_customers)
+    theta = rng.beta(alpha, beta, n_customers)
+    payments = np.minimum(rng.geometric(np.clip(theta, 1e-12, 1.0)), months - cohort)
+    cust = np.repeat(np.arange(n_customers), payments)
+    k = np.arange(cust.size) - np.repeat(np.cumsum(payments) - payments, payments)  # payment number
+    month = (pd.Timestamp(start).to_period("M") + 0).ordinal + cohort[cust] + k
+    dates = pd.PeriodIndex.from_ordinals(month, freq="M").to_timestamp() + pd.to_timedelta(day[cust], unit="D")
+    ids = "S" + pd.Series(np.arange(n_customers)).astype("str").str.zfill(len(str(n_customers - 1)))
+    df = pd.DataFrame({CUSTOMER_ID: ids.take(cust).reset_index(drop=True), ORDER_DATE: dates.to_numpy(),
+                       AMOUNT: float(price)})
+    df.attrs["true_params"] = {"alpha": alpha, "beta": beta, "period": "M",
+                               "observation_end": str((pd.Timestamp(start) + pd.DateOffset(months=months)
+                                                       - pd.Timedelta(days=1)).date())}
+    return df
+
+
 def _add_dirty_rows(df: pd.DataFrame, share: float, rng: np.random.Generator) -> pd.DataFrame:
     """Append the dirty rows a real export has; dates and amounts become strings."""
     k = max(1, int(len(df) * share / 5))

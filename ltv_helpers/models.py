@@ -742,3 +742,7 @@ def save_predictions(output_dir, predictions: pd.DataFrame, model: LTVModel, **f
                                          encoding="utf-8")
     return pd.DataFrame({"rows": [len(predictions), None]},
                         index=pd.Index(["predictions.parquet", "prediction.json"], name="file")).astype("Int64")
+
+
+# Contractual retention lives in its own module; fit_sbg is a model like the others.
+from ltv_helpers.subscription import SBGModel, fit_sbg  # noqa: E402, F401

@@ -33,12 +33,12 @@ from ltv_helpers.data.read import (
     read_transactions,
     refuse_credentials,
 )
-from ltv_helpers.data.summary import calibration_holdout, customer_history, rfm_summary
+from ltv_helpers.data.summary import calibration_holdout, customer_history, retention_table, rfm_summary
 
 __all__ = [
     "COLUMN_CANDIDATES", "DEFAULT_DRIVERS", "EARLIEST_DATE", "REASONS", "YEAR_PIVOT", "CleanResult",
     "calibration_holdout", "clean_transactions", "collection_highlights", "collection_notes", "combine_sources",
     "customer_history", "data_quality", "date_order", "detect_columns", "load_collection",
-    "monthly_activity", "parse_dates", "read_transactions", "refuse_credentials", "rfm_summary",
+    "monthly_activity", "parse_dates", "read_transactions", "refuse_credentials", "retention_table", "rfm_summary",
     "save_collection", "simple_ltv_estimate", "write_parquet",
 ]

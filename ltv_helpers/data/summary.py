@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from ltv_helpers.data.parse import _as_timestamp, _end_cut
@@ -254,3 +255,50 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     out["tenure_days"] = out[T]
     return out
 
+
+
+def retention_table(transactions: pd.DataFrame, *, period: str = "M", observation_end=None) -> pd.DataFrame:
+    """Cohort x period counts of active customers, for memberships and subscriptions (the input of
+    :func:`ltv_helpers.models.fit_sbg`).
+
+    A customer's cohort is the period (``"M"`` months, ``"Q"``, ``"Y"``, ``"W"``) of their first
+    transaction; they count as active in period ``k`` of their cohort (``k = 0`` the first) while
+    they have a transaction in period ``k`` or later, i.e. until they stop renewing. Column ``k``
+    is NaN where a cohort has not been observed ``k`` periods yet. Only whole periods count: the
+    period holding ``observation_end`` (default: the last transaction) is left out unless the end
+    is its last day, since renewals later in that period have not happened yet.
+
+    >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b", "c", "c"],
+    ...     "order_date": pd.to_datetime(["2024-01-05", "2024-02-05", "2024-03-05", "2024-01-20",
+    ...                                   "2024-02-10", "2024-03-10"]), "amount": 9.9})
+    >>> retention_table(tx, observation_end="2024-03-31")  # doctest: +NORMALIZE_WHITESPACE
+    period     0    1    2
+    cohort
+    2024-01  2.0  1.0  1.0
+    2024-02  1.0  1.0  NaN
+    """
+    if period not in ("W", "M", "Q", "Y"):
+        raise LTVError(f"period must be one of W, M, Q, Y, got {period!r}.")
+    tx = transactions
+    if tx.empty:
+        raise LTVError("There are no transactions to build a retention table from.")
+    end = tx[ORDER_DATE].max() if observation_end is None else _as_timestamp(observation_end, "observation_end")
+    tx = tx[tx[ORDER_DATE] < _end_cut(end)]
+    ordinal = pd.Series(tx[ORDER_DATE].dt.to_period(period).array.asi8, index=tx.index)  # periods since 1970
+    per = ordinal.groupby(tx[CUSTOMER_ID].to_numpy()).agg(["min", "max"])
+    last_whole = pd.Period(end, period)
+    if (end.normalize() + pd.Timedelta(days=1)).to_period(period) == last_whole:
+        last_whole = last_whole - 1  # the end is not the period's last day
+    per = per[per["min"] <= last_whole.ordinal]
+    if per.empty:
+        raise LTVError(f"No cohort has a whole {period!r} period of data before {end.date()}.")
+    seen = (last_whole.ordinal - per["min"]).to_numpy()  # the cohort's last observed period
+    stay = np.minimum(per["max"] - per["min"], seen)  # last period with a transaction
+    cohort = pd.PeriodIndex.from_ordinals(per["min"].to_numpy(), freq=period).astype(str)
+    width = int(seen.max()) + 1
+    counts = pd.crosstab(cohort, stay.to_numpy()).reindex(columns=range(width), fill_value=0)
+    active = counts.iloc[:, ::-1].cumsum(axis=1).iloc[:, ::-1].astype(float)  # still there at k or later
+    horizon = pd.Series(seen, index=cohort).groupby(level=0).first().reindex(active.index)
+    active = active.where(np.arange(width)[None, :] <= horizon.to_numpy()[:, None])
+    active.index.name, active.columns.name = "cohort", "period"
+    return active
