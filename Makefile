@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench screenshots clean
+.PHONY: setup demo test bench screenshots lab clean
 
 setup: $(STAMP)
 
@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml constraints.txt
 	@scripts/install-debian-packages
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt -e ".[dev]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name ltv-toolkit --display-name "LTV toolkit (Python 3.11)" >/dev/null
 	@touch $(STAMP)
 
 demo: $(STAMP)
@@ -24,7 +25,12 @@ screenshots: $(STAMP)
 	$(BIN)/ltv screenshots reports/demo/latest/report.html
 
 test: $(STAMP)
-	$(BIN)/python -m pytest tests notebooks --nbval-lax -p no:cacheprovider
+	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# JupyterLab on notebooks/ with the project's kernel; open the URL it prints (with its token).
+lab: $(STAMP)
+	@echo "JupyterLab on notebooks/ (kernel: LTV toolkit (Python 3.11)); open the http://127.0.0.1 URL below, Ctrl-C to stop."
+	$(BIN)/jupyter lab --notebook-dir=notebooks --no-browser --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rfm.py

@@ -67,10 +67,11 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     output_dir.mkdir(parents=True, exist_ok=True)
     declared = papermill.inspect_notebook(str(source))
     params = {k: v for k, v in (parameters or {}).items() if k in declared}
-    params["output_dir"] = str(output_dir)
+    if "output_dir" in declared:
+        params["output_dir"] = str(output_dir)
     if "input_dir" in declared:  # in a report run each notebook reads what the one before wrote
         params.setdefault("input_dir", str(output_dir))
-    executed = output_dir / f"{name}.ipynb"
+    executed = output_dir / f"{Path(name).name}.ipynb"
     # IPC transport: the kernel's sockets are files in a private folder of this run, instead of
     # TCP ports on localhost (ipykernel warns about unencrypted TCP on every start); one folder
     # per kernel, so parallel runs never pick the same socket. The kernel's own log stays quiet:
@@ -78,7 +79,7 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     # an error; a failing cell reaches the caller as the notebook's error all the same.
     with tempfile.TemporaryDirectory(prefix="ltv-kernel-") as sockets:
         config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
-        papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(NOTEBOOKS_DIR),
+        papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(source.parent),
                                    kernel_name="python3", progress_bar=False, config=config,
                                    extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     return export_html(executed) if html else executed
@@ -408,11 +409,13 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
     return files
 
 
+#: Columns holding a fraction shown as a percentage (besides every "share" column).
+SHARE_COLUMNS = {"p_alive", "retention", "margin"}
 #: Columns holding money (shown with separators and the currency in the header).
 MONEY_COLUMNS = {"revenue", "clv", "clv_low", "clv_high", "expected_spend", "expected_revenue",
                  "expected revenue", "revenue_low", "revenue_high", "average order value",
                  "average predicted CLV", "ml_expected_revenue", "spend_mae", "monetary_value",
-                 "simple LTV"}
+                 "simple LTV", "aov", "ltv", "ltv_after", "gain", "cost", "net_value"}
 
 
 def styled(table, language: str = "en", currency: str | None = None, *, decimals: int = 2):
@@ -421,7 +424,8 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     currency in the money columns' headers).
 
     Formats follow the raw (or Chinese) column names (``share``/``capture``/``precision``/
-    ``p_alive``: a fraction shown as %; ``..._pct``: already a percentage; :data:`MONEY_COLUMNS`:
+    :data:`SHARE_COLUMNS`: a fraction shown as %; ``change``: a signed %; ``..._pct``: already a
+    percentage; :data:`MONEY_COLUMNS`:
     whole units when a column reaches 10,000), then every label goes through
     :func:`ltv_helpers.labels.label`. Missing values show as "–".
     """
@@ -438,7 +442,9 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
         if not pd.api.types.is_numeric_dtype(table[col]):
             continue
         lower = name.lower()
-        if any(word in lower for word in ("share", "capture", "precision", "占比")) or name == "p_alive":
+        if name == "change":
+            formats[text] = "{:+.0%}"
+        elif any(word in lower for word in ("share", "capture", "precision", "占比")) or name in SHARE_COLUMNS:
             formats[text] = "{:.1%}"
         elif lower.endswith("_pct"):
             formats[text] = "{:+.1f}%"
@@ -449,7 +455,10 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
         else:
             formats[text] = f"{{:,.{decimals}f}}"
     shown = table.rename(columns=names)
-    shown = shown.rename(index=lambda v: label(v, language) if isinstance(v, str) else v)
+    from ltv_helpers.segments import group_name
+
+    shown = shown.rename(index=lambda v: (label(v, language) if label(v, language) != v else group_name(v, language))
+                         if isinstance(v, str) else v)
     shown.index.names = [label(str(n), language) if n is not None else None for n in shown.index.names]
     return (shown.style.format(formats, na_rep="–")
             .set_properties(**{"text-align": "left"}))

@@ -1,5 +1,7 @@
 """The set-up contract: pins agree everywhere, and each lifetimes trap is handled on purpose."""
 
+import json
+import os
 import re
 import tomllib
 import warnings
@@ -50,7 +52,7 @@ def test_ci_runs_the_readme_test_command():
 def test_notebooks_are_stored_without_outputs_and_with_parameters():
     import nbformat
 
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in sorted((ROOT / "notebooks").rglob("[0-9]*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         code = [c for c in nb.cells if c.cell_type == "code"]
         assert not any(c.outputs for c in code), f"{path.name} has outputs"
@@ -103,9 +105,64 @@ def test_papermill_reads_every_parameter_of_every_notebook():
     import nbformat
     import papermill
 
-    for path in sorted((ROOT / "notebooks").glob("*.ipynb")):
+    for path in sorted((ROOT / "notebooks").rglob("[0-9]*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
         assigned = [t.id for node in ast.parse(cell.source).body if isinstance(node, ast.Assign)
                     for t in node.targets]
         assert list(papermill.inspect_notebook(str(path))) == assigned, path.name
+
+
+def test_every_stage_notebook_ends_with_a_next_step_in_both_languages():
+    for path in sorted((ROOT / "notebooks").glob("0*.ipynb")):
+        cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+        last = cells[-2:]
+        assert [set(c["metadata"]["tags"]) >= {"next-step", "notebook-only"} for c in last] == [True, True], path.name
+        text = "".join(last[0]["source"])
+        assert "### Next step" in text and ".ipynb" in text or "lessons/" in text, path.name
+
+
+def test_make_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
+    """`make lab` is `jupyter lab --notebook-dir=notebooks`; the server lists the notebooks and lessons
+    and offers the kernel `make setup` registers."""
+    import secrets
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    kernels = subprocess.run([sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
+                             capture_output=True, text=True, check=True)
+    specs = json.loads(kernels.stdout)["kernelspecs"]
+    assert specs["ltv-toolkit"]["spec"]["display_name"] == "LTV toolkit (Python 3.11)"
+    assert "lab:" in (ROOT / "Makefile").read_text() and "--notebook-dir=notebooks" in (ROOT / "Makefile").read_text()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    token = secrets.token_hex(16)
+    server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
+                               "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+                               f"--notebook-dir={ROOT / 'notebooks'}", f"--ServerApp.runtime_dir={tmp_path}",
+                               *(["--allow-root"] if os.geteuid() == 0 else [])],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp_path)})
+    try:
+        def get(path):
+            url = f"http://127.0.0.1:{port}{path}?token={token}"
+            return json.loads(urllib.request.urlopen(url, timeout=5).read())
+        for _ in range(120):
+            try:
+                contents = get("/api/contents")
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            raise AssertionError("JupyterLab did not start within a minute")
+        names = {item["name"] for item in contents["content"]}
+        assert {"01_collection.ipynb", "05_summary.ipynb", "lessons"} <= names
+        assert "ltv-toolkit" in get("/api/kernelspecs")["kernelspecs"]
+        lab = urllib.request.urlopen(f"http://127.0.0.1:{port}/lab?token={token}", timeout=10).read()
+        assert b"JupyterLab" in lab
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

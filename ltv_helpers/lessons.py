@@ -1,0 +1,188 @@
+"""Helpers of the lessons in ``notebooks/lessons/``: checked exercises and the scenario explorer.
+
+An exercise cell leaves ``answer = None`` for the learner; :func:`check` compares an answer with
+the value the exercise expects (computed from the lesson's data, never typed in) and shows a
+short verdict, with a hint when the answer is wrong; it never raises for a learner's mistake.
+The hidden solution cells call it with ``strict=True`` (the test suite runs every lesson with
+the solutions filled in, where a wrong solution must fail).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.schema import LTVError
+
+
+@dataclass(frozen=True)
+class Exercise:
+    """What an exercise expects (a function of the lesson's data) and the hint for a wrong answer."""
+
+    expected: Callable[..., object]
+    hint_en: str
+    hint_zh: str
+    rtol: float = 1e-3
+
+
+def _simple_ltv_cdnow(tx):
+    from ltv_helpers.data import simple_ltv_estimate
+
+    return float(simple_ltv_estimate(tx).loc["average order value", "value"])
+
+
+def _tier_with_most_revenue(history, tiers):
+    return str(history["revenue"].groupby(tiers.astype(str)).sum().idxmax())
+
+
+def _best_lever(table, group):
+    return str(table.xs(group, level="group")["net_value"].idxmax())
+
+
+EXERCISES: dict[str, Exercise] = {
+    "1.1": Exercise(lambda: 500 * 4 * 3,
+                    "Multiply the average order value by the orders per year and by the years.",
+                    "把平均订单金额乘以每年订单数，再乘以年数。"),
+    "1.2": Exercise(lambda tx: _simple_ltv_cdnow(tx),
+                    "Average order value = total revenue / number of orders (rows of tx).",
+                    "平均订单金额 = 总销售额 / 订单数（tx 的行数）。"),
+    "1.3": Exercise(lambda history: float((history["orders"] == 1).mean()),
+                    "The share of customers whose number of orders is exactly 1 (a number between 0 and 1).",
+                    "订单数恰好为 1 的客户占比（0 到 1 之间的数）。"),
+    "2.1": Exercise(lambda: 100 * 0.8 / (1 + 0.1 - 0.8),
+                    "Infinite horizon: m x r / (1 + d - r) with m = 100, r = 0.8, d = 0.1.",
+                    "无限期公式：m × r / (1 + d − r)，其中 m = 100，r = 0.8，d = 0.1。"),
+    "2.2": Exercise(lambda: 600 / 200,
+                    "LTV / CAC: divide the lifetime value by the cost of acquiring the customer.",
+                    "LTV / CAC：用终身价值除以获客成本。"),
+    "2.3": Exercise(lambda: 200 / 25,
+                    "Payback: months of margin needed to earn back the acquisition cost (CAC / monthly margin).",
+                    "回收期：赚回获客成本所需的月数（CAC / 每月毛利）。"),
+    "3.1": Exercise(lambda segments: int((segments == "Champions").sum()),
+                    "Count the customers whose segment is 'Champions'.",
+                    "统计细分为 'Champions' 的客户人数。"),
+    "3.2": Exercise(lambda history, tiers: _tier_with_most_revenue(history, tiers),
+                    "Sum revenue by tier and take the tier with the largest sum (its name).",
+                    "按分层汇总销售额，取总和最大的分层（分层名称）。", rtol=0),
+    "4.1": Exercise(lambda model: round(model.params["r"], 2),
+                    "Read model.params['r'] and round it to 2 decimals.",
+                    "读取 model.params['r']，保留两位小数。"),
+    "4.2": Exercise(lambda model: float(model.predict(pd.DataFrame(
+                        {"frequency": [2.0], "recency": [30.0], "T": [52.0]}), horizon=52)["expected_purchases"].iloc[0]),
+                    "Use model.predict on a one-row summary (frequency 2, recency 30, T 52) with horizon=52.",
+                    "对一行汇总（frequency 2、recency 30、T 52）调用 model.predict，horizon=52。"),
+    "5.1": Exercise(lambda result: float(result.predictions["actual_purchases"].sum()),
+                    "Sum the actual purchases of the holdout in result.predictions.",
+                    "对 result.predictions 中保留期的实际购买次数求和。"),
+    "5.2": Exercise(lambda result: result.best("mae"),
+                    "The model with the smallest mean absolute error (mae) per customer: bgnbd, mbgnbd or pareto_nbd.",
+                    "单客户平均绝对误差（mae）最小的模型：bgnbd、mbgnbd 或 pareto_nbd。", rtol=0),
+    "6.1": Exercise(lambda regular: round(regular.params["alpha"], 3),
+                    "Fit fit_sbg to the 'regular' counts and round alpha to 3 decimals.",
+                    "对“regular”计数调用 fit_sbg，把 alpha 保留三位小数。"),
+    "6.2": Exercise(lambda high_end: float(high_end.project(8, 1000)["active"].iloc[8]),
+                    "high_end.project(8, 1000) gives the expected active customers; take period 8.",
+                    "high_end.project(8, 1000) 给出预计活跃人数；取第 8 期。"),
+    "7.1": Exercise(lambda table: _best_lever(table, "high value"),
+                    "In the what-if table, keep the 'high value' rows and take the lever with the largest net_value.",
+                    "在假设分析表中只看“high value”行，取 net_value 最大的杠杆。", rtol=0),
+    "7.2": Exercise(lambda table: float(table.loc[("medium value", "order value"), "gain"]),
+                    "The gain per customer of the 'order value' lever for the 'medium value' tier.",
+                    "“medium value”分层在“order value”杠杆下的每客户增益。"),
+}
+
+_TEXT = {
+    "none": {"en": "Exercise {id}: not answered yet. Replace None with your answer and run the cell again.",
+             "zh": "练习 {id}：尚未作答。把 None 换成你的答案，再运行本单元格。"},
+    "right": {"en": "Exercise {id}: correct.", "zh": "练习 {id}：正确。"},
+    "wrong": {"en": "Exercise {id}: not quite ({answer!r}). Hint: {hint}",
+              "zh": "练习 {id}：还不对（{answer!r}）。提示：{hint}"},
+}
+
+
+def _matches(answer, expected, rtol: float) -> bool:
+    if isinstance(expected, str) or rtol == 0:
+        from ltv_helpers.labels import label
+        from ltv_helpers.segments import group_name
+
+        # A name is right in either language: "high value" or "高价值客户", "margin" or "毛利".
+        names = {str(expected), label(str(expected), "zh"), group_name(str(expected), "zh")}
+        return str(answer).strip().lower() in {n.strip().lower() for n in names}
+    try:
+        return bool(np.isclose(float(answer), float(expected), rtol=rtol, atol=1e-9))
+    except (TypeError, ValueError):
+        return False
+
+
+def check(exercise: str, answer, language: str = "en", *, strict: bool = False, **data) -> bool:
+    """Say whether ``answer`` solves ``exercise`` (with a hint when it does not); returns True/False.
+
+    ``data`` are the lesson's objects the expected value is computed from (for example ``tx=`` or
+    ``model=``). With ``strict=True`` (the solution cells) a wrong answer raises.
+    """
+    from IPython.display import Markdown, display
+
+    if exercise not in EXERCISES:
+        raise LTVError(f"No exercise {exercise!r}; the exercises are: {', '.join(EXERCISES)}.")
+    ex = EXERCISES[exercise]
+    zh = language == "zh"
+    if answer is None:
+        ok, text = False, _TEXT["none"]["zh" if zh else "en"].format(id=exercise)
+    else:
+        ok = _matches(answer, ex.expected(**data), ex.rtol)
+        text = (_TEXT["right" if ok else "wrong"]["zh" if zh else "en"]
+                .format(id=exercise, answer=answer, hint=ex.hint_zh if zh else ex.hint_en))
+    display(Markdown(f"**{text}**" if ok else text))
+    if strict and not ok:
+        raise AssertionError(f"The solution of exercise {exercise} does not pass its own check.")
+    return ok
+
+
+def scenario_table(*, margin: float, retention, discount_rate: float = 0.1, cac: float | None = None,
+                   horizon_years: int = 5, language: str = "en") -> pd.DataFrame:
+    """LTV for a grid of yearly retention rates: over ``horizon_years`` (discounted) and forever,
+    with LTV/CAC and payback when ``cac`` is given. The static twin of :func:`explorer`.
+
+    ``margin`` is the margin a customer brings per year while active.
+    """
+    from ltv_helpers.formulas import discounted_ltv, infinite_horizon_ltv, ltv_cac_ratio
+    from ltv_helpers.labels import label
+
+    r = np.atleast_1d(np.asarray(retention, dtype=float))
+    forever = margin + infinite_horizon_ltv(margin, r, discount_rate)
+    table = pd.DataFrame({
+        label("LTV, {years} years", language).format(years=horizon_years):
+            margin + discounted_ltv(margin, r, discount_rate, horizon_years - 1),
+        label("LTV, forever", language): forever,
+    }, index=r)
+    if cac:
+        table["LTV / CAC"] = ltv_cac_ratio(forever, cac)
+    table.index.name = label("yearly retention", language)
+    return table
+
+
+def explorer(*, margin: float = 600.0, retention: float = 0.6, discount_rate: float = 0.1, cac: float = 300.0,
+             language: str = "en"):
+    """Sliders for margin, retention, discount rate and CAC, with the resulting LTV (ipywidgets; the
+    sliders work where a kernel is live, e.g. JupyterLab)."""
+    import ipywidgets as widgets
+
+    from ltv_helpers.labels import label
+
+    def show(margin, retention, discount_rate, cac):
+        from IPython.display import display
+
+        display(scenario_table(margin=margin, retention=[retention], discount_rate=discount_rate, cac=cac,
+                               language=language).round(2))
+
+    return widgets.interactive(
+        show,
+        margin=widgets.FloatSlider(value=margin, min=50, max=2000, step=50, description=label("margin", language)),
+        retention=widgets.FloatSlider(value=retention, min=0.0, max=0.95, step=0.05,
+                                      description=label("retention", language)),
+        discount_rate=widgets.FloatSlider(value=discount_rate, min=0.0, max=0.3, step=0.01,
+                                          description=label("discount", language)),
+        cac=widgets.FloatSlider(value=cac, min=0, max=2000, step=50, description="CAC"))
