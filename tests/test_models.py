@@ -11,7 +11,7 @@ from ltv_helpers.schema import LTVError
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from lifetimes import BetaGeoFitter
+    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +52,87 @@ def test_fast_bgnbd_objective_equals_lifetimes(cal):
         assert value == pytest.approx(BetaGeoFitter._negative_log_likelihood(theta, *args), rel=1e-12)
         assert np.allclose(gradient, grad(BetaGeoFitter._negative_log_likelihood)(theta, *args),
                            rtol=1e-9, atol=1e-12)
+
+
+def test_fast_mbgnbd_objective_equals_lifetimes(cal):
+    from autograd import grad
+    from lifetimes.utils import _scale_time
+
+    f, r, t = (cal[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
+    w = np.random.default_rng(1).integers(1, 5, len(f)).astype(float)
+    scale = _scale_time(t)
+    ours = models._MBGNBDLikelihood(f, r, t, w, 0.01, scale)
+    args = (f, r * scale, t * scale, w, 0.01)
+    for theta in (np.array([0.1, 0.2, -0.3, 0.5]), np.array([-1.4, 0.1, -0.2, 0.9])):
+        value, gradient = ours(theta)
+        assert value == pytest.approx(ModifiedBetaGeoFitter._negative_log_likelihood(theta, *args), rel=1e-12)
+        assert np.allclose(gradient, grad(ModifiedBetaGeoFitter._negative_log_likelihood)(theta, *args),
+                           rtol=1e-9, atol=1e-12)
+
+
+def test_fast_gamma_gamma_objective_equals_lifetimes(cal):
+    from autograd import grad
+
+    repeat = cal[(cal["frequency_cal"] > 0) & (cal["monetary_value_cal"] > 0)]
+    x, m = repeat["frequency_cal"].to_numpy(), repeat["monetary_value_cal"].to_numpy()
+    w = np.random.default_rng(2).integers(1, 5, len(x)).astype(float)
+    ours = models._GammaGammaLikelihood(x, m, w, 0.01)
+    for theta in (np.array([0.1, 0.2, -0.3]), np.array([1.8, 1.3, 2.7])):
+        value, gradient = ours(theta)
+        assert value == pytest.approx(GammaGammaFitter._negative_log_likelihood(theta, x, m, w, 0.01), rel=1e-12)
+        assert np.allclose(gradient, grad(GammaGammaFitter._negative_log_likelihood)(theta, x, m, w, 0.01),
+                           rtol=1e-9, atol=1e-12)
+
+
+@pytest.fixture(scope="module")
+def days():
+    return calibration_holdout(load_cdnow(sample=True), calibration_end="1997-09-30", observation_end="1998-06-30")
+
+
+def test_fast_mbgnbd_and_gamma_gamma_fits_equal_lifetimes(days):
+    f, r, t, m = (days[c] for c in ("frequency_cal", "recency_cal", "T_cal", "monetary_value_cal"))
+    ours = models.fit(days, model="mbgnbd")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = ModifiedBetaGeoFitter().fit(f, r, t)
+        repeat = (f > 0) & (m > 0)
+        gg = GammaGammaFitter().fit(f[repeat], m[repeat], tol=1e-6)
+    for k, v in plain.params_.items():
+        assert ours.params[k] == pytest.approx(v, rel=1e-8)
+        assert ours.standard_errors[k] == pytest.approx(plain.standard_errors_[k], rel=1e-6)
+    for k, v in gg.params_.items():
+        name = {"v": "gamma"}.get(k, k)
+        assert ours.spend_model.params[name] == pytest.approx(v, rel=1e-8)
+        assert ours.spend_model.standard_errors[name] == pytest.approx(gg.standard_errors_[k], rel=1e-6)
+    assert ours.spend_model.log_likelihood == pytest.approx(-gg._negative_log_likelihood_ * repeat.sum(), rel=1e-10)
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd"])
+def test_expected_purchases_for_every_step_at_once_equal_lifetimes(days, name):
+    m = models.fit(days, model=name, spend=None)
+    sim = synthetic_transactions(3000, seed=5)
+    summary = rfm_summary(sim, observation_end=sim.attrs["true_params"]["observation_end"])
+    for frame in (days.rename(columns=lambda c: c.removesuffix("_cal")), summary):
+        rows = frame[["frequency", "recency", "T"]]
+        ours = models.expected_purchases_by_step(m, rows, [1, 30.5, 365.25])
+        for k, t in enumerate([1, 30.5, 365.25]):
+            ref = m.fitter.conditional_expected_number_of_purchases_up_to_time(t, rows["frequency"], rows["recency"],
+                                                                              rows["T"])
+            assert np.allclose(ours[k], ref, rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd"])
+def test_clv_under_lifetimes_convention_equals_lifetimes(days, name):
+    m = models.fit(days, model=name)
+    f, r, t, mv = (days[c] for c in ("frequency_cal", "recency_cal", "T_cal", "monetary_value_cal"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ref = m.spend_model.fitter.customer_lifetime_value(m.fitter, f, r, t, mv, time=12, discount_rate=0.01, freq="D")
+    ours = models.lifetimes_clv(m, days, time=12, discount_rate=0.01, freq="D")
+    assert np.allclose(ours, ref, rtol=1e-10, atol=1e-12)
+    assert (ours.index == days.index).all()
+    with pytest.raises(LTVError, match="freq must be one of"):
+        models.lifetimes_clv(m, days, freq="Y")
 
 
 def test_pareto_nbd_reproduces_the_published_cdnow_fit(cal):
@@ -273,23 +354,23 @@ def test_describe_reads_the_parameters(bgnbd):
     assert "每次购买后" in models.describe(bgnbd, "zh")
 
 
-def test_a_failing_lifetimes_fit_prints_nothing_and_warns_once(cal, monkeypatch, capsys):
-    """lifetimes prints the whole OptimizeResult when its optimizer fails; we capture it, retry
-    with a penalizer and say so in one warning sentence."""
-    import lifetimes.fitters as lf
+def test_a_failing_fit_prints_nothing_and_warns_once(cal, monkeypatch, capsys):
+    """A fit whose optimizer fails is retried with a penalizer, said in one warning sentence, and
+    nothing is printed (lifetimes prints its whole OptimizeResult; the fast fits never do)."""
+    import scipy.optimize
     from scipy.optimize import OptimizeResult
 
-    real = lf.minimize
+    real = scipy.optimize.minimize
     calls = []
 
     def fail_first(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
             return OptimizeResult(x=np.ones(4), fun=1.0, success=False, message="Desired error not necessarily achieved",
-                                  status=2, nit=3)
+                                  status=2, nit=3, jac=np.ones(4))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(lf, "minimize", fail_first)
+    monkeypatch.setattr(scipy.optimize, "minimize", fail_first)
     with warnings.catch_warnings(record=True) as seen:
         warnings.simplefilter("always")
         m = models.fit(cal, model="mbgnbd", spend=None, unit_days=7)
@@ -299,8 +380,8 @@ def test_a_failing_lifetimes_fit_prints_nothing_and_warns_once(cal, monkeypatch,
     assert messages == ["MBG/NBD did not converge; refitted with penalizer 0.001. Check the summary, "
                         "or try a coarser time unit or another model."]
     assert m.penalizer == models.FALLBACK_PENALIZER and len(calls) == 2
-    monkeypatch.setattr(lf, "minimize", lambda *a, **k: OptimizeResult(x=np.ones(4), fun=1.0, success=False,
-                                                                       message="nope", status=2))
+    monkeypatch.setattr(scipy.optimize, "minimize", lambda *a, **k: OptimizeResult(
+        x=np.ones(4), fun=1.0, success=False, message="nope", status=2, jac=np.ones(4)))
     with pytest.raises(LTVError, match="MBG/NBD could not be fitted"):
         models.fit(cal, model="mbgnbd", spend=None, unit_days=7)
     assert capsys.readouterr().out == ""
