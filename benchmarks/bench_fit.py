@@ -1,79 +1,175 @@
-"""BG/NBD fit + prediction speed: plain lifetimes vs ltv_helpers.models, same data, one run.
+"""Fit and CLV speed: plain lifetimes vs ltv_helpers.models, on the same data, in one run.
 
-Usage: python benchmarks/bench_fit.py [--customers 100000 1000000] [--units days weeks]
+Usage: python benchmarks/bench_fit.py [--customers 100000 1000000] [--pareto 100000] [--write]
 
-For each size, synthetic transactions (``synthetic_transactions``) are summarized once with
-``rfm_summary`` (daily, and in whole weeks). Then, on the same summary:
+For each size, synthetic transactions (``synthetic_transactions``: a BG/NBD + Gamma-Gamma world)
+are summarized once with ``rfm_summary`` (daily). Then, on the same summary:
 
-- lifetimes: ``BetaGeoFitter().fit`` on every customer row, then
-  ``conditional_expected_number_of_purchases_up_to_time`` and ``conditional_probability_alive``;
-- ours: ``models.fit(..., spend=None)`` (distinct rows with weights, the fast likelihood) and
-  ``LTVModel.predict`` (expected purchases, P(alive), CLV over the same horizon).
+1. the full CLV pipeline. lifetimes: ``BetaGeoFitter().fit`` on every customer row,
+   ``GammaGammaFitter().fit`` on every repeat buyer (tol 1e-6: its default stops on "precision
+   loss" at this size), expected purchases and P(alive) over 365 days, expected spend, and
+   ``customer_lifetime_value`` (12 months, 1% a month). Ours: ``models.fit(summary)`` (BG/NBD and
+   Gamma-Gamma), ``LTVModel.predict`` (purchases and P(alive) over 365 days, spend) and
+   ``models.lifetimes_clv`` (the same 12-month CLV as lifetimes, its convention, compared);
+2. BG/NBD fit + prediction alone;
+3. each purchase model's fit: MBG/NBD at every size, Pareto/NBD at the ``--pareto`` sizes
+   (lifetimes' Pareto/NBD does not finish in 300 s at 1M customers).
 
-It checks that the parameters agree to 1e-4 relative and the predictions to 1e-6, and prints
-the times and the ratio lifetimes / ours.
+Parameters must agree to 1e-6 relative and the CLV under lifetimes' convention to 1e-6. Peak
+memory is the highest resident size of this process during the step, above what it held
+before (sampled every 10 ms). ``--write`` keeps the table in benchmarks/results.md.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import threading
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
 warnings.simplefilter("ignore")
 
 
+class _Peak:
+    """Wall time and peak extra resident memory of a block."""
+
+    def __enter__(self):
+        import psutil
+
+        self.proc = psutil.Process()
+        self.base = self.peak = self.proc.memory_info().rss
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+        self.start = time.perf_counter()
+        return self
+
+    def _sample(self):
+        while self.running:
+            self.peak = max(self.peak, self.proc.memory_info().rss)
+            time.sleep(0.01)
+
+    def __exit__(self, *exc):
+        self.seconds = time.perf_counter() - self.start
+        self.running = False
+        self.thread.join()
+        self.mb = (self.peak - self.base) / 2**20
+
+
+def _lifetimes_pipeline(summary):
+    from lifetimes import BetaGeoFitter, GammaGammaFitter
+
+    f, r, t, m = (summary[c] for c in ("frequency", "recency", "T", "monetary_value"))
+    bg = BetaGeoFitter().fit(f.to_numpy(), r.to_numpy(), t.to_numpy())
+    repeat = (f > 0) & (m > 0)
+    gg = GammaGammaFitter().fit(f[repeat], m[repeat], tol=1e-6)
+    purchases = bg.conditional_expected_number_of_purchases_up_to_time(365, f, r, t)
+    alive = bg.conditional_probability_alive(f, r, t)
+    spend = gg.conditional_expected_average_profit(f, m)
+    clv = gg.customer_lifetime_value(bg, f, r, t, m, time=12, discount_rate=0.01, freq="D")
+    return bg, gg, purchases, alive, spend, clv
+
+
+def _our_pipeline(summary):
+    from ltv_helpers import models
+
+    fitted = models.fit(summary, model="bgnbd")
+    pred = fitted.predict(summary, horizon=365)  # purchases, P(alive), spend
+    clv = models.lifetimes_clv(fitted, summary, time=12, discount_rate=0.01, freq="D")  # lifetimes' convention
+    return fitted, pred, clv
+
+
+def _rel(ours: dict, theirs) -> float:
+    names = {"v": "gamma"}
+    return max(abs(ours[names.get(k, k)] / v - 1) for k, v in theirs.items())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--units", nargs="+", default=["days", "weeks"], choices=["days", "weeks"])
+    parser.add_argument("--pareto", type=int, nargs="*", default=[100_000],
+                        help="sizes at which Pareto/NBD is fitted (lifetimes: minutes)")
+    parser.add_argument("--write", action="store_true", help="write the table to benchmarks/results.md")
     args = parser.parse_args()
 
-    from lifetimes import BetaGeoFitter
+    from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
     from ltv_helpers import models
     from ltv_helpers.data import rfm_summary
     from ltv_helpers.datasets import synthetic_transactions
 
+    rows = []
     print(f"machine: {os.cpu_count()} cores")
     for n in args.customers:
         tx = synthetic_transactions(n, seed=7)
-        for unit in args.units:
-            freq = "D" if unit == "days" else "W"
-            summary = rfm_summary(tx, observation_end="2024-12-31", freq=freq)
-            horizon = 365 if unit == "days" else 52
-            f, r, t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
-
-            start = time.perf_counter()
-            plain = BetaGeoFitter().fit(f, r, t)
-            fit_lt = time.perf_counter() - start
-            start = time.perf_counter()
-            ref_purchases = plain.conditional_expected_number_of_purchases_up_to_time(horizon, f, r, t)
-            ref_alive = plain.conditional_probability_alive(f, r, t)
-            pred_lt = time.perf_counter() - start
-
-            start = time.perf_counter()
-            ours = models.fit(summary, model="bgnbd", spend=None)
-            fit_ours = time.perf_counter() - start
-            start = time.perf_counter()
-            pred = ours.predict(summary, horizon=horizon)
-            pred_ours = time.perf_counter() - start
-
-            rel = max(abs(ours.params[k] / v - 1) for k, v in plain.params_.items())
-            same_pred = (np.allclose(pred["expected_purchases"], ref_purchases, rtol=1e-6, atol=1e-9)
-                         and np.allclose(pred["p_alive"], ref_alive, rtol=1e-6, atol=1e-9))
-            total_lt, total_ours = fit_lt + pred_lt, fit_ours + pred_ours
-            print(f"\n{n:,} customers, {unit}: {ours.n_distinct:,} distinct rows "
-                  f"({n / ours.n_distinct:.1f}x compression)")
-            print(f"  lifetimes  fit {fit_lt:6.2f} s  predict {pred_lt:5.2f} s  total {total_lt:6.2f} s")
-            print(f"  ours       fit {fit_ours:6.2f} s  predict {pred_ours:5.2f} s  total {total_ours:6.2f} s")
-            print(f"  parameters: max relative difference {rel:.1e} (<= 1e-4: {rel <= 1e-4}); "
-                  f"predictions equal (1e-6): {same_pred}")
-            print(f"  ratio lifetimes / ours: {total_lt / total_ours:.1f}x faster")
+        summary = rfm_summary(tx, observation_end="2024-12-31", freq="D")
         del tx
+        f, r, t = (summary[c].to_numpy() for c in ("frequency", "recency", "T"))
+        distinct = len(summary[["frequency", "recency", "T"]].drop_duplicates())
+        print(f"\n{n:,} customers, daily summary, {distinct:,} distinct (frequency, recency, T) rows")
+
+        with _Peak() as lt:
+            bg, gg, purchases, alive, spend, clv_lt = _lifetimes_pipeline(summary)
+        with _Peak() as us:
+            fitted, pred, clv_us = _our_pipeline(summary)
+        same = (_rel(fitted.params, bg.params_) <= 1e-6 and _rel(fitted.spend_model.params, gg.params_) <= 1e-6
+                and np.allclose(pred["expected_purchases"], purchases, rtol=1e-6)
+                and np.allclose(pred["p_alive"], alive, rtol=1e-6)
+                and np.allclose(clv_us, clv_lt, rtol=1e-6, atol=1e-9))
+        rows.append((n, "BG/NBD + Gamma-Gamma + 12-month CLV", lt, us, same))
+
+        with _Peak() as lt:
+            plain = BetaGeoFitter().fit(f, r, t)
+            plain.conditional_expected_number_of_purchases_up_to_time(365, f, r, t)
+            plain.conditional_probability_alive(f, r, t)
+        with _Peak() as us:
+            ours = models.fit(summary, model="bgnbd", spend=None)
+            ours.predict(summary, horizon=365)
+        rows.append((n, "BG/NBD fit + prediction", lt, us, _rel(ours.params, plain.params_) <= 1e-6))
+
+        with _Peak() as lt:
+            plain = ModifiedBetaGeoFitter().fit(f, r, t)
+        with _Peak() as us:
+            ours = models.fit(summary, model="mbgnbd", spend=None)
+        rows.append((n, "MBG/NBD fit", lt, us, _rel(ours.params, plain.params_) <= 1e-6))
+
+        if n in args.pareto:
+            with _Peak() as lt:
+                plain = ParetoNBDFitter().fit(f, r, t, initial_params=np.ones(4))
+            with _Peak() as us:
+                ours = models.fit(summary, model="pareto_nbd", spend=None)
+            rows.append((n, "Pareto/NBD fit", lt, us, _rel(ours.params, plain.params_) <= 1e-4))
+        for row in rows[-4:]:
+            if row[0] == n:
+                _print(row)
+
+    table = _table(rows)
+    print("\n" + table)
+    if args.write:
+        path = Path(__file__).with_name("results.md")
+        path.write_text("# Fit and CLV speed (benchmarks/bench_fit.py)\n\n"
+                        f"Measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine, one run.\n\n"
+                        + table + "\n", encoding="utf-8")
+        print(f"written to {path}")
+
+
+def _print(row) -> None:
+    n, step, lt, us, same = row
+    print(f"  {step}: lifetimes {lt.seconds:6.2f} s ({lt.mb:,.0f} MB), ours {us.seconds:6.2f} s "
+          f"({us.mb:,.0f} MB), {lt.seconds / us.seconds:4.1f}x, same results: {same}")
+
+
+def _table(rows) -> str:
+    lines = ["| customers | step | lifetimes | ours | ratio | peak memory lifetimes / ours | same results |",
+             "|---|---|---|---|---|---|---|"]
+    for n, step, lt, us, same in rows:
+        lines.append(f"| {n:,} | {step} | {lt.seconds:.2f} s | {us.seconds:.2f} s | {lt.seconds / us.seconds:.1f}x "
+                     f"| {lt.mb:,.0f} / {us.mb:,.0f} MB | {'yes' if same else 'NO'} |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

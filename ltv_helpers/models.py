@@ -97,9 +97,18 @@ def compress(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.
     ``unique.iloc[inverse]`` rebuilds ``frame[columns]`` row by row.
     """
     codes = frame.groupby(columns, sort=False).ngroup().to_numpy()
-    first = np.unique(codes, return_index=True)[1]  # first row of code 0, 1, 2, ...
-    unique = frame[columns].iloc[first].reset_index(drop=True)
+    unique = frame[columns].iloc[_first_rows(codes)].reset_index(drop=True)
     return unique, np.bincount(codes), codes
+
+
+def _first_rows(codes: np.ndarray) -> np.ndarray:
+    """Row of the first occurrence of each code 0, 1, 2 ... of ``groupby(sort=False).ngroup()``,
+    which numbers groups in order of appearance: a code is new where the running maximum rises
+    (linear time; ``np.unique`` would sort)."""
+    if len(codes) == 0:
+        return np.array([], dtype=int)
+    running = np.maximum.accumulate(codes)
+    return np.flatnonzero(np.r_[True, running[1:] > running[:-1]])
 
 
 # ---------------------------------------------------------------------------------- fitted objects
@@ -540,9 +549,9 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
     p = model.fitter.params_
     r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
-    pairs, inverse = np.unique(np.column_stack([x, T_]), axis=0, return_inverse=True)
-    inverse = inverse.ravel()
-    px, pT = pairs[:, 0], pairs[:, 1]
+    inverse = pd.DataFrame({"x": x, "T": T_}).groupby(["x", "T"], sort=False).ngroup().to_numpy()
+    first = _first_rows(inverse)
+    px, pT = x[first], T_[first]
     t = times[:, None]
     z = t / (alpha + pT + t)
     ratio = ((alpha + pT) / (alpha + pT + t)) ** (r + px)
@@ -654,7 +663,8 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
     if abs(corr) > SPEND_CORRELATION_WARNING:
         warnings.warn(f"Gamma-Gamma assumes spend is independent of purchase frequency, but their "
                       f"correlation is {corr:.2f}; treat the CLV's spend part with care.", stacklevel=3)
-    rows, counts, _ = compress(buyers, [FREQUENCY, MONETARY_VALUE])
+    # Average spends are nearly all distinct, so compressing the rows saves nothing here.
+    rows, counts = buyers[[FREQUENCY, MONETARY_VALUE]], np.ones(len(buyers))
     for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
         try:
             with _quiet():
@@ -683,7 +693,7 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
 
 def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups: pd.Series | None = None,
               gross_margin: float = 1.0, annual_discount_rate: float = 0.0, draws: int = 200,
-              level: float = 0.9, seed: int = 0) -> pd.DataFrame:
+              level: float = 0.9, seed: int = 0, workers: int | None = None) -> pd.DataFrame:
     """Intervals for total expected purchases and total CLV over ``horizon``, overall and per group.
 
     Parametric bootstrap: ``draws`` parameter sets are drawn from the asymptotic normal
@@ -691,13 +701,16 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     the standard errors), for the purchase model and the Gamma-Gamma model independently; each
     set predicts every customer, and the totals' ``level`` central percentiles form the interval.
     It covers the uncertainty of the fitted parameters, not the luck of individual customers.
-    Deterministic for a given ``seed``.
+    Deterministic for a given ``seed``, whatever ``workers`` (threads evaluating the draws;
+    default: the number of cores).
 
     Returns one row per group (``"all customers"`` first) with ``expected_purchases``,
     ``purchases_low``, ``purchases_high``, ``expected_revenue``, ``revenue_low``, ``revenue_high``
     (revenue: undiscounted, before margin), ``clv``, ``clv_low``, ``clv_high``.
     """
     import copy
+    import os
+    from concurrent.futures import ThreadPoolExecutor
     from dataclasses import replace
 
     if not 0 < level < 1:
@@ -731,7 +744,9 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     point = totals(model)
     keys_p = list(model.params)
     log_p = np.log([model.params[k] for k in keys_p])
-    sims = []
+    # All parameter sets are drawn first, in a fixed order, so the result does not depend on how
+    # the draws are then spread over threads.
+    models_drawn = []
     for _ in range(draws):
         drawn = dict(zip(keys_p, np.exp(rng.multivariate_normal(log_p, model.cov_log))))
         fitter = copy.copy(model.fitter)
@@ -742,8 +757,10 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
             s_drawn = np.exp(rng.multivariate_normal(np.log([spend.params[k] for k in s_keys]), spend.cov_log))
             if s_drawn[1] > 1:  # q <= 1 has no mean spend: keep the fitted spend for this draw
                 spend = replace(spend, params=dict(zip(s_keys, s_drawn)))
-        sims.append(totals(replace(model, params=drawn, fitter=fitter, spend_model=spend)))
-    sims = np.array(sims)
+        models_drawn.append(replace(model, params=drawn, fitter=fitter, spend_model=spend))
+    # scipy's special functions and numpy release the GIL: threads share the cores.
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        sims = np.array(list(pool.map(totals, models_drawn)))
     lo, hi = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
     table = pd.DataFrame({
         "expected_purchases": point[:, 0], "purchases_low": lo[:, 0], "purchases_high": hi[:, 0],
