@@ -268,8 +268,9 @@ def lifetimes_clv(model: "LTVModel", summary: pd.DataFrame, *, time: int = 12, d
     cumulative = expected_purchases_by_step(model, rows, steps)
     per_month = np.diff(cumulative, axis=0, prepend=0.0)
     discounted = (1 + discount_rate) ** -(steps / factor) @ per_month
-    spend = model.spend_model.fitter.conditional_expected_average_profit(data[FREQUENCY], data[MONETARY_VALUE])
-    return pd.Series(discounted[inverse] * np.asarray(spend, dtype=float), index=summary.index, name="clv")
+    # Gamma-Gamma's conditional expected spend (lifetimes' conditional_expected_average_profit).
+    spend = model.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE])
+    return pd.Series(discounted[inverse] * spend, index=summary.index, name="clv")
 
 
 # ---------------------------------------------------------------------------------- fitting
