@@ -24,6 +24,8 @@ LANGUAGE_TAG = "lang-{}"
 #: Run folders are named by their start time; ``latest`` points at the newest complete run.
 RUN_NAME = "%Y-%m-%d_%H%M%S"
 LATEST = "latest"
+#: Longest a single notebook cell may run (seconds) before the run fails with a timeout.
+CELL_TIMEOUT = 3600
 #: Dependencies whose versions the report's footer records (all pinned in pyproject.toml).
 STAMPED_PACKAGES = ("pandas", "numpy", "scipy", "lifetimes", "scikit-learn", "duckdb", "matplotlib",
                     "seaborn", "papermill", "nbconvert")
@@ -43,17 +45,13 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
 
     The executed notebook runs with ``output_dir`` as its parameter of the same name (and as
     ``input_dir`` unless given), so its Parquet outputs land beside the rendered report and the
-    next notebook finds them. Parameters a notebook does not declare are not passed to it. The
-    kernel talks to papermill over local IPC sockets, not TCP.
+    next notebook finds them. Parameters a notebook does not declare are not passed to it.
 
     Credentials never go in ``parameters`` (papermill records them in the output): a parameter
     carrying one (a password in a URL, ``password=``/``token=``...) is refused before anything is
     written. Secrets come from environment variables (``LTV_DB_PASSWORD``).
     """
-    import tempfile
-
     import papermill
-    from traitlets.config import Config
 
     from ltv_helpers.data import refuse_credentials
 
@@ -72,16 +70,14 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     if "input_dir" in declared:  # in a report run each notebook reads what the one before wrote
         params.setdefault("input_dir", str(output_dir))
     executed = output_dir / f"{Path(name).name}.ipynb"
-    # IPC transport: the kernel's sockets are files in a private folder of this run, instead of
-    # TCP ports on localhost (ipykernel warns about unencrypted TCP on every start); one folder
-    # per kernel, so parallel runs never pick the same socket. The kernel's own log stays quiet:
-    # jupyter_client interrupts every kernel it shuts down, which under load the kernel logs as
-    # an error; a failing cell reaches the caller as the notebook's error all the same.
-    with tempfile.TemporaryDirectory(prefix="ltv-kernel-") as sockets:
-        config = Config({"KernelManager": {"transport": "ipc", "ip": str(Path(sockets) / "kernel")}})
-        papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(source.parent),
-                                   kernel_name="python3", progress_bar=False, config=config,
-                                   extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+    # The kernel's own log stays quiet: ipykernel warns on every start that its local TCP channel
+    # is not encrypted (it is bound to 127.0.0.1 and every message is signed with a key that only
+    # this process and the kernel hold), and jupyter_client interrupts every kernel it shuts down,
+    # which under load the kernel logs as an error. A failing cell still reaches the caller as the
+    # notebook's error; a cell that runs longer than CELL_TIMEOUT fails instead of hanging a run.
+    papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(source.parent),
+                               kernel_name="python3", progress_bar=False, execution_timeout=CELL_TIMEOUT,
+                               extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
     return export_html(executed) if html else executed
 
 

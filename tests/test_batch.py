@@ -193,7 +193,7 @@ def test_a_rerun_keeps_the_older_run(batch, capfd):
     assert html.parent != first and (first / "report.html").is_file()
     assert batch["en"].resolve() == html.parent
     assert len([p for p in first.parent.iterdir() if not p.is_symlink()]) == 2
-    assert "running over TCP" not in capfd.readouterr().err  # the kernel talks over IPC sockets
+    assert "running over TCP" not in capfd.readouterr().err  # no kernel noise in a report run
 
 
 def test_run_folders_never_collide_and_latest_moves(tmp_path):
