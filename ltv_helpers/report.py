@@ -94,8 +94,9 @@ def _client_cells(nb, language: str):
         tags = set(cell.get("metadata", {}).get("tags", []))
         if tags & (HIDDEN_TAGS | other):
             continue
-        if cell.cell_type == "markdown":
-            heading = next((m.group(1) for m in [re.search(r"^#+\s+(.*\S)", cell.source, re.M)] if m), heading)
+        found = re.search(r"^#+\s+(.*\S)", cell.source, re.M) if cell.cell_type == "markdown" else None
+        if found:
+            heading = found.group(1)
         if cell.cell_type == "code":
             cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
             for output in cell.outputs:  # a figure's alternative text: the section it illustrates
