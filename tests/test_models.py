@@ -38,35 +38,21 @@ def test_bgnbd_reproduces_the_published_cdnow_fit(bgnbd):
     assert bgnbd.log_likelihood == pytest.approx(-9582.4, abs=0.1)  # Fader, Hardie and Lee (2005)
 
 
-def test_fast_bgnbd_objective_equals_lifetimes(cal):
+@pytest.mark.parametrize("ours_class, lifetimes_class", [
+    ("_BGNBDLikelihood", BetaGeoFitter), ("_MBGNBDLikelihood", ModifiedBetaGeoFitter)])
+def test_fast_purchase_objectives_equal_lifetimes(cal, ours_class, lifetimes_class):
     from autograd import grad
     from lifetimes.utils import _scale_time
 
     f, r, t = (cal[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
     w = np.random.default_rng(0).integers(1, 5, len(f)).astype(float)
     scale = _scale_time(t)
-    ours = models._BGNBDLikelihood(f, r, t, w, 0.01, scale)
+    ours = getattr(models, ours_class)(f, r, t, w, 0.01, scale)
     args = (f, r * scale, t * scale, w, 0.01)
     for theta in (np.array([0.1, 0.2, -0.3, 0.5]), np.array([-1.4, 0.1, -0.2, 0.9])):
         value, gradient = ours(theta)
-        assert value == pytest.approx(BetaGeoFitter._negative_log_likelihood(theta, *args), rel=1e-12)
-        assert np.allclose(gradient, grad(BetaGeoFitter._negative_log_likelihood)(theta, *args),
-                           rtol=1e-9, atol=1e-12)
-
-
-def test_fast_mbgnbd_objective_equals_lifetimes(cal):
-    from autograd import grad
-    from lifetimes.utils import _scale_time
-
-    f, r, t = (cal[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
-    w = np.random.default_rng(1).integers(1, 5, len(f)).astype(float)
-    scale = _scale_time(t)
-    ours = models._MBGNBDLikelihood(f, r, t, w, 0.01, scale)
-    args = (f, r * scale, t * scale, w, 0.01)
-    for theta in (np.array([0.1, 0.2, -0.3, 0.5]), np.array([-1.4, 0.1, -0.2, 0.9])):
-        value, gradient = ours(theta)
-        assert value == pytest.approx(ModifiedBetaGeoFitter._negative_log_likelihood(theta, *args), rel=1e-12)
-        assert np.allclose(gradient, grad(ModifiedBetaGeoFitter._negative_log_likelihood)(theta, *args),
+        assert value == pytest.approx(lifetimes_class._negative_log_likelihood(theta, *args), rel=1e-12)
+        assert np.allclose(gradient, grad(lifetimes_class._negative_log_likelihood)(theta, *args),
                            rtol=1e-9, atol=1e-12)
 
 
