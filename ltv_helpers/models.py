@@ -314,11 +314,10 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     rows, counts, _ = compress(data, [FREQUENCY, RECENCY, T])
     fitter, used_penalizer = _fit_purchase(model, rows, counts, penalizer)
     params = {k: float(v) for k, v in fitter.params_.items()}
-    ses, cov_log = _standard_errors(model, fitter, rows, counts)
-    # lifetimes reports the mean NLL per customer, except Pareto/NBD: sum(w ll) / mean(w).
-    per_fit = counts.mean() if model == "pareto_nbd" else counts.sum()
-    # lifetimes fits in time divided by max(T)/10; each purchase's density carries that scale.
-    ll = -float(fitter._negative_log_likelihood_) * per_fit \
+    ses, cov_log = _standard_errors(fitter, counts)
+    # The fits report the mean NLL per customer, in time divided by lifetimes' scale (max(T)/10):
+    # each purchase's density carries that scale.
+    ll = -float(fitter._negative_log_likelihood_) * counts.sum() \
         + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
     spend_model = _fit_spend(data, penalizer) if spend == "gamma_gamma" else None
     return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
@@ -474,6 +473,122 @@ class _GammaGammaLikelihood:
         return nll, grad * params
 
 
+#: Most series terms the Pareto/NBD likelihood sums for one (frequency, time) pair.
+PARETO_MAX_TERMS = 20_000
+
+
+def _hyp_series(e: np.ndarray, c1: np.ndarray, z: np.ndarray):
+    """``G = sum_n prod_{k<n} (e+k) / (c1+k) z^n`` (that is 2F1(1, e; c1; z)) and the derivatives of
+    ``ln G`` in e, c1 and z, for arrays with 0 <= z < 1 and e <= c1. Every term is positive and at
+    most z times the one before, so the sum is stable; each entry stops when its next term no
+    longer changes it (relative 1e-17)."""
+    G = np.ones(len(z))
+    d_e, d_c, d_z = np.zeros(len(z)), np.zeros(len(z)), np.zeros(len(z))
+    term, sum_e, sum_c = np.ones(len(z)), np.zeros(len(z)), np.zeros(len(z))
+    active = np.flatnonzero(z > 0)
+    n = 0
+    while active.size and n < PARETO_MAX_TERMS:
+        ea, ca, za = e[active], c1[active], z[active]
+        sum_e[active] += 1.0 / (ea + n)
+        sum_c[active] += 1.0 / (ca + n)
+        term[active] *= (ea + n) * za / (ca + n)
+        n += 1
+        t = term[active]
+        G[active] += t
+        d_e[active] += t * sum_e[active]
+        d_c[active] -= t * sum_c[active]
+        d_z[active] += n * t / za
+        active = active[t > 1e-17 * G[active]]
+    at_zero = z == 0  # alpha == beta: G = 1, and d ln G / dz is the first term's e / c1
+    d_z[at_zero] = e[at_zero] / c1[at_zero]
+    return G, d_e / G, d_c / G, d_z / G
+
+
+class _ParetoNBDLikelihood:
+    """lifetimes' Pareto/NBD objective, evaluated stably, with an analytic gradient (mean negative
+    log-likelihood per customer in log parameters, time divided by lifetimes' scale).
+
+    Per customer (Fader and Hardie 2005, eq. 18-20), with c = r + s + x:
+    ``ll = lnG(r+x) - lnG(r) + r ln(alpha) + s ln(beta) + ln( (alpha+T)^-(r+x) (beta+T)^-s
+    + s/c (J(t_x) - J(T)) )`` where ``J(t) = 2F1(c, b; c+1; z(t)) / (m+t)^c`` (``m``, ``b``, ``z``
+    depend on whether alpha or beta is larger). J depends on (x, t) only, so it is computed once per
+    distinct (frequency, recency) and (frequency, T) pair, through Euler's transformation
+    ``2F1(c, b; c+1; z) = (1-z)^(1-b) 2F1(1, c+1-b; c+1; z)``, whose series has positive terms
+    that shrink at least geometrically: no cancellation, no overflow, no NaN for any customer
+    (lifetimes' form goes through scipy's hyp2f1 and returns NaN for some on scipy 1.16+). The sum
+    of both terms is taken in log form, and ``J(t_x) - J(T)`` as ``J(t_x) (1 - J(T)/J(t_x))``.
+    Same value as ``ParetoNBDFitter._negative_log_likelihood`` (tested).
+    """
+
+    def __init__(self, frequency, recency, T, weights, penalizer: float, scale: float):
+        self.x = np.asarray(frequency, dtype=float)
+        self.tx = np.asarray(recency, dtype=float) * scale
+        self.T = np.asarray(T, dtype=float) * scale
+        self.w = np.asarray(weights, dtype=float)
+        self.n = self.w.sum()
+        self.penalizer = penalizer
+        k = len(self.x)
+        both = pd.DataFrame({"x": np.r_[self.x, self.x], "t": np.r_[self.tx, self.T]})
+        codes = both.groupby(["x", "t"], sort=False).ngroup().to_numpy()
+        first = _first_rows(codes)
+        self.px, self.pt = both["x"].to_numpy()[first], both["t"].to_numpy()[first]
+        self.i_tx, self.i_T = codes[:k], codes[k:]
+
+    def _log_j(self, r, alpha, s, beta):
+        """ln J per distinct pair and its derivatives in r, alpha, s, beta."""
+        px, pt = self.px, self.pt
+        c0 = r + s + px
+        if alpha < beta:
+            m, b, e, z = beta, r + px, np.full(len(px), s + 1.0), (beta - alpha) / (beta + pt)
+            dz_alpha, dz_beta = -1 / (beta + pt), (alpha + pt) / (beta + pt) ** 2
+            db_r, db_s, de_r, de_s, dm_alpha, dm_beta = 1.0, 0.0, 0.0, 1.0, 0.0, 1.0
+        else:
+            m, b, e, z = alpha, np.full(len(px), s + 1.0), r + px, (alpha - beta) / (alpha + pt)
+            dz_alpha, dz_beta = (beta + pt) / (alpha + pt) ** 2, -1 / (alpha + pt)
+            db_r, db_s, de_r, de_s, dm_alpha, dm_beta = 0.0, 1.0, 1.0, 0.0, 1.0, 0.0
+        G, g_e, g_c, g_z = _hyp_series(e, c0 + 1, z)
+        log1mz, log_mt = np.log1p(-z), np.log(m + pt)
+        log_j = (1 - b) * log1mz + np.log(G) - c0 * log_mt
+        d_b, d_c0 = -log1mz, g_c - log_mt
+        d_z, d_m = -(1 - b) / (1 - z) + g_z, -c0 / (m + pt)
+        grads = (d_b * db_r + g_e * de_r + d_c0, d_z * dz_alpha + d_m * dm_alpha,
+                 d_b * db_s + g_e * de_s + d_c0, d_z * dz_beta + d_m * dm_beta)
+        return log_j, grads
+
+    def __call__(self, log_params):
+        from scipy.special import digamma, gammaln
+
+        r, alpha, s, beta = params = np.exp(log_params)
+        x, T_, w = self.x, self.T, self.w
+        log_j, grads = self._log_j(r, alpha, s, beta)
+        lj_tx, lj_T = log_j[self.i_tx], log_j[self.i_T]
+        rho = np.exp(lj_T - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
+        c0 = r + s + x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            a2 = np.log(s) - np.log(c0) + lj_tx + np.log1p(-rho)
+        a1 = -(r + x) * np.log(alpha + T_) - s * np.log(beta + T_)
+        top = np.maximum(a1, a2)
+        e1, e2 = np.exp(a1 - top), np.exp(a2 - top)
+        ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + top + np.log(e1 + e2)
+        share2 = e2 / (e1 + e2)  # posterior weight of "dropped out between t_x and T"
+        share1 = 1 - share2
+
+        def d_log_a0(g):
+            with np.errstate(divide="ignore", invalid="ignore"):
+                out = (g[self.i_tx] - rho * g[self.i_T]) / (1 - rho)
+            return np.where(share2 > 0, out, 0.0)
+
+        g_r, g_alpha, g_s, g_beta = grads
+        d_r = (digamma(r + x) - digamma(r) + np.log(alpha) - share1 * np.log(alpha + T_)
+               + share2 * (d_log_a0(g_r) - 1 / c0))
+        d_alpha = r / alpha - share1 * (r + x) / (alpha + T_) + share2 * d_log_a0(g_alpha)
+        d_s = np.log(beta) - share1 * np.log(beta + T_) + share2 * (1 / s - 1 / c0 + d_log_a0(g_s))
+        d_beta = s / beta - share1 * s / (beta + T_) + share2 * d_log_a0(g_beta)
+        nll = -(w @ ll) / self.n + self.penalizer * (params @ params)
+        grad = -np.array([w @ d_r, w @ d_alpha, w @ d_s, w @ d_beta]) / self.n + 2 * self.penalizer * params
+        return nll, grad * params
+
+
 def _minimize(objective, x0: np.ndarray, tol: float):
     """BFGS with the analytic gradient, as lifetimes runs it; the result, and the Hessian of the
     objective in log parameters by central differences of the exact gradient."""
@@ -512,6 +627,28 @@ def _fit_betageo_fast(model: str, rows: pd.DataFrame, counts: np.ndarray, penali
     fitter.variance_matrix_ = fitter._compute_variance_matrix()
     fitter.standard_errors_ = fitter._compute_standard_errors()
     fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
+    return fitter
+
+
+def _fit_pareto_fast(rows: pd.DataFrame, counts: np.ndarray, penalizer: float) -> ParetoNBDFitter:
+    """Pareto/NBD on lifetimes' objective and time scale with the stable fast likelihood and BFGS
+    (lifetimes runs Nelder-Mead from a random start; both find the same optimum, tested), from
+    lifetimes' mean start (all parameters 1); returns a ``ParetoNBDFitter`` holding the result."""
+    from lifetimes.utils import _scale_time
+
+    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+    scale = _scale_time(T_)
+    objective = _ParetoNBDLikelihood(f, r, T_, counts, penalizer, scale)
+    out, hess = _minimize(objective, np.zeros(4), tol=1e-7)
+    fitter = ParetoNBDFitter(penalizer_coef=penalizer)
+    fitter._scale = scale
+    fitter.params_ = pd.Series(np.exp(out.x), index=["r", "alpha", "s", "beta"])
+    fitter.params_[["alpha", "beta"]] /= scale
+    fitter._negative_log_likelihood_ = float(out.fun)  # mean per customer, like the other fits
+    fitter._hessian_ = hess
+    fitter.data = pd.DataFrame({"weights": counts})
+    fitter.variance_matrix_ = fitter._compute_variance_matrix()
+    fitter.standard_errors_ = fitter._compute_standard_errors()
     return fitter
 
 
@@ -581,19 +718,11 @@ def _quiet():
 
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
     name = PURCHASE_MODELS[model]
-    args = (rows[FREQUENCY].to_numpy(), rows[RECENCY].to_numpy(), rows[T].to_numpy())
     for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
-        fitter = _FITTERS[model](penalizer_coef=pen)
-        options = {"weights": counts}
-        if model == "pareto_nbd":
-            # lifetimes starts Nelder-Mead at np.random.normal(1, .05): fix it at its mean.
-            options["initial_params"] = np.ones(4)
         try:
             with _quiet():
-                if model in ("bgnbd", "mbgnbd"):
-                    fitter = _fit_betageo_fast(model, rows, counts, pen)
-                else:
-                    fitter.fit(*args, **options)
+                fitter = (_fit_pareto_fast(rows, counts, pen) if model == "pareto_nbd"
+                          else _fit_betageo_fast(model, rows, counts, pen))
         except ConvergenceError:
             if pen == max(penalizer, FALLBACK_PENALIZER):
                 break
@@ -619,36 +748,11 @@ def _inverse(hessian: np.ndarray, n: float) -> np.ndarray:
         return np.full(hessian.shape, np.nan)
 
 
-def _standard_errors(model: str, fitter, rows: pd.DataFrame, counts: np.ndarray) -> tuple[dict, np.ndarray]:
-    """Standard errors by parameter name, and the covariance of the log parameters."""
-    if model != "pareto_nbd":
-        # lifetimes' Hessian is of the mean NLL per customer in log parameters.
-        ses = {k: float(v) for k, v in fitter.standard_errors_.items()}
-        return ses, _inverse(np.asarray(fitter._hessian_, dtype=float), counts.sum())
-    # Numerical Hessian of lifetimes' Pareto/NBD objective (mean NLL per customer, scaled time,
-    # raw parameters) at the optimum; covariance = inverse Hessian / customers.
-    scale = fitter._scale
-    theta = fitter.params_.to_numpy().copy()
-    theta[1] *= scale
-    theta[3] *= scale
-    args = (rows[FREQUENCY].to_numpy(), rows[RECENCY].to_numpy() * scale, rows[T].to_numpy() * scale,
-            counts, fitter.penalizer_coef)
-    # lifetimes' Pareto objective is sum(w ll) / mean(w); rescale to the mean per customer.
-    per_customer = counts.mean() / counts.sum()
-    f = lambda th: float(fitter._negative_log_likelihood(th, *args)) * per_customer  # noqa: E731
-    h = 1e-4 * np.maximum(np.abs(theta), 1e-3)
-    k = len(theta)
-    hess = np.empty((k, k))
-    with np.errstate(all="ignore"):
-        for i in range(k):
-            for j in range(i, k):
-                ei, ej = np.eye(k)[i] * h[i], np.eye(k)[j] * h[j]
-                hess[i, j] = hess[j, i] = (f(theta + ei + ej) - f(theta + ei - ej) - f(theta - ei + ej)
-                                           + f(theta - ei - ej)) / (4 * h[i] * h[j])
-    cov = _inverse(hess, counts.sum())
-    with np.errstate(invalid="ignore"):
-        se = np.sqrt(np.diag(cov)) / np.array([1, scale, 1, scale])
-    return dict(zip(["r", "alpha", "s", "beta"], map(float, se))), cov / np.outer(theta, theta)
+def _standard_errors(fitter, counts: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Standard errors by parameter name, and the covariance of the log parameters (the Hessian
+    is of the mean negative log-likelihood per customer in log parameters)."""
+    ses = {k: float(v) for k, v in fitter.standard_errors_.items()}
+    return ses, _inverse(np.asarray(fitter._hessian_, dtype=float), counts.sum())
 
 
 def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
