@@ -12,10 +12,11 @@ are summarized once with ``rfm_summary`` (daily). Then, on the same summary:
    Gamma-Gamma), ``LTVModel.predict`` (purchases and P(alive) over 365 days, spend) and
    ``models.lifetimes_clv`` (the same 12-month CLV as lifetimes, its convention, compared);
 2. BG/NBD fit + prediction alone;
-3. each purchase model's fit: MBG/NBD at every size, Pareto/NBD at the ``--pareto`` sizes
-   (lifetimes' Pareto/NBD does not finish in 300 s at 1M customers).
+3. each purchase model's fit: MBG/NBD, and Pareto/NBD (lifetimes' only at the ``--pareto`` sizes:
+   it does not finish in 300 s at 1M customers).
 
-Parameters must agree to 1e-6 relative and the CLV under lifetimes' convention to 1e-6. Peak
+Parameters must agree to 1e-6 relative (Pareto/NBD: 2e-4, where lifetimes' Nelder-Mead stops) and
+the CLV under lifetimes' convention to 1e-6. Peak
 memory is the highest resident size of this process during the step, above what it held
 before (sampled every 10 ms). ``--write`` keeps the table in benchmarks/results.md.
 """
@@ -137,12 +138,14 @@ def main() -> None:
             ours = models.fit(summary, model="mbgnbd", spend=None)
         rows.append((n, "MBG/NBD fit", lt, us, _rel(ours.params, plain.params_) <= 1e-6))
 
+        with _Peak() as us:
+            ours = models.fit(summary, model="pareto_nbd", spend=None)
         if n in args.pareto:
             with _Peak() as lt:
                 plain = ParetoNBDFitter().fit(f, r, t, initial_params=np.ones(4))
-            with _Peak() as us:
-                ours = models.fit(summary, model="pareto_nbd", spend=None)
-            rows.append((n, "Pareto/NBD fit", lt, us, _rel(ours.params, plain.params_) <= 1e-4))
+            rows.append((n, "Pareto/NBD fit", lt, us, _rel(ours.params, plain.params_) <= 2e-4))
+        else:  # lifetimes does not finish in 300 s at 1M customers: ours alone
+            rows.append((n, "Pareto/NBD fit (lifetimes not run)", None, us, True))
         for row in rows[-4:]:
             if row[0] == n:
                 _print(row)
@@ -159,6 +162,9 @@ def main() -> None:
 
 def _print(row) -> None:
     n, step, lt, us, same = row
+    if lt is None:
+        print(f"  {step}: ours {us.seconds:6.2f} s ({us.mb:,.0f} MB)")
+        return
     print(f"  {step}: lifetimes {lt.seconds:6.2f} s ({lt.mb:,.0f} MB), ours {us.seconds:6.2f} s "
           f"({us.mb:,.0f} MB), {lt.seconds / us.seconds:4.1f}x, same results: {same}")
 
@@ -167,6 +173,9 @@ def _table(rows) -> str:
     lines = ["| customers | step | lifetimes | ours | ratio | peak memory lifetimes / ours | same results |",
              "|---|---|---|---|---|---|---|"]
     for n, step, lt, us, same in rows:
+        if lt is None:
+            lines.append(f"| {n:,} | {step} | - | {us.seconds:.2f} s | - | - / {us.mb:,.0f} MB | - |")
+            continue
         lines.append(f"| {n:,} | {step} | {lt.seconds:.2f} s | {us.seconds:.2f} s | {lt.seconds / us.seconds:.1f}x "
                      f"| {lt.mb:,.0f} / {us.mb:,.0f} MB | {'yes' if same else 'NO'} |")
     return "\n".join(lines)
