@@ -93,20 +93,42 @@ def _time_unit(summary: pd.DataFrame, unit_days: float | None) -> float:
     return float(summary.attrs.get("unit_days", 1.0))
 
 
+def _distinct_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Codes and distinct values of an array (hashing, in order of appearance; no sort)."""
+    codes, uniques = pd.factorize(values)
+    return codes, np.asarray(uniques, dtype=float)
+
+
+def _row_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
+    """One code per distinct combination of ``columns``, numbered in order of appearance. Columns of
+    whole non-negative numbers (daily or weekly summaries) are packed into one integer and
+    hashed; anything else goes through a pandas group-by."""
+    arrays = [frame[c].to_numpy(dtype=float) for c in columns]
+    whole = all(len(a) == 0 or (np.isfinite(a).all() and a.min() >= 0 and (a == np.floor(a)).all())
+                for a in arrays)
+    sizes = [int(a.max()) + 1 if len(a) else 1 for a in arrays]
+    if whole and float(np.prod(sizes, dtype=float)) < 2**62:
+        key = np.zeros(len(frame), dtype=np.int64)
+        for a, size in zip(arrays, sizes):
+            key = key * size + a.astype(np.int64)
+        return pd.factorize(key)[0]
+    return frame.groupby(columns, sort=False).ngroup().to_numpy()
+
+
 def compress(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """Distinct rows of ``frame[columns]``, their counts, and each original row's distinct row.
 
     ``unique.iloc[inverse]`` rebuilds ``frame[columns]`` row by row.
     """
-    codes = frame.groupby(columns, sort=False).ngroup().to_numpy()
+    codes = _row_codes(frame, columns)
     unique = frame[columns].iloc[_first_rows(codes)].reset_index(drop=True)
     return unique, np.bincount(codes), codes
 
 
 def _first_rows(codes: np.ndarray) -> np.ndarray:
-    """Row of the first occurrence of each code 0, 1, 2 ... of ``groupby(sort=False).ngroup()``,
-    which numbers groups in order of appearance: a code is new where the running maximum rises
-    (linear time; ``np.unique`` would sort)."""
+    """Row of the first occurrence of each code 0, 1, 2 ... of codes numbered in order of
+    appearance (``pd.factorize``, ``groupby(sort=False).ngroup()``): a code is new where the
+    running maximum rises (linear time; ``np.unique`` would sort)."""
     if len(codes) == 0:
         return np.array([], dtype=int)
     running = np.maximum.accumulate(codes)
@@ -361,9 +383,9 @@ class _BGNBDLikelihood:
         self.w = np.asarray(weights, dtype=float)
         self.n = self.w.sum()
         x = np.asarray(frequency, dtype=float)
-        self.ux, self.ix = np.unique(x, return_inverse=True)
-        self.uT, self.iT = np.unique(np.asarray(T, dtype=float) * scale, return_inverse=True)
-        self.ur, self.ir = np.unique(np.asarray(recency, dtype=float) * scale, return_inverse=True)
+        self.ix, self.ux = _distinct_values(x)
+        self.iT, self.uT = _distinct_values(np.asarray(T, dtype=float) * scale)
+        self.ir, self.ur = _distinct_values(np.asarray(recency, dtype=float) * scale)
         self.x = x
         self.pos = x > 0
         self.wx = np.bincount(self.ix, weights=self.w)  # total weight per distinct frequency
@@ -449,7 +471,7 @@ class _GammaGammaLikelihood:
         self.n = self.w.sum()
         self.x = np.asarray(frequency, dtype=float)
         self.m = np.asarray(monetary_value, dtype=float)
-        self.ux, self.ix = np.unique(self.x, return_inverse=True)
+        self.ix, self.ux = _distinct_values(self.x)
         self.wx = np.bincount(self.ix, weights=self.w)
         self.log_m, self.log_x = np.log(self.m), np.log(self.x)
         self.xm = self.x * self.m
@@ -531,7 +553,7 @@ class _ParetoNBDLikelihood:
         self.penalizer = penalizer
         k = len(self.x)
         both = pd.DataFrame({"x": np.r_[self.x, self.x], "t": np.r_[self.tx, self.T]})
-        codes = both.groupby(["x", "t"], sort=False).ngroup().to_numpy()
+        codes = _row_codes(both, ["x", "t"])
         first = _first_rows(codes)
         self.px, self.pt = both["x"].to_numpy()[first], both["t"].to_numpy()[first]
         self.i_tx, self.i_T = codes[:k], codes[k:]
@@ -689,22 +711,26 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
     p = model.fitter.params_
     r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
-    inverse = pd.DataFrame({"x": x, "T": T_}).groupby(["x", "T"], sort=False).ngroup().to_numpy()
+    inverse = _row_codes(pd.DataFrame({"x": x, "T": T_}), ["x", "T"])
     first = _first_rows(inverse)
     px, pT = x[first], T_[first]
     t = times[:, None]
+    # The same operations, in the same order, as lifetimes' formulas (the difference 1 - ... loses
+    # digits for heavy buyers, so even the order of additions shows at 1e-11).
     z = t / (alpha + pT + t)
-    ratio = ((alpha + pT) / (alpha + pT + t)) ** (r + px)
     with np.errstate(all="ignore"):
         if model.model == "bgnbd":
-            first = (a + b + px - 1) / (a - 1)
-            numerator = first * (1 - ratio * hyp2f1(r + px, b + px, a + b + px - 1, z))
-            recency_term = np.where(x > 0, a / (b + np.maximum(x, 1) - 1) * ((alpha + T_) / (alpha + tx)) ** (r + x),
-                                    0.0)
+            _a, _b, _c = r + px, b + px, a + b + px - 1
+            ln_hyp = np.log(hyp2f1(_a, _b, _c, z))
+            # lifetimes' fallback where 2F1 overflows: Euler's transformation.
+            ln_hyp = np.where(np.isinf(ln_hyp), np.log(hyp2f1(_c - _a, _c - _b, _c, z)) + (_c - _a - _b) * np.log(1 - z),
+                              ln_hyp)
+            numerator = (a + b + px - 1) / (a - 1) * (1 - np.exp(ln_hyp + (r + px) * np.log((alpha + pT) / (alpha + t + pT))))
+            recency_term = np.where(x > 0, (a / (b + x - 1)) * ((alpha + T_) / (alpha + tx)) ** (r + x), 0.0)
         else:
-            first = (a + b + px) / (a - 1)
-            numerator = first * (1 - ratio * hyp2f1(r + px, b + px + 1, a + b + px, z))
-            recency_term = a / (b + x) * ((alpha + T_) / (alpha + tx)) ** (r + x)
+            hyp = hyp2f1(r + px, b + px + 1, a + b + px, z)
+            numerator = (a + b + px) / (a - 1) * (1 - hyp * ((alpha + pT) / (alpha + t + pT)) ** (r + px))
+            recency_term = (a / (b + x)) * ((alpha + T_) / (alpha + tx)) ** (r + x)
     return numerator[:, inverse] / (1 + recency_term)[None, :]
 
 
