@@ -39,7 +39,11 @@ class _Peak:
     """Wall time and peak extra resident memory of a block."""
 
     def __enter__(self):
+        import gc
+
         import psutil
+
+        gc.collect()  # garbage of the step before (lifetimes' autograd graphs) is not this step's cost
 
         self.proc = psutil.Process()
         self.base = self.peak = self.proc.memory_info().rss
