@@ -81,7 +81,7 @@ def headline(run_dir) -> Headline:
         raise LTVError("The evaluation has no baseline with a per-customer error to compare the model with.")
     best_baseline = baselines["mae"].idxmin()
     months = int(prediction["horizon_months"])
-    recent = transactions["order_date"] > end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
+    recent = transactions["order_date"] >= end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
     revenue = float(history["revenue"].sum())
     ints = prediction["intervals"]
     return Headline(

@@ -266,3 +266,18 @@ clients:
 def test_the_shipped_example_config_is_valid():
     jobs = load_config(Path(__file__).resolve().parents[1] / "reports" / "clients.example.yaml")
     assert [j.name for j in jobs] == ["cdnow-demo", "cdnow-sample-zh"]
+
+
+def test_headline_numbers_recomputed_from_the_run_files(batch):
+    from ltv_helpers.findings import headline
+
+    run = batch["en"]
+    h = headline(run)
+    tx = pd.read_parquet(run / "transactions.parquet")
+    end = pd.Timestamp(h.observation_end)
+    start = end + pd.Timedelta(days=1) - pd.DateOffset(months=h.horizon_months)
+    assert h.past_revenue == pytest.approx(tx.loc[tx["order_date"] >= start, "amount"].sum())
+    assert h.revenue == pytest.approx(tx["amount"].sum())
+    orders = tx.groupby("customer_id").size()
+    assert h.customers == len(orders) and h.repeat_share == pytest.approx((orders > 1).mean())
+    assert 0 < h.gain < 1 and h.baseline in {"naive", "simple_formula", "ml"}
