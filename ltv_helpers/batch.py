@@ -170,6 +170,11 @@ def load_config(path) -> list[ClientJob]:
     return jobs
 
 
+def worker_count(workers: int | None, clients: int) -> int:
+    """Worker processes for ``clients``: ``workers`` (default: the number of cores), at most one per client."""
+    return max(1, min(workers or os.cpu_count() or 1, clients))
+
+
 def _run_client(job: ClientJob, pdf: bool, queue) -> ClientResult:
     """Render one client (in a worker process); every failure becomes a result, never an exception."""
     from ltv_helpers.report import ReportError, render_report
@@ -205,7 +210,7 @@ def run_clients(jobs: list[ClientJob], *, workers: int | None = None, pdf: bool 
     from tqdm import tqdm
 
     stream = stream or sys.stderr
-    workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    workers = worker_count(workers, len(jobs))
     context = mp.get_context("spawn")  # fresh interpreters: no state inherited from the caller
     manager = context.Manager()
     channel = manager.Queue()
@@ -268,7 +273,7 @@ def run_config(path, *, workers: int | None = None, pdf: bool = True) -> int:
     import pandas as pd
 
     jobs = load_config(path)
-    print(f"{len(jobs)} clients from {path}, {max(1, min(workers or os.cpu_count() or 1, len(jobs)))} at a time")
+    print(f"{len(jobs)} clients from {path}, {worker_count(workers, len(jobs))} at a time")
     results = run_clients(jobs, workers=workers, pdf=pdf)
     with pd.option_context("display.max_colwidth", 120, "display.width", 250):
         print(results_table(results).to_string())

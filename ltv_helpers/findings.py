@@ -4,7 +4,8 @@ written from them, in English or Chinese.
 The four stage notebooks write their results to the run folder (``collection.json``,
 ``transactions.parquet``, ``segments.parquet``, ``prediction.json``, ``evaluation.json``,
 ``evaluation_metrics.parquet``); :func:`headline` collects the numbers an executive reads first,
-and :func:`cards`, :func:`findings` and :func:`tier_summary` turn them into the page.
+and :func:`cards`, :func:`findings` and :func:`tier_summary` turn them into the page; :func:`load_run`
+reads the files once for all of them.
 """
 
 from __future__ import annotations
@@ -63,19 +64,46 @@ class Headline:
         return 1 - self.mae / self.baseline_mae
 
 
-def headline(run_dir) -> Headline:
-    """Collect the summary page's numbers from the files the four notebooks wrote to ``run_dir``."""
+@dataclass(frozen=True)
+class RunFiles:
+    """What the summary page needs from a run folder, read once: the cleaned transactions and
+    collection metadata, the customer history, each customer's value tier, the prediction and
+    evaluation summaries and the metrics table."""
+
+    transactions: pd.DataFrame
+    meta: dict
+    history: pd.DataFrame
+    tiers: pd.Series
+    prediction: dict
+    evaluation: dict
+    metrics: pd.DataFrame
+
+
+def load_run(run_dir) -> RunFiles:
+    """Read the files the four stage notebooks wrote to ``run_dir`` (see :data:`RUN_FILES`)."""
     run_dir = Path(run_dir)
     missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
     if missing:
         raise LTVError(f"{run_dir} lacks {', '.join(missing)}; run the four stage notebooks into it first.")
     transactions, meta = data.load_collection(run_dir)
+    history = data.customer_history(transactions, observation_end=meta["observation_end"])
+    tiers = (pd.read_parquet(run_dir / "segments.parquet")["tier"].astype(pd.CategoricalDtype(sg.TIERS))
+             .reindex(history.index))
+    read_json = lambda name: json.loads((run_dir / name).read_text(encoding="utf-8"))  # noqa: E731
+    return RunFiles(transactions, meta, history, tiers, read_json("prediction.json"), read_json("evaluation.json"),
+                    pd.read_parquet(run_dir / "evaluation_metrics.parquet"))
+
+
+def _run(run) -> RunFiles:
+    return run if isinstance(run, RunFiles) else load_run(run)
+
+
+def headline(run) -> Headline:
+    """The summary page's numbers, from a run folder or its :class:`RunFiles`."""
+    run = _run(run)
+    transactions, meta, history, tiers = run.transactions, run.meta, run.history, run.tiers
+    prediction, evaluation, metrics = run.prediction, run.evaluation, run.metrics
     end = pd.Timestamp(meta["observation_end"])
-    history = data.customer_history(transactions, observation_end=end)
-    tiers = pd.read_parquet(run_dir / "segments.parquet")["tier"].reindex(history.index)
-    prediction = json.loads((run_dir / "prediction.json").read_text(encoding="utf-8"))
-    evaluation = json.loads((run_dir / "evaluation.json").read_text(encoding="utf-8"))
-    metrics = pd.read_parquet(run_dir / "evaluation_metrics.parquet")
     baselines = metrics[(metrics["kind"] == "baseline") & metrics["mae"].notna()]
     if baselines.empty:
         raise LTVError("The evaluation has no baseline with a per-customer error to compare the model with.")
@@ -181,11 +209,10 @@ def findings_markdown(h: Headline, language: str = "en") -> str:
     return "\n".join(f"{i}. {text}" for i, text in enumerate(findings(h, language), start=1))
 
 
-def tier_summary(run_dir, language: str = "en") -> pd.DataFrame:
-    """The value tiers with customers, revenue, their shares and the recommended actions."""
-    transactions, meta = data.load_collection(run_dir)
-    history = data.customer_history(transactions, observation_end=meta["observation_end"])
-    tiers = pd.read_parquet(Path(run_dir) / "segments.parquet")["tier"].astype(pd.CategoricalDtype(sg.TIERS))
-    table = sg.segment_table(tiers.reindex(history.index), history, language=language)
+def tier_summary(run, language: str = "en") -> pd.DataFrame:
+    """The value tiers with customers, revenue, their shares and the recommended actions (from a run
+    folder or its :class:`RunFiles`)."""
+    run = _run(run)
+    table = sg.segment_table(run.tiers, run.history, language=language)
     keep = ["customers", "share of customers", "revenue", "share of revenue", "recommended actions"]
     return table[[label(c, language) for c in keep]]

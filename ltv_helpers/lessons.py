@@ -28,7 +28,7 @@ class Exercise:
     rtol: float = 1e-3
 
 
-def _simple_ltv_cdnow(tx):
+def _average_order_value(tx):
     from ltv_helpers.data import simple_ltv_estimate
 
     return float(simple_ltv_estimate(tx).loc["average order value", "value"])
@@ -46,7 +46,7 @@ EXERCISES: dict[str, Exercise] = {
     "1.1": Exercise(lambda: 500 * 4 * 3,
                     "Multiply the average order value by the orders per year and by the years.",
                     "把平均订单金额乘以每年订单数，再乘以年数。"),
-    "1.2": Exercise(lambda tx: _simple_ltv_cdnow(tx),
+    "1.2": Exercise(_average_order_value,
                     "Average order value = total revenue / number of orders (rows of tx).",
                     "平均订单金额 = 总销售额 / 订单数（tx 的行数）。"),
     "1.3": Exercise(lambda history: float((history["orders"] == 1).mean()),
@@ -64,7 +64,7 @@ EXERCISES: dict[str, Exercise] = {
     "3.1": Exercise(lambda segments: int((segments == "Champions").sum()),
                     "Count the customers whose segment is 'Champions'.",
                     "统计细分为 'Champions' 的客户人数。"),
-    "3.2": Exercise(lambda history, tiers: _tier_with_most_revenue(history, tiers),
+    "3.2": Exercise(_tier_with_most_revenue,
                     "Sum revenue by tier and take the tier with the largest sum (its name).",
                     "按分层汇总销售额，取总和最大的分层（分层名称）。", rtol=0),
     "4.1": Exercise(lambda model: round(model.params["r"], 2),
@@ -144,7 +144,7 @@ def check(exercise: str, answer, language: str = "en", *, strict: bool = False, 
 def scenario_table(*, margin: float, retention, discount_rate: float = 0.1, cac: float | None = None,
                    horizon_years: int = 5, language: str = "en") -> pd.DataFrame:
     """LTV for a grid of yearly retention rates: over ``horizon_years`` (discounted) and forever,
-    with LTV/CAC and payback when ``cac`` is given. The static twin of :func:`explorer`.
+    with LTV/CAC when ``cac`` is given. The static twin of :func:`explorer`.
 
     ``margin`` is the margin a customer brings per year while active.
     """

@@ -21,8 +21,6 @@ customers share a row) at the price of resolution: two purchases in the same uni
 
 from __future__ import annotations
 
-import contextlib
-import io
 import warnings
 from dataclasses import dataclass, field
 
@@ -613,67 +611,54 @@ class _ParetoNBDLikelihood:
         return nll, grad * params
 
 
-def _minimize(objective, x0: np.ndarray, tol: float):
-    """BFGS with the analytic gradient, as lifetimes runs it; the result, and the Hessian of the
-    objective in log parameters by central differences of the exact gradient."""
+def _fitted(fitter, objective, x0: np.ndarray, tol: float, names: list[str], counts: np.ndarray, *,
+            scale: float = 1.0, scaled: tuple[str, ...] = ()):
+    """Minimize ``objective`` (value and analytic gradient in log parameters) with BFGS, as
+    lifetimes runs it, and leave the result in lifetimes' ``fitter`` the way its own ``fit`` would:
+    parameters (those in ``scaled`` back from lifetimes' time scale), the mean negative
+    log-likelihood per customer, the Hessian in log parameters (central differences of the exact
+    gradient), variance matrix and standard errors; ready for lifetimes' predictions."""
     from scipy.optimize import minimize
 
-    with np.errstate(all="ignore"):
-        out = minimize(objective, x0=x0, jac=True, method="BFGS", tol=tol)
-    if not out.success and not (np.isfinite(out.x).all() and np.linalg.norm(out.jac) < 1e-4):
-        raise ConvergenceError(out.message)
     k, h = len(x0), 1e-5
     hess = np.empty((k, k))
-    for i in range(k):
-        step = np.eye(k)[i] * h
-        hess[i] = (objective(out.x + step)[1] - objective(out.x - step)[1]) / (2 * h)
-    return out, (hess + hess.T) / 2
-
-
-def _fit_betageo_fast(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
-    """BG/NBD or MBG/NBD fitted like lifetimes (same objective, time scale, start, BFGS and
-    tolerance), with the fast likelihood; returns lifetimes' fitter holding the result, ready
-    for its predictions."""
-    from lifetimes.utils import _scale_time
-
-    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
-    scale = _scale_time(T_)
-    likelihood = _BGNBDLikelihood if model == "bgnbd" else _MBGNBDLikelihood
-    objective = likelihood(f, r, T_, counts, penalizer, scale)
-    out, hess = _minimize(objective, 0.1 * np.ones(4), tol=1e-7)
-    fitter = _FITTERS[model](penalizer_coef=penalizer)
-    fitter._scale = scale
-    fitter.params_ = pd.Series(np.exp(out.x), index=["r", "alpha", "a", "b"])
-    fitter.params_["alpha"] /= scale
+    with np.errstate(all="ignore"):  # overflow on the optimizer's trial steps is part of the search
+        out = minimize(objective, x0=x0, jac=True, method="BFGS", tol=tol)
+        if not out.success and not (np.isfinite(out.x).all() and np.linalg.norm(out.jac) < 1e-4):
+            raise ConvergenceError(out.message)
+        for i in range(k):
+            step = np.eye(k)[i] * h
+            hess[i] = (objective(out.x + step)[1] - objective(out.x - step)[1]) / (2 * h)
+    fitter.params_ = pd.Series(np.exp(out.x), index=names)
+    if scaled:
+        fitter._scale = scale
+        fitter.params_[list(scaled)] /= scale
     fitter._negative_log_likelihood_ = float(out.fun)
-    fitter._hessian_ = hess
+    fitter._hessian_ = (hess + hess.T) / 2
     fitter.data = pd.DataFrame({"weights": counts})
     fitter.variance_matrix_ = fitter._compute_variance_matrix()
     fitter.standard_errors_ = fitter._compute_standard_errors()
-    fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
+    if hasattr(fitter, "conditional_expected_number_of_purchases_up_to_time"):
+        fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
     return fitter
 
 
-def _fit_pareto_fast(rows: pd.DataFrame, counts: np.ndarray, penalizer: float) -> ParetoNBDFitter:
-    """Pareto/NBD on lifetimes' objective and time scale with the stable fast likelihood and BFGS
-    (lifetimes runs Nelder-Mead from a random start; both find the same optimum, tested), from
-    lifetimes' mean start (all parameters 1); returns a ``ParetoNBDFitter`` holding the result."""
+def _fit_purchase_fast(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
+    """A purchase model fitted on lifetimes' objective and time scale (``max(T) / 10``) with our
+    fast likelihood: BG/NBD and MBG/NBD from lifetimes' start (0.1 in log parameters), Pareto/NBD
+    with BFGS from lifetimes' mean start (all parameters 1; lifetimes runs Nelder-Mead from a
+    random one; both find the same optimum, tested). Returns lifetimes' fitter holding the result."""
     from lifetimes.utils import _scale_time
 
     f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
     scale = _scale_time(T_)
-    objective = _ParetoNBDLikelihood(f, r, T_, counts, penalizer, scale)
-    out, hess = _minimize(objective, np.zeros(4), tol=1e-7)
-    fitter = ParetoNBDFitter(penalizer_coef=penalizer)
-    fitter._scale = scale
-    fitter.params_ = pd.Series(np.exp(out.x), index=["r", "alpha", "s", "beta"])
-    fitter.params_[["alpha", "beta"]] /= scale
-    fitter._negative_log_likelihood_ = float(out.fun)  # mean per customer, like the other fits
-    fitter._hessian_ = hess
-    fitter.data = pd.DataFrame({"weights": counts})
-    fitter.variance_matrix_ = fitter._compute_variance_matrix()
-    fitter.standard_errors_ = fitter._compute_standard_errors()
-    return fitter
+    if model == "pareto_nbd":
+        objective = _ParetoNBDLikelihood(f, r, T_, counts, penalizer, scale)
+        return _fitted(ParetoNBDFitter(penalizer_coef=penalizer), objective, np.zeros(4), 1e-7,
+                       ["r", "alpha", "s", "beta"], counts, scale=scale, scaled=("alpha", "beta"))
+    likelihood = _BGNBDLikelihood if model == "bgnbd" else _MBGNBDLikelihood
+    return _fitted(_FITTERS[model](penalizer_coef=penalizer), likelihood(f, r, T_, counts, penalizer, scale),
+                   0.1 * np.ones(4), 1e-7, ["r", "alpha", "a", "b"], counts, scale=scale, scaled=("alpha",))
 
 
 def _fit_gamma_gamma_fast(rows: pd.DataFrame, counts: np.ndarray, penalizer: float) -> GammaGammaFitter:
@@ -681,15 +666,8 @@ def _fit_gamma_gamma_fast(rows: pd.DataFrame, counts: np.ndarray, penalizer: flo
     likelihood; returns a ``GammaGammaFitter`` holding the result."""
     objective = _GammaGammaLikelihood(rows[FREQUENCY].to_numpy(), rows[MONETARY_VALUE].to_numpy(), counts,
                                       penalizer)
-    out, hess = _minimize(objective, 0.1 * np.ones(3), tol=1e-6)
-    fitter = GammaGammaFitter(penalizer_coef=penalizer)
-    fitter.params_ = pd.Series(np.exp(out.x), index=["p", "q", "v"])
-    fitter._negative_log_likelihood_ = float(out.fun)
-    fitter._hessian_ = hess
-    fitter.data = pd.DataFrame({"weights": counts})
-    fitter.variance_matrix_ = fitter._compute_variance_matrix()
-    fitter.standard_errors_ = fitter._compute_standard_errors()
-    return fitter
+    return _fitted(GammaGammaFitter(penalizer_coef=penalizer), objective, 0.1 * np.ones(3), 1e-6,
+                   ["p", "q", "v"], counts)
 
 
 def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> np.ndarray:
@@ -734,23 +712,11 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
     return numerator[:, inverse] / (1 + recency_term)[None, :]
 
 
-@contextlib.contextmanager
-def _quiet():
-    """Silence a lifetimes fit: its warnings, numpy's, and the ``OptimizeResult`` it prints to
-    stdout when the optimizer fails (it would land in notebooks and client pages). The caller
-    turns a failure or a retry into one warning sentence."""
-    with warnings.catch_warnings(), np.errstate(all="ignore"), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        yield
-
-
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
     name = PURCHASE_MODELS[model]
     for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
         try:
-            with _quiet():
-                fitter = (_fit_pareto_fast(rows, counts, pen) if model == "pareto_nbd"
-                          else _fit_betageo_fast(model, rows, counts, pen))
+            fitter = _fit_purchase_fast(model, rows, counts, pen)
         except ConvergenceError:
             if pen == max(penalizer, FALLBACK_PENALIZER):
                 break
@@ -800,10 +766,9 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
     rows, counts = buyers[[FREQUENCY, MONETARY_VALUE]], np.ones(len(buyers))
     for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
         try:
-            with _quiet():
-                # lifetimes' default tol stops on "precision loss" at the optimum on large data
-                # (measured at 100k and 1M customers); 1e-6 converges to the same point.
-                fitter = _fit_gamma_gamma_fast(rows, counts, pen)
+            # lifetimes' default tol stops on "precision loss" at the optimum on large data
+            # (measured at 100k and 1M customers); 1e-6 converges to the same point.
+            fitter = _fit_gamma_gamma_fast(rows, counts, pen)
             break
         except ConvergenceError:
             if pen == max(penalizer, FALLBACK_PENALIZER):
@@ -863,9 +828,8 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     def totals(m: LTVModel) -> np.ndarray:
         p = m.predict(summary, horizon=horizon, gross_margin=gross_margin,
                       annual_discount_rate=annual_discount_rate)
-        # Revenue: the same purchases and spend, on revenue (margin 1) and undiscounted.
-        p["revenue"] = (p["clv"] if gross_margin == 1 and not annual_discount_rate
-                        else m.predict(summary, horizon=horizon)["clv"])
+        # Revenue: the same purchases and spend, before margin and undiscounted.
+        p["revenue"] = p["expected_purchases"] * p["expected_spend"]
         cols = ["expected_purchases", "revenue", "clv"]
         out = [p[cols].sum().tolist()]
         if groups is not None:

@@ -300,7 +300,7 @@ def model_matrix(model, *, values: str = "purchases", horizon: float = 365, max_
     ax.set_xlabel((label("repeat purchases (frequency)", language)))
     ax.set_ylabel(label("time from first to last purchase, recency ({unit})", language).format(unit=unit))
     ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
-    ax.annotate(label("T = {T} {unit}", language).format(T=f"{T_max:g}", unit=unit),
+    ax.annotate(label("T = {T} {unit}", language).format(T=f"{T_max:,.0f}", unit=unit),
                 (0.02, 0.97), xycoords="axes fraction", va="top", color="white", fontsize=9)
     fig.tight_layout()
     return fig

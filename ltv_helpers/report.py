@@ -258,15 +258,15 @@ def _anchor_headings(cells, prefix: str) -> list[tuple[int, str, str]]:
     return toc
 
 
-def footer(run_dir, language: str = "en") -> dict:
-    """The report's stamp: toolkit and dependency versions, parameters (never a secret: they were
-    refused before the run), the input's SHA-256 and the run time."""
+def footer(run_dir, stamp: dict, language: str = "en") -> dict:
+    """The report's stamp from the run's ``run.json`` (``stamp``) and ``collection.json``: toolkit
+    and dependency versions, parameters (never a secret: they were refused before the run), the
+    input's SHA-256 and the run time."""
     import json
 
     from ltv_helpers.labels import RUN_STAMP, label
 
     run_dir = Path(run_dir)
-    stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     meta = json.loads((run_dir / "collection.json").read_text(encoding="utf-8"))
     params = {k: v for k, v in stamp["parameters"].items() if k not in ("input_dir", "output_dir")}
     return {
@@ -305,10 +305,12 @@ def assemble_report(run_dir, language: str = "en") -> Path:
     contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})" for level, anchor, text in toc]
     cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
     summary.cells = cells + sections
-    params = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))["parameters"]
+    stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
+    params = stamp["parameters"]
     summary.metadata["title"] = params.get("title") or label("{client}: customer lifetime value", language).format(
         client=params.get("client", ""))
-    body, _ = _exporter(language).from_notebook_node(summary, resources={"ltv": {"footer": footer(run_dir, language)}})
+    body, _ = _exporter(language).from_notebook_node(
+        summary, resources={"ltv": {"footer": footer(run_dir, stamp, language)}})
     out = run_dir / "report.html"
     out.write_text(body, encoding="utf-8")
     return out
@@ -429,10 +431,11 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     from ltv_helpers.labels import label
 
     formats, names = {}, {}
+    money_names = MONEY_COLUMNS | {label(m, "zh") for m in MONEY_COLUMNS}  # tables built in Chinese too
     for col in table.columns:
         name = str(col)
         text = label(name, language)
-        money = name in MONEY_COLUMNS or name in {label(m, "zh") for m in MONEY_COLUMNS}
+        money = name in money_names
         if money and currency:
             text = f"{text} ({currency})" if language == "en" else f"{text}（{currency}）"
         names[col] = text

@@ -347,6 +347,7 @@ def test_intervals_cover_the_point_and_are_deterministic(cal, bgnbd):
     point = bgnbd.predict(cal, horizon=39)
     assert a.loc["all customers", "expected_purchases"] == pytest.approx(point["expected_purchases"].sum())
     assert a.loc[["one-time", "repeat"], "clv"].sum() == pytest.approx(point["clv"].sum())
+    assert a["expected_revenue"].to_numpy() == pytest.approx(a["clv"].to_numpy())  # margin 1, undiscounted
     # The 39-week holdout has 1,882 purchase days; BG/NBD's forecast is 12% short of it.
     assert a.loc["all customers", "expected_purchases"] == pytest.approx(1882, rel=0.15)
 

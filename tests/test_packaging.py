@@ -119,7 +119,7 @@ def test_every_stage_notebook_ends_with_a_next_step_in_both_languages():
         last = cells[-2:]
         assert [set(c["metadata"]["tags"]) >= {"next-step", "notebook-only"} for c in last] == [True, True], path.name
         text = "".join(last[0]["source"])
-        assert "### Next step" in text and ".ipynb" in text or "lessons/" in text, path.name
+        assert "### Next step" in text and (".ipynb" in text or "lessons/" in text), path.name
 
 
 def test_make_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
