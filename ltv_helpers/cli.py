@@ -1,5 +1,6 @@
 """The ``ltv`` command: ``ltv check`` (data quality of an export), ``ltv report`` (one client, or
-every client of a ``clients.yaml``) and ``ltv demo``."""
+every client of a ``clients.yaml``), ``ltv demo``, and for large data ``ltv summary`` (DuckDB or
+Spark), ``ltv fit`` (model JSON) and ``ltv score``."""
 
 from __future__ import annotations
 
@@ -101,6 +102,66 @@ def _screenshots(args) -> int:
     return 0
 
 
+def _spark(args):
+    """The Spark session for ``--engine spark`` (``--spark-master`` or $LTV_SPARK_MASTER), else None."""
+    if getattr(args, "engine", None) != "spark":
+        return None
+    from ltv_helpers.data.engines import spark_session
+
+    return spark_session(args.spark_master)
+
+
+def _summary(args) -> int:
+    from ltv_helpers.data import calibration_holdout, rfm_summary
+    from ltv_helpers.data.summary import describe_summary_file
+
+    columns = {"customer_id": args.customer_id, "order_date": args.date, "amount": args.amount}
+    options = dict(freq=args.freq, freq_multiplier=args.freq_multiplier, compress=args.compress,
+                   spend_decimals=args.spend_decimals, engine=args.engine, columns=columns, table=args.table,
+                   spark=_spark(args), output=args.output)
+    if args.calibration_end:
+        if not args.observation_end:
+            raise LTVError("--calibration-end needs --observation-end (the end of the holdout period).")
+        path = calibration_holdout(args.source, calibration_end=args.calibration_end,
+                                   observation_end=args.observation_end, **options)
+    else:
+        path = rfm_summary(args.source, observation_end=args.observation_end, **options)
+    print(describe_summary_file(path))
+    return 0
+
+
+def _fit(args) -> int:
+    from ltv_helpers.data.summary import load_summary
+    from ltv_helpers.models import fit
+
+    summary = load_summary(args.summary, compress=True)
+    model = fit(summary, model=args.model, spend=None if args.no_spend else "gamma_gamma",
+                penalizer=args.penalizer, unit_days=args.unit_days)
+    print(repr(model))
+    print(f"model: {model.save(args.output)}")
+    return 0
+
+
+def _score(args) -> int:
+    from ltv_helpers.models import load_model
+    from ltv_helpers.scoring import score
+
+    if not args.output and not args.table:
+        raise LTVError("ltv score needs -o OUT.parquet (or --table NAME with --engine spark).")
+    model = load_model(args.model)
+    out = score(model, args.summary, horizon=args.horizon_days / model.unit_days, gross_margin=args.gross_margin,
+                annual_discount_rate=args.annual_discount_rate, engine=args.engine, output=args.output,
+                table=args.table, spark=_spark(args))
+    print(f"scores: {out}")
+    return 0
+
+
+def _engine_options(parser) -> None:
+    parser.add_argument("--engine", default="duckdb", choices=["duckdb", "spark"],
+                        help="where the work runs (default duckdb, in this process)")
+    parser.add_argument("--spark-master", help="Spark master URL (default $LTV_SPARK_MASTER, else local[*])")
+
+
 def _date_options(parser) -> None:
     order = parser.add_mutually_exclusive_group()
     order.add_argument("--dayfirst", dest="dayfirst", action="store_const", const=True,
@@ -148,6 +209,43 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("-p", "--param", action="append",
                         help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")
     report.set_defaults(run=_report)
+    summ = sub.add_parser("summary", help="per-customer RFM summary of cleaned transactions, written by "
+                                          "DuckDB or Spark to Parquet (for ltv fit / ltv score)")
+    summ.add_argument("source", help="Parquet file, folder or glob of cleaned transactions; a DuckDB file "
+                                     "with --table; with --engine spark also a Spark table name")
+    summ.add_argument("-o", "--output", required=True, help="Parquet file to write (Spark: a folder)")
+    summ.add_argument("--observation-end", help="end of the observation (YYYY-MM-DD; default: the last order)")
+    summ.add_argument("--calibration-end", help="write a calibration/holdout summary split at this date")
+    summ.add_argument("--freq", default="D", help="time unit: h, D, W, M, Q, Y (default D)")
+    summ.add_argument("--freq-multiplier", type=float, default=1, help="e.g. 7 with --freq D: weeks in exact days")
+    summ.add_argument("--compress", action="store_true",
+                      help="distinct summary rows with their customer counts (enough to fit the models)")
+    summ.add_argument("--spend-decimals", type=int, help="with --compress: round average spend to this many "
+                                                         "decimals so that more customers share a row")
+    summ.add_argument("--table", help="table of a DuckDB file")
+    summ.add_argument("--customer-id", help="source column of the customer id (default customer_id)")
+    summ.add_argument("--date", help="source column of the order date (default order_date)")
+    summ.add_argument("--amount", help="source column of the amount (default amount)")
+    _engine_options(summ)
+    summ.set_defaults(run=_summary)
+    fit_cmd = sub.add_parser("fit", help="fit a purchase (and spend) model on a summary, save it as JSON")
+    fit_cmd.add_argument("summary", help="a summary Parquet from ltv summary (per customer or --compress)")
+    fit_cmd.add_argument("-o", "--output", required=True, help="model JSON file to write")
+    fit_cmd.add_argument("--model", default="bgnbd", choices=["bgnbd", "mbgnbd", "pareto_nbd"])
+    fit_cmd.add_argument("--no-spend", action="store_true", help="purchases only, no Gamma-Gamma spend model")
+    fit_cmd.add_argument("--penalizer", type=float, default=0.0)
+    fit_cmd.add_argument("--unit-days", type=float, help="days per time unit (default: from the summary file)")
+    fit_cmd.set_defaults(run=_fit)
+    score_cmd = sub.add_parser("score", help="score every customer of a summary with a saved model")
+    score_cmd.add_argument("model", help="model JSON from ltv fit")
+    score_cmd.add_argument("summary", help="summary Parquet from ltv summary; with --engine spark also a table")
+    score_cmd.add_argument("-o", "--output", help="Parquet file to write (Spark: a folder)")
+    score_cmd.add_argument("--table", help="with --engine spark: write the scores to this Spark table")
+    score_cmd.add_argument("--horizon-days", type=float, default=365.0, help="prediction horizon (default 365)")
+    score_cmd.add_argument("--gross-margin", type=float, default=1.0, help="share of spend that is margin")
+    score_cmd.add_argument("--annual-discount-rate", type=float, default=0.0)
+    _engine_options(score_cmd)
+    score_cmd.set_defaults(run=_score)
     shots = sub.add_parser("screenshots", help="PNG pictures of a rendered report (summary and each section)")
     shots.add_argument("report", help="a report.html, e.g. reports/demo/latest/report.html")
     shots.add_argument("-o", "--output", help="folder for the PNGs (default: screenshots/ beside the report)")

@@ -16,7 +16,8 @@ import pandas as pd
 
 from ltv_helpers import models as mdl
 from ltv_helpers.data.parse import _end_cut
-from ltv_helpers.data.summary import _PERIOD_SQL, _Source, _check_freq, calibration_holdout
+from ltv_helpers.data.engines import DuckDBEngine
+from ltv_helpers.data.summary import _PERIOD_SQL, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
@@ -250,27 +251,24 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     ids = result.summary.index
     tx = transactions[transactions[CUSTOMER_ID].astype("str").isin(ids)
                       & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
-    src = _Source(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]])
-    try:
+    with DuckDBEngine(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]]) as src:
         per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
         day = _PERIOD_SQL["D"].format(c=ORDER_DATE)
         # Repeat transactions: lifetimes' definition in the backtest's own unit (days here),
         # counted in the tracking period that contains them.
-        rows = src.con.execute(f"""
+        rows = src.query(f"""
             WITH days AS (SELECT {CUSTOMER_ID} AS cid, {day} AS d, MIN({per}) AS p FROM src GROUP BY ALL),
             marked AS (SELECT p, d = MIN(d) OVER (PARTITION BY cid) AS is_first FROM days)
             SELECT p, SUM(CASE WHEN is_first THEN 0 ELSE 1 END) AS repeat FROM marked GROUP BY p
-        """).df()
-        first_days = src.con.execute(f"""
+        """)
+        first_days = src.query(f"""
             SELECT first_day, COUNT(*) AS n
             FROM (SELECT MIN({day}) AS first_day FROM src GROUP BY {CUSTOMER_ID})
             GROUP BY first_day ORDER BY first_day
-        """).df()
-        lo = int(rows["p"].min())
-        hi = src.period_of(result.observation_end, freq)
-        cal_p = src.period_of(result.calibration_end, freq)
-    finally:
-        src.close()
+        """)
+    lo = int(rows["p"].min())
+    hi = period_of(result.observation_end, freq)
+    cal_p = period_of(result.calibration_end, freq)
     periods = np.arange(lo, hi + 1)
     # Each period is evaluated at its end boundary, the first day of the next period (day index
     # since 1970-01-01): purchases on earlier days against the expectation up to that instant, as

@@ -21,18 +21,32 @@ customers share a row) at the price of resolution: two purchases in the same uni
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from threadpoolctl import threadpool_limits
 
-from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, T, LTVError
+from ltv_helpers.schema import (
+    CUSTOMERS,
+    FREQUENCY,
+    MONETARY_VALUE,
+    RECENCY,
+    LTVError,
+    T,
+)
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore")
-    from lifetimes import BetaGeoFitter, GammaGammaFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
+    from lifetimes import (
+        BetaGeoFitter,
+        GammaGammaFitter,
+        ModifiedBetaGeoFitter,
+        ParetoNBDFitter,
+    )
     from lifetimes.utils import ConvergenceError
 
 PURCHASE_MODELS = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
@@ -50,7 +64,8 @@ DAYS_PER_YEAR = 365.25
 # ---------------------------------------------------------------------------------- input
 
 def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
-    """frequency, recency, T (and monetary_value) from a summary or a calibration summary."""
+    """frequency, recency, T (and monetary_value) from a summary or a calibration summary, and
+    ``customers`` (the weight of each row) from a compressed one (``rfm_summary(compress=True)``)."""
     if not isinstance(summary, pd.DataFrame):
         raise LTVError("summary must be a DataFrame (the output of rfm_summary or calibration_holdout).")
     cols = [FREQUENCY, RECENCY, T, MONETARY_VALUE]
@@ -64,6 +79,11 @@ def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
                            f"{', '.join(map(str, summary.columns))}. Use rfm_summary's output.")
         out = summary[[c for c in cols if c in summary]].copy()
     out = out.astype("float64")
+    if CUSTOMERS in summary:  # a compressed summary: each row stands for that many customers
+        counts = summary[CUSTOMERS].to_numpy(dtype=float)
+        if not (np.isfinite(counts).all() and (counts > 0).all() and (counts == np.round(counts)).all()):
+            raise LTVError("customers must be a whole number of customers, 1 or more, on every row.")
+        out[CUSTOMERS] = counts
     if out.isna().any().any() or not np.isfinite(out.to_numpy()).all():
         raise LTVError("The summary has missing or infinite values; rebuild it with rfm_summary.")
     if (out[FREQUENCY] < 0).any() or (out[FREQUENCY] != np.round(out[FREQUENCY])).any():
@@ -114,13 +134,26 @@ def _row_codes(frame: pd.DataFrame, columns: list[str]) -> np.ndarray:
 
 
 def compress(frame: pd.DataFrame, columns: list[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """Distinct rows of ``frame[columns]``, their counts, and each original row's distinct row.
+    """Distinct rows of ``frame[columns]``, their counts (customers: a compressed summary's rows
+    count ``customers`` times), and each original row's distinct row.
 
     ``unique.iloc[inverse]`` rebuilds ``frame[columns]`` row by row.
     """
     codes = _row_codes(frame, columns)
     unique = frame[columns].iloc[_first_rows(codes)].reset_index(drop=True)
-    return unique, np.bincount(codes), codes
+    return unique, np.bincount(codes, weights=_weights(frame)), codes
+
+
+def _weights(frame: pd.DataFrame) -> np.ndarray:
+    """Customers per row: the ``customers`` column of a compressed summary, else 1."""
+    return frame[CUSTOMERS].to_numpy(dtype=float) if CUSTOMERS in frame else np.ones(len(frame))
+
+
+def _weighted_quantile(values: np.ndarray, weights: np.ndarray, q: float) -> float:
+    """The ``q`` quantile of values repeated ``weights`` times (the lower one, no interpolation)."""
+    order = np.argsort(values, kind="stable")
+    cum = np.cumsum(weights[order])
+    return float(values[order][np.searchsorted(cum, q * cum[-1])])
 
 
 def _first_rows(codes: np.ndarray) -> np.ndarray:
@@ -205,6 +238,34 @@ class LTVModel:
         """Bayesian information criterion: k ln(n) - 2 LL."""
         return len(self.params) * np.log(self.n_customers) - 2 * self.log_likelihood
 
+    # ------------------------------------------------------------------ saving
+
+    def to_dict(self) -> dict:
+        """Everything needed to predict and to draw intervals, as plain JSON values
+        (:func:`model_from_dict` rebuilds the model; predictions are then identical)."""
+        out = {"format": MODEL_FORMAT, "model": self.model, "params": self.params,
+               "standard_errors": self.standard_errors, "log_likelihood": self.log_likelihood,
+               "n_customers": self.n_customers, "n_distinct": self.n_distinct, "unit_days": self.unit_days,
+               "penalizer": self.penalizer, "t_max": self.t_max,
+               "typical_max_frequency": self.typical_max_frequency, "cov_log": _matrix(self.cov_log),
+               "spend_model": None}
+        if self.spend_model is not None:
+            sm = self.spend_model
+            out["spend_model"] = {"params": sm.params, "standard_errors": sm.standard_errors,
+                                  "log_likelihood": sm.log_likelihood, "n_customers": sm.n_customers,
+                                  "frequency_spend_correlation": sm.frequency_spend_correlation,
+                                  "cov_log": _matrix(sm.cov_log)}
+        return out
+
+    def save(self, path) -> Path:
+        """Write the model to a JSON file (``ltv fit``); :func:`load_model` reads it back."""
+        from ltv_helpers import __version__
+
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**self.to_dict(), "toolkit": __version__}, indent=2), encoding="utf-8")
+        return path
+
     # ------------------------------------------------------------------ predictions
 
     def _on_rows(self, method: str, rows: pd.DataFrame, *before) -> np.ndarray:
@@ -270,6 +331,56 @@ class LTVModel:
         return out
 
 
+#: Version tag of the model JSON files written by :meth:`LTVModel.save`.
+MODEL_FORMAT = "ltv-model/1"
+
+
+def _matrix(values) -> list | None:
+    return None if values is None else np.asarray(values, dtype=float).tolist()
+
+
+def model_from_dict(spec: dict) -> LTVModel:
+    """The :class:`LTVModel` described by :meth:`LTVModel.to_dict`: lifetimes' fitter is rebuilt
+    with the saved parameters (predictions need nothing else)."""
+    if not isinstance(spec, dict) or spec.get("format") != MODEL_FORMAT:
+        raise LTVError(f"This is not a saved LTV model ({MODEL_FORMAT}); write one with `ltv fit` or LTVModel.save.")
+    if spec.get("model") not in _FITTERS:
+        raise LTVError(f"Unknown model {spec.get('model')!r}; known: {', '.join(_FITTERS)}.")
+    try:
+        fitter = _FITTERS[spec["model"]](penalizer_coef=spec["penalizer"])
+        fitter.params_ = pd.Series({k: float(v) for k, v in spec["params"].items()})
+        if hasattr(fitter, "conditional_expected_number_of_purchases_up_to_time"):
+            fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
+        spend = None
+        if spec.get("spend_model"):
+            sm = spec["spend_model"]
+            gg = GammaGammaFitter(penalizer_coef=spec["penalizer"])
+            gg.params_ = pd.Series({"p": sm["params"]["p"], "q": sm["params"]["q"], "v": sm["params"]["gamma"]})
+            spend = SpendModel(dict(sm["params"]), dict(sm["standard_errors"]), float(sm["log_likelihood"]),
+                               int(sm["n_customers"]), float(sm["frequency_spend_correlation"]), gg,
+                               None if sm.get("cov_log") is None else np.array(sm["cov_log"], dtype=float))
+        cov = spec.get("cov_log")
+        return LTVModel(spec["model"], {k: float(v) for k, v in spec["params"].items()},
+                        dict(spec["standard_errors"]), float(spec["log_likelihood"]), int(spec["n_customers"]),
+                        int(spec["n_distinct"]), float(spec["unit_days"]), float(spec["penalizer"]), spend, fitter,
+                        None if cov is None else np.array(cov, dtype=float), float(spec["t_max"]),
+                        int(spec["typical_max_frequency"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise LTVError(f"The saved model is incomplete or damaged ({type(exc).__name__}: {exc}).") from None
+
+
+def load_model(path) -> LTVModel:
+    """A model written by :meth:`LTVModel.save` (``ltv fit``)."""
+    path = Path(path)
+    if not path.is_file():
+        raise LTVError(f"File not found: {path}.")
+    try:
+        spec = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LTVError(f"{path.name} is not JSON: {exc}.") from None
+    return model_from_dict(spec)
+
+
 def lifetimes_clv(model: "LTVModel", summary: pd.DataFrame, *, time: int = 12, discount_rate: float = 0.01,
                   freq: str = "D") -> pd.Series:
     """CLV under lifetimes' ``GammaGammaFitter.customer_lifetime_value`` convention, for comparison:
@@ -325,8 +436,9 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
     data = _summary_columns(summary)
     unit = _time_unit(summary, unit_days)
-    n = len(data)
-    repeat = int((data[FREQUENCY] > 0).sum())
+    weights = _weights(data)
+    n = int(round(weights.sum()))
+    repeat = int(round(weights[data[FREQUENCY].to_numpy() > 0].sum()))
     if n < MIN_CUSTOMERS:
         raise LTVError(f"{n} customers are too few to fit a purchase model; at least "
                        f"{MIN_CUSTOMERS} are needed.")
@@ -342,8 +454,9 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     ll = -float(fitter._negative_log_likelihood_) * counts.sum() \
         + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
     spend_model = _fit_spend(data, penalizer) if spend == "gamma_gamma" else None
+    typical = _weighted_quantile(data[FREQUENCY].to_numpy(), weights, 0.99)
     return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
-                    cov_log, float(data[T].max()), int(max(1, np.ceil(data[FREQUENCY].quantile(0.99)))))
+                    cov_log, float(data[T].max()), int(max(1, np.ceil(typical))))
 
 
 def p_alive_path(model: LTVModel, purchases, *, observation_end) -> pd.DataFrame:
@@ -753,17 +866,24 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
     if MONETARY_VALUE not in data:
         raise LTVError("The summary has no monetary_value column; pass spend=None to fit purchases only.")
     buyers = data[(data[FREQUENCY] > 0) & (data[MONETARY_VALUE] > 0)]
-    if len(buyers) < MIN_REPEAT_BUYERS:
-        raise LTVError(f"Only {len(buyers)} repeat buyers with positive spend; Gamma-Gamma needs at least "
+    counts = _weights(buyers)
+    n_buyers = int(round(counts.sum()))
+    if n_buyers < MIN_REPEAT_BUYERS:
+        raise LTVError(f"Only {n_buyers} repeat buyers with positive spend; Gamma-Gamma needs at least "
                        f"{MIN_REPEAT_BUYERS}. Pass spend=None to fit purchases only.")
-    corr = float(np.corrcoef(buyers[FREQUENCY], buyers[MONETARY_VALUE])[0, 1]) if len(buyers) > 2 else 0.0
+    corr = 0.0
+    if len(buyers) > 2:
+        cov = np.cov(buyers[FREQUENCY], buyers[MONETARY_VALUE], aweights=counts)
+        with np.errstate(all="ignore"):
+            corr = float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
     if not np.isfinite(corr):
         corr = 0.0
     if abs(corr) > SPEND_CORRELATION_WARNING:
         warnings.warn(f"Gamma-Gamma assumes spend is independent of purchase frequency, but their "
                       f"correlation is {corr:.2f}; treat the CLV's spend part with care.", stacklevel=3)
-    # Average spends are nearly all distinct, so compressing the rows saves nothing here.
-    rows, counts = buyers[[FREQUENCY, MONETARY_VALUE]], np.ones(len(buyers))
+    # Average spends are nearly all distinct, so compressing the rows saves nothing here (a
+    # compressed summary comes with its counts).
+    rows = buyers[[FREQUENCY, MONETARY_VALUE]]
     for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
         try:
             # lifetimes' default tol stops on "precision loss" at the optimum on large data
@@ -784,7 +904,7 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
     ses = {names[k]: float(v) for k, v in fitter.standard_errors_.items()}
     ll = -float(fitter._negative_log_likelihood_) * counts.sum()
     cov = _inverse(np.asarray(fitter._hessian_, dtype=float), counts.sum())
-    return SpendModel(params, ses, ll, len(buyers), corr, fitter, cov)
+    return SpendModel(params, ses, ll, n_buyers, corr, fitter, cov)
 
 
 # ---------------------------------------------------------------------------------- uncertainty
@@ -831,12 +951,14 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         # Revenue: the same purchases and spend, before margin and undiscounted.
         p["revenue"] = p["expected_purchases"] * p["expected_spend"]
         cols = ["expected_purchases", "revenue", "clv"]
+        p[cols] = p[cols].mul(weights, axis=0)  # a compressed summary's rows stand for several customers
         out = [p[cols].sum().tolist()]
         if groups is not None:
             by = p[cols].groupby(groups.astype(str).to_numpy()).sum()
             out += [by.loc[g].tolist() for g in names[1:]]
         return np.array(out)
 
+    weights = _weights(summary)
     rng = np.random.default_rng(seed)
     point = totals(model)
     keys_p = list(model.params)

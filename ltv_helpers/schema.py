@@ -31,6 +31,8 @@ RECENCY = "recency"
 T = "T"
 MONETARY_VALUE = "monetary_value"
 SUMMARY_COLUMNS = (FREQUENCY, RECENCY, T, MONETARY_VALUE)
+#: In a compressed summary (one row per distinct summary row): how many customers share the row.
+CUSTOMERS = "customers"
 
 
 class LTVError(ValueError):

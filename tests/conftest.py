@@ -113,3 +113,23 @@ def chromium_path():
             pytest.fail("Chromium is missing: .ci/run should have installed Debian's chromium package.")
         pytest.skip("headless Chromium is not installed (apt-get install chromium)")
     return found
+
+
+# --------------------------------------------------------------------------- Spark (local)
+
+@pytest.fixture(scope="session")
+def spark():
+    """A local Spark session (2 cores) for the engine tests; Java 17 comes from Debian's
+    openjdk-17-jre-headless (.ci/run installs it). Stopped at the end of the session."""
+    import shutil
+
+    if shutil.which("java") is None:
+        message = "Java is not installed; Spark needs Java 17 (Debian: apt-get install openjdk-17-jre-headless)"
+        if os.environ.get("CI"):
+            pytest.fail(message + " (.ci/run installs it)")
+        pytest.skip(message)
+    from ltv_helpers.data.engines import spark_session
+
+    session = spark_session("local[2]")
+    yield session
+    session.stop()

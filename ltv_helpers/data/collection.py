@@ -118,11 +118,12 @@ def write_parquet(frame: pd.DataFrame, path) -> Path:
 
 
 def save_collection(result: CleanResult, output_dir, *, observation_end=None, client: str = "",
-                    currency: str = "") -> pd.DataFrame:
+                    currency: str = "", engine: str = "duckdb") -> pd.DataFrame:
     """Write the collection outputs the next notebooks read, in ``output_dir``.
 
     ``transactions.parquet`` (cleaned), ``rejected.parquet`` (every dropped row with its reason),
-    ``rfm_summary.parquet`` (daily :func:`rfm_summary` at the observation end) and
+    ``rfm_summary.parquet`` (daily :func:`rfm_summary` at the observation end, computed by
+    ``engine``: ``"duckdb"`` here, ``"spark"`` on the Spark session or ``$LTV_SPARK_MASTER``) and
     ``collection.json`` (client, currency, observation end, column mapping, row counts, the
     input's SHA-256).
     Returns one row per file with its row count.
@@ -134,7 +135,7 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
         raise LTVError("No rows survived cleaning, so there is nothing to save; see the rejected rows.")
     end = _as_timestamp(observation_end, "observation_end") if observation_end is not None \
         else tx[ORDER_DATE].max().normalize()
-    summary = rfm_summary(tx, observation_end=end, freq="D")
+    summary = rfm_summary(tx, observation_end=end, freq="D", engine=engine)
     rejected = result.rejected.copy()
     for col in rejected.columns:  # raw values of mixed types: store as text
         if rejected[col].dtype == object:

@@ -1,5 +1,6 @@
-"""Per-customer summaries in lifetimes' definitions (RFM, calibration/holdout), computed in DuckDB
-on a DataFrame or straight from a Parquet file, and the customer history the notebooks use.
+"""Per-customer summaries in lifetimes' definitions (RFM, calibration/holdout), one SQL definition run
+by DuckDB (DataFrames, Parquet, DuckDB files) or Spark (:mod:`ltv_helpers.data.engines`), and the
+customer history and retention tables the notebooks use.
 """
 
 from __future__ import annotations
@@ -10,18 +11,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from ltv_helpers.data.engines import open_engine, summary_meta
 from ltv_helpers.data.parse import _as_timestamp, _end_cut
-from ltv_helpers.data.read import _list
 from ltv_helpers.schema import (
     AMOUNT,
     CUSTOMER_ID,
+    CUSTOMERS,
     FREQUENCY,
     MONETARY_VALUE,
     ORDER_DATE,
     RECENCY,
-    REQUIRED_COLUMNS,
-    T,
     LTVError,
+    T,
 )
 
 #: Period index of a timestamp column ``{c}``, per pandas period frequency. Differences of these
@@ -48,39 +49,12 @@ def _check_freq(freq: str, freq_multiplier) -> str:
     return freq
 
 
-class _Source:
-    """A DuckDB view ``src`` over a transaction DataFrame or a Parquet file."""
-
-    def __init__(self, transactions):
-        self.con = duckdb.connect()
-        if isinstance(transactions, (str, Path)):
-            path = Path(transactions)
-            if not path.is_file():
-                raise LTVError(f"File not found: {path}.")
-            quoted = str(path).replace("'", "''")
-            self.con.execute(f"CREATE VIEW src AS SELECT * FROM read_parquet('{quoted}')")
-        elif isinstance(transactions, pd.DataFrame):
-            self.con.register("src", transactions)
-        else:
-            raise LTVError("transactions must be a DataFrame or the path of a Parquet file.")
-        types = dict(self.con.execute("SELECT column_name, column_type FROM (DESCRIBE src)").fetchall())
-        missing = [c for c in REQUIRED_COLUMNS if c not in types]
-        if missing:
-            raise LTVError(f"The transactions have no {', '.join(missing)} column; the columns are: "
-                           f"{_list(types)}. Clean them with clean_transactions first.")
-        if not (types[ORDER_DATE].startswith("TIMESTAMP") or types[ORDER_DATE] == "DATE"):
-            raise LTVError(f"order_date is {types[ORDER_DATE]}, not a date; clean the data with "
-                           "clean_transactions first.")
-
-    def scalar(self, sql: str):
-        return self.con.execute(sql).fetchone()[0]
-
-    def period_of(self, when, freq: str) -> int:
-        ts = pd.Timestamp(when)
-        return int(self.scalar("SELECT " + _PERIOD_SQL[freq].format(c=f"TIMESTAMP '{ts}'")))
-
-    def close(self):
-        self.con.close()
+def period_of(when, freq: str) -> int:
+    """Period index (as ``_PERIOD_SQL`` numbers them) of one timestamp: DuckDB evaluates the same
+    expression the summaries use, whatever engine runs them."""
+    ts = pd.Timestamp(when)
+    with duckdb.connect() as con:
+        return int(con.execute("SELECT " + _PERIOD_SQL[freq].format(c=f"TIMESTAMP '{ts}'")).fetchone()[0])
 
 
 #: Amounts are summed as exact decimals (to a millionth): parallel threads add floating-point
@@ -88,32 +62,64 @@ class _Source:
 _EXACT_SUM = f"SUM(CAST({AMOUNT} AS DECIMAL(18, 6)))"
 
 
-def _summary_sql(freq: str, where: str, end_period: int, mult: float) -> str:
-    """Per-customer frequency, recency, T and monetary value, lifetimes' definitions.
+def _double(value: float) -> str:
+    """A number as a DOUBLE literal: Spark reads ``7.0`` as a DECIMAL and would round divisions by it."""
+    return f"CAST({float(value)!r} AS DOUBLE)"
+
+
+def _summary_ctes(name: str, freq: str, where: str, end_period: int, mult: float) -> str:
+    """CTEs ending in ``name``: per-customer frequency, recency, T and monetary value, lifetimes'
+    definitions, on the transactions of view ``src`` that pass ``where``.
 
     Rows in the same period are merged (their amounts summed); the first period is the first
     purchase; monetary value is the mean of the repeat periods' sums (0 without repeats).
+    Written in DuckDB's SQL; :class:`~ltv_helpers.data.engines.SparkEngine` runs it translated.
     """
     per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
     return f"""
-        WITH periods AS (
+        {name}_periods AS (
             SELECT {CUSTOMER_ID} AS cid, {per} AS per, {_EXACT_SUM} AS amt
             FROM src WHERE {where}
             GROUP BY ALL
-        ), marked AS (
-            SELECT cid, per, amt, per = MIN(per) OVER (PARTITION BY cid) AS is_first FROM periods
-        )
-        SELECT cid AS {CUSTOMER_ID},
-               CAST(COUNT(*) - 1 AS DOUBLE) AS {FREQUENCY},
-               (MAX(per) - MIN(per)) / {mult} AS {RECENCY},
-               ({end_period} - MIN(per)) / {mult} AS {T},
-               COALESCE(CAST(AVG(amt) FILTER (WHERE NOT is_first) AS DOUBLE), 0.0) AS {MONETARY_VALUE}
-        FROM marked GROUP BY cid ORDER BY cid
-    """
+        ), {name}_marked AS (
+            SELECT cid, per, amt, per = MIN(per) OVER (PARTITION BY cid) AS is_first FROM {name}_periods
+        ), {name} AS (
+            SELECT cid AS {CUSTOMER_ID},
+                   CAST(COUNT(*) - 1 AS DOUBLE) AS {FREQUENCY},
+                   (MAX(per) - MIN(per)) / {_double(mult)} AS {RECENCY},
+                   ({end_period} - MIN(per)) / {_double(mult)} AS {T},
+                   CASE WHEN COUNT(*) > 1
+                        THEN CAST(SUM(amt) FILTER (WHERE NOT is_first) AS DOUBLE) / (COUNT(*) - 1)
+                        ELSE 0.0 END AS {MONETARY_VALUE}
+            FROM {name}_marked GROUP BY cid
+        )"""
 
 
-def rfm_summary(transactions, *, observation_end=None, freq: str = "D",
-                freq_multiplier: float = 1) -> pd.DataFrame:
+def _compressed_sql(ctes: str, table: str, keys: list[str], money: list[str], spend_decimals) -> str:
+    """Distinct ``keys`` rows of ``table`` with ``customers`` (their count) and ``<m>_sum`` (the
+    exact sum of each ``money`` column over those customers); money keys rounded to
+    ``spend_decimals`` places when given (fewer distinct rows)."""
+    if spend_decimals is not None and not isinstance(spend_decimals, int):
+        raise LTVError(f"spend_decimals must be a whole number of decimal places, got {spend_decimals!r}.")
+    select = [f"ROUND({table}.{k}, {spend_decimals}) AS {k}" if k in money and spend_decimals is not None
+              else f"{table}.{k} AS {k}" for k in keys]
+    sums = [f"SUM({table}.{m}) AS {m}_sum" for m in money]
+    groups = ", ".join(str(i + 1) for i in range(len(keys)))
+    return (f"WITH {ctes} SELECT {', '.join(select)}, COUNT(*) AS customers, {', '.join(sums)} "
+            f"FROM {table} GROUP BY {groups} ORDER BY {groups}")
+
+
+def _run(engine, sql: str, output, meta: dict):
+    """The query's result as a DataFrame, or written to ``output`` (Parquet) on the engine."""
+    if output is not None:
+        meta = {**meta, "engine": engine.name}
+        return engine.write(sql, output, meta)
+    return engine.query(sql)
+
+
+def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_multiplier: float = 1,
+                compress: bool = False, spend_decimals: int | None = None, engine: str | None = None,
+                columns: dict | None = None, table: str | None = None, spark=None, output=None):
     """Per-customer ``frequency``, ``recency``, ``T``, ``monetary_value``, as lifetimes defines them.
 
     Same definitions as ``lifetimes.utils.summary_data_from_transaction_data`` (with a monetary
@@ -127,15 +133,29 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D",
     - ``monetary_value`` = mean of the repeat periods' summed amounts, 0 without repeats.
 
     ``freq="D", freq_multiplier=7`` gives weeks counted in exact days, as in the BG/NBD paper.
-    ``observation_end`` defaults to the last transaction. ``transactions`` is a cleaned
-    DataFrame or the path of a Parquet file with the canonical columns; a file is scanned by
-    DuckDB and never loaded whole into pandas. The work runs in DuckDB (see
-    ``benchmarks/bench_rfm.py`` for the speed against lifetimes). Amounts are summed as exact
-    decimals with 6 places (up to 10^12 per order), so the result does not depend on how threads
-    split the work: lifetimes' float sums differ from it by about 1e-13.
+    ``observation_end`` defaults to the last transaction. Amounts are summed as exact decimals
+    with 6 places (up to 10^12 per order), so the result does not depend on how threads split the
+    work: lifetimes' float sums differ from it by about 1e-13.
 
-    Returns a DataFrame indexed by ``customer_id`` (sorted), float columns;
-    ``attrs["unit_days"]`` holds the length of its time unit in days (7 for weeks).
+    Where it runs (:mod:`ltv_helpers.data.engines`): ``transactions`` is a cleaned DataFrame, a
+    Parquet file, folder or glob, or a DuckDB file with ``table=`` (DuckDB, the default; a file
+    is scanned, never loaded whole into pandas), or a Spark DataFrame or table name
+    (``engine="spark"``; Spark DataFrames choose it themselves). ``columns`` maps the canonical
+    names to the source's (``{"customer_id": "buyer_id", ...}``). The same SQL runs on both.
+
+    ``compress=True`` returns the distinct ``(frequency, recency, T, monetary_value)`` rows with
+    ``customers`` (how many customers have that row) and ``monetary_value_sum`` (their exact
+    total): what :func:`ltv_helpers.models.fit` needs, far smaller than one row per customer
+    when the time unit is coarse or the base is large. ``spend_decimals`` rounds the
+    monetary value of the rows (not the sum) to that many decimals (negative: tens, hundreds) so
+    that repeat buyers share rows too; without it the spend model's fit is exact.
+
+    ``output``: a Parquet path the engine writes the result to (Spark: a folder of part files),
+    returned instead of a DataFrame, so per-customer results never pass through this process;
+    the file says what it holds (:func:`~ltv_helpers.data.engines.summary_meta`).
+
+    Returns a DataFrame indexed by ``customer_id`` (sorted), float columns (``compress``: a
+    plain index, rows sorted); ``attrs["unit_days"]`` holds the length of its time unit in days.
 
     >>> tx = pd.DataFrame({"customer_id": ["a", "a", "a", "b"],
     ...     "order_date": pd.to_datetime(["2024-01-01", "2024-01-01", "2024-01-11", "2024-01-05"]),
@@ -144,18 +164,28 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D",
     [1.0, 10.0, 30.0, 30.0]
     """
     freq = _check_freq(freq, freq_multiplier)
-    src = _Source(transactions)
-    try:
+    mult = float(freq_multiplier)
+    with open_engine(transactions, engine, columns=columns, table=table, spark=spark) as eng:
         if observation_end is None:
-            observation_end = src.scalar(f"SELECT MAX({ORDER_DATE}) FROM src")
-            if observation_end is None:
+            observation_end = eng.scalar(f"SELECT MAX({ORDER_DATE}) FROM src")
+            if observation_end is None or pd.isna(observation_end):
                 raise LTVError("There are no transactions to summarize.")
-        end = src.period_of(_as_timestamp(observation_end, "observation_end"), freq)
+        obs = _as_timestamp(observation_end, "observation_end")
+        end = period_of(obs, freq)
         per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
-        out = src.con.execute(_summary_sql(freq, f"{per} <= {end}", end, float(freq_multiplier))).df()
-    finally:
-        src.close()
-    return _summary_frame(out, freq, freq_multiplier)
+        ctes = _summary_ctes("summary", freq, f"{per} <= {end}", end, mult)
+        if compress:
+            sql = _compressed_sql(ctes, "summary", [FREQUENCY, RECENCY, T, MONETARY_VALUE], [MONETARY_VALUE],
+                                  spend_decimals)
+        else:
+            sql = f"WITH {ctes} SELECT * FROM summary" + ("" if output is not None else f" ORDER BY {CUSTOMER_ID}")
+        meta = {"kind": "rfm_summary", "compressed": bool(compress), "freq": freq, "freq_multiplier": mult,
+                "unit_days": _PERIOD_DAYS[freq] * mult, "observation_end": obs.isoformat(),
+                "spend_decimals": spend_decimals}
+        out = _run(eng, sql, output, meta)
+    if output is not None:
+        return out
+    return _compressed_frame(out, freq, mult) if compress else _summary_frame(out, freq, mult)
 
 
 _PERIOD_DAYS = {"h": 1 / 24, "D": 1.0, "W": 7.0, "M": 365.25 / 12, "Q": 365.25 / 4, "Y": 365.25}
@@ -170,8 +200,21 @@ def _summary_frame(out: pd.DataFrame, freq: str | None = None, mult: float = 1) 
     return out
 
 
+def _compressed_frame(out: pd.DataFrame, freq: str, mult: float) -> pd.DataFrame:
+    out = out.astype({c: ("int64" if c == CUSTOMERS else "float64") for c in out.columns})
+    out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
+    out.attrs["compressed"] = True
+    return out
+
+
+CAL_COLUMNS = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal",
+               "frequency_holdout", "monetary_value_holdout", "duration_holdout"]
+
+
 def calibration_holdout(transactions, *, calibration_end, observation_end, freq: str = "D",
-                        freq_multiplier: float = 1) -> pd.DataFrame:
+                        freq_multiplier: float = 1, compress: bool = False, spend_decimals: int | None = None,
+                        engine: str | None = None, columns: dict | None = None, table: str | None = None,
+                        spark=None, output=None):
     """RFM summary of a calibration period and purchases in the holdout period that follows.
 
     Lifetimes' ``calibration_and_holdout_data`` definitions and column names:
@@ -188,7 +231,11 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
     - a date given as an end includes that whole day (lifetimes compares raw timestamps with
       midnight, dropping purchases made later that day). On date-only data both agree.
 
-    Works without a monetary column on pandas 3, where lifetimes' version fails.
+    Works without a monetary column on pandas 3, where lifetimes' version fails. Sources,
+    ``engine``, ``columns``, ``table``, ``output`` as in :func:`rfm_summary`. ``compress=True``
+    gives distinct rows of the calibration columns with ``frequency_holdout`` and
+    ``duration_holdout``, plus ``customers``, ``monetary_value_cal_sum`` and
+    ``monetary_value_holdout_sum``.
     """
     freq = _check_freq(freq, freq_multiplier)
     cal_end = _as_timestamp(calibration_end, "calibration_end")
@@ -197,39 +244,111 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
         raise LTVError(f"observation_end ({obs_end.date()}) must come after calibration_end "
                        f"({cal_end.date()}).")
     cal_cut, obs_cut = _end_cut(cal_end), _end_cut(obs_end)
-    src = _Source(transactions)
-    try:
-        cal_p, obs_p = src.period_of(cal_end, freq), src.period_of(obs_end, freq)
-        mult = float(freq_multiplier)
-        cal = src.con.execute(_summary_sql(
-            freq, f"{ORDER_DATE} < TIMESTAMP '{cal_cut}'", cal_p, mult)).df()
-        per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
-        hold = src.con.execute(f"""
-            WITH periods AS (
-                SELECT {CUSTOMER_ID} AS cid, {per} AS per, {_EXACT_SUM} AS amt FROM src
-                WHERE {ORDER_DATE} >= TIMESTAMP '{cal_cut}' AND {ORDER_DATE} < TIMESTAMP '{obs_cut}'
-                GROUP BY ALL
-            )
-            SELECT cid AS {CUSTOMER_ID}, CAST(COUNT(*) AS DOUBLE) AS frequency_holdout,
-                   CAST(AVG(amt) AS DOUBLE) AS monetary_value_holdout
-            FROM periods GROUP BY cid
-        """).df()
-    finally:
-        src.close()
-    if hold.empty:
-        raise LTVError(f"No purchases fall between calibration_end ({cal_end.date()}) and "
-                       f"observation_end ({obs_end.date()}); move calibration_end earlier.")
-    if cal.empty:
-        raise LTVError(f"No purchases fall on or before calibration_end ({cal_end.date()}).")
-    cal = _summary_frame(cal)
-    cal.columns = [f"{c}_cal" for c in cal.columns]
-    hold = _summary_frame(hold)
-    out = cal.join(hold, how="left").fillna(0.0)
-    out["duration_holdout"] = (obs_p - cal_p) / mult
-    out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
-    return out[["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal",
-                "frequency_holdout", "monetary_value_holdout", "duration_holdout"]]
+    cal_p, obs_p = period_of(cal_end, freq), period_of(obs_end, freq)
+    mult = float(freq_multiplier)
+    per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
+    ctes = _summary_ctes("cal", freq, f"{ORDER_DATE} < TIMESTAMP '{cal_cut}'", cal_p, mult) + f""",
+        hold_periods AS (
+            SELECT {CUSTOMER_ID} AS cid, {per} AS per, {_EXACT_SUM} AS amt FROM src
+            WHERE {ORDER_DATE} >= TIMESTAMP '{cal_cut}' AND {ORDER_DATE} < TIMESTAMP '{obs_cut}'
+            GROUP BY ALL
+        ), hold AS (
+            SELECT cid, CAST(COUNT(*) AS DOUBLE) AS n, CAST(SUM(amt) AS DOUBLE) / COUNT(*) AS m
+            FROM hold_periods GROUP BY cid
+        ), joined AS (
+            SELECT cal.{CUSTOMER_ID}, cal.{FREQUENCY} AS frequency_cal, cal.{RECENCY} AS recency_cal,
+                   cal.{T} AS T_cal, cal.{MONETARY_VALUE} AS monetary_value_cal,
+                   COALESCE(hold.n, 0.0) AS frequency_holdout, COALESCE(hold.m, 0.0) AS monetary_value_holdout,
+                   ({obs_p} - {cal_p}) / {_double(mult)} AS duration_holdout
+            FROM cal LEFT JOIN hold ON cal.{CUSTOMER_ID} = hold.cid
+        )"""
+    with open_engine(transactions, engine, columns=columns, table=table, spark=spark) as eng:
+        counts = eng.query(f"""
+            SELECT COUNT(*) FILTER (WHERE {ORDER_DATE} < TIMESTAMP '{cal_cut}') AS cal,
+                   COUNT(*) FILTER (WHERE {ORDER_DATE} >= TIMESTAMP '{cal_cut}'
+                                    AND {ORDER_DATE} < TIMESTAMP '{obs_cut}') AS hold FROM src""")
+        if int(counts["hold"].iloc[0]) == 0:
+            raise LTVError(f"No purchases fall between calibration_end ({cal_end.date()}) and "
+                           f"observation_end ({obs_end.date()}); move calibration_end earlier.")
+        if int(counts["cal"].iloc[0]) == 0:
+            raise LTVError(f"No purchases fall on or before calibration_end ({cal_end.date()}).")
+        if compress:
+            keys = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "frequency_holdout",
+                    "duration_holdout"]
+            sql = _compressed_sql(ctes, "joined", keys, ["monetary_value_cal", "monetary_value_holdout"],
+                                  spend_decimals)
+        else:
+            sql = (f"WITH {ctes} SELECT {CUSTOMER_ID}, {', '.join(CAL_COLUMNS)} FROM joined"
+                   + ("" if output is not None else f" ORDER BY {CUSTOMER_ID}"))
+        meta = {"kind": "calibration_holdout", "compressed": bool(compress), "freq": freq,
+                "freq_multiplier": mult, "unit_days": _PERIOD_DAYS[freq] * mult,
+                "calibration_end": cal_end.isoformat(), "observation_end": obs_end.isoformat(),
+                "spend_decimals": spend_decimals}
+        out = _run(eng, sql, output, meta)
+    if output is not None:
+        return out
+    return _compressed_frame(out, freq, mult) if compress else _summary_frame(out, freq, mult)
 
+
+def _parquet_pattern(path) -> str:
+    """DuckDB's read pattern for a summary file or a Spark folder of part files."""
+    path = Path(path)
+    if path.is_dir():
+        return str(path / "*.parquet")
+    if not path.is_file():
+        raise LTVError(f"File not found: {path}.")
+    return str(path)
+
+
+def load_summary(path, *, compress: bool = False) -> pd.DataFrame:
+    """A summary written by ``rfm_summary``/``calibration_holdout`` with ``output=`` (``ltv
+    summary``), as a DataFrame with its time unit in ``attrs["unit_days"]``.
+
+    ``compress=True`` groups a per-customer file into its distinct rows with ``customers`` counts
+    while DuckDB reads it (what :func:`ltv_helpers.models.fit` needs: the same fit, tested, from
+    a fraction of the rows); an already compressed file is read as it is.
+    """
+    meta = summary_meta(path)
+    pattern = _parquet_pattern(path).replace("'", "''")
+    with duckdb.connect() as con:
+        try:
+            names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
+        except duckdb.Error as exc:
+            raise LTVError(f"{path} cannot be read as Parquet ({str(exc).splitlines()[0]}).") from None
+        calibration = "frequency_cal" in names
+        keys = ([c for c in CAL_COLUMNS if c != "monetary_value_holdout"] if calibration
+                else [FREQUENCY, RECENCY, T, MONETARY_VALUE])
+        missing = [c for c in keys if c not in names]
+        if missing:
+            raise LTVError(f"{path} is not a summary: it has no {', '.join(missing)} column; its columns are: "
+                           f"{', '.join(names)}. Write one with `ltv summary`.")
+        if CUSTOMERS in names or not compress:
+            out = con.execute(f"SELECT * FROM read_parquet('{pattern}')").df()
+        else:
+            listed = ", ".join(keys)
+            out = con.execute(f"SELECT {listed}, COUNT(*) AS {CUSTOMERS} FROM read_parquet('{pattern}') "
+                              f"GROUP BY ALL ORDER BY ALL").df()
+    if CUSTOMER_ID in out:
+        out = out.set_index(CUSTOMER_ID)
+        out.index = out.index.astype("str")
+    if "unit_days" in meta:
+        out.attrs["unit_days"] = float(meta["unit_days"])
+    return out
+
+
+def describe_summary_file(path) -> str:
+    """One line on a summary file: what it is, rows, customers, time unit (``ltv summary`` prints it)."""
+    meta = summary_meta(path)
+    pattern = _parquet_pattern(path).replace("'", "''")
+    with duckdb.connect() as con:
+        names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
+        total = f"SUM({CUSTOMERS})" if CUSTOMERS in names else "COUNT(*)"
+        rows, customers = con.execute(f"SELECT COUNT(*), {total} FROM read_parquet('{pattern}')").fetchone()
+    kind = meta.get("kind", "summary").replace("_", " ")
+    unit = meta.get("unit_days")
+    return (f"{path}: {kind}{' (compressed)' if meta.get('compressed') else ''}, {rows:,} rows for "
+            f"{int(customers or 0):,} customers" + (f", time unit {unit:g} days" if unit else "")
+            + (f", engine {meta['engine']}" if meta.get("engine") else ""))
 
 
 def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.DataFrame:
