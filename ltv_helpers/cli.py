@@ -117,7 +117,7 @@ def _summary(args) -> int:
 
     columns = {"customer_id": args.customer_id, "order_date": args.date, "amount": args.amount}
     options = dict(freq=args.freq, freq_multiplier=args.freq_multiplier, compress=args.compress,
-                   spend_decimals=args.spend_decimals, engine=args.engine, columns=columns, table=args.table,
+                   spend_digits=args.spend_digits, engine=args.engine, columns=columns, table=args.table,
                    spark=_spark(args), output=args.output)
     if args.calibration_end:
         if not args.observation_end:
@@ -219,9 +219,9 @@ def main(argv: list[str] | None = None) -> int:
     summ.add_argument("--freq", default="D", help="time unit: h, D, W, M, Q, Y (default D)")
     summ.add_argument("--freq-multiplier", type=float, default=1, help="e.g. 7 with --freq D: weeks in exact days")
     summ.add_argument("--compress", action="store_true",
-                      help="distinct summary rows with their customer counts (enough to fit the models)")
-    summ.add_argument("--spend-decimals", type=int, help="with --compress: round average spend to this many "
-                                                         "decimals so that more customers share a row")
+                      help="distinct histories and spends with their customer counts (enough to fit the models)")
+    summ.add_argument("--spend-digits", type=int, default=6,
+                      help="with --compress: significant digits of the spend rows' average spend (default 6)")
     summ.add_argument("--table", help="table of a DuckDB file")
     summ.add_argument("--customer-id", help="source column of the customer id (default customer_id)")
     summ.add_argument("--date", help="source column of the order date (default order_date)")

@@ -34,6 +34,7 @@ from ltv_helpers.schema import (
     CUSTOMERS,
     FREQUENCY,
     MONETARY_VALUE,
+    PART,
     RECENCY,
     LTVError,
     T,
@@ -100,6 +101,42 @@ def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
         warnings.warn(f"recency was above T by rounding for {(over > 0).sum()} customers; "
                       "it was set to T.", stacklevel=3)
         out[RECENCY] = np.minimum(out[RECENCY], out[T])
+    return out
+
+
+def _parts(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
+    """The purchase rows and the spend rows of a compressed summary (``rfm_summary(compress=True)``,
+    column ``part``); any other summary is its own purchase rows, with no separate spend rows."""
+    if not isinstance(summary, pd.DataFrame) or PART not in summary:
+        return summary, None
+    parts = summary[PART].astype("str")
+    unknown = sorted(set(parts) - {"purchases", "spend"})
+    if unknown:
+        raise LTVError(f"part must be 'purchases' or 'spend', got {unknown[0]!r}: rebuild the summary with "
+                       "rfm_summary(compress=True).")
+    purchases = summary[parts == "purchases"].drop(columns=PART)
+    purchases.attrs = dict(summary.attrs)
+    return purchases, summary[parts == "spend"].drop(columns=PART)
+
+
+def purchase_rows(summary: pd.DataFrame) -> pd.DataFrame:
+    """The rows predictions are made for: a compressed summary's purchase part, else all rows."""
+    return _parts(summary)[0]
+
+
+def _spend_columns(rows: pd.DataFrame) -> pd.DataFrame:
+    """frequency, monetary_value and customers of a compressed summary's spend rows, checked."""
+    names = [FREQUENCY, MONETARY_VALUE, CUSTOMERS]
+    if f"{FREQUENCY}_cal" in rows:
+        rows = rows.rename(columns={f"{FREQUENCY}_cal": FREQUENCY, f"{MONETARY_VALUE}_cal": MONETARY_VALUE})
+    missing = [c for c in names if c not in rows]
+    if missing:
+        raise LTVError(f"The spend rows have no {', '.join(missing)} column; rebuild the summary with "
+                       "rfm_summary(compress=True).")
+    out = rows[names].astype("float64")
+    if not np.isfinite(out.to_numpy()).all() or (out[CUSTOMERS] <= 0).any():
+        raise LTVError("The spend rows have missing values or counts below 1; rebuild the summary with "
+                       "rfm_summary(compress=True).")
     return out
 
 
@@ -300,6 +337,7 @@ class LTVModel:
             raise LTVError(f"gross_margin must be a share between 0 and 1, got {gross_margin}.")
         if annual_discount_rate < 0:
             raise LTVError(f"annual_discount_rate must not be negative, got {annual_discount_rate}.")
+        summary = purchase_rows(summary)
         data = _summary_columns(summary)
         if MONETARY_VALUE not in data:
             data[MONETARY_VALUE] = 0.0
@@ -395,6 +433,7 @@ def lifetimes_clv(model: "LTVModel", summary: pd.DataFrame, *, time: int = 12, d
         raise LTVError(f"freq must be one of D, W, M, H (lifetimes' convention), got {freq!r}.")
     if model.spend_model is None:
         raise LTVError("lifetimes' CLV needs the Gamma-Gamma spend model; fit with spend='gamma_gamma'.")
+    summary = purchase_rows(summary)
     data = _summary_columns(summary)
     rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
     steps = np.arange(1, time + 1) * factor
@@ -434,8 +473,9 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
         raise LTVError(f"model must be one of {', '.join(_FITTERS)}, got {model!r}.")
     if spend not in ("gamma_gamma", None):
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
-    data = _summary_columns(summary)
     unit = _time_unit(summary, unit_days)
+    summary, spend_rows = _parts(summary)
+    data = _summary_columns(summary)
     weights = _weights(data)
     n = int(round(weights.sum()))
     repeat = int(round(weights[data[FREQUENCY].to_numpy() > 0].sum()))
@@ -453,7 +493,8 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     # each purchase's density carries that scale.
     ll = -float(fitter._negative_log_likelihood_) * counts.sum() \
         + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
-    spend_model = _fit_spend(data, penalizer) if spend == "gamma_gamma" else None
+    spend_data = data if spend_rows is None else _spend_columns(spend_rows)
+    spend_model = _fit_spend(spend_data, penalizer) if spend == "gamma_gamma" else None
     typical = _weighted_quantile(data[FREQUENCY].to_numpy(), weights, 0.99)
     return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
                     cov_log, float(data[T].max()), int(max(1, np.ceil(typical))))
@@ -937,6 +978,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         raise LTVError(f"draws must be at least 20 for percentiles to mean anything, got {draws}.")
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
         raise LTVError(f"{PURCHASE_MODELS[model.model]} has no usable covariance; intervals are unavailable.")
+    summary = purchase_rows(summary)
     names = ["all customers"]
     if groups is not None:
         groups = groups.reindex(summary.index)

@@ -33,6 +33,8 @@ MONETARY_VALUE = "monetary_value"
 SUMMARY_COLUMNS = (FREQUENCY, RECENCY, T, MONETARY_VALUE)
 #: In a compressed summary (one row per distinct summary row): how many customers share the row.
 CUSTOMERS = "customers"
+#: In a compressed summary: "purchases" rows (distinct histories) or "spend" rows (distinct spends).
+PART = "part"
 
 
 class LTVError(ValueError):

@@ -20,7 +20,7 @@ from ltv_helpers.data.engines import (
     is_spark_frame,
     spark_session,
 )
-from ltv_helpers.models import LTVModel, load_model, model_from_dict
+from ltv_helpers.models import LTVModel, load_model, model_from_dict, purchase_rows
 from ltv_helpers.schema import CUSTOMER_ID, CUSTOMERS, LTVError
 
 #: Columns of a score table, after ``customer_id`` (and ``customers`` for a compressed summary).
@@ -31,6 +31,7 @@ BATCH_ROWS = 500_000
 
 def _score_frame(model: LTVModel, frame: pd.DataFrame, options: dict) -> pd.DataFrame:
     """Scores of one batch of summary rows, with the batch's ``customer_id`` / ``customers``."""
+    frame = purchase_rows(frame)  # a compressed summary's spend rows are not customers to score
     keep = [c for c in (CUSTOMER_ID, CUSTOMERS) if c in frame]
     pred = model.predict(frame.reset_index(drop=True), **options)
     out = pd.concat([frame[keep].reset_index(drop=True), pred], axis=1)
@@ -72,6 +73,7 @@ def score(model, summary, *, horizon: float, gross_margin: float = 1.0, annual_d
     if table is not None:
         raise LTVError("table= writes a Spark table; use engine='spark', or output= for a Parquet file.")
     if isinstance(summary, pd.DataFrame):
+        summary = purchase_rows(summary)
         out = model.predict(summary, **options)
         if CUSTOMERS in summary:
             out.insert(0, CUSTOMERS, summary[CUSTOMERS].to_numpy())

@@ -20,6 +20,7 @@ from ltv_helpers.schema import (
     FREQUENCY,
     MONETARY_VALUE,
     ORDER_DATE,
+    PART,
     RECENCY,
     LTVError,
     T,
@@ -95,18 +96,47 @@ def _summary_ctes(name: str, freq: str, where: str, end_period: int, mult: float
         )"""
 
 
-def _compressed_sql(ctes: str, table: str, keys: list[str], money: list[str], spend_decimals) -> str:
-    """Distinct ``keys`` rows of ``table`` with ``customers`` (their count) and ``<m>_sum`` (the
-    exact sum of each ``money`` column over those customers); money keys rounded to
-    ``spend_decimals`` places when given (fewer distinct rows)."""
-    if spend_decimals is not None and not isinstance(spend_decimals, int):
-        raise LTVError(f"spend_decimals must be a whole number of decimal places, got {spend_decimals!r}.")
-    select = [f"ROUND({table}.{k}, {spend_decimals}) AS {k}" if k in money and spend_decimals is not None
-              else f"{table}.{k} AS {k}" for k in keys]
-    sums = [f"SUM({table}.{m}) AS {m}_sum" for m in money]
-    groups = ", ".join(str(i + 1) for i in range(len(keys)))
-    return (f"WITH {ctes} SELECT {', '.join(select)}, COUNT(*) AS customers, {', '.join(sums)} "
-            f"FROM {table} GROUP BY {groups} ORDER BY {groups}")
+#: Significant digits an average spend keeps in a compressed summary's spend rows (a relative
+#: change of at most 5e-6; amounts in cents below 10,000 stay exact).
+SPEND_DIGITS = 6
+
+
+def _exact_sum(column: str) -> str:
+    """A deterministic sum of a DOUBLE column (as a decimal: the same digits in any engine or order)."""
+    return f"CAST(SUM(CAST({column} AS DECIMAL(38, 12))) AS DOUBLE)"
+
+
+def _compressed_sql(ctes: str, table: str, keys: list[str], money: list[str], spend_digits) -> str:
+    """The two parts of a compressed summary of ``table`` (see :func:`rfm_summary`).
+
+    ``part = 'purchases'``: the distinct ``keys`` rows with ``customers`` (their count), and for
+    each ``money`` column its mean over those customers and ``<money>_sum``. ``part = 'spend'``:
+    the distinct (frequency, average spend) pairs of the repeat buyers (``keys[0]``,
+    ``money[0]``), the spend rounded to ``spend_digits`` significant digits, with their counts and
+    exact sums; the other keys are NULL.
+    """
+    if spend_digits is not None and (not isinstance(spend_digits, int) or spend_digits < 1):
+        raise LTVError(f"spend_digits must be a whole number of significant digits (1 or more) or None, "
+                       f"got {spend_digits!r}.")
+    count = f"COUNT(*) AS {CUSTOMERS}"
+    sums = [f"{_exact_sum(m)} AS {m}_sum" for m in money]
+    means = {m: f"{_exact_sum(m)} / COUNT(*) AS {m}" for m in money}
+    purchases = ", ".join([f"'purchases' AS {PART}"] + keys + [means[m] for m in money] + [count] + sums)
+    f, m = keys[0], money[0]
+    spend = m
+    if spend_digits is not None:
+        # Rounded to significant digits: scale by a power of ten (a whole-number ROUND works in every SQL).
+        scale = f"POWER(10.0, FLOOR(LOG10({m})) - {spend_digits - 1})"
+        spend = f"ROUND({m} / {scale}) * {scale}"
+    nulls = [f"CAST(NULL AS DOUBLE) AS {k}" for k in keys[1:]]
+    spend_cols = [f"'spend' AS {PART}", f] + nulls + [f"{spend} AS {m}"] + \
+        [f"CAST(NULL AS DOUBLE) AS {x}" for x in money[1:]] + [count] + \
+        [f"{_exact_sum(m)} AS {m}_sum"] + [f"CAST(NULL AS DOUBLE) AS {x}_sum" for x in money[1:]]
+    key_positions = ", ".join(str(i + 2) for i in range(len(keys)))
+    spend_groups = f"2, {len(keys) + 2}"
+    return (f"WITH {ctes} SELECT {purchases} FROM {table} GROUP BY {key_positions} "
+            f"UNION ALL SELECT {', '.join(spend_cols)} FROM {table} WHERE {f} > 0 AND {m} > 0 "
+            f"GROUP BY {spend_groups} ORDER BY 1, {', '.join(str(i + 2) for i in range(len(keys) + 1))}")
 
 
 def _run(engine, sql: str, output, meta: dict):
@@ -118,7 +148,7 @@ def _run(engine, sql: str, output, meta: dict):
 
 
 def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_multiplier: float = 1,
-                compress: bool = False, spend_decimals: int | None = None, engine: str | None = None,
+                compress: bool = False, spend_digits: int | None = SPEND_DIGITS, engine: str | None = None,
                 columns: dict | None = None, table: str | None = None, spark=None, output=None):
     """Per-customer ``frequency``, ``recency``, ``T``, ``monetary_value``, as lifetimes defines them.
 
@@ -143,12 +173,21 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_mul
     (``engine="spark"``; Spark DataFrames choose it themselves). ``columns`` maps the canonical
     names to the source's (``{"customer_id": "buyer_id", ...}``). The same SQL runs on both.
 
-    ``compress=True`` returns the distinct ``(frequency, recency, T, monetary_value)`` rows with
-    ``customers`` (how many customers have that row) and ``monetary_value_sum`` (their exact
-    total): what :func:`ltv_helpers.models.fit` needs, far smaller than one row per customer
-    when the time unit is coarse or the base is large. ``spend_decimals`` rounds the
-    monetary value of the rows (not the sum) to that many decimals (negative: tens, hundreds) so
-    that repeat buyers share rows too; without it the spend model's fit is exact.
+    ``compress=True`` returns what the models need in far fewer rows, in two parts (column
+    ``part``), each row with ``customers`` (how many customers it stands for):
+
+    - ``"purchases"``: the distinct ``(frequency, recency, T)`` rows, with ``monetary_value`` the
+      mean average spend of their customers and ``monetary_value_sum`` its exact total. The purchase
+      models need nothing else, and because the Gamma-Gamma expected spend is linear in the
+      average spend, per-row predictions times ``customers`` add up to the base's exact totals;
+    - ``"spend"``: the distinct ``(frequency, monetary_value)`` pairs of the repeat buyers, what
+      the Gamma-Gamma fit needs; ``monetary_value`` rounded to ``spend_digits`` significant
+      digits (default 6: at most 5e-6 relative; None keeps it exact, one row per distinct
+      value). ``recency`` and ``T`` are empty.
+
+    :func:`ltv_helpers.models.fit` takes it as it is (same fit, tested); ``LTVModel.predict``
+    scores its purchase rows. A log of billions of rows comes back as the few hundred thousand
+    rows of its distinct histories (weekly periods: fewer still) plus its distinct spends.
 
     ``output``: a Parquet path the engine writes the result to (Spark: a folder of part files),
     returned instead of a DataFrame, so per-customer results never pass through this process;
@@ -175,13 +214,12 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_mul
         per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
         ctes = _summary_ctes("summary", freq, f"{per} <= {end}", end, mult)
         if compress:
-            sql = _compressed_sql(ctes, "summary", [FREQUENCY, RECENCY, T, MONETARY_VALUE], [MONETARY_VALUE],
-                                  spend_decimals)
+            sql = _compressed_sql(ctes, "summary", [FREQUENCY, RECENCY, T], [MONETARY_VALUE], spend_digits)
         else:
             sql = f"WITH {ctes} SELECT * FROM summary" + ("" if output is not None else f" ORDER BY {CUSTOMER_ID}")
         meta = {"kind": "rfm_summary", "compressed": bool(compress), "freq": freq, "freq_multiplier": mult,
                 "unit_days": _PERIOD_DAYS[freq] * mult, "observation_end": obs.isoformat(),
-                "spend_decimals": spend_decimals}
+                "spend_digits": spend_digits if compress else None}
         out = _run(eng, sql, output, meta)
     if output is not None:
         return out
@@ -200,9 +238,11 @@ def _summary_frame(out: pd.DataFrame, freq: str | None = None, mult: float = 1) 
     return out
 
 
-def _compressed_frame(out: pd.DataFrame, freq: str, mult: float) -> pd.DataFrame:
-    out = out.astype({c: ("int64" if c == CUSTOMERS else "float64") for c in out.columns})
-    out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
+def _compressed_frame(out: pd.DataFrame, freq: str | None, mult: float) -> pd.DataFrame:
+    kinds = {CUSTOMERS: "int64", PART: "str"}
+    out = out.astype({c: kinds.get(c, "float64") for c in out.columns})
+    if freq is not None:
+        out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
     out.attrs["compressed"] = True
     return out
 
@@ -212,7 +252,8 @@ CAL_COLUMNS = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal",
 
 
 def calibration_holdout(transactions, *, calibration_end, observation_end, freq: str = "D",
-                        freq_multiplier: float = 1, compress: bool = False, spend_decimals: int | None = None,
+                        freq_multiplier: float = 1, compress: bool = False,
+                        spend_digits: int | None = SPEND_DIGITS,
                         engine: str | None = None, columns: dict | None = None, table: str | None = None,
                         spark=None, output=None):
     """RFM summary of a calibration period and purchases in the holdout period that follows.
@@ -232,10 +273,10 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
       midnight, dropping purchases made later that day). On date-only data both agree.
 
     Works without a monetary column on pandas 3, where lifetimes' version fails. Sources,
-    ``engine``, ``columns``, ``table``, ``output`` as in :func:`rfm_summary`. ``compress=True``
-    gives distinct rows of the calibration columns with ``frequency_holdout`` and
-    ``duration_holdout``, plus ``customers``, ``monetary_value_cal_sum`` and
-    ``monetary_value_holdout_sum``.
+    ``engine``, ``columns``, ``table``, ``output`` as in :func:`rfm_summary`. ``compress=True``:
+    the purchase part's rows are the distinct (``frequency_cal``, ``recency_cal``, ``T_cal``,
+    ``frequency_holdout``, ``duration_holdout``) rows, with the mean and ``_sum`` of both
+    monetary values; the spend part as in :func:`rfm_summary`, on the calibration columns.
     """
     freq = _check_freq(freq, freq_multiplier)
     cal_end = _as_timestamp(calibration_end, "calibration_end")
@@ -273,17 +314,16 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
         if int(counts["cal"].iloc[0]) == 0:
             raise LTVError(f"No purchases fall on or before calibration_end ({cal_end.date()}).")
         if compress:
-            keys = ["frequency_cal", "recency_cal", "T_cal", "monetary_value_cal", "frequency_holdout",
-                    "duration_holdout"]
+            keys = ["frequency_cal", "recency_cal", "T_cal", "frequency_holdout", "duration_holdout"]
             sql = _compressed_sql(ctes, "joined", keys, ["monetary_value_cal", "monetary_value_holdout"],
-                                  spend_decimals)
+                                  spend_digits)
         else:
             sql = (f"WITH {ctes} SELECT {CUSTOMER_ID}, {', '.join(CAL_COLUMNS)} FROM joined"
                    + ("" if output is not None else f" ORDER BY {CUSTOMER_ID}"))
         meta = {"kind": "calibration_holdout", "compressed": bool(compress), "freq": freq,
                 "freq_multiplier": mult, "unit_days": _PERIOD_DAYS[freq] * mult,
                 "calibration_end": cal_end.isoformat(), "observation_end": obs_end.isoformat(),
-                "spend_decimals": spend_decimals}
+                "spend_digits": spend_digits if compress else None}
         out = _run(eng, sql, output, meta)
     if output is not None:
         return out
@@ -300,11 +340,11 @@ def _parquet_pattern(path) -> str:
     return str(path)
 
 
-def load_summary(path, *, compress: bool = False) -> pd.DataFrame:
+def load_summary(path, *, compress: bool = False, spend_digits: int | None = SPEND_DIGITS) -> pd.DataFrame:
     """A summary written by ``rfm_summary``/``calibration_holdout`` with ``output=`` (``ltv
     summary``), as a DataFrame with its time unit in ``attrs["unit_days"]``.
 
-    ``compress=True`` groups a per-customer file into its distinct rows with ``customers`` counts
+    ``compress=True`` compresses a per-customer file as ``rfm_summary(compress=True)`` would
     while DuckDB reads it (what :func:`ltv_helpers.models.fit` needs: the same fit, tested, from
     a fraction of the rows); an already compressed file is read as it is.
     """
@@ -315,19 +355,21 @@ def load_summary(path, *, compress: bool = False) -> pd.DataFrame:
             names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
         except duckdb.Error as exc:
             raise LTVError(f"{path} cannot be read as Parquet ({str(exc).splitlines()[0]}).") from None
-        calibration = "frequency_cal" in names
-        keys = ([c for c in CAL_COLUMNS if c != "monetary_value_holdout"] if calibration
-                else [FREQUENCY, RECENCY, T, MONETARY_VALUE])
-        missing = [c for c in keys if c not in names]
+        if "frequency_cal" in names:
+            keys = ["frequency_cal", "recency_cal", "T_cal", "frequency_holdout", "duration_holdout"]
+            money = ["monetary_value_cal", "monetary_value_holdout"]
+        else:
+            keys, money = [FREQUENCY, RECENCY, T], [MONETARY_VALUE]
+        missing = [c for c in keys + money if c not in names]
         if missing:
             raise LTVError(f"{path} is not a summary: it has no {', '.join(missing)} column; its columns are: "
                            f"{', '.join(names)}. Write one with `ltv summary`.")
-        if CUSTOMERS in names or not compress:
+        if PART in names or not compress:
             out = con.execute(f"SELECT * FROM read_parquet('{pattern}')").df()
-        else:
-            listed = ", ".join(keys)
-            out = con.execute(f"SELECT {listed}, COUNT(*) AS {CUSTOMERS} FROM read_parquet('{pattern}') "
-                              f"GROUP BY ALL ORDER BY ALL").df()
+        else:  # the same compression rfm_summary(compress=True) makes, on the summary's rows
+            ctes = f"file_rows AS (SELECT * FROM read_parquet('{pattern}'))"
+            out = con.execute(_compressed_sql(ctes, "file_rows", keys, money, spend_digits)).df()
+            out = _compressed_frame(out, None, 1)
     if CUSTOMER_ID in out:
         out = out.set_index(CUSTOMER_ID)
         out.index = out.index.astype("str")
