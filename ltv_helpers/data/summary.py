@@ -125,9 +125,12 @@ def _compressed_sql(ctes: str, table: str, keys: list[str], money: list[str], sp
     f, m = keys[0], money[0]
     spend = m
     if spend_digits is not None:
-        # Rounded to significant digits: scale by a power of ten (a whole-number ROUND works in every SQL).
-        scale = f"POWER(10.0, FLOOR(LOG10({m})) - {spend_digits - 1})"
-        spend = f"ROUND({m} / {scale}) * {scale}"
+        # Rounded to significant digits with a whole-number ROUND (every SQL has it), scaling by an
+        # exact power of ten (10^k, k >= 0, is exact in binary) in one correctly rounded operation,
+        # so that every engine rounds the same bits, ties included.
+        k = f"({spend_digits - 1} - CAST(FLOOR(LOG10({m})) AS INTEGER))"
+        spend = (f"CASE WHEN {k} >= 0 THEN ROUND({m} * POWER(10.0, {k})) / POWER(10.0, {k}) "
+                 f"ELSE ROUND({m} / POWER(10.0, -{k})) * POWER(10.0, -{k}) END")
     nulls = [f"CAST(NULL AS DOUBLE) AS {k}" for k in keys[1:]]
     spend_cols = [f"'spend' AS {PART}", f] + nulls + [f"{spend} AS {m}"] + \
         [f"CAST(NULL AS DOUBLE) AS {x}" for x in money[1:]] + [count] + \
