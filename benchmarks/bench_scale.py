@@ -14,7 +14,7 @@ subprocess, twice over the log:
   model fit needs.
 
 Printed per size and engine: seconds for each, rows per second, the peak memory of the Python
-process (ru_maxrss; Spark's JVM is a separate process and not counted) and the rows of the
+process (its high-water mark, VmHWM; Spark's JVM is a separate process and not counted) and the rows of the
 compressed summary. The last table gives seconds per million rows at each size: constant means
 cost grows linearly with rows. ``--write`` keeps the tables in ``benchmarks/results_scale.md``.
 The compressed summaries of both engines are checked equal (1e-9).
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import tempfile
@@ -63,6 +62,8 @@ def child(engine: str, data: str, out: str) -> None:
     """One engine on one log: both summaries, seconds and peak memory, as JSON in ``out``."""
     from ltv_helpers.data import rfm_summary
 
+    # A child starts with its parent's peak (fork, exec): reset the kernel's high-water mark.
+    Path("/proc/self/clear_refs").write_text("5")
     spark = None
     start_seconds = 0.0
     if engine == "spark":
@@ -80,7 +81,8 @@ def child(engine: str, data: str, out: str) -> None:
     packed = rfm_summary(data, observation_end=END, freq="W", compress=True, engine=engine, spark=spark)
     compressed = time.perf_counter() - t0
     packed.to_parquet(work / "compressed.parquet")
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    status = Path("/proc/self/status").read_text().split("VmHWM:")[1]
+    peak = int(status.split()[0]) / 1024  # kB -> MB
     Path(out).write_text(json.dumps({"per_customer": per_customer, "compressed": compressed,
                                      "spark_start": start_seconds, "peak_mb": peak,
                                      "purchase_rows": int((packed["part"] == "purchases").sum()),

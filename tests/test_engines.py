@@ -294,3 +294,14 @@ def test_collection_notebook_summary_on_spark(spark, cdnow_sample, tmp_path):
     got = pd.read_parquet(out / "rfm_summary.parquet")
     expected = rfm_summary(pd.read_parquet(out / "transactions.parquet"), observation_end="1998-06-30")
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=0)
+
+
+def test_compressed_output_is_written_here_with_what_it_holds(cdnow_parquet, tmp_path):
+    path = rfm_summary(cdnow_parquet, freq="W", compress=True, output=tmp_path / "packed.parquet")
+    meta = summary_meta(path)
+    assert meta["compressed"] is True and meta["freq"] == "W" and meta["spend_digits"] == 6
+    back = load_summary(path, compress=True)  # already compressed: read as it is
+    expected = rfm_summary(cdnow_parquet, freq="W", compress=True)
+    pd.testing.assert_frame_equal(back, expected)
+    assert back.attrs["unit_days"] == 7.0
+    assert models.fit(back).params == models.fit(expected).params

@@ -5,13 +5,14 @@ customer history and retention tables the notebooks use.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.data.engines import open_engine, summary_meta
+from ltv_helpers.data.engines import META_KEY, open_engine, summary_meta
 from ltv_helpers.data.parse import _as_timestamp, _end_cut
 from ltv_helpers.schema import (
     AMOUNT,
@@ -142,12 +143,29 @@ def _compressed_sql(ctes: str, table: str, keys: list[str], money: list[str], sp
             f"GROUP BY {spend_groups} ORDER BY 1, {', '.join(str(i + 2) for i in range(len(keys) + 1))}")
 
 
-def _run(engine, sql: str, output, meta: dict):
-    """The query's result as a DataFrame, or written to ``output`` (Parquet) on the engine."""
-    if output is not None:
-        meta = {**meta, "engine": engine.name}
-        return engine.write(sql, output, meta)
-    return engine.query(sql)
+def _run(engine, sql: str, output, meta: dict, freq: str, mult: float):
+    """The summary as a DataFrame, or written to ``output`` (Parquet): a per-customer summary by
+    the engine, where it runs (on Spark, a path the cluster writes to); a compressed one, small by
+    design, comes back and is written here (a file on this machine, for ``ltv fit``)."""
+    if output is not None and not meta["compressed"]:
+        return engine.write(sql, output, {**meta, "engine": engine.name})
+    out = engine.query(sql)
+    if meta["compressed"]:
+        out = _compressed_frame(out, freq, mult)
+    else:
+        return _summary_frame(out, freq, mult)
+    if output is None:
+        return out
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pandas(out, preserve_index=False)
+    kv = json.dumps({**meta, "engine": engine.name}, ensure_ascii=False)
+    path = Path(output)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY.encode(): kv.encode()}),
+                   path)
+    return path
 
 
 def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_multiplier: float = 1,
@@ -192,9 +210,10 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_mul
     scores its purchase rows. A log of billions of rows comes back as the few hundred thousand
     rows of its distinct histories (weekly periods: fewer still) plus its distinct spends.
 
-    ``output``: a Parquet path the engine writes the result to (Spark: a folder of part files),
-    returned instead of a DataFrame, so per-customer results never pass through this process;
-    the file says what it holds (:func:`~ltv_helpers.data.engines.summary_meta`).
+    ``output``: a Parquet path, returned instead of a DataFrame. A per-customer summary is written
+    by the engine (Spark: a folder of part files, on any path the cluster writes to), so it never
+    passes through this process; a compressed one comes back (it is small) and is written here.
+    The file says what it holds (:func:`~ltv_helpers.data.engines.summary_meta`).
 
     Returns a DataFrame indexed by ``customer_id`` (sorted), float columns (``compress``: a
     plain index, rows sorted); ``attrs["unit_days"]`` holds the length of its time unit in days.
@@ -223,10 +242,7 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_mul
         meta = {"kind": "rfm_summary", "compressed": bool(compress), "freq": freq, "freq_multiplier": mult,
                 "unit_days": _PERIOD_DAYS[freq] * mult, "observation_end": obs.isoformat(),
                 "spend_digits": spend_digits if compress else None}
-        out = _run(eng, sql, output, meta)
-    if output is not None:
-        return out
-    return _compressed_frame(out, freq, mult) if compress else _summary_frame(out, freq, mult)
+        return _run(eng, sql, output, meta, freq, mult)
 
 
 _PERIOD_DAYS = {"h": 1 / 24, "D": 1.0, "W": 7.0, "M": 365.25 / 12, "Q": 365.25 / 4, "Y": 365.25}
@@ -327,10 +343,7 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
                 "freq_multiplier": mult, "unit_days": _PERIOD_DAYS[freq] * mult,
                 "calibration_end": cal_end.isoformat(), "observation_end": obs_end.isoformat(),
                 "spend_digits": spend_digits if compress else None}
-        out = _run(eng, sql, output, meta)
-    if output is not None:
-        return out
-    return _compressed_frame(out, freq, mult) if compress else _summary_frame(out, freq, mult)
+        return _run(eng, sql, output, meta, freq, mult)
 
 
 def _parquet_pattern(path) -> str:
