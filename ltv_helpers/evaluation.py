@@ -15,8 +15,8 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers import models as mdl
-from ltv_helpers.data.parse import _end_cut
 from ltv_helpers.data.engines import DuckDBEngine
+from ltv_helpers.data.parse import _end_cut
 from ltv_helpers.data.summary import _PERIOD_SQL, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError

@@ -120,7 +120,7 @@ LABELS: dict[str, dict[str, str]] = {
     "orders per customer": {"zh": "每位客户的订单数"},
     "distribution of orders per customer": {"zh": "客户订单数分布"},
     "share of customers": {"zh": "客户占比"},
-    "order value": {"zh": "订单金额"},
+    "order amount": {"en": "order value", "zh": "订单金额"},
     "distribution of order value": {"zh": "订单金额分布"},
     "number of orders": {"zh": "订单数量"},
     "log scale": {"zh": "对数坐标"},

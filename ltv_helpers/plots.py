@@ -139,7 +139,7 @@ def order_value_distribution(transactions: pd.DataFrame, currency: str = "",
                     ha="right", va="top", fontsize=9)
     unit = _log_unit(currency, language)
     _title(ax, label("distribution of order value", language))
-    ax.set_xlabel(label("order value", language) + unit)
+    ax.set_xlabel(label("order amount", language) + unit)
     ax.set_ylabel(label("number of orders", language))
     ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
     fig.tight_layout()

@@ -18,6 +18,8 @@ from ltv_helpers.data.engines import (
     _first_line,
     _quiet_pyspark,
     is_spark_frame,
+    parquet_pattern,
+    spark_frame,
     spark_session,
 )
 from ltv_helpers.models import LTVModel, load_model, model_from_dict, purchase_rows
@@ -92,10 +94,7 @@ def _score_duckdb(model: LTVModel, source, options: dict, output, batch_rows: in
 
     if not isinstance(source, (str, Path)):
         raise LTVError(f"summary must be a DataFrame or a Parquet path, got {type(source).__name__}.")
-    text = str(source)
-    pattern = str(Path(text) / "**" / "*.parquet") if Path(text).is_dir() else text
-    if not any(ch in pattern for ch in "*?[") and not Path(pattern).is_file():
-        raise LTVError(f"File not found: {source}.")
+    pattern = parquet_pattern(source)
     frames, writer = [], None
     with duckdb.connect() as con:
         try:
@@ -129,20 +128,7 @@ def _score_spark(model: LTVModel, summary, options: dict, *, output, table, spar
 
     spark = spark or spark_session()
     _quiet_pyspark()
-    if is_spark_frame(summary):
-        frame = summary
-    elif isinstance(summary, pd.DataFrame):
-        frame = spark.createDataFrame(summary.reset_index() if summary.index.name == CUSTOMER_ID else summary)
-    elif isinstance(summary, (str, Path)):
-        text = str(summary)
-        if "://" in text or Path(text).exists() or any(ch in text for ch in "*?["):
-            frame = spark.read.parquet(text)
-        elif spark.catalog.tableExists(text):
-            frame = spark.table(text)
-        else:
-            raise LTVError(f"There is no Parquet file or Spark table {text!r}.")
-    else:
-        raise LTVError(f"summary must be a Spark DataFrame, a table name or a Parquet path, got {type(summary).__name__}.")
+    frame = spark_frame(spark, summary, "summary")
     names = set(frame.columns)
     fields = []
     if CUSTOMER_ID in names:

@@ -28,7 +28,13 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from ltv_helpers.schema import AMOUNT, ORDER_DATE, REQUIRED_COLUMNS, LTVError
+from ltv_helpers.schema import (
+    AMOUNT,
+    CUSTOMER_ID,
+    ORDER_DATE,
+    REQUIRED_COLUMNS,
+    LTVError,
+)
 
 ENGINES = ("duckdb", "spark")
 #: Environment variable with the Spark master URL (``spark://host:7077``, ``yarn``, ``k8s://...``);
@@ -108,6 +114,20 @@ _MAP_HINT = ("Map them to the source's names (columns= in Python; --customer-id,
              "command line), or clean the export with clean_transactions first.")
 
 
+def parquet_pattern(source) -> str:
+    """What DuckDB's ``read_parquet`` reads for a Parquet file, a glob, or a folder (every
+    ``.parquet`` file below it, e.g. Spark's part files); a missing path fails in one sentence."""
+    text = str(source)
+    if any(ch in text for ch in "*?["):
+        return text
+    path = Path(text)
+    if path.is_dir():
+        return str(path / "**" / "*.parquet")
+    if not path.is_file():
+        raise LTVError(f"File not found: {path}.")
+    return text
+
+
 def _mapping(columns: dict | None) -> dict[str, str]:
     mapping = {c: c for c in REQUIRED_COLUMNS}
     for role, name in (columns or {}).items():
@@ -185,15 +205,7 @@ class DuckDBEngine(Engine):
                 what = "needs table=" if table is None else f"has no table {table!r}"
                 raise LTVError(f"The DuckDB file {path.name} {what}; its tables are: {', '.join(tables) or 'none'}.")
             return f"client.{_ident(table)}"
-        if any(ch in text for ch in "*?["):
-            pattern = text
-        elif path.is_dir():
-            pattern = str(path / "**" / "*.parquet")
-        elif path.is_file():
-            pattern = text
-        else:
-            raise LTVError(f"File not found: {path}.")
-        return f"read_parquet({_sql_quote(pattern)})"
+        return f"read_parquet({_sql_quote(parquet_pattern(text))})"
 
     def _register(self, relation: str, mapping: dict[str, str]) -> None:
         try:
@@ -233,7 +245,7 @@ class SparkEngine(Engine):
         from pyspark.sql import functions as F
 
         self.spark = spark or spark_session()
-        frame = self._frame(source)
+        frame = spark_frame(self.spark, source)
         mapping = _mapping(columns)
         fields = {f.name: f.dataType.simpleString().lower() for f in frame.schema.fields}
         missing = [role for role, name in mapping.items() if name not in fields]
@@ -245,27 +257,6 @@ class SparkEngine(Engine):
         self.view = f"ltv_src_{uuid.uuid4().hex[:12]}"
         frame.select(*[F.col(f"`{name}`").alias(role) for role, name in mapping.items()]
                      ).createOrReplaceTempView(self.view)
-
-    def _frame(self, source):
-        if is_spark_frame(source):
-            return source
-        if isinstance(source, pd.DataFrame):
-            _quiet_pyspark()
-            return self.spark.createDataFrame(source[[c for c in source.columns]])
-        if not isinstance(source, (str, Path)):
-            raise LTVError("transactions must be a Spark DataFrame, a table name, a Parquet path or a "
-                           f"pandas DataFrame; got {type(source).__name__}.")
-        text = str(source)
-        if "://" in text or Path(text).exists() or any(ch in text for ch in "*?["):
-            try:
-                return self.spark.read.parquet(text)
-            except Exception as exc:  # noqa: BLE001
-                raise LTVError(f"Spark cannot read {text} as Parquet: {_first_line(exc)}") from None
-        if Path(text).suffix.lower() == ".parquet":
-            raise LTVError(f"File not found: {text}.")
-        if not self.spark.catalog.tableExists(text):
-            raise LTVError(f"There is no table {text!r} on the Spark session (and no file of that name).")
-        return self.spark.table(text)
 
     def translate(self, sql: str) -> str:
         import sqlglot
@@ -293,6 +284,30 @@ class SparkEngine(Engine):
 
     def close(self) -> None:
         self.spark.catalog.dropTempView(self.view)
+
+
+def spark_frame(spark, source, what: str = "transactions"):
+    """A Spark DataFrame for ``source``: itself, a pandas DataFrame sent to Spark (a
+    ``customer_id`` index becomes a column), Parquet on a path Spark reads, or a table name."""
+    if is_spark_frame(source):
+        return source
+    if isinstance(source, pd.DataFrame):
+        _quiet_pyspark()
+        return spark.createDataFrame(source.reset_index() if source.index.name == CUSTOMER_ID else source)
+    if not isinstance(source, (str, Path)):
+        raise LTVError(f"{what} must be a Spark DataFrame, a table name, a Parquet path or a pandas DataFrame; "
+                       f"got {type(source).__name__}.")
+    text = str(source)
+    if "://" in text or Path(text).exists() or any(ch in text for ch in "*?["):
+        try:
+            return spark.read.parquet(text)
+        except Exception as exc:  # noqa: BLE001 - the JVM's reasons are many; one sentence
+            raise LTVError(f"Spark cannot read {text} as Parquet: {_first_line(exc)}") from None
+    if Path(text).suffix.lower() == ".parquet":
+        raise LTVError(f"File not found: {text}.")
+    if not spark.catalog.tableExists(text):
+        raise LTVError(f"There is no table {text!r} on the Spark session (and no file of that name).")
+    return spark.table(text)
 
 
 def open_engine(transactions, engine: str | None = None, *, columns: dict | None = None,

@@ -12,7 +12,12 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.data.engines import META_KEY, open_engine, summary_meta
+from ltv_helpers.data.engines import (
+    META_KEY,
+    open_engine,
+    parquet_pattern,
+    summary_meta,
+)
 from ltv_helpers.data.parse import _as_timestamp, _end_cut
 from ltv_helpers.schema import (
     AMOUNT,
@@ -346,16 +351,6 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
         return _run(eng, sql, output, meta, freq, mult)
 
 
-def _parquet_pattern(path) -> str:
-    """DuckDB's read pattern for a summary file or a Spark folder of part files."""
-    path = Path(path)
-    if path.is_dir():
-        return str(path / "*.parquet")
-    if not path.is_file():
-        raise LTVError(f"File not found: {path}.")
-    return str(path)
-
-
 def load_summary(path, *, compress: bool = False, spend_digits: int | None = SPEND_DIGITS) -> pd.DataFrame:
     """A summary written by ``rfm_summary``/``calibration_holdout`` with ``output=`` (``ltv
     summary``), as a DataFrame with its time unit in ``attrs["unit_days"]``.
@@ -365,7 +360,7 @@ def load_summary(path, *, compress: bool = False, spend_digits: int | None = SPE
     a fraction of the rows); an already compressed file is read as it is.
     """
     meta = summary_meta(path)
-    pattern = _parquet_pattern(path).replace("'", "''")
+    pattern = parquet_pattern(path).replace("'", "''")
     with duckdb.connect() as con:
         try:
             names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
@@ -397,7 +392,7 @@ def load_summary(path, *, compress: bool = False, spend_digits: int | None = SPE
 def describe_summary_file(path) -> str:
     """One line on a summary file: what it is, rows, customers, time unit (``ltv summary`` prints it)."""
     meta = summary_meta(path)
-    pattern = _parquet_pattern(path).replace("'", "''")
+    pattern = parquet_pattern(path).replace("'", "''")
     with duckdb.connect() as con:
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
         total = f"SUM({CUSTOMERS})" if CUSTOMERS in names else "COUNT(*)"
