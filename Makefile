@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench screenshots lab clean
+.PHONY: setup demo test bench bench-scale screenshots lab clean
 
 setup: $(STAMP)
 
@@ -35,6 +35,11 @@ lab: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rfm.py
 	$(BIN)/python benchmarks/bench_report.py
+
+# Summaries on DuckDB and Spark local for 1M, 5M and 20M customers (about half an hour; keeps
+# benchmarks/results_scale.md). Needs Java 17 for Spark.
+bench-scale: $(STAMP)
+	$(BIN)/python benchmarks/bench_scale.py --write
 
 clean:
 	rm -rf $(VENV) reports/demo *.egg-info

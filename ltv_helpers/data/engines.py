@@ -177,7 +177,9 @@ class DuckDBEngine(Engine):
     name = "duckdb"
 
     def __init__(self, source, *, columns: dict | None = None, table: str | None = None):
-        self.con = duckdb.connect()
+        # Results that need an order say so (ORDER BY); the rest may stream out in any order,
+        # which lets DuckDB write large results without holding them.
+        self.con = duckdb.connect(config={"preserve_insertion_order": False})
         try:
             relation = self._relation(source, table)
             self._register(relation, _mapping(columns))

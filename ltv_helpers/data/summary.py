@@ -79,7 +79,9 @@ def _summary_ctes(name: str, freq: str, where: str, end_period: int, mult: float
     definitions, on the transactions of view ``src`` that pass ``where``.
 
     Rows in the same period are merged (their amounts summed); the first period is the first
-    purchase; monetary value is the mean of the repeat periods' sums (0 without repeats).
+    purchase; monetary value is the mean of the repeat periods' sums (0 without repeats): the
+    exact decimal total less the first period's (``MIN_BY``: one grouping pass, no window), turned
+    into a double and divided by the count, so every engine gives the same bits.
     Written in DuckDB's SQL; :class:`~ltv_helpers.data.engines.SparkEngine` runs it translated.
     """
     per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
@@ -88,17 +90,15 @@ def _summary_ctes(name: str, freq: str, where: str, end_period: int, mult: float
             SELECT {CUSTOMER_ID} AS cid, {per} AS per, {_EXACT_SUM} AS amt
             FROM src WHERE {where}
             GROUP BY ALL
-        ), {name}_marked AS (
-            SELECT cid, per, amt, per = MIN(per) OVER (PARTITION BY cid) AS is_first FROM {name}_periods
         ), {name} AS (
             SELECT cid AS {CUSTOMER_ID},
                    CAST(COUNT(*) - 1 AS DOUBLE) AS {FREQUENCY},
                    (MAX(per) - MIN(per)) / {_double(mult)} AS {RECENCY},
                    ({end_period} - MIN(per)) / {_double(mult)} AS {T},
                    CASE WHEN COUNT(*) > 1
-                        THEN CAST(SUM(amt) FILTER (WHERE NOT is_first) AS DOUBLE) / (COUNT(*) - 1)
+                        THEN CAST(SUM(amt) - MIN_BY(amt, per) AS DOUBLE) / (COUNT(*) - 1)
                         ELSE 0.0 END AS {MONETARY_VALUE}
-            FROM {name}_marked GROUP BY cid
+            FROM {name}_periods GROUP BY cid
         )"""
 
 
