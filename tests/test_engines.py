@@ -305,3 +305,19 @@ def test_compressed_output_is_written_here_with_what_it_holds(cdnow_parquet, tmp
     pd.testing.assert_frame_equal(back, expected)
     assert back.attrs["unit_days"] == 7.0
     assert models.fit(back).params == models.fit(expected).params
+
+
+def test_spark_without_java_fails_in_one_sentence(cdnow_parquet, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "JAVA_HOME": str(tmp_path / "no-java")}
+    env.pop("LTV_SPARK_MASTER", None)
+    code = "import sys; from ltv_helpers.cli import main; sys.exit(main(sys.argv[1:]))"
+    run = subprocess.run([sys.executable, "-c", code, "summary", str(cdnow_parquet), "-o", str(tmp_path / "s"),
+                          "--engine", "spark"], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2, run.stderr
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ltv summary: Spark could not start") and "openjdk-17-jre-headless" in last
+    assert "Traceback" not in run.stderr
