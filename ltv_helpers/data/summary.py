@@ -137,7 +137,7 @@ def _compressed_sql(ctes: str, table: str, keys: list[str], money: list[str], sp
         k = f"({spend_digits - 1} - CAST(FLOOR(LOG10({m})) AS INTEGER))"
         spend = (f"CASE WHEN {k} >= 0 THEN ROUND({m} * POWER(10.0, {k})) / POWER(10.0, {k}) "
                  f"ELSE ROUND({m} / POWER(10.0, -{k})) * POWER(10.0, -{k}) END")
-    nulls = [f"CAST(NULL AS DOUBLE) AS {k}" for k in keys[1:]]
+    nulls = [f"CAST(NULL AS DOUBLE) AS {key}" for key in keys[1:]]
     spend_cols = [f"'spend' AS {PART}", f] + nulls + [f"{spend} AS {m}"] + \
         [f"CAST(NULL AS DOUBLE) AS {x}" for x in money[1:]] + [count] + \
         [f"{_exact_sum(m)} AS {m}_sum"] + [f"CAST(NULL AS DOUBLE) AS {x}_sum" for x in money[1:]]
@@ -154,11 +154,9 @@ def _run(engine, sql: str, output, meta: dict, freq: str, mult: float):
     design, comes back and is written here (a file on this machine, for ``ltv fit``)."""
     if output is not None and not meta["compressed"]:
         return engine.write(sql, output, {**meta, "engine": engine.name})
-    out = engine.query(sql)
-    if meta["compressed"]:
-        out = _compressed_frame(out, freq, mult)
-    else:
-        return _summary_frame(out, freq, mult)
+    if not meta["compressed"]:
+        return _summary_frame(engine.query(sql), freq, mult)
+    out = _compressed_frame(engine.query(sql), freq, mult)
     if output is None:
         return out
     import pyarrow as pa
