@@ -211,7 +211,8 @@ def rfm_summary(transactions, *, observation_end=None, freq: str = "D", freq_mul
 
     :func:`ltv_helpers.models.fit` takes it as it is (same fit, tested); ``LTVModel.predict``
     scores its purchase rows. A log of billions of rows comes back as the few hundred thousand
-    rows of its distinct histories (weekly periods: fewer still) plus its distinct spends.
+    rows of its distinct histories (weekly periods: fewer still) plus its distinct spends, which
+    grow with the repeat buyers where spends rarely repeat (fewer ``spend_digits``: fewer rows).
 
     ``output``: a Parquet path, returned instead of a DataFrame. A per-customer summary is written
     by the engine (Spark: a folder of part files, on any path the cluster writes to), so it never
