@@ -914,7 +914,9 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
                        f"{MIN_REPEAT_BUYERS}. Pass spend=None to fit purchases only.")
     corr = 0.0
     if len(buyers) > 2:
-        cov = np.cov(buyers[FREQUENCY], buyers[MONETARY_VALUE], aweights=counts)
+        # numpy arrays, not Series: numpy's attribute probes on a Series with a large string index
+        # build pandas' hash table of the index (0.25 s at 600k buyers).
+        cov = np.cov(buyers[FREQUENCY].to_numpy(), buyers[MONETARY_VALUE].to_numpy(), aweights=counts)
         with np.errstate(all="ignore"):
             corr = float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
     if not np.isfinite(corr):
