@@ -551,26 +551,28 @@ class _BGNBDLikelihood:
         # Terms of distinct frequencies.
         base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + ux)
                 - gammaln(b) - gammaln(a + b + ux))
-        a4x = np.log(a) - np.log(b + np.maximum(ux, 1) - 1)
-        log_t = np.log(alpha + self.uT)[self.iT]
-        log_r = np.log(alpha + self.ur)[self.ir]
+        inv_bx = 1 / (b + np.maximum(ux, 1) - 1)
+        a4x = np.log(a) + np.log(inv_bx)
+        # Logs and reciprocals once per distinct T and recency, gathered per row.
+        t_alpha, r_alpha = alpha + self.uT, alpha + self.ur
+        log_t, log_r = np.log(t_alpha)[self.iT], np.log(r_alpha)[self.ir]
+        inv_t, inv_r = (1 / t_alpha)[self.iT], (1 / r_alpha)[self.ir]
         rx = r + x
         a3 = -rx * log_t
         a4 = np.where(pos, a4x[self.ix] - rx * log_r, -np.inf)
-        top = np.maximum(a3, a4)
-        e3, e4 = np.exp(a3 - top), np.exp(a4 - top)
-        ll = (base[self.ix] + top + np.log(e3 + e4))
-        share4 = e4 / (e3 + e4)  # posterior weight of "dropped out after the last purchase"
+        # log(e^a3 + e^a4) = max + log1p(e^-|a3 - a4|): one exponential per row.
+        e = np.exp(-np.abs(a3 - a4))
+        ll = base[self.ix] + np.maximum(a3, a4) + np.log1p(e)
+        share4 = np.where(a4 >= a3, 1.0, e) / (1 + e)  # posterior weight of "dropped out after the last purchase"
         share3 = 1 - share4
         nll = -(w @ ll) / self.n + self.penalizer * (r * r + alpha * alpha + a * a + b * b)
         # Gradient with respect to the parameters, then the log parameters.
         d_r = (self.wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
                - w @ (share3 * log_t + share4 * log_r))
-        d_alpha = (self.n * r / alpha
-                   - w @ (share3 * rx / np.exp(log_t) + share4 * rx / np.exp(log_r)))
+        d_alpha = self.n * r / alpha - w @ (rx * (share3 * inv_t + share4 * inv_r))
         d_a = self.wx @ (digamma(a + b) - digamma(a + b + ux)) + (w @ share4) / a
         d_b = (self.wx @ (digamma(a + b) + digamma(b + ux) - digamma(b) - digamma(a + b + ux))
-               - w @ (share4 / (b + np.maximum(x, 1) - 1)))
+               - w @ (share4 * inv_bx[self.ix]))
         params = np.array([r, alpha, a, b])
         grad = -np.array([d_r, d_alpha, d_a, d_b]) / self.n + 2 * self.penalizer * params
         return nll, grad * params
@@ -625,25 +627,30 @@ class _GammaGammaLikelihood:
         self.m = np.asarray(monetary_value, dtype=float)
         self.ix, self.ux = _distinct_values(self.x)
         self.wx = np.bincount(self.ix, weights=self.w)
-        self.log_m, self.log_x = np.log(self.m), np.log(self.x)
         self.xm = self.x * self.m
+        # The terms that do not involve v are linear in p: their sums are computed once.
+        self.w_times_x = self.w * self.x
+        self.sum_x_log_xm = self.w @ (self.x * np.log(self.xm))  # sum of w x (ln m + ln x)
+        self.sum_log_m = self.w @ np.log(self.m)
         self.penalizer = penalizer
 
     def __call__(self, log_params):
         from scipy.special import digamma, gammaln
 
         p, q, v = np.exp(log_params)
-        ux, x, w = self.ux, self.x, self.w
-        px = p * x
+        ux, w, n = self.ux, self.w, self.n
+        # Per buyer only ln(xm + v) and 1 / (xm + v); sum of w (px + q) ln(xm + v) by linearity.
         log_xmv = np.log(self.xm + v)
+        inv_xmv = 1 / (self.xm + v)
+        sum_log, sum_x_log = w @ log_xmv, self.w_times_x @ log_xmv
         by_x = gammaln(p * ux + q) - gammaln(p * ux)
-        ll = (by_x[self.ix] - gammaln(q) + q * np.log(v) + (px - 1) * self.log_m + px * self.log_x
-              - (px + q) * log_xmv)
-        nll = -(w @ ll) / self.n + self.penalizer * (p * p + q * q + v * v)
+        ll = (self.wx @ by_x - n * gammaln(q) + n * q * np.log(v) + p * self.sum_x_log_xm - self.sum_log_m
+              - p * sum_x_log - q * sum_log)
+        nll = -ll / n + self.penalizer * (p * p + q * q + v * v)
         dig_x = digamma(p * ux + q) - digamma(p * ux)
-        d_p = (self.wx @ (ux * dig_x)) + w @ (x * (self.log_m + self.log_x - log_xmv))
-        d_q = (self.wx @ digamma(p * ux + q)) - self.n * digamma(q) + self.n * np.log(v) - w @ log_xmv
-        d_v = self.n * q / v - w @ ((px + q) / (self.xm + v))
+        d_p = (self.wx @ (ux * dig_x)) + self.sum_x_log_xm - sum_x_log
+        d_q = (self.wx @ digamma(p * ux + q)) - n * digamma(q) + n * np.log(v) - sum_log
+        d_v = n * q / v - p * (self.w_times_x @ inv_xmv) - q * (w @ inv_xmv)
         params = np.array([p, q, v])
         grad = -np.array([d_p, d_q, d_v]) / self.n + 2 * self.penalizer * params
         return nll, grad * params
