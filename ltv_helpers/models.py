@@ -495,7 +495,8 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
         + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
     spend_data = data if spend_rows is None else _spend_columns(spend_rows)
     spend_model = _fit_spend(spend_data, penalizer) if spend == "gamma_gamma" else None
-    typical = _weighted_quantile(data[FREQUENCY].to_numpy(), weights, 0.99)
+    typical = (_weighted_quantile(data[FREQUENCY].to_numpy(), weights, 0.99) if CUSTOMERS in data
+               else data[FREQUENCY].quantile(0.99))  # one row per customer: as before, no sort
     return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
                     cov_log, float(data[T].max()), int(max(1, np.ceil(typical))))
 
