@@ -104,6 +104,16 @@ def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def check_prediction_options(horizon: float, gross_margin: float, annual_discount_rate: float) -> None:
+    """:meth:`LTVModel.predict`'s options, checked up front (also before a Spark job starts)."""
+    if not np.isfinite(horizon) or horizon <= 0:
+        raise LTVError(f"horizon must be a positive number of time units, got {horizon}.")
+    if not 0 <= gross_margin <= 1:
+        raise LTVError(f"gross_margin must be a share between 0 and 1, got {gross_margin}.")
+    if annual_discount_rate < 0:
+        raise LTVError(f"annual_discount_rate must not be negative, got {annual_discount_rate}.")
+
+
 def _parts(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """The purchase rows and the spend rows of a compressed summary (``rfm_summary(compress=True)``,
     column ``part``); any other summary is its own purchase rows, with no separate spend rows."""
@@ -331,12 +341,7 @@ class LTVModel:
         Purchases and P(alive) are computed once per distinct (frequency, recency, T) row and
         broadcast.
         """
-        if not np.isfinite(horizon) or horizon <= 0:
-            raise LTVError(f"horizon must be a positive number of time units, got {horizon}.")
-        if not 0 <= gross_margin <= 1:
-            raise LTVError(f"gross_margin must be a share between 0 and 1, got {gross_margin}.")
-        if annual_discount_rate < 0:
-            raise LTVError(f"annual_discount_rate must not be negative, got {annual_discount_rate}.")
+        check_prediction_options(horizon, gross_margin, annual_discount_rate)
         summary = purchase_rows(summary)
         data = _summary_columns(summary)
         if MONETARY_VALUE not in data:

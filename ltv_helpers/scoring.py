@@ -22,7 +22,13 @@ from ltv_helpers.data.engines import (
     spark_frame,
     spark_session,
 )
-from ltv_helpers.models import LTVModel, load_model, model_from_dict, purchase_rows
+from ltv_helpers.models import (
+    LTVModel,
+    check_prediction_options,
+    load_model,
+    model_from_dict,
+    purchase_rows,
+)
 from ltv_helpers.schema import CUSTOMER_ID, CUSTOMERS, LTVError
 
 #: Columns of a score table, after ``customer_id`` (and ``customers`` for a compressed summary).
@@ -146,7 +152,7 @@ def _score_spark(model: LTVModel, summary, options: dict, *, output, table, spar
                 out[CUSTOMERS] = out[CUSTOMERS].astype("int64")
             yield out
 
-    model.predict(pd.DataFrame({"frequency": [0.0], "recency": [0.0], "T": [1.0]}), **options)  # checks options
+    check_prediction_options(**options)
     scored = frame.mapInPandas(score_batches, st.StructType(fields))
     if output is None and table is None:
         return scored

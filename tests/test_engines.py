@@ -291,6 +291,7 @@ def test_collection_notebook_summary_on_spark(spark, cdnow_sample, tmp_path):
 
     out = tmp_path / "run"
     run_notebook("01_collection", out, {"source": "cdnow_sample", "engine": "spark"})
+    assert json.loads((out / "collection.json").read_text())["summary_engine"] == "spark"
     got = pd.read_parquet(out / "rfm_summary.parquet")
     expected = rfm_summary(pd.read_parquet(out / "transactions.parquet"), observation_end="1998-06-30")
     pd.testing.assert_frame_equal(got, expected, check_exact=False, rtol=1e-9, atol=0)

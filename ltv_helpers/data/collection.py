@@ -125,7 +125,7 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
     ``rfm_summary.parquet`` (daily :func:`rfm_summary` at the observation end, computed by
     ``engine``: ``"duckdb"`` here, ``"spark"`` on the Spark session or ``$LTV_SPARK_MASTER``) and
     ``collection.json`` (client, currency, observation end, column mapping, row counts, the
-    input's SHA-256).
+    input's SHA-256, the engine of the summary).
     Returns one row per file with its row count.
     """
     out = Path(output_dir)
@@ -147,7 +147,8 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
     meta = {"client": client, "currency": currency, "observation_end": end.date().isoformat(),
             "columns": result.columns, "rows_in": result.rows_in, "rows_kept": result.rows_kept,
             "orders": result.orders, "rows_rejected": len(result.rejected),
-            "warnings": list(result.warnings), "input_sha256": result.input_sha256}
+            "warnings": list(result.warnings), "input_sha256": result.input_sha256,
+            "summary_engine": engine}
     (out / "collection.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
     return pd.DataFrame({"file": list(files) + ["collection.json"],
                          "rows": pd.array([len(f) for f in files.values()] + [None], dtype="Int64")}
