@@ -60,6 +60,9 @@ FALLBACK_PENALIZER = 1e-3
 #: |correlation| between frequency and average spend above which Gamma-Gamma is questionable.
 SPEND_CORRELATION_WARNING = 0.3
 DAYS_PER_YEAR = 365.25
+#: Rows per block of the purchase likelihoods' per-row work: the temporaries stay small (a few
+#: hundred kB) whatever the number of customers, at the speed of whole-array operations.
+OBJECTIVE_BLOCK = 32_768
 
 
 # ---------------------------------------------------------------------------------- input
@@ -531,92 +534,101 @@ class _BGNBDLikelihood:
     """lifetimes' BG/NBD objective (mean negative log-likelihood per customer, log parameters,
     time divided by lifetimes' scale, plus its penalizer) with an analytic gradient.
 
-    Same value as ``BetaGeoFitter._negative_log_likelihood`` to rounding (tested), but every
-    gamma/digamma and log term is computed once per distinct ``frequency``, ``recency`` or ``T``
-    value and gathered: the customer-level work left is a few array operations. This is what
-    makes large fits fast; lifetimes' own autograd objective evaluates every term on every row.
+    Same value as ``BetaGeoFitter._negative_log_likelihood`` to rounding (tested). Per customer
+    ``ll = B(x) - (r+x) ln(alpha+T) + [x > 0] ln(1 + e^u)`` with the terms of distinct
+    frequencies ``B(x) = lnG(r+x) - lnG(r) + r ln(alpha) + lnG(a+b) + lnG(b+x) - lnG(b) - lnG(a+b+x)``
+    and ``u = ln(a) - ln(b+x-1) + (r+x) (ln(alpha+T) - ln(alpha+t_x))`` (the log odds of "dropped
+    out after the last purchase"). Every gamma, digamma, log and reciprocal is computed once per
+    distinct frequency, T or recency; the sums of terms linear in x are sums over distinct T
+    values; only the softplus term and its derivatives are computed per row (in blocks of
+    :data:`OBJECTIVE_BLOCK` rows), with two exponentials, one logarithm and no division per row.
+    lifetimes' own autograd objective evaluates every term on every row.
     """
 
+    #: frequency offset in the dropout term: b + x - 1 (BG/NBD), b + x (MBG/NBD).
+    offset = -1.0
+
     def __init__(self, frequency, recency, T, weights, penalizer: float, scale: float):
-        self.w = np.asarray(weights, dtype=float)
-        self.n = self.w.sum()
+        w = np.asarray(weights, dtype=float)
         x = np.asarray(frequency, dtype=float)
+        self.n = w.sum()
         self.ix, self.ux = _distinct_values(x)
         self.iT, self.uT = _distinct_values(np.asarray(T, dtype=float) * scale)
         self.ir, self.ur = _distinct_values(np.asarray(recency, dtype=float) * scale)
-        self.x = x
-        self.pos = x > 0
-        self.wx = np.bincount(self.ix, weights=self.w)  # total weight per distinct frequency
+        self.wx = np.bincount(self.ix, weights=w, minlength=len(self.ux))  # total weight per distinct x
+        self.wT = np.bincount(self.iT, weights=w, minlength=len(self.uT))  # ... per distinct T
+        self.wxT = np.bincount(self.iT, weights=w * x, minlength=len(self.uT))  # sum of w x per distinct T
+        # The rows with a dropout term: repeat buyers for BG/NBD, everyone for MBG/NBD.
+        rows = np.flatnonzero(x > 0) if self.offset < 0 else np.arange(len(x))
+        self.rows = [a[rows] for a in (x, w, self.ix, self.iT, self.ir)]
         self.penalizer = penalizer
 
-    def __call__(self, log_params):
+    def _base(self, r, alpha, a, b):
+        """B(x) per distinct frequency, and its derivatives in r, a and b (without ln alpha)."""
         from scipy.special import digamma, gammaln
 
-        r, alpha, a, b = np.exp(log_params)
-        ux, x, w, pos = self.ux, self.x, self.w, self.pos
-        # Terms of distinct frequencies.
-        base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + ux)
-                - gammaln(b) - gammaln(a + b + ux))
-        inv_bx = 1 / (b + np.maximum(ux, 1) - 1)
+        ux, o = self.ux, self.offset + 1
+        base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + ux + o)
+                - gammaln(b) - gammaln(a + b + ux + o))
+        d_r = digamma(r + ux) - digamma(r)
+        d_a = digamma(a + b) - digamma(a + b + ux + o)
+        d_b = d_a + digamma(b + ux + o) - digamma(b)
+        return base, d_r, d_a, d_b
+
+    def __call__(self, log_params):
+        r, alpha, a, b = params = np.exp(log_params)
+        base, dr_x, da_x, db_x = self._base(r, alpha, a, b)
+        inv_bx = 1 / (b + np.maximum(self.ux + self.offset, 0))
         a4x = np.log(a) + np.log(inv_bx)
-        # Logs and reciprocals once per distinct T and recency, gathered per row.
-        t_alpha, r_alpha = alpha + self.uT, alpha + self.ur
-        log_t, log_r = np.log(t_alpha)[self.iT], np.log(r_alpha)[self.ir]
-        inv_t, inv_r = (1 / t_alpha)[self.iT], (1 / r_alpha)[self.ir]
-        rx = r + x
-        a3 = -rx * log_t
-        a4 = np.where(pos, a4x[self.ix] - rx * log_r, -np.inf)
-        # log(e^a3 + e^a4) = max + log1p(e^-|a3 - a4|): one exponential per row.
-        e = np.exp(-np.abs(a3 - a4))
-        ll = base[self.ix] + np.maximum(a3, a4) + np.log1p(e)
-        share4 = np.where(a4 >= a3, 1.0, e) / (1 + e)  # posterior weight of "dropped out after the last purchase"
-        share3 = 1 - share4
-        nll = -(w @ ll) / self.n + self.penalizer * (r * r + alpha * alpha + a * a + b * b)
-        # Gradient with respect to the parameters, then the log parameters.
-        d_r = (self.wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
-               - w @ (share3 * log_t + share4 * log_r))
-        d_alpha = self.n * r / alpha - w @ (rx * (share3 * inv_t + share4 * inv_r))
-        d_a = self.wx @ (digamma(a + b) - digamma(a + b + ux)) + (w @ share4) / a
-        d_b = (self.wx @ (digamma(a + b) + digamma(b + ux) - digamma(b) - digamma(a + b + ux))
-               - w @ (share4 * inv_bx[self.ix]))
-        params = np.array([r, alpha, a, b])
+        log_t, log_r = np.log(alpha + self.uT), np.log(alpha + self.ur)
+        inv_t, inv_r = 1 / (alpha + self.uT), 1 / (alpha + self.ur)
+        # Sums over rows of w B(x) - w (r + x) ln(alpha + T), and of its derivatives, per distinct value.
+        wlt, wxlt = self.wT @ log_t, self.wxT @ log_t
+        ll = self.wx @ base - r * wlt - wxlt
+        d_r = self.wx @ (dr_x + np.log(alpha)) - wlt
+        d_alpha = self.n * r / alpha - r * (self.wT @ inv_t) - self.wxT @ inv_t
+        d_a, d_b = self.wx @ da_x, self.wx @ db_x
+        # The softplus term, in blocks: ln(1 + e^u) = max(u, 0) + ln(1 + e^-|u|); its derivative
+        # in u, the share s = e^u / (1 + e^u), as exp(u - softplus) (no division, no overflow).
+        x_all, w_all, ix_all, iT_all, ir_all = self.rows
+        for lo in range(0, len(x_all), OBJECTIVE_BLOCK):
+            block = slice(lo, lo + OBJECTIVE_BLOCK)
+            w, ix, iT, ir = w_all[block], ix_all[block], iT_all[block], ir_all[block]
+            rx = x_all[block] + r
+            gap = log_t.take(iT)
+            gap -= log_r.take(ir)  # ln(alpha + T) - ln(alpha + t_x) >= 0
+            u = rx * gap
+            u += a4x.take(ix)
+            soft = np.abs(u)
+            np.negative(soft, out=soft)
+            np.exp(soft, out=soft)
+            np.log1p(soft, out=soft)
+            soft += np.maximum(u, 0.0)
+            ll += w @ soft
+            np.subtract(u, soft, out=u)
+            np.exp(u, out=u)
+            u *= w  # w s
+            d_r += u @ gap
+            d_a += u.sum() / a
+            d_b -= u @ inv_bx.take(ix)
+            u *= rx  # w s (r + x)
+            d_alpha += u @ inv_t.take(iT) - u @ inv_r.take(ir)
+        nll = -ll / self.n + self.penalizer * (params @ params)
         grad = -np.array([d_r, d_alpha, d_a, d_b]) / self.n + 2 * self.penalizer * params
         return nll, grad * params
 
 
 class _MBGNBDLikelihood(_BGNBDLikelihood):
     """lifetimes' MBG/NBD objective (Batislam et al. 2007: a customer may also drop out at the
-    first purchase) with an analytic gradient, on the same distinct-value gathers as BG/NBD.
+    first purchase) with an analytic gradient, computed like BG/NBD's.
 
     Per customer ``ll = A1 + A2 + A3 + log(1 + exp(A4))`` with lifetimes' terms
     ``A1 = lnG(r+x) - lnG(r) + r ln(alpha)``, ``A2 = lnG(a+b) + lnG(b+x+1) - lnG(b) - lnG(a+b+x+1)``,
-    ``A3 = -(r+x) ln(alpha+T)``, ``A4 = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))``.
+    ``A3 = -(r+x) ln(alpha+T)``, ``A4 = ln(a) - ln(b+x) + (r+x) (ln(alpha+T) - ln(alpha+t_x))``:
+    BG/NBD's form with ``b + x`` for ``b + x - 1`` and the dropout term for every customer.
     """
 
-    def __call__(self, log_params):
-        from scipy.special import digamma, expit, gammaln
-
-        r, alpha, a, b = np.exp(log_params)
-        ux, x, w = self.ux, self.x, self.w
-        base = (gammaln(r + ux) - gammaln(r) + r * np.log(alpha) + gammaln(a + b) + gammaln(b + ux + 1)
-                - gammaln(b) - gammaln(a + b + ux + 1))
-        log_t = np.log(alpha + self.uT)[self.iT]
-        log_r = np.log(alpha + self.ur)[self.ir]
-        rx = r + x
-        a4 = np.log(a) - np.log(b + x) + rx * (log_t - log_r)
-        ll = base[self.ix] - rx * log_t + np.logaddexp(a4, 0.0)
-        share = expit(a4)  # d log(1 + e^A4) / d A4
-        nll = -(w @ ll) / self.n + self.penalizer * (r * r + alpha * alpha + a * a + b * b)
-        inv_t, inv_r = np.exp(-log_t), np.exp(-log_r)
-        d_r = (self.wx @ (digamma(r + ux) - digamma(r) + np.log(alpha))
-               - w @ log_t + w @ (share * (log_t - log_r)))
-        d_alpha = self.n * r / alpha - w @ (rx * inv_t) + w @ (share * rx * (inv_t - inv_r))
-        d_a = self.wx @ (digamma(a + b) - digamma(a + b + ux + 1)) + (w @ share) / a
-        d_b = (self.wx @ (digamma(a + b) + digamma(b + ux + 1) - digamma(b) - digamma(a + b + ux + 1))
-               - w @ (share / (b + x)))
-        params = np.array([r, alpha, a, b])
-        grad = -np.array([d_r, d_alpha, d_a, d_b]) / self.n + 2 * self.penalizer * params
-        return nll, grad * params
+    offset = 0.0
 
 
 class _GammaGammaLikelihood:
