@@ -162,7 +162,15 @@ def _time_unit(summary: pd.DataFrame, unit_days: float | None) -> float:
 
 
 def _distinct_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct values of an array (hashing, in order of appearance; no sort)."""
+    """Codes and distinct values of an array. Whole numbers from 0 to a few million (frequencies,
+    days, weeks) through a table indexed by value (distinct values ascending; a few times faster
+    than hashing); anything else by hashing (in order of appearance; no sort)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) and values.min() >= 0 and values.max() < 4 * len(values) + 1000 \
+            and (values == np.floor(values)).all():
+        whole = values.astype(np.int64)
+        present = np.bincount(whole) > 0
+        return (np.cumsum(present) - 1)[whole], np.flatnonzero(present).astype(float)
     codes, uniques = pd.factorize(values)
     return codes, np.asarray(uniques, dtype=float)
 
@@ -354,17 +362,15 @@ class LTVModel:
         if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
             step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
-        cumulative = expected_purchases_by_step(self, rows, ends)  # (steps, rows), one pass
         years = ends * self.unit_days / DAYS_PER_YEAR
-        increments = np.diff(cumulative, axis=0, prepend=0.0)
-        discounted = (1 + annual_discount_rate) ** -years @ increments
+        discounted, purchases = discounted_purchases(self, rows, ends, (1 + annual_discount_rate) ** -years)
         # Spend is a closed form per customer: no need to compress on monetary_value too.
         if self.spend_model is not None:
             spend = self.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE])
         else:
             spend = data[MONETARY_VALUE].to_numpy()
         out = pd.DataFrame({
-            "expected_purchases": cumulative[-1][inverse],
+            "expected_purchases": purchases[inverse],
             "p_alive": self._on_rows("conditional_probability_alive", rows)[inverse],
             "expected_spend": spend,
             "clv": gross_margin * discounted[inverse] * spend,
@@ -445,9 +451,7 @@ def lifetimes_clv(model: "LTVModel", summary: pd.DataFrame, *, time: int = 12, d
     data = _summary_columns(summary)
     rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
     steps = np.arange(1, time + 1) * factor
-    cumulative = expected_purchases_by_step(model, rows, steps)
-    per_month = np.diff(cumulative, axis=0, prepend=0.0)
-    discounted = (1 + discount_rate) ** -(steps / factor) @ per_month
+    discounted = discounted_purchases(model, rows, steps, (1 + discount_rate) ** -(steps / factor))[0]
     # Gamma-Gamma's conditional expected spend (lifetimes' conditional_expected_average_profit).
     spend = model.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE])
     return pd.Series(discounted[inverse] * spend, index=summary.index, name="clv")
@@ -553,8 +557,10 @@ class _BGNBDLikelihood:
         x = np.asarray(frequency, dtype=float)
         self.n = w.sum()
         self.ix, self.ux = _distinct_values(x)
-        self.iT, self.uT = _distinct_values(np.asarray(T, dtype=float) * scale)
-        self.ir, self.ur = _distinct_values(np.asarray(recency, dtype=float) * scale)
+        # Distinct times before scaling (whole days or weeks in a daily or weekly summary).
+        self.iT, self.uT = _distinct_values(T)
+        self.ir, self.ur = _distinct_values(recency)
+        self.uT, self.ur = self.uT * scale, self.ur * scale
         self.wx = np.bincount(self.ix, weights=w, minlength=len(self.ux))  # total weight per distinct x
         self.wT = np.bincount(self.iT, weights=w, minlength=len(self.uT))  # ... per distinct T
         self.wxT = np.bincount(self.iT, weights=w * x, minlength=len(self.uT))  # sum of w x per distinct T
@@ -859,12 +865,29 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
     distinct (frequency, T) pair and time, then combined with the recency term per row; far fewer
     pairs than rows. Pareto/NBD goes through lifetimes once per time.
     """
+    numerator, pairs, denominator = _purchase_terms(model, rows, times)
+    return numerator[:, pairs] / denominator
+
+
+def discounted_purchases(model: "LTVModel", rows: pd.DataFrame, times, factors) -> tuple[np.ndarray, np.ndarray]:
+    """``sum_k factors[k] (E[N(times[k])] - E[N(times[k-1])])`` per row (E[N(0)] = 0), and the
+    expected purchases up to the last time: the increments are taken and weighted per distinct
+    (frequency, T) pair, so no (times x rows) array is made."""
+    numerator, pairs, denominator = _purchase_terms(model, rows, times)
+    per_pair = np.asarray(factors, dtype=float) @ np.diff(numerator, axis=0, prepend=0.0)
+    return per_pair[pairs] / denominator, numerator[-1][pairs] / denominator
+
+
+def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Expected purchases as ``numerator[:, pairs] / denominator``: the numerator per time and
+    distinct (frequency, T) pair, each row's pair, and each row's recency term."""
     from scipy.special import hyp2f1
 
     times = np.atleast_1d(np.asarray(times, dtype=float))
     if model.model == "pareto_nbd":
-        return np.vstack([model._on_rows("conditional_expected_number_of_purchases_up_to_time", rows, t)
-                          for t in times])
+        numerator = np.vstack([model._on_rows("conditional_expected_number_of_purchases_up_to_time", rows, t)
+                               for t in times])
+        return numerator, np.arange(len(rows)), np.ones(len(rows))
     p = model.fitter.params_
     r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
@@ -888,7 +911,7 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
             hyp = hyp2f1(r + px, b + px + 1, a + b + px, z)
             numerator = (a + b + px) / (a - 1) * (1 - hyp * ((alpha + pT) / (alpha + t + pT)) ** (r + px))
             recency_term = (a / (b + x)) * ((alpha + T_) / (alpha + tx)) ** (r + x)
-    return numerator[:, inverse] / (1 + recency_term)[None, :]
+    return numerator, inverse, 1 + recency_term
 
 
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
