@@ -56,6 +56,29 @@ def test_fast_purchase_objectives_equal_lifetimes(cal, ours_class, lifetimes_cla
                            rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("ours_class", ["_BGNBDLikelihood", "_MBGNBDLikelihood"])
+def test_purchase_objectives_do_not_depend_on_the_block_size(cal, monkeypatch, ours_class):
+    f, r, t = (cal[c].to_numpy() for c in ("frequency_cal", "recency_cal", "T_cal"))
+    w = np.random.default_rng(1).integers(1, 5, len(f)).astype(float)
+    theta = np.array([-0.3, 0.4, -0.5, 0.2])
+    whole = getattr(models, ours_class)(f, r, t, w, 0.0, 0.1)(theta)
+    monkeypatch.setattr(models, "OBJECTIVE_BLOCK", 97)  # 2,357 customers: 25 blocks, the last one short
+    blocks = getattr(models, ours_class)(f, r, t, w, 0.0, 0.1)(theta)
+    assert blocks[0] == pytest.approx(whole[0], rel=1e-13)
+    assert np.allclose(blocks[1], whole[1], rtol=1e-12, atol=1e-15)
+
+
+def test_distinct_values_by_table_and_by_hashing_agree():
+    rng = np.random.default_rng(3)
+    whole = rng.integers(0, 400, 5000).astype(float)
+    for values in (whole, whole / 7, whole + 1e9, np.array([])):
+        codes, uniques = models._distinct_values(values)
+        assert np.array_equal(uniques[codes], values)
+        assert len(uniques) == len(np.unique(values))
+    codes, uniques = models._distinct_values(whole)  # the table path: ascending values
+    assert np.array_equal(uniques, np.unique(whole))
+
+
 def test_fast_gamma_gamma_objective_equals_lifetimes(cal):
     from autograd import grad
 
@@ -105,6 +128,18 @@ def test_expected_purchases_for_every_step_at_once_equal_lifetimes(days, name):
             ref = m.fitter.conditional_expected_number_of_purchases_up_to_time(t, rows["frequency"], rows["recency"],
                                                                               rows["T"])
             assert np.allclose(ours[k], ref, rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto_nbd"])
+def test_discounted_purchases_weight_the_increments_of_every_step(days, name):
+    m = models.fit(days, model=name, spend=None)
+    rows = days.rename(columns=lambda c: c.removesuffix("_cal"))[["frequency", "recency", "T"]]
+    times, factors = np.array([30.4, 60.9, 91.3, 120.0]), np.array([0.99, 0.98, 0.97, 0.96])
+    steps = models.expected_purchases_by_step(m, rows, times)
+    discounted, last = models.discounted_purchases(m, rows, times, factors)
+    assert np.allclose(discounted, factors @ np.diff(steps, axis=0, prepend=0.0), rtol=1e-12, atol=1e-15)
+    assert np.allclose(last, steps[-1], rtol=1e-14, atol=0)
+    assert (discounted <= last).all()  # factors below 1 on increments of a growing count
 
 
 @pytest.mark.parametrize("name", ["bgnbd", "mbgnbd"])
