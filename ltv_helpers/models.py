@@ -162,9 +162,10 @@ def _time_unit(summary: pd.DataFrame, unit_days: float | None) -> float:
 
 
 def _distinct_values(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Codes and distinct values of an array. Whole numbers from 0 to a few million (frequencies,
-    days, weeks) through a table indexed by value (distinct values ascending; a few times faster
-    than hashing); anything else by hashing (in order of appearance; no sort)."""
+    """Codes and distinct values of an array. Whole numbers from 0 up to four times the array's
+    length (frequencies, days or weeks of a large summary) through a table indexed by value
+    (distinct values ascending; a few times faster than hashing); anything else by hashing (in
+    order of appearance; no sort)."""
     values = np.asarray(values, dtype=float)
     if len(values) and values.min() >= 0 and values.max() < 4 * len(values) + 1000 \
             and (values == np.floor(values)).all():
