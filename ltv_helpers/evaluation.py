@@ -367,19 +367,20 @@ def save_evaluation(output_dir, result: BacktestResult, chosen: str) -> pd.DataF
     """Write ``evaluation_metrics.parquet`` (the metrics table), ``evaluation_predictions.parquet``
     and ``evaluation.json`` (the chosen model, calibration and observation ends, and the chosen
     model's main metrics, for the report to quote) to ``output_dir``."""
-    import json
     from pathlib import Path
+
+    from ltv_helpers.files import write_json, write_parquet
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result.metrics.to_parquet(out / "evaluation_metrics.parquet")
-    result.predictions.to_parquet(out / "evaluation_predictions.parquet")
+    write_parquet(result.metrics, out / "evaluation_metrics.parquet")
+    write_parquet(result.predictions, out / "evaluation_predictions.parquet")
     row = result.metrics.loc[chosen]
     meta = {"chosen_model": chosen, "calibration_end": str(result.calibration_end.date()),
             "observation_end": str(result.observation_end.date()), "holdout_units": result.duration,
             **{k: (None if pd.isna(row[k]) else float(row[k]))
                for k in ("mae", "total_error_pct", "top20_capture", "gains_gini", "spend_total_error_pct")}}
-    (out / "evaluation.json").write_text(json.dumps(meta, indent=2), encoding="utf-8")
+    write_json(out / "evaluation.json", meta)
     return pd.DataFrame({"rows": [len(result.metrics), len(result.predictions), None]},
                         index=pd.Index(["evaluation_metrics.parquet", "evaluation_predictions.parquet",
                                         "evaluation.json"], name="file")).astype("Int64")

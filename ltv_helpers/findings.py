@@ -20,7 +20,8 @@ import pandas as pd
 from ltv_helpers import data
 from ltv_helpers import segments as sg
 from ltv_helpers.labels import (FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
-                                 FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_ONE_TIME, label)
+                                 FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_ONE_TIME, label,
+                                 markdown, md_escape)
 from ltv_helpers.models import PURCHASE_MODELS
 from ltv_helpers.schema import LTVError
 
@@ -139,10 +140,10 @@ def money(value: float, currency: str) -> str:
 
 def title(h: Headline, language: str = "en", text: str | None = None) -> str:
     """The report's title (``text`` when given) and the line under it, as Markdown."""
-    heading = text or label("{client}: customer lifetime value", language).format(client=h.client)
-    line = label("Data to {end} · {customers} customers · money in {currency} · forecast over {months} months",
-                 language).format(end=h.observation_end, customers=f"{h.customers:,}",
-                                  currency=h.currency or "–", months=h.horizon_months)
+    heading = md_escape(text) if text else markdown("{client}: customer lifetime value", language, client=h.client)
+    line = markdown("Data to {end} · {customers} customers · money in {currency} · forecast over {months} months",
+                    language, end=h.observation_end, customers=f"{h.customers:,}",
+                    currency=h.currency or "–", months=h.horizon_months)
     return f"# {heading}\n\n{line}"
 
 
@@ -206,7 +207,7 @@ def findings(h: Headline, language: str = "en") -> list[str]:
 
 def findings_markdown(h: Headline, language: str = "en") -> str:
     """:func:`findings` as a numbered Markdown list."""
-    return "\n".join(f"{i}. {text}" for i, text in enumerate(findings(h, language), start=1))
+    return "\n".join(f"{i}. {md_escape(text)}" for i, text in enumerate(findings(h, language), start=1))
 
 
 def tier_summary(run, language: str = "en") -> pd.DataFrame:

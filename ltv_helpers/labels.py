@@ -8,6 +8,8 @@ Rejection reasons of :data:`ltv_helpers.data.REASONS` are keys too.
 
 from __future__ import annotations
 
+import html
+import re
 from dataclasses import dataclass, field
 
 from ltv_helpers.schema import LTVError
@@ -352,6 +354,35 @@ def label(key: str, language: str = "en") -> str:
         raise LTVError(f"language must be one of {', '.join(LANGUAGES)}, got {language!r}.")
     texts = LABELS.get(key, {})
     return texts.get(language) or texts.get("en", key)
+
+
+#: Characters that can start Markdown markup (CommonMark lets any ASCII punctuation be escaped
+#: with a backslash; these are the ones that mean something to the renderer). ``& < >`` become
+#: HTML entities instead, which survive the report's HTML sanitizer unchanged.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~$^=:])")
+
+
+def md_escape(value) -> str:
+    r"""``value`` as literal Markdown text: ``& < >`` become HTML entities, every other character
+    that could start markup (links, emphasis, math, lists) is backslash-escaped, and line breaks
+    become spaces, so a client name, a currency or a column header shows as typed and never
+    becomes live HTML.
+
+    >>> md_escape("<script>x</script> *a*")
+    '&lt;script&gt;x&lt;/script&gt; \\*a\\*'
+    """
+    text = html.escape(" ".join(str(value).split()), quote=False)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def markdown(key: str, language: str = "en", **values) -> str:
+    r"""The label ``key`` in ``language`` as Markdown, with ``values`` filled in as literal text
+    (:func:`md_escape`): the template's own markup (``**{client}**``) stays, the values cannot add any.
+
+    >>> markdown("Client: **{client}** · currency: {currency}", client="<b>x</b>", currency="CNY")
+    'Client: **&lt;b&gt;x&lt;/b&gt;** · currency: CNY'
+    """
+    return label(key, language).format(**{k: md_escape(v) for k, v in values.items()})
 
 
 def translate_index(frame, language: str):

@@ -319,11 +319,11 @@ class LTVModel:
     def save(self, path) -> Path:
         """Write the model to a JSON file (``ltv fit``); :func:`load_model` reads it back."""
         from ltv_helpers import __version__
+        from ltv_helpers.files import write_text
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps({**self.to_dict(), "toolkit": __version__}, indent=2), encoding="utf-8")
-        return path
+        return write_text(path, json.dumps({**self.to_dict(), "toolkit": __version__}, indent=2))
 
     # ------------------------------------------------------------------ predictions
 
@@ -1212,20 +1212,20 @@ def describe(model: LTVModel, language: str = "en") -> str:
 def save_predictions(output_dir, predictions: pd.DataFrame, model: LTVModel, **facts) -> pd.DataFrame:
     """Write ``predictions.parquet`` (one row per customer) and ``prediction.json`` (model,
     parameters, totals and any ``facts`` given) to ``output_dir``; returns the file list."""
-    import json
     from pathlib import Path
+
+    from ltv_helpers.files import write_json, write_parquet
 
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    predictions.to_parquet(out / "predictions.parquet")
+    write_parquet(predictions, out / "predictions.parquet")
     meta = {"model": model.model, "params": model.params, "standard_errors": model.standard_errors,
             "log_likelihood": model.log_likelihood, "unit_days": model.unit_days,
             "spend_params": model.spend_model.params if model.spend_model else None,
             "customers": len(predictions),
             "total_expected_purchases": float(predictions["expected_purchases"].sum()),
             "total_clv": float(predictions["clv"].sum()), **facts}
-    (out / "prediction.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2, default=str),
-                                         encoding="utf-8")
+    write_json(out / "prediction.json", meta)
     return pd.DataFrame({"rows": [len(predictions), None]},
                         index=pd.Index(["predictions.parquet", "prediction.json"], name="file")).astype("Int64")
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ltv_helpers.files import write_text
 from ltv_helpers.schema import LTVError
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
@@ -26,6 +27,8 @@ RUN_NAME = "%Y-%m-%d_%H%M%S"
 LATEST = "latest"
 #: Longest a single notebook cell may run (seconds) before the run fails with a timeout.
 CELL_TIMEOUT = 3600
+#: Longest Chromium may take to print the report (seconds).
+PDF_TIMEOUT = 300
 #: Dependencies whose versions the report's footer records (all pinned in pyproject.toml).
 STAMPED_PACKAGES = ("pandas", "numpy", "scipy", "lifetimes", "scikit-learn", "duckdb", "matplotlib",
                     "seaborn", "papermill", "nbconvert")
@@ -81,9 +84,55 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     return export_html(executed) if html else executed
 
 
+#: What a computed output (a table, a sentence written from the data) may hold once it reaches
+#: the report: plain text markup and tables, no script, frame, form, link, image or event
+#: attribute. Anything else is escaped into visible text by nbconvert's bleach sanitizer.
+OUTPUT_TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div", "dl",
+               "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "small",
+               "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+OUTPUT_ATTRIBUTES = {"*": ["class", "id", "title"], "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"],
+                     "a": ["href"]}
+#: The report's Content-Security-Policy: no script, frame, plug-in, form or fetch of any kind;
+#: images and fonts only from data: URIs (the embedded figures), styles only inline.
+CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; "
+                           "base-uri 'none'; form-action 'none'")
+
+
+def _sanitizers():
+    """Two bleach sanitizers (nbconvert's own preprocessor): for HTML outputs, where pandas
+    tables bring their ``<style>`` block, and for Markdown outputs, where no style is allowed."""
+    from nbconvert.preprocessors.sanitize import SanitizeHTML
+
+    common = dict(attributes=OUTPUT_ATTRIBUTES, strip=False, strip_comments=True,
+                  safe_output_keys={"metadata", "text/plain", "image/png"})
+    return (SanitizeHTML(tags=OUTPUT_TAGS + ["style"], sanitized_output_types={"text/html"}, **common),
+            SanitizeHTML(tags=OUTPUT_TAGS, sanitized_output_types={"text/markdown"}, **common))
+
+
+def _sanitize_outputs(outputs: list) -> list:
+    """The outputs of one code cell, safe to put in a client's page: HTML and Markdown sanitized
+    (unknown markup shown as text), any other kind of rich output (JavaScript, SVG, widgets)
+    dropped; text stays text."""
+    html_sanitizer, markdown_sanitizer = _sanitizers()
+    for output in outputs:
+        data = output.get("data")
+        if not data:
+            continue
+        keep = {"metadata", "text/plain", "image/png", "text/html", "text/markdown"}
+        for key in [k for k in data if k not in keep]:
+            del data[key]
+        if "text/html" in data:
+            data.pop("text/markdown", None)
+            data["text/html"] = html_sanitizer.sanitize_html_tags(data["text/html"])
+        elif "text/markdown" in data:
+            data["text/markdown"] = markdown_sanitizer.sanitize_html_tags(data["text/markdown"])
+    return outputs
+
+
 def _client_cells(nb, language: str):
     """The cells a client sees: no set-up or parameter cells, no narrative in the other language,
-    no warnings printed to stderr; figures get the section's heading as alternative text."""
+    no warnings printed to stderr, computed outputs sanitized (:func:`_sanitize_outputs`);
+    figures get the section's heading as alternative text."""
     import re
 
     from ltv_helpers.labels import label
@@ -98,7 +147,8 @@ def _client_cells(nb, language: str):
         if found:
             heading = found.group(1)
         if cell.cell_type == "code":
-            cell.outputs = [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]
+            cell.outputs = _sanitize_outputs(
+                [o for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")])
             for output in cell.outputs:  # a figure's alternative text: the section it illustrates
                 if "image/png" in output.get("data", {}):
                     output.setdefault("metadata", {}).setdefault("image/png", {})["alt"] = \
@@ -122,9 +172,9 @@ def export_html(notebook_path, language: str = "en") -> Path:
     notebook_path = Path(notebook_path)
     nb = nbformat.read(notebook_path, as_version=4)
     nb.cells = _client_cells(nb, language)
-    body, _ = _exporter(language).from_notebook_node(nb, resources={"ltv": {}})
+    body, _ = _exporter(language).from_notebook_node(nb, resources={"ltv": {"csp": CONTENT_SECURITY_POLICY}})
     out = notebook_path.with_suffix(".html")
-    out.write_text(body, encoding="utf-8")
+    write_text(out, check_client_html(body, out.name))
     return out
 
 
@@ -136,21 +186,52 @@ def notebook_parameters() -> dict[str, set[str]]:
             for name in PIPELINE + (SUMMARY_NOTEBOOK,)}
 
 
+def check_parameters(parameters: dict) -> dict:
+    """``parameters`` if every one is declared by a report notebook and none carries a credential
+    (checked inside lists and mappings too); else :class:`LTVError` naming the parameter. Nothing
+    undeclared is ever recorded (``run.json``, the executed notebooks) or shown (the footer)."""
+    from ltv_helpers.data import refuse_credentials
+
+    known = set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+    for key, value in parameters.items():
+        if key not in known:
+            raise LTVError(f"No report notebook has a parameter {key!r}; the parameters are: {', '.join(sorted(known))}.")
+        refuse_credentials(value, f"parameter {key}")
+    return parameters
+
+
+def check_output(output) -> Path:
+    """The client's report folder ``output``, if a run folder can be made in it: not a file, not
+    a run folder or its ``latest`` link (runs go side by side in the client's folder)."""
+    base = Path(output)
+    if base.name == LATEST or (base / "run.json").exists():
+        raise LTVError(f"--output {output} is a run folder; give the client's folder that holds the runs "
+                       f"({base.parent if base.name == LATEST else base.parent}).")
+    if base.exists() and not base.is_dir():
+        raise LTVError(f"--output {output} is a file, not a folder; give the client's report folder.")
+    return base
+
+
 def new_run_dir(output) -> Path:
     """A new, empty run folder ``<output>/<YYYY-MM-DD_HHMMSS>`` (a suffix when two runs start in
     the same second); an older run is never overwritten."""
     from datetime import datetime
 
-    base = Path(output)
-    base.mkdir(parents=True, exist_ok=True)
+    from ltv_helpers.files import write_error
+
+    base = check_output(output)
     stamp = datetime.now().strftime(RUN_NAME)
-    for n in range(1, 1000):
-        run = base / (stamp if n == 1 else f"{stamp}_{n}")
-        try:
-            run.mkdir()
-        except FileExistsError:
-            continue
-        return run
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            run = base / (stamp if n == 1 else f"{stamp}_{n}")
+            try:
+                run.mkdir()
+            except FileExistsError:
+                continue
+            return run
+    except OSError as err:
+        raise write_error(base / stamp, err) from None
     raise LTVError(f"Could not make a new run folder in {base}.")
 
 
@@ -194,28 +275,26 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     ``progress(notebook)`` is called as each notebook starts. A failing notebook raises
     :class:`ReportError` naming it, with the notebook's own error in one sentence.
     """
-    import json
     import time
     from datetime import datetime
 
     from papermill.exceptions import PapermillExecutionError
 
-    from ltv_helpers.data import refuse_credentials
     from ltv_helpers.datasets import BUNDLED
+    from ltv_helpers.files import write_json
 
-    parameters = dict(parameters or {})
-    for key, value in parameters.items():  # before the run folder exists
-        refuse_credentials(value, f"parameter {key}")
+    parameters = check_parameters(dict(parameters or {}))  # before the run folder exists
     source = parameters.get("source")
     if isinstance(source, str) and "://" not in source and source not in BUNDLED:
         parameters["source"] = str(Path(source).resolve())  # the notebooks run in notebooks/
     language = parameters.get("language", "en")
     run = new_run_dir(output)
     started = time.time()
-    stamp = {"started": datetime.now().astimezone().isoformat(timespec="seconds"),
+    # run.json says "running" until every file of the run is written, so a run that died midway
+    # never looks finished.
+    stamp = {"status": "running", "started": datetime.now().astimezone().isoformat(timespec="seconds"),
              "parameters": parameters, "versions": versions()}
-    (run / "run.json").write_text(json.dumps(stamp, ensure_ascii=False, indent=2, default=str),
-                                  encoding="utf-8")
+    write_json(run / "run.json", stamp)
     for name in PIPELINE + (SUMMARY_NOTEBOOK,):
         if progress is not None:
             progress(name)
@@ -228,14 +307,15 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
             raise ReportError(name, reason if err.ename == "LTVError" and reason
                               else f"{err.ename}: {reason}".rstrip(": ")) from None
     stamp["seconds"] = round(time.time() - started, 1)
-    (run / "run.json").write_text(json.dumps(stamp, ensure_ascii=False, indent=2, default=str),
-                                  encoding="utf-8")
+    write_json(run / "run.json", stamp)  # the footer quotes the notebooks' time
     html = assemble_report(run, language)
     if pdf:
         if progress is not None:
             progress("report.pdf")
         print_pdf(html)
-    point_latest(run)
+    stamp["status"] = "complete"
+    write_json(run / "run.json", stamp)
+    point_latest(run)  # only once every file is whole
     return html
 
 
@@ -268,7 +348,10 @@ def footer(run_dir, stamp: dict, language: str = "en") -> dict:
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "collection.json").read_text(encoding="utf-8"))
-    params = {k: v for k, v in stamp["parameters"].items() if k not in ("input_dir", "output_dir")}
+    known = set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+    params = {k: v for k, v in stamp["parameters"].items() if k in known}
+    if isinstance(params.get("source"), str) and "://" not in params["source"]:
+        params["source"] = Path(params["source"]).name  # the file, not the consultant's folders
     return {
         "title": label("How this report was made", language),
         "rows": [
@@ -310,10 +393,75 @@ def assemble_report(run_dir, language: str = "en") -> Path:
     summary.metadata["title"] = params.get("title") or label("{client}: customer lifetime value", language).format(
         client=params.get("client", ""))
     body, _ = _exporter(language).from_notebook_node(
-        summary, resources={"ltv": {"footer": footer(run_dir, stamp, language)}})
+        summary, resources={"ltv": {"footer": footer(run_dir, stamp, language), "csp": CONTENT_SECURITY_POLICY}})
     out = run_dir / "report.html"
-    out.write_text(body, encoding="utf-8")
+    write_text(out, check_client_html(body, out.name))
     return out
+
+
+#: Elements a client page never holds: they run code, embed or fetch other documents, or send data.
+_ACTIVE_ELEMENTS = {"script", "iframe", "frame", "frameset", "object", "embed", "applet", "base", "form",
+                    "input", "button", "textarea", "select", "link", "audio", "video", "source", "track",
+                    "portal", "svg", "math", "noscript", "template"}
+_URL_ATTRIBUTES = {"src", "href", "srcset", "data", "action", "formaction", "poster", "background",
+                   "xlink:href", "ping", "cite", "longdesc", "usemap", "manifest"}
+
+
+def check_client_html(text: str, name: str = "report.html") -> str:
+    """``text`` if it is a safe client page, else :class:`LTVError` (a defect: the page is never
+    written). Safe: no element that runs, embeds, fetches or submits (script, iframe, object,
+    form, link, svg ...), no event attribute (``onerror=``), no ``<meta>`` but the charset,
+    viewport and the Content-Security-Policy, no URL but ``data:image/...`` and ``#anchors``, no
+    ``url(...)`` or ``@import`` in styles except ``data:`` images. This is the last line after the
+    escaping and the sanitizer: whatever the data or the operator typed, the page cannot act."""
+    import re
+    from html.parser import HTMLParser
+
+    problems: list[str] = []
+
+    def url_ok(value: str) -> bool:
+        value = value.strip().lower()
+        return value.startswith("#") or value.startswith("data:image/")
+
+    def style_ok(css: str) -> bool:
+        css = css.lower()
+        return "@import" not in css and "expression(" not in css and all(
+            u.strip(" '\"").startswith("data:") for u in re.findall(r"url\(([^)]*)\)", css))
+
+    class Checker(HTMLParser):
+        in_style = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag in _ACTIVE_ELEMENTS:
+                problems.append(f"a <{tag}> element")
+            if tag == "meta":
+                names = {k: (v or "").lower() for k, v in attrs}
+                if not ("charset" in names or names.get("name") == "viewport"
+                        or names.get("http-equiv") == "content-security-policy"):
+                    problems.append("a <meta> element that is not the charset, viewport or policy")
+            for key, value in attrs:
+                if key.startswith("on"):
+                    problems.append(f"an event attribute {key}=")
+                elif key in _URL_ATTRIBUTES and not url_ok(value or ""):
+                    problems.append(f"a {key}= address outside the page")
+                elif key == "style" and not style_ok(value or ""):
+                    problems.append("a style attribute that loads something")
+            self.in_style = tag == "style"
+
+        def handle_endtag(self, tag):
+            self.in_style = False
+
+        def handle_data(self, data):
+            if self.in_style and not style_ok(data):
+                problems.append("a style sheet that loads something")
+
+    checker = Checker(convert_charrefs=True)
+    checker.feed(text)
+    checker.close()
+    if problems:
+        raise LTVError(f"{name} was not written: it would hold {problems[0]}, which a client page must not "
+                       "(a defect of the toolkit: please report it with the run folder).")
+    return text
 
 
 def chromium() -> str | None:
@@ -346,10 +494,37 @@ def run_chromium(*args: str, timeout: float = 180):
     binary = chromium()
     if binary is None:
         raise LTVError("Headless Chromium is not installed (Debian: apt-get install chromium).")
-    flags = ["--headless", "--disable-gpu", "--no-first-run", "--hide-scrollbars", *chromium_flags()]
+    # No extension, sync or background network service starts. Scripts are off through the
+    # pages' Content-Security-Policy (Chromium's scriptEnabled=false setting stops it printing).
+    flags = ["--headless", "--disable-gpu", "--no-first-run", "--hide-scrollbars", "--disable-extensions",
+             "--disable-sync", "--disable-background-networking", *chromium_flags()]
     with tempfile.TemporaryDirectory(prefix="ltv-chromium-") as profile:
-        return subprocess.run([binary, *flags, f"--user-data-dir={profile}", *args],
-                              capture_output=True, text=True, timeout=timeout)
+        # Its own process group, so that a timeout, an interrupt or any error ends the browser
+        # and every helper process it started: none is left to finish a file later.
+        proc = subprocess.Popen([binary, *flags, f"--user-data-dir={profile}", *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            out, err = proc.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            _end_group(proc)
+            raise LTVError(f"Headless Chromium did not finish within {timeout:g} seconds and was stopped.") from None
+        except BaseException:
+            _end_group(proc)
+            raise
+        _end_group(proc)  # helpers that outlived the browser
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
+
+
+def _end_group(proc) -> None:
+    """Kill the process group of ``proc`` (started with a new session) and reap ``proc``."""
+    import os
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+    proc.wait()
 
 
 def print_pdf(html) -> Path | None:
@@ -360,12 +535,32 @@ def print_pdf(html) -> Path | None:
         print(f"report.pdf not written: headless Chromium is not installed (Debian: apt-get install "
               f"chromium); the report is {html}")
         return None
+    from ltv_helpers.files import atomic_path
+
     out = html.with_suffix(".pdf")
-    proc = run_chromium("--no-pdf-header-footer", f"--print-to-pdf={out}", html.as_uri())
-    if proc.returncode != 0 or not out.is_file():
-        last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise LTVError(f"Chromium could not print {html.name} to PDF: {last}")
+    with atomic_path(out) as part:  # a PDF that is not whole never takes the name report.pdf
+        proc = run_chromium("--no-pdf-header-footer", f"--print-to-pdf={part}", html.as_uri(),
+                            timeout=PDF_TIMEOUT)
+        if proc.returncode != 0 or not part.is_file():
+            last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+            raise LTVError(f"Chromium could not print {html.name} to PDF: {last}")
+        pages = pdf_pages(part)
+        if not pages:
+            raise LTVError(f"Chromium's PDF of {html.name} is incomplete (no page, or cut short: is the disk "
+                           "full?); report.pdf was not written.")
     return out
+
+
+def pdf_pages(path) -> int:
+    """The number of pages of a whole PDF file, 0 when it is not one: it must start with the PDF
+    header, end with the end-of-file marker after its cross-reference offset, and hold pages."""
+    import re
+
+    data = Path(path).read_bytes()
+    tail = data[-64:].rstrip()
+    if not data.startswith(b"%PDF-") or not tail.endswith(b"%%EOF") or b"startxref" not in data[-1024:]:
+        return 0
+    return len(re.findall(rb"/Type\s*/Page(?![s\w])", data))
 
 
 def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
@@ -460,7 +655,10 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     shown = shown.rename(index=lambda v: (label(v, language) if label(v, language) != v else group_name(v, language))
                          if isinstance(v, str) else v)
     shown.index.names = [label(str(n), language) if n is not None else None for n in shown.index.names]
-    return (shown.style.format(formats, na_rep="–")
+    # Labels and values come from the client's data (column headers, ids) and the operator
+    # (currency): every cell, header and index label is HTML-escaped.
+    return (shown.style.format(formats, na_rep="–", escape="html")
+            .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
             .set_properties(**{"text-align": "left"}))
 
 

@@ -448,8 +448,12 @@ def export_segments(assignments: pd.DataFrame, path) -> list[Path]:
 
     ``assignments`` is indexed by ``customer_id`` with one column per labelling (e.g.
     ``segment``, ``tier``, ``stage``). Writes ``<path>.csv`` (UTF-8 with BOM, so Excel shows
-    Chinese text) and ``<path>.parquet``; returns both paths.
+    Chinese text; cells a spreadsheet would run as formulas, such as an id ``=HYPERLINK(...)``,
+    start with an apostrophe: :func:`ltv_helpers.files.write_csv`) and ``<path>.parquet`` (the
+    values as they are); returns both paths.
     """
+    from ltv_helpers.files import write_csv, write_parquet
+
     base = Path(path)
     if base.suffix in (".csv", ".parquet"):
         base = base.with_suffix("")
@@ -461,8 +465,8 @@ def export_segments(assignments: pd.DataFrame, path) -> list[Path]:
         if isinstance(out[col].dtype, pd.CategoricalDtype):
             out[col] = out[col].astype("str")
     csv_path, pq_path = base.with_suffix(".csv"), base.with_suffix(".parquet")
-    out.to_csv(csv_path, encoding="utf-8-sig")
-    out.to_parquet(pq_path)
+    write_csv(out, csv_path)
+    write_parquet(out, pq_path)
     return [csv_path, pq_path]
 
 
@@ -471,6 +475,8 @@ def save_segmentation(output_dir, assignments: pd.DataFrame, tables: dict[str, p
     (customer to segment, tier, stage; see :func:`export_segments`) and one
     ``segment_table_<name>.parquet`` per table. Returns one row per file with its row count.
     """
+    from ltv_helpers.files import write_parquet
+
     out = Path(output_dir)
     written = {p.name: len(assignments) for p in export_segments(assignments, out / "segments")}
     for name, table in tables.items():
@@ -478,7 +484,7 @@ def save_segmentation(output_dir, assignments: pd.DataFrame, tables: dict[str, p
         flat = table.copy()
         flat.index = flat.index.astype("str")
         flat.columns = [str(c) for c in flat.columns]
-        flat.to_parquet(path)
+        write_parquet(flat, path)
         written[path.name] = len(table)
     files = pd.Series(written, name="rows")
     files.index.name = "file"

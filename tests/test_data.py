@@ -17,6 +17,7 @@ from ltv_helpers.data import (
     rfm_summary,
 )
 from ltv_helpers.datasets import lifetimes_data_file, synthetic_transactions
+from ltv_helpers.labels import md_escape
 from ltv_helpers.schema import LTVError
 
 with warnings.catch_warnings():
@@ -505,7 +506,7 @@ def test_ambiguous_day_month_order_is_assumed_with_a_warning_and_overridable(tmp
     assert "read as month/day/year" in res.warnings[0] and "dayfirst=True" in res.warnings[0]
     zh = data.collection_notes(res, "zh")
     assert zh.startswith("**注意:**") and "已按“月/日/年”读取" in zh and "read as" not in zh
-    assert data.collection_notes(res) == f"**Note:** {res.warnings[0]}"
+    assert data.collection_notes(res) == f"**Note:** {md_escape(res.warnings[0])}"
     for day_first in (clean_transactions(read_transactions(path, dayfirst=True)),
                       clean_transactions(read_transactions(path), dayfirst=True),
                       clean_transactions(read_transactions(path, date_format="%d/%m/%Y"))):

@@ -10,10 +10,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltv_helpers import files
 from ltv_helpers.data.clean import CleanResult
 from ltv_helpers.data.parse import _as_timestamp, _end_cut
 from ltv_helpers.data.summary import rfm_summary
-from ltv_helpers.labels import LIFESPAN_FROM_CHURN, label
+from ltv_helpers.labels import LIFESPAN_FROM_CHURN, label, md_escape
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
 def data_quality(result: CleanResult, language: str = "en") -> pd.DataFrame:
@@ -113,8 +114,7 @@ def write_parquet(frame: pd.DataFrame, path) -> Path:
     """Write a table for the next notebook; the parent folder is created."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    frame.to_parquet(path, index=True)
-    return path
+    return files.write_parquet(frame, path, index=True)
 
 
 def save_collection(result: CleanResult, output_dir, *, observation_end=None, client: str = "",
@@ -140,24 +140,24 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
     for col in rejected.columns:  # raw values of mixed types: store as text
         if rejected[col].dtype == object:
             rejected[col] = rejected[col].map(lambda v: None if v is None or v is pd.NA else str(v))
-    files = {"transactions.parquet": tx, "rejected.parquet": rejected,
-             "rfm_summary.parquet": summary}
-    for name, frame in files.items():
-        frame.to_parquet(out / name, index=(name == "rfm_summary.parquet"))
+    outputs = {"transactions.parquet": tx, "rejected.parquet": rejected,
+               "rfm_summary.parquet": summary}
+    for name, frame in outputs.items():
+        files.write_parquet(frame, out / name, index=(name == "rfm_summary.parquet"))
     meta = {"client": client, "currency": currency, "observation_end": end.date().isoformat(),
             "columns": result.columns, "rows_in": result.rows_in, "rows_kept": result.rows_kept,
             "orders": result.orders, "rows_rejected": len(result.rejected),
             "warnings": list(result.warnings), "input_sha256": result.input_sha256,
             "summary_engine": engine}
-    (out / "collection.json").write_text(json.dumps(meta, ensure_ascii=False, indent=2), encoding="utf-8")
-    return pd.DataFrame({"file": list(files) + ["collection.json"],
-                         "rows": pd.array([len(f) for f in files.values()] + [None], dtype="Int64")}
+    files.write_json(out / "collection.json", meta)
+    return pd.DataFrame({"file": list(outputs) + ["collection.json"],
+                         "rows": pd.array([len(f) for f in outputs.values()] + [None], dtype="Int64")}
                         ).set_index("file")
 
 
 def collection_notes(result: CleanResult, language: str = "en") -> str:
     """The cleaning's warnings (assumptions it made) as Markdown notes, or '' when there are none."""
-    return "\n\n".join(f"**{label('Note', language)}:** {note.text(language)}" for note in result.notes)
+    return "\n\n".join(f"**{label('Note', language)}:** {md_escape(note.text(language))}" for note in result.notes)
 
 
 def collection_highlights(result: CleanResult, activity: pd.DataFrame, language: str = "en") -> str:
