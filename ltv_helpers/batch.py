@@ -127,19 +127,75 @@ def _client_parameters(name: str, entry) -> dict:
     return params
 
 
+#: A clients file may use anchors and aliases (shared settings), but its expansion is capped:
+#: a few hundred bytes of nested aliases can otherwise stand for billions of values.
+MAX_YAML_NODES = 100_000
+#: Largest clients file read (bytes).
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def _yaml_loader(path: Path):
+    """A safe YAML loader for clients files that refuses a key given twice in one mapping (YAML
+    would keep the last silently) and documents that expand to more than MAX_YAML_NODES values."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        def compose_document(self):
+            node = super().compose_document()
+            sizes: dict[int, int] = {}
+
+            def size(n) -> int:  # values the document stands for, aliases expanded (memoised)
+                if id(n) not in sizes:
+                    sizes[id(n)] = 1  # a node that contains itself counts once
+                    children = ([c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode)
+                                else n.value if isinstance(n, yaml.SequenceNode) else [])
+                    sizes[id(n)] = 1 + sum(size(c) for c in children)
+                return sizes[id(n)]
+
+            if node is not None and size(node) > MAX_YAML_NODES:
+                raise LTVError(f"{path} expands to more than {MAX_YAML_NODES:,} values through its aliases "
+                               "(&anchor / *alias); write the settings out instead.")
+            return node
+
+        def construct_mapping(self, node, deep=False):
+            if isinstance(node, yaml.MappingNode):
+                seen: dict = {}
+                for key_node, _ in node.value:
+                    if key_node.tag == "tag:yaml.org,2002:merge":
+                        continue
+                    key = self.construct_object(key_node, deep=True)
+                    text = str(key)
+                    if text in seen:
+                        raise LTVError(f"{path} gives the key {text!r} twice (lines {seen[text]} and "
+                                       f"{key_node.start_mark.line + 1}); keep one.")
+                    seen[text] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return Loader
+
+
 def load_config(path) -> list[ClientJob]:
-    """Read and validate a clients file; any problem is one sentence naming the client and key."""
+    """Read and validate a clients file; any problem is one sentence naming the client and key.
+
+    The file is read with a YAML loader that refuses duplicate keys (two clients of one name
+    included) and alias bombs (:data:`MAX_YAML_NODES`)."""
     import yaml
 
     path = Path(path)
     if not path.is_file():
         raise LTVError(f"Config file not found: {path}.")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise LTVError(f"{path} is larger than {MAX_CONFIG_BYTES:,} bytes; a clients file holds settings, not data.")
     try:
-        config = yaml.safe_load(path.read_text(encoding="utf-8"))
+        config = yaml.load(path.read_text(encoding="utf-8"), Loader=_yaml_loader(path))  # noqa: S506 - a SafeLoader
+    except UnicodeDecodeError:
+        raise LTVError(f"{path} is not UTF-8 text; save the clients file as UTF-8.") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
         raise LTVError(f"{path} is not valid YAML{where}: {getattr(err, 'problem', err)}.") from None
+    except RecursionError:
+        raise LTVError(f"{path} nests too deeply to be a clients file.") from None
     if not isinstance(config, dict):
         raise LTVError(f"{path} must be a mapping with the keys {' and '.join(TOP_KEYS)}.")
     unknown = [k for k in config if k not in TOP_KEYS]

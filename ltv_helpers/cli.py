@@ -18,7 +18,7 @@ def _check(args) -> int:
                             amount=args.amount, encoding=args.encoding, sheet=args.sheet,
                             sql=args.sql, order_id=args.order_id, quantity=args.quantity,
                             unit_price=args.unit_price, dayfirst=args.dayfirst,
-                            date_format=args.date_format)
+                            date_format=args.date_format, limits=_limits(args))
     result = clean_transactions(raw, observation_end=args.observation_end)
     tx = result.transactions
     usable = result.rows_kept > 0
@@ -46,6 +46,13 @@ def _check(args) -> int:
         raise LTVError(f"No usable rows: all {result.rows_in} rows were rejected "
                        f"({', '.join(f'{n} {r}' for r, n in result.report['rows'].items())}).")
     return 0
+
+
+def _limits(args) -> dict:
+    """The input limits raised on the command line (``--max-columns`` ...)."""
+    from ltv_helpers.data.read import LIMITS
+
+    return {key: getattr(args, key) for key in LIMITS if getattr(args, key, None) is not None}
 
 
 def _demo(args) -> int:
@@ -188,6 +195,10 @@ def main(argv: list[str] | None = None) -> int:
     _date_options(check)
     check.add_argument("--observation-end", help="last date to keep (YYYY-MM-DD)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
+    check.add_argument("--max-columns", type=int, help="raise the limit on a CSV header's columns (default 2,000)")
+    check.add_argument("--max-line-bytes", type=int, help="raise the limit on one CSV line (default 8 MiB)")
+    check.add_argument("--max-unzipped-bytes", type=int,
+                       help="raise the limit on an Excel workbook's decompressed size (default 1 GiB)")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
     demo.add_argument("--output", default="reports/demo", help="folder for the report's runs")

@@ -576,3 +576,23 @@ def test_credentials_are_refused_wherever_a_source_goes():
         assert "hunter2" not in str(err.value) and "abc123" not in str(err.value)
     for fine in ("postgresql://ana@db/x", "orders.csv", "SELECT * FROM orders WHERE tokens > 2", None, 3):
         data.refuse_credentials(fine)
+
+
+@pytest.mark.parametrize("bad", [
+    "postgresql://analyst:Xy7/Secret#9@host/db",  # / and # in the password: SQLAlchemy's parser decides
+    "mysql://u:p w@h/d", "postgresql://analyst:Xy7%2FSecret@host/db", "postgresql://h/d?password=hunter2",
+    {"dsn": "postgresql://u:hunter2@db/x"}, ["token=abc123"], {"password": "hunter2"},
+    {"nested": [{"deeper": ("api_key=abc123",)}]}, '{"api_key": "abc123"}',
+    "SELECT * FROM dblink('postgresql://u:hunter2@h/d', 'SELECT 1')", "https://user:hunter2@files.example/x.csv",
+])
+def test_credentials_are_found_in_odd_places_and_never_repeated(bad):
+    with pytest.raises(LTVError) as err:
+        data.refuse_credentials(bad, "parameter extra")
+    message = str(err.value)
+    assert "parameter extra" in message and not any(s in message for s in ("hunter2", "abc123", "Secret#9"))
+
+
+@pytest.mark.parametrize("fine", ["postgresql://u:@h/d", "https://example.com/orders.csv", "Secret: growth plan",
+                                  {"columns": ["token_count", "password reset"]}, ["a", 1, None]])
+def test_text_that_only_looks_like_a_credential_passes(fine):
+    data.refuse_credentials(fine)

@@ -131,8 +131,11 @@ def detect_columns(columns: Iterable[object], **overrides: str | None) -> dict[s
     return found
 
 
-def _list(columns: Iterable[object]) -> str:
+def _list(columns: Iterable[object], most: int = 40) -> str:
+    """Names for a message: all of them, or the first ``most`` and how many more."""
     cols = [str(c) for c in columns]
+    if len(cols) > most:
+        return ", ".join(cols[:most]) + f" and {len(cols) - most:,} more"
     return ", ".join(cols) if cols else "(none)"
 
 
@@ -140,35 +143,83 @@ def _list(columns: Iterable[object]) -> str:
 # Credentials
 # --------------------------------------------------------------------------------------------
 
-_URL_PASSWORD = re.compile(r"://[^/?#@\s]*:[^/?#@\s]*@")
-_SECRET_KEYS = re.compile(
-    r"(?i)(?:^|[?&;\s])(password|passwd|pwd|sslpassword|token|access_token|auth_token|secret|"
-    r"client_secret|api_key|apikey|access_key|secret_key)=[^\s&;]")
+#: Names that hold a secret, as a ``name=value`` pair in a string, a URL query key or a mapping key.
+_SECRET_NAMES = ("password|passwd|pwd|sslpassword|token|access_token|auth_token|refresh_token|secret|"
+                 "client_secret|api_key|apikey|access_key|secret_key|private_key")
+_SECRET_KEYS = re.compile(rf"(?i)(?:(?:^|[?&;,\s(])({_SECRET_NAMES})\s*=\s*[^\s&;,)]"
+                          rf"|[\"']({_SECRET_NAMES})[\"']\s*:\s*[\"']?[^\s\"',}}])")
+_SECRET_NAME = re.compile(rf"(?i)^(?:{_SECRET_NAMES})$")
+#: A URL with a user part inside a longer text (a DSN in a query, a value in a JSON parameter).
+_EMBEDDED_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def _url_secret(text: str) -> str | None:
+    """``"password"`` or the secret query key if ``text`` is a URL carrying a credential, as
+    SQLAlchemy parses it (a password may hold ``/ # ?`` or spaces); else None."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        url = make_url(text.strip())
+    except (ArgumentError, ValueError, TypeError):
+        # Not a database URL (https://..., a file URI): a user:password@ part still counts.
+        return "password" if re.search(r"://[^/?#@\s]*:[^@\s]+@", text) else None
+    if url.password:
+        return "password"
+    for key, value in url.query.items():
+        if _SECRET_NAME.match(key) and value:
+            return key.lower()
+    return None
+
+
+def _credential(value) -> str | None:
+    """The kind of credential ``value`` carries (``"password"``, ``"token"`` ...), or None;
+    strings, and every key and value of mappings, lists and tuples, to any depth."""
+    if isinstance(value, str):
+        if "://" in value:
+            found = _url_secret(value)
+            if found is None:
+                found = next((k for k in map(_url_secret, _EMBEDDED_URL.findall(value)) if k), None)
+            if found:
+                return found
+        match = _SECRET_KEYS.search(value)
+        return (match.group(1) or match.group(2)).lower() if match else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and _SECRET_NAME.match(key.strip()) and item not in (None, ""):
+                return key.strip().lower()
+            found = _credential(key) or _credential(item)
+            if found:
+                return found
+        return None
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return next((k for k in map(_credential, value) if k), None)
+    return None
 
 
 def refuse_credentials(value, what: str = "source", password_env: str = "LTV_DB_PASSWORD") -> None:
     """Raise :class:`LTVError` if ``value`` carries a credential; the message never repeats it.
 
-    A credential is a password in a URL (``postgresql://ana:secret@host/db``) or a
-    ``password=``/``token=``/``api_key=``-style parameter. Notebook parameters and command lines
-    are recorded in rendered reports and shell histories, so secrets come from environment
-    variables instead. Values that are not strings pass.
+    A credential is a password in a URL (``postgresql://ana:secret@host/db``, decided by
+    SQLAlchemy's URL parser, so ``Xy7/Secret#9`` counts too), a secret URL query key
+    (``?token=...``) or a ``password=``/``token=``/``api_key=``-style parameter, in a string or
+    anywhere inside a mapping or list (a key named ``password`` with a value counts).
+    Notebook parameters and command lines are recorded in rendered reports and shell histories,
+    so secrets come from environment variables instead. Numbers and None pass.
 
     >>> refuse_credentials("postgresql://analyst@db.internal/shop")
-    >>> refuse_credentials("postgresql://analyst:pw@db.internal/shop")
+    >>> refuse_credentials({"extra": ["postgresql://analyst:pw@db.internal/shop"]})
     Traceback (most recent call last):
     ...
     ltv_helpers.schema.LTVError: The source contains a password: remove it and set the LTV_DB_PASSWORD environment variable instead (notebook parameters are recorded in rendered reports).
     """
-    if not isinstance(value, str):
-        return
-    if _URL_PASSWORD.search(value):
+    found = _credential(value)
+    if found == "password":
         raise LTVError(f"The {what} contains a password: remove it and set the {password_env} "
                        "environment variable instead (notebook parameters are recorded in rendered "
                        "reports).")
-    match = _SECRET_KEYS.search(value)
-    if match:
-        raise LTVError(f"The {what} contains a {match.group(1).lower()}= credential: remove it and pass "
+    if found:
+        raise LTVError(f"The {what} contains a {found}= credential: remove it and pass "
                        f"secrets through environment variables (database password: {password_env}); "
                        "notebook parameters are recorded in rendered reports.")
 
@@ -176,6 +227,65 @@ def refuse_credentials(value, what: str = "source", password_env: str = "LTV_DB_
 # --------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------
+
+#: Input limits (``limits=`` raises them): a file beyond one is refused at once, in one sentence
+#: naming the limit, before pandas or openpyxl spend minutes and gigabytes on it.
+LIMITS = {
+    "max_columns": 2_000,             # columns of a CSV header
+    "max_line_bytes": 8 * 1024 ** 2,  # bytes of one CSV line
+    "max_unzipped_bytes": 1024 ** 3,  # an Excel workbook's contents, decompressed
+}
+
+
+def input_limits(limits: dict | None = None) -> dict:
+    """:data:`LIMITS` with ``limits`` (a mapping of the same keys to whole numbers) applied."""
+    out = dict(LIMITS)
+    for key, value in (limits or {}).items():
+        if key not in LIMITS:
+            raise LTVError(f"Unknown input limit {key!r}; the limits are: {', '.join(LIMITS)}.")
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise LTVError(f"The input limit {key} must be a whole number of 1 or more, got {value!r}.")
+        out[key] = value
+    return out
+
+
+def _limit_hint(key: str) -> str:
+    return f"raise it with limits={{'{key}': ...}} (ltv check --{key.replace('_', '-')})"
+
+
+def _check_csv_lines(path: Path, limit: int) -> None:
+    """Refuse a file with a line longer than ``limit`` bytes, naming the line. One pass over the
+    file in blocks of half the limit: a line that long spans a whole block without a newline,
+    and only then is its exact length measured."""
+    half = max(1, limit // 2)
+    start, pos, line = 0, 0, 1  # start of the current line, bytes read, its number
+    with path.open("rb") as fh:
+        while block := fh.read(half):
+            first = block.find(b"\n")
+            end = pos + (first if first >= 0 else len(block))
+            if end - start > limit:
+                raise LTVError(f"Line {line} of {path.name} is longer than {limit:,} bytes (the limit for one "
+                               f"line); is it a CSV export? If it is, {_limit_hint('max_line_bytes')}.")
+            if first >= 0:
+                line += block.count(b"\n")
+                start = pos + block.rfind(b"\n") + 1
+            pos += len(block)
+
+
+def _check_unzipped_size(path: Path, limit: int) -> None:
+    """Refuse a workbook (a zip file) whose contents decompress to more than ``limit`` bytes."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as book:
+            size = sum(info.file_size for info in book.infolist())
+    except zipfile.BadZipFile:
+        return  # an old .xls, or not a workbook: the Excel reader says so
+    if size > limit:
+        raise LTVError(f"{path.name} decompresses to {size / 1024 ** 2:,.0f} MB, more than the limit of "
+                       f"{limit / 1024 ** 2:,.0f} MB for a workbook; {_limit_hint('max_unzipped_bytes')}, "
+                       "or export the sheet as CSV.")
+
 
 _EXCEL = {".xlsx", ".xlsm", ".xls"}
 _PARQUET = {".parquet", ".pq"}
@@ -197,6 +307,7 @@ def read_transactions(
     unit_price: str | None = None,
     dayfirst: bool | None = None,
     date_format: str | None = None,
+    limits: dict | None = None,
     password_env: str = "LTV_DB_PASSWORD",
 ) -> pd.DataFrame:
     """Read a transaction export into the canonical column names, values still as read.
@@ -212,6 +323,10 @@ def read_transactions(
     and GB2312) are tried; ``encoding`` forces one. Records that do not have the header's number
     of fields (too many or too few) are kept as rows with a ``read_error`` and rejected by
     :func:`clean_transactions` as malformed lines.
+
+    Files beyond the input limits (:data:`LIMITS`: columns of a CSV header, bytes of one CSV line,
+    an Excel workbook's decompressed size) are refused at once; ``limits={"max_columns": 5000}``
+    raises one.
 
     ``dayfirst`` and ``date_format`` are recorded in ``attrs["date_options"]`` and used by
     :func:`clean_transactions` (dates are parsed there, so rejected rows keep their text).
@@ -238,6 +353,7 @@ def read_transactions(
         raise LTVError(f"dayfirst must be True, False or None (detect), got {dayfirst!r}.")
     refuse_credentials(source, "source", password_env)
     refuse_credentials(sql, "query", password_env)
+    limits = input_limits(limits)
     fingerprint = None
     if isinstance(source, pd.DataFrame):
         frame, origin = source, "DataFrame"
@@ -255,13 +371,14 @@ def read_transactions(
             raise LTVError(f"{path} is empty.")
         suffix = path.suffix.lower()
         if suffix in _EXCEL:
+            _check_unzipped_size(path, limits["max_unzipped_bytes"])
             frame = _read_excel(path, sheet)
         elif suffix in _PARQUET:
             frame = _read_parquet(path)
         elif suffix in _DUCKDB:
             frame = _read_duckdb(path, sql)
         else:
-            frame = _read_csv(path, encoding)
+            frame = _read_csv(path, encoding, limits)
         origin, fingerprint = str(path), _file_sha256(path)
     if len(frame.columns) == 0 or (len(frame) == 0 and READ_ERROR not in frame):
         raise LTVError(f"{origin} has no data rows.")
@@ -340,15 +457,24 @@ def _head(path: Path) -> bytes:
         return fh.read(1 << 16)
 
 
-def _read_csv(path: Path, encoding: str | None) -> pd.DataFrame:
+def _read_csv(path: Path, encoding: str | None, limits: dict | None = None) -> pd.DataFrame:
+    limits = limits or LIMITS
+    _check_csv_lines(path, limits["max_line_bytes"])
     enc, sample = _decode_sample(path, encoding)
     lines = [ln for ln in sample.splitlines() if ln.strip()][:50]
     if not lines:
         raise LTVError(f"{path.name} is empty.")
     try:
-        sep = csv.Sniffer().sniff("\n".join(lines), delimiters=",\t;|").delimiter
+        sep = csv.Sniffer().sniff("\n".join(lines[:1] if len(lines[0]) > 4096 else lines),
+                                  delimiters=",\t;|").delimiter
     except csv.Error:
         sep = ","
+    # The header's fields, from the sample (a header longer than the sample is cut there, so its
+    # count is a lower bound: already more fields than any real export has).
+    fields = len(next(csv.reader([lines[0]], delimiter=sep), []))
+    if fields > limits["max_columns"]:
+        raise LTVError(f"{path.name} has {'at least ' if chr(10) not in sample else ''}{fields:,} columns in its "
+                       f"header, more than the limit of {limits['max_columns']:,}; {_limit_hint('max_columns')}.")
     options = dict(sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
                    skip_blank_lines=True, encoding_errors="strict")
     try:
