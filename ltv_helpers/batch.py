@@ -239,7 +239,7 @@ def _run_client(job: ClientJob, pdf: bool, queue) -> ClientResult:
 
     def progress(step: str) -> None:
         if queue is not None:
-            queue.put((job.name, step))
+            queue.put(("step", job.name, step))
 
     try:
         html = render_report(job.output, job.parameters, pdf=pdf, progress=progress)
@@ -248,70 +248,124 @@ def _run_client(job: ClientJob, pdf: bool, queue) -> ClientResult:
     except Exception as err:  # noqa: BLE001 - one client's failure must not stop the others
         reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         return ClientResult(job.name, "failed", time.time() - started, reason=reason)
-    finally:
-        if queue is not None:
-            queue.put((job.name, None))
     return ClientResult(job.name, "ok", time.time() - started, report=str(html))
+
+
+def _client_process(index: int, job: ClientJob, pdf: bool, queue) -> None:
+    """A worker process's whole life: one client. SIGTERM (the batch being stopped) ends the run
+    as an interrupt does, so the client's kernel and Chromium are ended too."""
+    import signal
+
+    from ltv_helpers.report import stop_on_sigterm
+
+    stop_on_sigterm()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the batch, which stops the workers
+    queue.put(("pid", job.name, os.getpid()))
+    try:
+        result = _run_client(job, pdf, queue)
+    except KeyboardInterrupt:
+        result = ClientResult(job.name, "failed", 0.0, reason="stopped before it finished")
+    queue.put(("done", index, result))
+
+
+def _death(exitcode: int | None) -> str:
+    import signal
+
+    if exitcode is not None and exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        return f"its worker process was killed ({name}) before the report was finished"
+    return f"its worker process ended (exit code {exitcode}) before the report was finished"
 
 
 def run_clients(jobs: list[ClientJob], *, workers: int | None = None, pdf: bool = True,
                 stream=None) -> list[ClientResult]:
-    """Render every job in ``workers`` processes (default: the number of cores) with a progress
-    bar on ``stream`` (overall steps, and which client is at which notebook); returns the results
-    in the jobs' order."""
+    """Render every job in ``workers`` processes at a time (default: the number of cores), one
+    fresh process per client, with a progress bar on ``stream`` (overall steps, and which client
+    is at which notebook; not on a terminal, one line per step and each worker's process id).
+    A worker that dies (killed, out of memory) is that client's failure; the others go on.
+    Returns the results in the jobs' order."""
     import multiprocessing as mp
     import queue as queues
-    from concurrent.futures import ProcessPoolExecutor
 
     from tqdm import tqdm
 
     stream = stream or sys.stderr
     workers = worker_count(workers, len(jobs))
     context = mp.get_context("spawn")  # fresh interpreters: no state inherited from the caller
-    manager = context.Manager()
-    channel = manager.Queue()
+    channel = context.Queue()
     at: dict[str, str] = {}  # the step each running client is at
     finished: dict[str, int] = {}  # steps each client has finished
     bar = tqdm(total=len(jobs) * len(STEPS), file=stream, unit="step", dynamic_ncols=True,
                disable=not stream.isatty())
+    results: list[ClientResult | None] = [None] * len(jobs)
+    running: dict[int, tuple] = {}  # job index -> (process, start time)
+    waiting = list(range(len(jobs)))
 
     def advance(client: str, steps: int) -> None:
         finished[client] = finished.get(client, 0) + steps
         bar.update(steps)
 
-    def drain() -> None:
-        while True:
-            try:
-                client, step = channel.get_nowait()
-            except queues.Empty:
-                return
-            if step is None:
-                at.pop(client, None)
-                continue
-            if client in at:
-                advance(client, 1)
-            at[client] = step
+    def settle(i: int, result: ClientResult) -> None:
+        results[i] = result
+        at.pop(jobs[i].name, None)
+        advance(jobs[i].name, len(STEPS) - finished.get(jobs[i].name, 0))
+
+    def handle(message) -> None:
+        kind, who, what = message
+        if kind == "done":
+            settle(who, what)
+        elif kind == "pid":
+            if bar.disable:
+                print(f"[{who}] worker process {what}", file=stream, flush=True)
+        else:
+            if who in at:
+                advance(who, 1)
+            at[who] = what
             if bar.disable:  # not a terminal (a CI log): one line per step
-                print(f"[{client}] {step}", file=stream, flush=True)
+                print(f"[{who}] {what}", file=stream, flush=True)
             else:
                 bar.set_postfix_str(" | ".join(f"{c}: {s}" for c, s in at.items()), refresh=True)
 
-    results: list[ClientResult | None] = [None] * len(jobs)
+    def drain(wait: float = 0.0) -> None:
+        while True:
+            try:
+                handle(channel.get(timeout=wait) if wait else channel.get_nowait())
+            except queues.Empty:
+                return
+            wait = 0.0
+
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-            futures = [pool.submit(_run_client, job, pdf, channel) for job in jobs]
-            pending = set(range(len(jobs)))
-            while pending:
-                time.sleep(0.2)
-                drain()
-                for i in [i for i in pending if futures[i].done()]:
-                    results[i] = futures[i].result()
-                    pending.discard(i)
-                    drain()
-                    advance(jobs[i].name, len(STEPS) - finished.get(jobs[i].name, 0))
+        while waiting or running:
+            while waiting and len(running) < workers:
+                i = waiting.pop(0)
+                proc = context.Process(target=_client_process, args=(i, jobs[i], pdf, channel),
+                                       name=f"ltv-{jobs[i].name}", daemon=False)
+                proc.start()
+                running[i] = (proc, time.time())
+            drain(0.2)
+            for i, (proc, began) in list(running.items()):
+                if proc.exitcode is None:
+                    continue
+                if results[i] is None:
+                    drain(1.0)  # its last message may still be in the pipe
+                if results[i] is None:
+                    settle(i, ClientResult(jobs[i].name, "failed", time.time() - began,
+                                           notebook=at.get(jobs[i].name, ""), reason=_death(proc.exitcode)))
+                proc.join()
+                del running[i]
+    except BaseException:
+        for proc, _ in running.values():  # stopped (Ctrl-C): each worker ends its kernel and Chromium
+            proc.terminate()
+        for proc, _ in running.values():
+            proc.join(timeout=30)
+            if proc.exitcode is None:
+                proc.kill()
+        raise
     finally:
         bar.close()
-        manager.shutdown()
     return results  # type: ignore[return-value]
 
 

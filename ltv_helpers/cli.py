@@ -262,11 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     shots.add_argument("-o", "--output", help="folder for the PNGs (default: screenshots/ beside the report)")
     shots.set_defaults(run=_screenshots)
     args = parser.parse_args(argv)
+    from ltv_helpers.report import stop_on_sigterm
+
+    stop_on_sigterm()
     try:
         return args.run(args)
     except LTVError as err:
         print(f"ltv {args.command}: {err}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"ltv {args.command}: stopped; nothing that was still being written counts "
+              "(a report's run folder stays incomplete and latest does not move).", file=sys.stderr)
+        return 130
     except Exception as err:  # an unusable file must not end in a traceback
         if args.command != "check":
             raise

@@ -42,6 +42,17 @@ class ReportError(LTVError):
         self.notebook, self.reason = notebook, reason
 
 
+def stop_on_sigterm() -> None:
+    """Make SIGTERM (``kill``, a scheduler stopping a job) stop this process the way Ctrl-C does,
+    as a KeyboardInterrupt, so that its notebook kernel and Chromium are ended on the way out."""
+    import signal
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html: bool = False) -> Path:
     """Execute ``notebooks/<name>.ipynb`` with papermill into ``output_dir``; returns the executed
     notebook's path (with ``html=True``, the path of its own client HTML page).
@@ -682,10 +693,12 @@ def pseudonym_key_dir() -> Path:
 def pseudonym_key(client: str) -> bytes:
     """The client's secret pseudonym key: ``LTV_PSEUDONYM_KEY`` when set, else a random 256-bit key
     made on first use and kept in :func:`pseudonym_key_dir` (file readable by its owner only)."""
+    import contextlib
     import hashlib
     import os
     import re
     import secrets
+    import tempfile
 
     if os.environ.get(PSEUDONYM_KEY_ENV):
         return os.environ[PSEUDONYM_KEY_ENV].encode("utf-8")
@@ -695,13 +708,20 @@ def pseudonym_key(client: str) -> bytes:
     safe = re.sub(r"[^\w.-]+", "_", client).strip("._")[:60] or "client"
     path = pseudonym_key_dir() / f"{safe}-{hashlib.sha256(client.encode('utf-8')).hexdigest()[:8]}.key"
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # made once, atomically: a second run (or a parallel worker) reads the same key
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32) + "\n")
+    if not path.exists():
+        # Made once, atomically: the key is written whole to a private temporary file, then linked
+        # to its name, which fails if another run (or a parallel worker) got there first; either
+        # way every run then reads the one complete key.
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(secrets.token_hex(32) + "\n")
+                fh.flush()
+                os.fsync(fh.fileno())
+            with contextlib.suppress(FileExistsError):
+                os.link(tmp, path)
+        finally:
+            os.unlink(tmp)
     key = path.read_text(encoding="utf-8").strip()
     if not key:
         raise LTVError(f"The pseudonym key file {path} is empty; delete it to make a new key.")

@@ -66,6 +66,35 @@ def test_pseudonym_key_is_random_per_client_kept_outside_reports(tmp_path, monke
     assert pseudonymize(["7"], client="acme").iloc[0] == pseudonymize(["7"], "team-secret").iloc[0]
 
 
+def _first_key(args):
+    import os
+
+    from ltv_helpers.report import pseudonym_key
+
+    barrier, key_dir = args
+    os.environ["LTV_KEY_DIR"] = key_dir
+    barrier.wait()
+    try:
+        return pseudonym_key("acme").decode()
+    except Exception as err:  # noqa: BLE001 - the test counts failures
+        return f"failed: {err}"
+
+
+def test_parallel_first_runs_of_a_client_all_get_the_one_key(tmp_path, monkeypatch):
+    import multiprocessing as mp
+
+    monkeypatch.delenv("LTV_PSEUDONYM_KEY", raising=False)
+    context = mp.get_context("spawn")  # no fork of a process that has threads (it can deadlock)
+    with context.Pool(4) as pool:
+        manager = context.Manager()
+        for attempt in range(40):
+            barrier = manager.Barrier(4)
+            keys = pool.map(_first_key, [(barrier, str(tmp_path / f"keys{attempt}"))] * 4)
+            assert len(set(keys)) == 1 and len(keys[0]) == 64, keys
+            left = [p.name for p in (tmp_path / f"keys{attempt}").iterdir()]
+            assert len(left) == 1 and left[0].startswith("acme-") and left[0].endswith(".key")  # no temporary file
+
+
 def test_run_notebook_refuses_a_credential_before_any_file(tmp_path):
     from ltv_helpers.schema import LTVError
 
