@@ -38,8 +38,12 @@ def atomic_path(path):
     """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends
     without an error, removed otherwise. An ``OSError`` becomes one sentence (:func:`write_error`).
 
-    >>> with atomic_path(tmp / "a.txt") as part:  # doctest: +SKIP
-    ...     part.write_text("whole")
+    >>> import pathlib, tempfile
+    >>> folder = pathlib.Path(tempfile.mkdtemp())
+    >>> with atomic_path(folder / "a.txt") as part:
+    ...     _ = part.write_text("whole")
+    >>> [p.name for p in folder.iterdir()], (folder / "a.txt").read_text()
+    (['a.txt'], 'whole')
     """
     path = Path(path)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
@@ -93,10 +97,10 @@ def neutralise_formulas(frame):
 
     out = frame.copy()
     for col in out.columns:
-        if pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
-            out[col] = fix(out[col])
-        elif isinstance(out[col].dtype, pd.CategoricalDtype):
+        if isinstance(out[col].dtype, pd.CategoricalDtype):
             out[col] = fix(out[col].astype("object"))
+        elif pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
+            out[col] = fix(out[col])
     if not pd.api.types.is_numeric_dtype(out.index):
         out.index = pd.Index(fix(pd.Series(out.index, dtype="object")).to_numpy(), name=out.index.name)
     return out

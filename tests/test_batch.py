@@ -281,3 +281,84 @@ def test_headline_numbers_recomputed_from_the_run_files(batch):
     orders = tx.groupby("customer_id").size()
     assert h.customers == len(orders) and h.repeat_share == pytest.approx((orders > 1).mean())
     assert 0 < h.gain < 1 and h.baseline in {"naive", "simple_formula", "ml"}
+
+
+# --------------------------------------------------------------------------- hostile configs
+
+def _config(tmp_path, text):
+    path = tmp_path / "clients.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
+    import time
+
+    lines = ["output: out", "clients:", "  a: &a {source: cdnow, parameters: {models: [x, x, x, x, x, x, x, x, x, x]}}"]
+    for prev, name in zip("abcdefgh", "bcdefghi"):
+        lines.append(f"  {name}: &{name} [" + ", ".join([f"*{prev}"] * 10) + "]")
+    path = _config(tmp_path, "\n".join(lines) + "\n")
+    assert path.stat().st_size < 700  # stands for about 10^9 values
+    started = time.time()
+    with pytest.raises(LTVError, match=r"expands to more than 100,000 values through its aliases"):
+        load_config(path)
+    assert time.time() - started < 5
+
+
+def test_duplicate_keys_and_client_names_are_refused_not_resolved_to_the_last(tmp_path):
+    twice = _config(tmp_path, "output: out\nclients:\n  acme:\n    source: cdnow\n  acme:\n    source: other.csv\n")
+    with pytest.raises(LTVError, match=r"gives the key 'acme' twice \(lines 3 and 5\); keep one"):
+        load_config(twice)
+    key_twice = _config(tmp_path, "output: out\nclients:\n  acme:\n    source: cdnow\n    currency: USD\n"
+                                  "    currency: CNY\n")
+    with pytest.raises(LTVError, match="gives the key 'currency' twice"):
+        load_config(key_twice)
+    same_text = _config(tmp_path, "output: out\nclients:\n  1:\n    source: cdnow\n  '1':\n    source: cdnow\n")
+    with pytest.raises(LTVError, match="gives the key '1' twice"):
+        load_config(same_text)
+    # Shared settings through a merge key are fine; the client's own value wins.
+    shared = _config(tmp_path, "output: out\nclients:\n  acme: &base\n    source: cdnow\n    currency: USD\n"
+                               "  beta:\n    <<: *base\n    currency: CNY\n")
+    assert [(j.name, j.parameters["currency"]) for j in load_config(shared)] == [("acme", "USD"), ("beta", "CNY")]
+
+
+def test_credentials_nested_in_a_clients_file_are_refused(tmp_path):
+    nested = _config(tmp_path, "output: out\nclients:\n  acme:\n    source: cdnow\n"
+                               "    parameters: {limits: {dsn: 'postgresql://u:Xy7/Secret#9@db/x'}}\n")
+    with pytest.raises(LTVError, match="client 'acme': limits contains a password") as err:
+        load_config(nested)
+    assert "Secret" not in str(err.value)
+
+
+def test_a_killed_worker_fails_only_its_client(tmp_path):
+    """SIGKILL of one client's worker process (out of memory, an operator's kill -9): the other
+    client finishes and the table shows both."""
+    import io
+    import os
+    import signal
+    import threading
+    import time
+
+    from ltv_helpers.batch import ClientJob, results_table, run_clients
+
+    class Log(io.StringIO):
+        pid = None
+
+        def write(self, text):
+            found = re.search(r"\[victim\] worker process (\d+)", text)
+            if found:
+                self.pid = int(found.group(1))
+            if "[victim] 01_collection" in text:  # its notebook kernel is starting
+                threading.Timer(1.0, os.kill, (self.pid, signal.SIGKILL)).start()
+            return super().write(text)
+
+    jobs = [ClientJob(name, tmp_path / name, {"client": name, "source": "cdnow_sample", "draws": 20})
+            for name in ("victim", "healthy")]
+    started = time.time()
+    results = run_clients(jobs, workers=2, pdf=False, stream=Log())
+    table = results_table(results)
+    assert table.loc["victim", "status"] == "failed" and table.loc["healthy", "status"] == "ok"
+    assert table.loc["victim", "reason"] == "its worker process was killed (SIGKILL) before the report was finished"
+    assert table.loc["victim", "failed in"] == "01_collection"
+    assert (tmp_path / "healthy" / "latest" / "report.html").is_file() and not (tmp_path / "victim" / "latest").exists()
+    assert time.time() - started < 300

@@ -114,3 +114,11 @@ def test_check_on_an_order_line_export(tmp_path, capsys):
     assert main(["check", str(path)]) == 0
     text = capsys.readouterr().out
     assert "lines read" in text and "orders kept" in text and "rejected: non-numeric unit price" in text
+
+
+def test_check_raises_an_input_limit_from_the_command_line(tmp_path, capsys):
+    path = tmp_path / "orders.csv"
+    path.write_text("customer_id,order_date,amount,a,b\nx,2024-01-01,5,1,2\n", encoding="utf-8")
+    assert main(["check", str(path), "--max-columns", "4"]) == 2
+    assert "more than the limit of 4; raise it with limits=" in capsys.readouterr().err
+    assert main(["check", str(path), "--max-columns", "5", "--max-line-bytes", "100"]) == 0

@@ -596,3 +596,70 @@ def test_credentials_are_found_in_odd_places_and_never_repeated(bad):
                                   {"columns": ["token_count", "password reset"]}, ["a", 1, None]])
 def test_text_that_only_looks_like_a_credential_passes(fine):
     data.refuse_credentials(fine)
+
+
+# --------------------------------------------------------------------------- input limits
+
+def test_a_csv_with_too_many_columns_is_refused_before_pandas_reads_it(tmp_path):
+    import time
+
+    path = tmp_path / "wide.csv"
+    n = 200_003
+    path.write_text(",".join(f"c{i}" for i in range(n)) + "\n" + ",".join(["1"] * n) + "\n", encoding="utf-8")
+    started = time.time()
+    with pytest.raises(LTVError, match=r"^wide.csv has at least [\d,]+ columns in its header, more than the limit of "
+                                       r"2,000; raise it with limits=\{'max_columns': \.\.\.\}"):
+        read_transactions(path)
+    assert time.time() - started < 2
+    small = tmp_path / "small.csv"
+    small.write_text("customer_id,order_date,amount,x1,x2\na,2024-01-01,5,1,2\n", encoding="utf-8")
+    with pytest.raises(LTVError, match="has 5 columns in its header, more than the limit of 4"):
+        read_transactions(small, limits={"max_columns": 4})
+    assert len(read_transactions(small, limits={"max_columns": 5})) == 1
+
+
+def test_a_line_longer_than_the_limit_is_named_and_shorter_ones_pass(tmp_path):
+    path = tmp_path / "long.csv"
+    with path.open("w") as fh:
+        fh.write("customer_id,order_date,amount\n" + "a,2024-01-01,5\n" * 10)
+        fh.write("b,2024-01-02," + "9" * 3_000 + "\n" + "a,2024-01-03,5\n")
+    with pytest.raises(LTVError, match=r"^Line 12 of long.csv is longer than 2,000 bytes"):
+        read_transactions(path, limits={"max_line_bytes": 2_000})
+    assert len(read_transactions(path, limits={"max_line_bytes": 3_013})) == 12  # 3,013 bytes and its newline
+    with pytest.raises(LTVError, match="Line 12 of long.csv is longer than 3,012 bytes"):
+        read_transactions(path, limits={"max_line_bytes": 3_012})
+
+
+def test_a_workbook_that_decompresses_past_the_limit_is_refused(tmp_path):
+    import zipfile
+
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["customer_id", "order_date", "amount"])
+    book.active.append(["a", "2024-01-01", 5])
+    book.save(tmp_path / "small.xlsx")
+    # The same workbook with one 3 MB cell (Excel stops at 32,767 characters; a crafted file does not).
+    with zipfile.ZipFile(tmp_path / "small.xlsx") as small, \
+            zipfile.ZipFile(tmp_path / "orders.xlsx", "w", zipfile.ZIP_DEFLATED) as big:
+        for item in small.infolist():
+            data = small.read(item.filename)
+            if item.filename == "xl/worksheets/sheet1.xml":
+                data = data.replace(b"</sheetData>", b'<row r="3"><c r="A3" t="inlineStr"><is><t>'
+                                    + b"x" * 3_000_000 + b"</t></is></c></row></sheetData>")
+            big.writestr(item, data)
+    assert (tmp_path / "orders.xlsx").stat().st_size < 100_000
+    with zipfile.ZipFile(tmp_path / "orders.xlsx") as z:
+        assert sum(i.file_size for i in z.infolist()) > 3_000_000
+    with pytest.raises(LTVError, match=r"orders.xlsx decompresses to 3 MB, more than the limit of 2 MB for a "
+                                       r"workbook; raise it with limits=\{'max_unzipped_bytes': \.\.\.\}"):
+        read_transactions(tmp_path / "orders.xlsx", limits={"max_unzipped_bytes": 2 * 1024 ** 2})
+    assert len(read_transactions(tmp_path / "orders.xlsx")) == 2
+
+
+@pytest.mark.parametrize("limits, message", [({"max_rows": 5}, "Unknown input limit 'max_rows'"),
+                                             ({"max_columns": 0}, "must be a whole number of 1 or more"),
+                                             ({"max_columns": "9"}, "must be a whole number")])
+def test_input_limits_are_checked(limits, message, tmp_path):
+    with pytest.raises(LTVError, match=message):
+        read_transactions("cdnow_sample", limits=limits)

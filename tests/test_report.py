@@ -1,4 +1,6 @@
 import json
+import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -153,3 +155,312 @@ def test_findings_are_written_from_the_numbers_in_both_languages():
     assert "偏低 3.2%" in zh[4] and "比前期低 25%" in zh[3]
     worse = findings(Headline(**{**h.__dict__, "mae": 0.7, "risk_customers": 0}), "en")
     assert len(worse) == 4 and "no better than the simple baseline" in worse[-1]
+
+
+# --------------------------------------------------------------------------- hostile values
+
+HOSTILE = {
+    "client": "evil<script>document.title='pwned'</script>",
+    "title": "<img src=x onerror=alert(2)>Q4 *review* $x$",
+    "currency": '<iframe src="file:///etc/passwd" width=800 height=400></iframe>',
+}
+HOSTILE_COLUMN = "amount<script>alert(3)</script>"
+HOSTILE_IDS = ['=HYPERLINK("http://evil.example","c0")', "+cmd|' /C calc'!A0", "@SUM(1+1)",
+               "<img src=x onerror=alert(4)>"]
+
+
+@pytest.fixture(scope="session")
+def pdftotext():
+    """poppler's pdftotext (Debian: poppler-utils), to read what a printed report says."""
+    import os
+    import shutil
+
+    found = shutil.which("pdftotext")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext is missing: .ci/run should have installed Debian's poppler-utils.")
+        pytest.skip("pdftotext is not installed (apt-get install poppler-utils)")
+    return found
+
+
+def _pdf_text(pdftotext, path) -> str:
+    import subprocess
+
+    return subprocess.run([pdftotext, "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
+@pytest.fixture(scope="module")
+def hostile_run(tmp_path_factory, cdnow_sample, chromium_path):
+    """A whole report (HTML and PDF) with hostile text in every field the operator controls and
+    in the data: client, title, currency, a column header and customer ids."""
+    from ltv_helpers.report import render_report
+
+    root = tmp_path_factory.mktemp("hostile")
+    tx = cdnow_sample[["customer_id", "order_date", "amount"]].copy()
+    tx["customer_id"] = tx["customer_id"].astype(str)
+    first = tx["customer_id"].unique()[: len(HOSTILE_IDS)]
+    tx["customer_id"] = tx["customer_id"].replace(dict(zip(first, HOSTILE_IDS)))
+    tx = tx.rename(columns={"amount": HOSTILE_COLUMN})
+    tx.to_csv(root / "orders.csv", index=False)
+    html = render_report(root / "reports", {**HOSTILE, "source": str(root / "orders.csv"), "draws": 20,
+                                            "amount_column": HOSTILE_COLUMN})
+    return html
+
+
+def _elements(page: str) -> list[tuple[str, dict]]:
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Collect(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, dict(attrs)))
+
+    Collect().feed(page)
+    return found
+
+
+def test_hostile_values_show_as_text_and_nothing_in_the_page_can_act(hostile_run):
+    import html as html_lib
+
+    page = hostile_run.read_text(encoding="utf-8")
+    elements = _elements(page)
+    assert not [t for t, _ in elements if t in ("script", "iframe", "object", "embed", "form", "link", "svg")]
+    assert not [a for _, attrs in elements for a in attrs if a.startswith("on")]
+    assert all(attrs["src"].startswith("data:image/") for t, attrs in elements if t == "img")
+    policy = [attrs["content"] for t, attrs in elements if t == "meta" and attrs.get("http-equiv")]
+    assert policy == ["default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; "
+                      "base-uri 'none'; form-action 'none'"]
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", page))  # what the reader sees, as characters
+    for value in (*HOSTILE.values(), HOSTILE_COLUMN):
+        assert value in text, value  # shown as typed
+    assert "Q4 *review* $x$" in text and "<em>review</em>" not in page  # no Markdown either
+
+
+def test_the_printed_report_holds_no_byte_of_a_local_file(hostile_run, pdftotext):
+    from pathlib import Path
+
+    pdf = hostile_run.with_suffix(".pdf")
+    text = _pdf_text(pdftotext, pdf)
+    local = [line for line in Path("/etc/passwd").read_text().splitlines() if line.strip()]
+    assert local and not any(line in text for line in local)
+    assert "root:x:0:0" not in text and "evil<script>" in text  # the hostile client shows as text
+
+
+def test_crm_exports_neutralise_formula_ids_and_the_footer_names_only_the_file(hostile_run):
+    run = hostile_run.parent
+    segments = pd.read_csv(run / "segments.csv", encoding="utf-8-sig", dtype=str)
+    ids = set(segments["customer_id"])
+    assert {"'" + v for v in HOSTILE_IDS[:3]} <= ids and HOSTILE_IDS[3] in ids
+    assert not segments["customer_id"].str.match(r"^[=+\-@\t\r]").any()
+    # Parquet keeps the ids as they are (no spreadsheet reads it), so joins back to the CRM work.
+    assert set(HOSTILE_IDS) <= set(pd.read_parquet(run / "segments.parquet").index)
+    page = hostile_run.read_text(encoding="utf-8")
+    footer = page[page.index("<footer"):]
+    assert "source = orders.csv" in footer and str(run.parent.parent) not in footer
+    stamp = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert stamp["status"] == "complete" and (run.parent / "latest").resolve() == run
+
+
+@pytest.mark.parametrize("snippet", [
+    "<script>alert(1)</script>", '<img src="file:///etc/passwd">', '<img src=x onerror="alert(1)">',
+    '<iframe src="file:///etc/passwd"></iframe>', '<object data="x"></object>', '<embed src="x">',
+    '<meta http-equiv="refresh" content="0;url=file:///etc/passwd">', '<link rel="stylesheet" href="x.css">',
+    '<a href="javascript:alert(1)">x</a>', '<div style="background:url(file:///etc/passwd)">x</div>',
+    "<style>@import 'file:///etc/passwd';</style>", '<svg onload="alert(1)"></svg>', "<base href='http://x/'>",
+    '<form action="http://x"><input name=a></form>',
+])
+def test_a_page_with_active_content_is_never_written(snippet):
+    from ltv_helpers.report import check_client_html
+    from ltv_helpers.schema import LTVError
+
+    safe = ('<html><head><meta charset="utf-8"><style>.a{background:url(data:image/png;base64,AA==)}</style>'
+            '</head><body><a href="#s1-0">x</a><img src="data:image/png;base64,AA==">{}</body></html>')
+    assert check_client_html(safe.replace("{}", "")) == safe.replace("{}", "")
+    with pytest.raises(LTVError, match="report.html was not written: it would hold"):
+        check_client_html(safe.replace("{}", snippet))
+
+
+def test_outputs_are_sanitized_and_tables_escape_labels_and_values():
+    import nbformat
+
+    from ltv_helpers.report import _sanitize_outputs, styled
+
+    table = pd.DataFrame({"amount<script>x</script>": [1.5], "note": ["<img src=x onerror=1>"]},
+                         index=pd.Index(["<b>id</b>"], name="customer"))
+    shown = styled(table, currency="<i>CNY</i>").to_html()
+    assert "<script>" not in shown and "<img" not in shown and "<b>" not in shown and "<i>" not in shown
+    assert "amount&lt;script&gt;x&lt;/script&gt;" in shown and "&lt;b&gt;id&lt;/b&gt;" in shown
+    outputs = [nbformat.v4.new_output("display_data", data={
+                   "text/markdown": "Client: <script>alert(1)</script> **bold**", "text/plain": "x"}),
+               nbformat.v4.new_output("display_data", data={
+                   "text/html": '<style>td{color:red}</style><table><tr><td onclick="x()">1</td></tr></table>'
+                                '<iframe src="file:///etc/passwd"></iframe>',
+                   "application/javascript": "alert(1)"}),
+               nbformat.v4.new_output("display_data", data={"image/svg+xml": "<svg onload='x()'/>"})]
+    md, table_html, svg = _sanitize_outputs(outputs)
+    assert md.data["text/markdown"] == "Client: &lt;script&gt;alert(1)&lt;/script&gt; **bold**"
+    assert table_html.data["text/html"] == ('<style>td{color:red}</style><table><tbody><tr><td>1</td></tr></tbody>'
+                                            '</table>&lt;iframe src="file:///etc/passwd"&gt;&lt;/iframe&gt;')
+    assert "application/javascript" not in table_html.data and svg.data == {}
+
+
+def test_the_content_security_policy_stops_scripts_and_local_files_in_chromium(tmp_path, chromium_path, pdftotext):
+    from ltv_helpers.report import CONTENT_SECURITY_POLICY, print_pdf
+
+    page = (f'<!DOCTYPE html><html><head><meta charset="utf-8"><meta http-equiv="Content-Security-Policy" '
+            f'content="{CONTENT_SECURITY_POLICY}"></head><body><p>visible</p>'
+            '<script>document.write("SCRIPT RAN")</script>'
+            '<img src=x onerror="document.body.append(\'HANDLER RAN\')">'
+            '<iframe src="file:///etc/passwd"></iframe><object data="file:///etc/passwd"></object>'
+            '<embed src="file:///etc/passwd"></body></html>')
+    html = tmp_path / "report.html"
+    html.write_text(page, encoding="utf-8")
+    text = _pdf_text(pdftotext, print_pdf(html))
+    assert "visible" in text and "RAN" not in text and "root:" not in text
+    # Without the policy the same page does run and does print the local file: the test can fail.
+    html.write_text(page.replace(CONTENT_SECURITY_POLICY, "default-src *"), encoding="utf-8")
+    assert "root:" in _pdf_text(pdftotext, print_pdf(html))
+
+
+def test_a_cut_short_pdf_never_becomes_report_pdf(tmp_path, monkeypatch):
+    from ltv_helpers.report import pdf_pages, print_pdf
+    from ltv_helpers.schema import LTVError
+
+    fake = tmp_path / "chromium"  # prints half a PDF and says it succeeded, as on a full disk
+    fake.write_text('#!/bin/sh\nfor a in "$@"; do case "$a" in --print-to-pdf=*) '
+                    'printf "%%PDF-1.4\\n1 0 obj <</Type /Page>>" > "${a#--print-to-pdf=}";; esac; done\nexit 0\n')
+    fake.chmod(0o755)
+    monkeypatch.setenv("LTV_CHROMIUM", str(fake))
+    html = tmp_path / "run" / "report.html"
+    html.parent.mkdir()
+    html.write_text("<html></html>")
+    with pytest.raises(LTVError, match="PDF of report.html is incomplete"):
+        print_pdf(html)
+    assert sorted(p.name for p in html.parent.iterdir()) == ["report.html"]
+    whole = tmp_path / "whole.pdf"
+    whole.write_bytes(b"%PDF-1.4\n1 0 obj <</Type /Pages /Count 1>> 2 0 obj <</Type /Page>>\nstartxref\n9\n%%EOF\n")
+    assert pdf_pages(whole) == 1
+
+
+def _fake_notebooks(monkeypatch):
+    """Notebooks and page assembly that write only a stand-in file each (no kernel), to test
+    render_report's own steps."""
+    from ltv_helpers import report
+
+    def fake(name, run, parameters):
+        (Path(run) / "collection.json").write_text('{"input_sha256": "abc"}')
+
+    def page(run_dir, language="en"):
+        (Path(run_dir) / "report.html").write_text("<html></html>")
+        return Path(run_dir) / "report.html"
+
+    monkeypatch.setattr(report, "run_notebook", fake)
+    monkeypatch.setattr(report, "assemble_report", page)
+    return report
+
+
+def test_a_failed_write_leaves_latest_on_the_last_good_run(tmp_path, monkeypatch):
+    import errno
+
+    from ltv_helpers.files import write_error
+    from ltv_helpers.schema import LTVError
+
+    report = _fake_notebooks(monkeypatch)
+    good = tmp_path / "2020-01-01_000000"
+    good.mkdir()
+    report.point_latest(good)
+
+    def disk_full(run_dir, language="en"):
+        raise write_error(Path(run_dir) / "report.html", OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(report, "assemble_report", disk_full)
+    with pytest.raises(LTVError, match="Could not write report.html in .*: the disk is full"):
+        report.render_report(tmp_path, {"client": "x"}, pdf=False)
+    failed = [p for p in tmp_path.iterdir() if p.name not in ("latest", good.name)]
+    assert len(failed) == 1 and json.loads((failed[0] / "run.json").read_text())["status"] == "running"
+    assert (tmp_path / "latest").resolve() == good.resolve()
+    monkeypatch.setattr(report, "assemble_report", lambda run_dir, language="en": Path(run_dir) / "report.html")
+
+    def no_pdf(html):
+        raise LTVError("Chromium's PDF of report.html is incomplete")
+
+    monkeypatch.setattr(report, "print_pdf", no_pdf)
+    with pytest.raises(LTVError, match="incomplete"):
+        report.render_report(tmp_path, {"client": "x"})
+    assert (tmp_path / "latest").resolve() == good.resolve()
+
+
+def test_output_folders_that_cannot_hold_runs_are_one_sentence(tmp_path, monkeypatch):
+    import errno
+
+    from ltv_helpers.schema import LTVError
+
+    report = _fake_notebooks(monkeypatch)
+    (tmp_path / "a-file").write_text("x")
+    with pytest.raises(LTVError, match="is a file, not a folder"):
+        report.render_report(tmp_path / "a-file", {"client": "x"}, pdf=False)
+    run = report.render_report(tmp_path / "acme", {"client": "x"}, pdf=False).parent
+    for inside in (tmp_path / "acme" / "latest", run):
+        with pytest.raises(LTVError, match="is a run folder; give the client's folder"):
+            report.render_report(inside, {"client": "x"}, pdf=False)
+
+    def read_only(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr(Path, "mkdir", read_only)
+    with pytest.raises(LTVError, match="the folder cannot be written to; choose another --output"):
+        report.render_report(tmp_path / "elsewhere", {"client": "x"}, pdf=False)
+    assert sorted(p.name for p in (tmp_path / "acme").iterdir()) == sorted(["latest", run.name])
+
+
+def test_parameters_no_notebook_declares_and_nested_credentials_are_refused(tmp_path):
+    from ltv_helpers.report import render_report
+    from ltv_helpers.schema import LTVError
+
+    with pytest.raises(LTVError, match="No report notebook has a parameter 'extra'; the parameters are: "):
+        render_report(tmp_path / "r", {"client": "x", "extra": "anything"})
+    with pytest.raises(LTVError, match="parameter models contains a token= credential"):
+        render_report(tmp_path / "r", {"client": "x", "models": ["bgnbd", "token=abc"]})
+    with pytest.raises(LTVError, match="parameter limits contains a password"):
+        render_report(tmp_path / "r", {"client": "x", "limits": {"dsn": "postgresql://u:Xy7/Secret#9@db/x"}})
+    assert not (tmp_path / "r").exists()
+
+
+def _children(pid: int) -> list:
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def test_an_interrupt_stops_with_one_line_and_ends_the_kernel(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    cmd = [sys.executable, "-m", "ltv_helpers.cli", "report", "cdnow_sample", "--client", "x",
+           "--output", str(tmp_path), "--no-pdf"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    for line in proc.stdout:  # wait until a notebook kernel is running
+        if "02_segmentation" in line:
+            break
+    deadline = time.time() + 60
+    while not any("ipykernel" in " ".join(c.cmdline()) for c in _children(proc.pid)) and time.time() < deadline:
+        time.sleep(0.2)
+    kernels = [c for c in _children(proc.pid) if "ipykernel" in " ".join(c.cmdline())]
+    assert kernels
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert err.strip().splitlines() == ["ltv report: stopped; nothing that was still being written counts "
+                                        "(a report's run folder stays incomplete and latest does not move)."]
+    time.sleep(1)
+    assert not [k for k in kernels if k.is_running() and k.status() != "zombie"]
+    (run,) = [p for p in tmp_path.iterdir()]
+    assert json.loads((run / "run.json").read_text())["status"] == "running" and not (tmp_path / "latest").exists()

@@ -1,0 +1,89 @@
+import errno
+import subprocess
+import uuid
+
+import pandas as pd
+import pytest
+
+from ltv_helpers import files
+from ltv_helpers.schema import LTVError
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 KiB file system (tmpfs), so that writes fail with a real 'No space left on device'.
+    Mounting needs root; elsewhere the test is skipped (the injected-error tests still run)."""
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip("cannot mount a small tmpfs here (needs root)")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], capture_output=True)
+
+
+def test_a_full_disk_leaves_no_file_and_says_so_in_one_sentence(small_disk):
+    (small_disk / "report.html").write_text("the last good report")
+    with pytest.raises(LTVError) as err:
+        files.write_text(small_disk / "report.html", "x" * 200_000)
+    assert str(err.value) == f"Could not write report.html in {small_disk}: the disk is full; free some space and run again."
+    assert (small_disk / "report.html").read_text() == "the last good report"  # the old file is untouched
+    assert sorted(p.name for p in small_disk.iterdir()) == ["report.html"]  # no temporary file is left
+    frame = pd.DataFrame({"id": [str(i) * 50 for i in range(5_000)]})
+    with pytest.raises(LTVError, match="segments.csv .*disk is full"):
+        files.write_csv(frame, small_disk / "segments.csv")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["report.html"]
+
+
+def test_an_injected_write_error_is_one_sentence_and_no_file(tmp_path, monkeypatch):
+    def broken(self, *args, **kwargs):
+        raise OSError(errno.EROFS, "Read-only file system")
+
+    monkeypatch.setattr("pathlib.Path.write_text", broken)
+    with pytest.raises(LTVError, match=r"^Could not write run.json in .*: the folder cannot be written to"):
+        files.write_json(tmp_path / "run.json", {"a": 1})
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_failing_writer_keeps_the_old_file_whole(tmp_path):
+    target = tmp_path / "predictions.parquet"
+    files.write_parquet(pd.DataFrame({"a": [1, 2]}), target)
+
+    class Boom(pd.DataFrame):
+        def to_parquet(self, path, **kwargs):
+            with open(path, "wb") as fh:
+                fh.write(b"PAR1 half a file")
+            raise KeyboardInterrupt  # killed midway
+
+    with pytest.raises(KeyboardInterrupt):
+        files.write_parquet(Boom({"a": [3]}), target)
+    assert pd.read_parquet(target)["a"].tolist() == [1, 2]
+    assert [p.name for p in tmp_path.iterdir()] == ["predictions.parquet"]
+
+
+def test_formula_cells_are_neutralised_for_spreadsheets_and_numbers_are_not():
+    frame = pd.DataFrame({
+        "segment": pd.Categorical(["=cmd", "champions", "@SUM(A1)"]),
+        "note": ["+1+1", "-2+3", "\tTAB"],
+        "amount": [-5.0, 2.0, 3.0],
+        "name": ["a-b", "\rCR", None],
+    }, index=pd.Index(['=HYPERLINK("http://x","c")', "12345", "x"], name="customer_id"))
+    out = files.neutralise_formulas(frame)
+    assert out.index.tolist() == ["'=HYPERLINK(\"http://x\",\"c\")", "12345", "x"]
+    assert out["segment"].tolist() == ["'=cmd", "champions", "'@SUM(A1)"]
+    assert out["note"].tolist() == ["'+1+1", "'-2+3", "'\tTAB"]
+    assert out["amount"].tolist() == [-5.0, 2.0, 3.0]  # numbers are numbers, a minus sign included
+    assert out["name"].tolist()[:2] == ["a-b", "'\rCR"] and pd.isna(out["name"].iloc[2])
+    assert frame.index[0].startswith("=")  # the caller's frame is not changed
+
+
+def test_write_csv_gives_excel_a_bom_and_no_live_formula(tmp_path):
+    frame = pd.DataFrame({"tier": ["高价值", "=1+1"]}, index=pd.Index(["@x", "42"], name="customer_id"))
+    path = files.write_csv(frame, tmp_path / "segments.csv")
+    raw = path.read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbf")
+    back = pd.read_csv(path, encoding="utf-8-sig", dtype=str)
+    assert back["customer_id"].tolist() == ["'@x", "42"] and back["tier"].tolist() == ["高价值", "'=1+1"]
+    assert not any(cell.startswith(files.FORMULA_START) for cell in back.to_numpy().ravel())
