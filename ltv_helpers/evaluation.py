@@ -54,6 +54,9 @@ class BacktestResult:
     def best(self, metric: str = "mae") -> str:
         """The model (not baseline) with the best value of ``metric``."""
         rows = self.metrics.loc[[m for m in self.fitted if m in self.metrics.index]]
+        if rows.empty:
+            raise LTVError("No purchase model could be fitted and predicted on the calibration period; "
+                           "see the warnings above.")
         col = rows[metric].abs() if metric.endswith("error_pct") else rows[metric]
         return str(col.idxmax() if metric in HIGHER_IS_BETTER else col.idxmin())
 
@@ -107,12 +110,12 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
                          "actual_spend": spend.reindex(summary.index, fill_value=0.0)})
     fitted, fit_stats = {}, {}
     for name in models:
-        try:
+        try:  # a model that cannot be fitted or predicted is left out, with one sentence
             m = mdl.fit(summary, model=name)
+            p = m.predict(summary, horizon=duration)
         except LTVError as err:
             warnings.warn(f"{mdl.PURCHASE_MODELS[name]} left out of the backtest: {err}", stacklevel=2)
             continue
-        p = m.predict(summary, horizon=duration)
         pred[f"{name}_purchases"] = p["expected_purchases"]
         pred[f"{name}_spend"] = p["clv"]
         fitted[name] = m

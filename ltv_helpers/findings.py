@@ -113,6 +113,9 @@ def headline(run) -> Headline:
     recent = transactions["order_date"] >= end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
     revenue = float(history["revenue"].sum())
     ints = prediction["intervals"]
+    # The model that made the forecast (notebook 03), and its own backtest error where 04 tested it.
+    model = prediction.get("model") or evaluation["chosen_model"]
+    checked = metrics.loc[model] if model in metrics.index else evaluation
     return Headline(
         client=meta.get("client", ""), currency=meta.get("currency", ""), observation_end=meta["observation_end"],
         customers=len(history), revenue=revenue, repeat_share=float((history["orders"] > 1).mean()),
@@ -127,8 +130,8 @@ def headline(run) -> Headline:
         purchases=(ints["expected_purchases"], ints["purchases_low"], ints["purchases_high"]),
         forecast_revenue=(ints["expected_revenue"], ints["revenue_low"], ints["revenue_high"]),
         clv=(ints["clv"], ints["clv_low"], ints["clv_high"]),
-        model=evaluation["chosen_model"], holdout_days=float(evaluation["holdout_units"]),
-        mae=float(evaluation["mae"]), total_error_pct=float(evaluation["total_error_pct"]),
+        model=model, holdout_days=float(evaluation["holdout_units"]),
+        mae=float(checked["mae"]), total_error_pct=float(checked["total_error_pct"]),
         baseline=str(best_baseline), baseline_mae=float(baselines.loc[best_baseline, "mae"]),
     )
 

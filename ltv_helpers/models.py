@@ -377,9 +377,9 @@ class LTVModel:
             "clv": gross_margin * discounted[inverse] * spend,
         }, index=summary.index)
         bad = ~np.isfinite(out.to_numpy()).all(axis=1)
-        if bad.any():
+        if bad.any():  # a count, never a customer's id: messages reach logs and batch tables
             raise LTVError(f"{PURCHASE_MODELS[self.model]} gave no finite prediction for "
-                           f"{int(bad.sum())} customers (e.g. {out.index[bad][0]!r}); try another model.")
+                           f"{int(bad.sum()):,} of {len(out):,} customers; try another model.")
         out["clv"] = out["clv"].clip(lower=0.0)  # rounding can leave -1e-16
         return out
 
@@ -822,8 +822,9 @@ def _fitted(fitter, objective, x0: np.ndarray, tol: float, names: list[str], cou
     fitter._negative_log_likelihood_ = float(out.fun)
     fitter._hessian_ = (hess + hess.T) / 2
     fitter.data = pd.DataFrame({"weights": counts})
-    fitter.variance_matrix_ = fitter._compute_variance_matrix()
-    fitter.standard_errors_ = fitter._compute_standard_errors()
+    with np.errstate(invalid="ignore"):  # at a boundary the curvature can be flat: NaN, not a warning
+        fitter.variance_matrix_ = fitter._compute_variance_matrix()
+        fitter.standard_errors_ = fitter._compute_standard_errors()
     if hasattr(fitter, "conditional_expected_number_of_purchases_up_to_time"):
         fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time
     return fitter
@@ -915,26 +916,57 @@ def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times) -> tuple[np.nd
     return numerator, inverse, 1 + recency_term
 
 
+#: A fitted parameter outside this range (on lifetimes' time scale, ``max(T) / 10``) has run to
+#: the edge of the parameter space, e.g. Pareto/NBD's s -> 0 and beta -> infinity, or BG/NBD's
+#: a -> 0, when the data show no dropout. That limit is often a fine model (BG/NBD becomes the NBD),
+#: but Pareto/NBD's formulas overflow there: such a fit is checked by predicting every history.
+BOUNDARY = (1e-5, 1e5)
+
+
+def _at_boundary(fitter) -> bool:
+    values = fitter.params_.copy()
+    scale = getattr(fitter, "_scale", 1.0)
+    for name in ("alpha", "beta"):
+        if name in values:
+            values[name] *= scale
+    values = values.to_numpy(dtype=float)
+    return not ((values > BOUNDARY[0]) & (values < BOUNDARY[1])).all()
+
+
+def _predicts_finite(fitter, rows: pd.DataFrame) -> bool:
+    """Whether a fit predicts finite purchases and P(alive) for every history in ``rows`` over
+    the longest customer age (lifetimes' own formulas, which the predictions use)."""
+    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+    with np.errstate(all="ignore"):
+        purchases = fitter.conditional_expected_number_of_purchases_up_to_time(float(T_.max()), f, r, T_)
+        alive = fitter.conditional_probability_alive(f, r, T_)
+    return bool(np.isfinite(np.asarray(purchases, dtype=float)).all() and np.isfinite(np.asarray(alive, dtype=float)).all())
+
+
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
+    """Fit; a fit that does not converge, gives invalid parameters, or runs to the boundary
+    (:data:`BOUNDARY`) and then predicts a non-finite value, is retried once with a small
+    penalizer, with a warning; if that fails too, one sentence."""
     name = PURCHASE_MODELS[model]
-    for pen in (penalizer, max(penalizer, FALLBACK_PENALIZER)):
+    fallback = max(penalizer, FALLBACK_PENALIZER)
+    for pen in (penalizer, fallback):
         try:
             fitter = _fit_purchase_fast(model, rows, counts, pen)
         except ConvergenceError:
-            if pen == max(penalizer, FALLBACK_PENALIZER):
-                break
-            warnings.warn(f"{name} did not converge; refitted with penalizer {FALLBACK_PENALIZER:g}. "
-                          "Check the summary, or try a coarser time unit or another model.",
-                          stacklevel=3)
-            continue
-        values = fitter.params_.to_numpy()
-        if np.isfinite(values).all() and (values > 0).all():
-            return fitter, pen
-        if pen == max(penalizer, FALLBACK_PENALIZER):
+            problem = "did not converge"
+        else:
+            values = fitter.params_.to_numpy()
+            if not (np.isfinite(values).all() and (values > 0).all()):
+                problem = "gave invalid parameters"
+            elif _at_boundary(fitter) and not _predicts_finite(fitter, rows):
+                problem = "ran to the edge of its parameters, where its predictions overflow"
+            else:
+                return fitter, pen
+        if pen == fallback:
             break
-        warnings.warn(f"{name} gave invalid parameters; refitted with penalizer {FALLBACK_PENALIZER:g}.",
-                      stacklevel=3)
-    raise LTVError(f"{name} could not be fitted on this data, even with a penalizer; try another "
+        warnings.warn(f"{name} {problem}; refitted with penalizer {FALLBACK_PENALIZER:g}. "
+                      "Check the summary, or try a coarser time unit or another model.", stacklevel=3)
+    raise LTVError(f"{name} could not be fitted on this data ({problem}), even with a penalizer; try another "
                    "model, a coarser time unit, or more history.")
 
 

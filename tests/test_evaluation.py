@@ -132,3 +132,32 @@ def test_verdict_names_the_best_model(weekly):
 def test_bad_model_name(cdnow_sample):
     with pytest.raises(LTVError, match="models must be among"):
         ev.backtest(cdnow_sample, models=("xgboost",))
+
+
+def test_a_model_whose_prediction_fails_is_left_out_with_one_sentence(cdnow_sample, monkeypatch):
+    from ltv_helpers import models
+
+    real = models.LTVModel.predict
+
+    def pareto_overflows(self, summary, **kwargs):
+        if self.model == "pareto_nbd":
+            raise LTVError(f"Pareto/NBD gave no finite prediction for 7 of {len(summary):,} customers; "
+                           "try another model.")
+        return real(self, summary, **kwargs)
+
+    monkeypatch.setattr(models.LTVModel, "predict", pareto_overflows)
+    with pytest.warns(UserWarning, match=r"^Pareto/NBD left out of the backtest: Pareto/NBD gave no finite "
+                                         r"prediction for 7 of [\d,]+ customers"):
+        result = ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                             models=("bgnbd", "pareto_nbd"), baselines=False)
+    assert list(result.metrics.index) == ["bgnbd"] and result.best("mae") == "bgnbd"
+
+    def nothing_fits(self, summary, **kwargs):
+        raise LTVError("no finite prediction")
+
+    monkeypatch.setattr(models.LTVModel, "predict", nothing_fits)
+    with pytest.warns(UserWarning):
+        none = ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                           models=("bgnbd",))
+    with pytest.raises(LTVError, match="No purchase model could be fitted and predicted"):
+        none.best("mae")

@@ -460,3 +460,52 @@ def test_a_failing_fit_prints_nothing_and_warns_once(cal, monkeypatch, capsys):
     with pytest.raises(LTVError, match="MBG/NBD could not be fitted"):
         models.fit(cal, model="mbgnbd", spend=None, unit_days=7)
     assert capsys.readouterr().out == ""
+
+def _no_dropout_world(n=400, seed=3):
+    """Customers who buy at their own steady rate and never stop: the data show no dropout."""
+    rng = np.random.default_rng(seed)
+    rows, start = [], pd.Timestamp("2023-01-01")
+    for c in range(n):
+        rate, day = rng.gamma(2, 0.01), int(rng.integers(0, 200))
+        while day < 730:
+            rows.append((f"Customer Name {c}", start + pd.Timedelta(days=day), 10.0 + rng.gamma(2, 5)))
+            day += max(1, int(rng.exponential(1 / rate)))
+    return pd.DataFrame(rows, columns=["customer_id", "order_date", "amount"])
+
+
+def test_a_boundary_fit_that_overflows_is_refitted_penalised_and_the_nbd_limit_is_kept():
+    import warnings
+
+    from lifetimes import ParetoNBDFitter
+
+    from ltv_helpers.data import rfm_summary
+
+    summary = rfm_summary(_no_dropout_world(), observation_end="2024-12-31")
+    rows, counts, _ = models.compress(models._summary_columns(summary), ["frequency", "recency", "T"])
+    plain = models._fit_purchase_fast("pareto_nbd", rows, counts, 0.0)
+    assert plain.params_["s"] < 1e-5 and isinstance(plain, ParetoNBDFitter)  # s -> 0, beta -> infinity
+    assert not models._predicts_finite(plain, rows)  # lifetimes' formulas overflow there
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pareto = models.fit(summary, model="pareto_nbd", spend=None)
+        bgnbd = models.fit(summary, model="bgnbd", spend=None)
+    said = [str(w.message) for w in caught]
+    assert said == ["Pareto/NBD ran to the edge of its parameters, where its predictions overflow; refitted with "
+                    "penalizer 0.001. Check the summary, or try a coarser time unit or another model."]
+    assert pareto.penalizer == models.FALLBACK_PENALIZER and bgnbd.penalizer == 0.0
+    assert bgnbd.params["a"] < 1e-5  # BG/NBD's no-dropout limit is the NBD: a fine model, kept
+    for fitted in (pareto, bgnbd):
+        pred = fitted.predict(summary, horizon=365)
+        assert np.isfinite(pred.to_numpy()).all() and pred["expected_purchases"].sum() > 0
+
+
+def test_a_prediction_that_fails_names_a_count_never_a_customer(cal, bgnbd, monkeypatch):
+    def overflow(model, rows, times, factors):
+        values = np.full((len(rows),), np.nan)
+        return values, values
+
+    monkeypatch.setattr(models, "discounted_purchases", overflow)
+    with pytest.raises(LTVError) as err:
+        bgnbd.predict(cal, horizon=52)
+    assert str(err.value) == f"BG/NBD gave no finite prediction for {len(cal):,} of {len(cal):,} customers; try another model."
+    assert not any(str(i) in str(err.value) for i in cal.index[:50] if len(str(i)) > 2)

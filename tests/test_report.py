@@ -464,3 +464,16 @@ def test_an_interrupt_stops_with_one_line_and_ends_the_kernel(tmp_path):
     assert not [k for k in kernels if k.is_running() and k.status() != "zombie"]
     (run,) = [p for p in tmp_path.iterdir()]
     assert json.loads((run / "run.json").read_text())["status"] == "running" and not (tmp_path / "latest").exists()
+
+
+def test_the_summary_names_the_model_that_made_the_forecast(hostile_run):
+    import dataclasses
+
+    from ltv_helpers import findings
+
+    run = findings.load_run(hostile_run.parent)
+    tested = run.metrics.index[run.metrics["kind"] == "model"]
+    assert len(tested) == 3
+    for model in tested:  # e.g. -p model=bgnbd while the evaluation preferred another
+        h = findings.headline(dataclasses.replace(run, prediction={**run.prediction, "model": model}))
+        assert h.model == model and h.mae == pytest.approx(run.metrics.loc[model, "mae"])
