@@ -153,8 +153,8 @@ def _yaml_loader(path: Path):
                 return sizes[id(n)]
 
             if node is not None and size(node) > MAX_YAML_NODES:
-                raise LTVError(f"{path} expands to more than {MAX_YAML_NODES:,} values through its aliases "
-                               "(&anchor / *alias); write the settings out instead.")
+                raise LTVError(f"{path} holds (or expands to, through &anchor / *alias) more than "
+                               f"{MAX_YAML_NODES:,} values; a clients file holds settings, not data.")
             return node
 
         def construct_mapping(self, node, deep=False):
@@ -256,9 +256,14 @@ def _client_process(index: int, job: ClientJob, pdf: bool, queue) -> None:
     as an interrupt does, so the client's kernel and Chromium are ended too."""
     import signal
 
-    from ltv_helpers.report import stop_on_sigterm
+    def stop(signum, frame):
+        # The batch is being stopped: the kernel's and the event loop's complaints about being
+        # cut off are noise for the operator, who gets the batch's one line.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 2)
+        raise KeyboardInterrupt
 
-    stop_on_sigterm()
+    signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the batch, which stops the workers
     queue.put(("pid", job.name, os.getpid()))
     try:

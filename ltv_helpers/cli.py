@@ -199,6 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--max-line-bytes", type=int, help="raise the limit on one CSV line (default 8 MiB)")
     check.add_argument("--max-unzipped-bytes", type=int,
                        help="raise the limit on an Excel workbook's decompressed size (default 1 GiB)")
+    check.add_argument("--max-cells", type=int,
+                       help="raise the limit on an Excel sheet's or a Parquet file's rows x columns (default 100M)")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
     demo.add_argument("--output", default="reports/demo", help="folder for the report's runs")

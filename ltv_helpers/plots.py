@@ -53,6 +53,8 @@ def use_theme(language: str = "en") -> str:
     sns.set_theme(style="whitegrid", context="notebook")
     plt.rcParams["figure.dpi"] = 100
     plt.rcParams["axes.unicode_minus"] = False
+    # Labels carry the operator's currency ("HK$", "$$"): text, never matplotlib's $...$ math.
+    plt.rcParams["text.parse_math"] = False
     if language == "zh":
         font = cjk_font()
         if font is None:

@@ -215,11 +215,18 @@ def check_output(output) -> Path:
     """The client's report folder ``output``, if a run folder can be made in it: not a file, not
     a run folder or its ``latest`` link (runs go side by side in the client's folder)."""
     base = Path(output)
-    if base.name == LATEST or (base / "run.json").exists():
-        raise LTVError(f"--output {output} is a run folder; give the client's folder that holds the runs "
-                       f"({base.parent if base.name == LATEST else base.parent}).")
+    absolute = base.resolve()
+    inside = next((p for p in (absolute, *absolute.parents) if (p / "run.json").is_file()), None)
+    if base.name == LATEST or inside is not None:
+        run = inside or absolute
+        raise LTVError(f"--output {output} is a run folder or inside one; give the client's folder that holds "
+                       f"the runs ({run.parent}).")
     if base.exists() and not base.is_dir():
         raise LTVError(f"--output {output} is a file, not a folder; give the client's report folder.")
+    link = base / LATEST
+    if link.exists() and not link.is_symlink():
+        raise LTVError(f"{link} is a folder, not the link to the newest run (a copied or unzipped report "
+                       "folder?); move it away, or give another --output.")
     return base
 
 
@@ -256,7 +263,11 @@ def point_latest(run_dir) -> Path:
     if tmp.is_symlink() or tmp.exists():
         tmp.unlink()
     tmp.symlink_to(run_dir.name, target_is_directory=True)
-    os.replace(tmp, link)
+    try:
+        os.replace(tmp, link)
+    except OSError as err:
+        tmp.unlink()
+        raise LTVError(f"Could not point {link} at {run_dir.name}: {err.strerror}.") from None
     return link
 
 

@@ -9,6 +9,7 @@ the scores are identical however the rows are split into batches or partitions (
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pandas as pd
@@ -86,9 +87,10 @@ def score(model, summary, *, horizon: float, gross_margin: float = 1.0, annual_d
         if CUSTOMERS in summary:
             out.insert(0, CUSTOMERS, summary[CUSTOMERS].to_numpy())
         if output is not None:
+            from ltv_helpers.files import write_parquet
+
             Path(output).parent.mkdir(parents=True, exist_ok=True)
-            out.to_parquet(output)
-            return Path(output)
+            return write_parquet(out, output)
         return out
     return _score_duckdb(model, summary, options, output, batch_rows)
 
@@ -100,9 +102,16 @@ def _score_duckdb(model: LTVModel, source, options: dict, output, batch_rows: in
 
     if not isinstance(source, (str, Path)):
         raise LTVError(f"summary must be a DataFrame or a Parquet path, got {type(source).__name__}.")
+    from ltv_helpers.files import atomic_path
+
     pattern = parquet_pattern(source)
     frames, writer = [], None
-    with duckdb.connect() as con:
+    if output is not None:
+        Path(output).parent.mkdir(parents=True, exist_ok=True)
+    # The scores go to a temporary file, renamed to ``output`` only when every batch is written:
+    # a stopped or failed run leaves no partial file that looks whole.
+    target = contextlib.nullcontext() if output is None else atomic_path(output)
+    with duckdb.connect() as con, target as part:
         try:
             reader = con.sql(f"SELECT * FROM read_parquet('{pattern.replace(chr(39), chr(39) * 2)}')"
                              ).to_arrow_reader(batch_rows)
@@ -116,16 +125,15 @@ def _score_duckdb(model: LTVModel, source, options: dict, output, batch_rows: in
                     continue
                 arrow = pa.Table.from_pandas(scored, preserve_index=False)
                 if writer is None:
-                    Path(output).parent.mkdir(parents=True, exist_ok=True)
-                    writer = pq.ParquetWriter(str(output), arrow.schema)
+                    writer = pq.ParquetWriter(str(part), arrow.schema)
                 writer.write_table(arrow)
         finally:
             if writer is not None:
                 writer.close()
+        if output is not None and writer is None:
+            raise LTVError(f"The summary {source} has no rows to score.")
     if output is None:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SCORE_COLUMNS)
-    if writer is None:
-        raise LTVError(f"The summary {source} has no rows to score.")
     return Path(output)
 
 

@@ -584,6 +584,12 @@ def test_credentials_are_refused_wherever_a_source_goes():
     {"dsn": "postgresql://u:hunter2@db/x"}, ["token=abc123"], {"password": "hunter2"},
     {"nested": [{"deeper": ("api_key=abc123",)}]}, '{"api_key": "abc123"}',
     "SELECT * FROM dblink('postgresql://u:hunter2@h/d', 'SELECT 1')", "https://user:hunter2@files.example/x.csv",
+    "SELECT id FROM orders WHERE 'PGPASSWORD=hunter2' <> '' -- s3_secret_access_key=abc123",
+    {"db_password": "hunter2"}, {"pw": "hunter2"}, "MYSQL_PWD=hunter2", "AWS_SECRET_ACCESS_KEY=abc123",
+    "https://b.s3.example/x.csv?X-Amz-Security-Token=abc123&X-Amz-Signature=abc123",
+    "https://a.blob.example/c/x.csv?sv=2020&sig=abc123", "https://x.example/y?api-key=abc123",
+    "https://x.example/y?private_token=abc123", "Authorization: Bearer eyJhbGciOiJIUzI1NiJ9.abc123.def",
+    "CREATE SECRET s3 (TYPE s3, KEY_ID 'a', SECRET 'abc123')",
 ])
 def test_credentials_are_found_in_odd_places_and_never_repeated(bad):
     with pytest.raises(LTVError) as err:
@@ -593,7 +599,9 @@ def test_credentials_are_found_in_odd_places_and_never_repeated(bad):
 
 
 @pytest.mark.parametrize("fine", ["postgresql://u:@h/d", "https://example.com/orders.csv", "Secret: growth plan",
-                                  {"columns": ["token_count", "password reset"]}, ["a", 1, None]])
+                                  {"columns": ["token_count", "password reset"]}, ["a", 1, None],
+                                  "SELECT * FROM t WHERE keyword = 1 AND passenger_count=2", {"max_columns": 5000},
+                                  {"customer_id": "会员ID", "amount": "实付金额"}, "monkey=1"])
 def test_text_that_only_looks_like_a_credential_passes(fine):
     data.refuse_credentials(fine)
 
@@ -663,3 +671,50 @@ def test_a_workbook_that_decompresses_past_the_limit_is_refused(tmp_path):
 def test_input_limits_are_checked(limits, message, tmp_path):
     with pytest.raises(LTVError, match=message):
         read_transactions("cdnow_sample", limits=limits)
+
+
+def test_a_clients_duckdb_file_cannot_read_local_files(tmp_path):
+    import duckdb
+
+    path = tmp_path / "client.duckdb"
+    with duckdb.connect(str(path)) as con:
+        con.sql("CREATE TABLE base AS SELECT 'c' || i AS customer_id, DATE '2024-01-01' + i::INTEGER AS order_date, "
+                "10.0 AS amount FROM range(30) t(i)")
+        # The file's only table is a view that would put bytes of /etc/passwd into the amounts.
+        con.sql("CREATE VIEW orders AS SELECT customer_id, order_date, "
+                "(SELECT length(content) FROM read_text('/etc/passwd')) AS amount FROM base")
+        con.sql("DROP TABLE IF EXISTS nothing")
+    with pytest.raises(LTVError, match="file system operations are disabled"):
+        read_transactions(path, sql="SELECT * FROM orders")
+    assert len(read_transactions(path, sql="SELECT * FROM base")) == 30  # the file itself reads
+
+
+def test_a_form_feed_in_the_header_does_not_hide_its_columns(tmp_path):
+    path = tmp_path / "ff.csv"
+    header = "customer_id\x0c,order_date,amount," + ",".join(f"c{i}" for i in range(3_000))
+    path.write_text(header + "\n" + "a,2024-01-01,5" + "," * 3_000 + "\n", encoding="utf-8")
+    with pytest.raises(LTVError, match="has 3,003 columns in its header, more than the limit of 2,000"):
+        read_transactions(path)
+
+
+def test_a_tiny_sheet_that_claims_a_huge_size_is_refused(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["customer_id", "order_date", "amount"])
+    book.active.append(["a", "2024-01-01", 5])
+    book.active.cell(row=1_048_576, column=16_384, value=1)  # one cell in the last row and column
+    book.save(tmp_path / "sparse.xlsx")
+    assert (tmp_path / "sparse.xlsx").stat().st_size < 10_000
+    with pytest.raises(LTVError, match=r"sparse.xlsx sheet 'Sheet' spans 1,048,576 rows x 16,384 columns, more "
+                                       r"than the limit of 100,000,000 cells"):
+        read_transactions(tmp_path / "sparse.xlsx")
+
+
+def test_a_parquet_file_beyond_the_cell_limit_is_refused_before_it_is_read(tmp_path):
+    frame = pd.DataFrame({"customer_id": ["a"] * 5_000, "order_date": ["2024-01-01"] * 5_000, "amount": [5.0] * 5_000})
+    frame.to_parquet(tmp_path / "orders.parquet")
+    with pytest.raises(LTVError, match=r"orders.parquet holds 5,000 rows x 3 columns, more than the limit of "
+                                       r"10,000 cells; raise it with limits=\{'max_cells': \.\.\.\}"):
+        read_transactions(tmp_path / "orders.parquet", limits={"max_cells": 10_000})
+    assert len(read_transactions(tmp_path / "orders.parquet")) == 5_000

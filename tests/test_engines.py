@@ -214,6 +214,27 @@ def test_scoring_a_parquet_in_batches_equals_predict(fitted, cdnow_parquet, week
     assert len(in_memory) == len(weekly)
 
 
+def test_stopped_scoring_leaves_no_partial_file(fitted, cdnow_parquet, tmp_path, monkeypatch):
+    from ltv_helpers import scoring
+
+    path = rfm_summary(cdnow_parquet, freq="D", freq_multiplier=7, output=tmp_path / "s.parquet")
+    out = tmp_path / "scores.parquet"
+    out.write_bytes(b"an older file")
+    real, calls = scoring._score_frame, []
+
+    def stopped_midway(*args):
+        calls.append(1)
+        if len(calls) == 3:  # two batches are written, then Ctrl-C
+            raise KeyboardInterrupt
+        return real(*args)
+
+    monkeypatch.setattr(scoring, "_score_frame", stopped_midway)
+    with pytest.raises(KeyboardInterrupt):
+        score(fitted, path, horizon=52, output=out, batch_rows=5_000)
+    assert out.read_bytes() == b"an older file"  # untouched: the partial scores never took its name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.parquet", "scores.parquet"]
+
+
 def test_cli_summary_fit_score(cdnow_parquet, weekly, tmp_path, capsys):
     s, m, o = tmp_path / "s.parquet", tmp_path / "m.json", tmp_path / "o.parquet"
     assert main(["summary", str(cdnow_parquet), "-o", str(s), "--freq", "D", "--freq-multiplier", "7"]) == 0

@@ -206,3 +206,18 @@ def test_gains_and_scatter(backtested):
     assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
     assert len(fig.axes[0].collections[0].get_offsets()) == len(res.predictions)
     plt.close(fig)
+
+
+def test_a_currency_with_dollar_signs_is_text_not_math(cdnow_sample):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from ltv_helpers import data
+
+    plots.use_theme("en")
+    activity = data.monthly_activity(cdnow_sample)
+    for currency in ("$$", "HK$ (not US$)", "$\\alpha$"):
+        fig = plots.revenue_and_orders(activity, currency, "en")
+        fig.canvas.draw()  # math parsing would fail here, or draw italics
+        labels = [ax.get_ylabel() for ax in fig.axes]
+        assert any(currency in text for text in labels), labels

@@ -402,9 +402,13 @@ def test_output_folders_that_cannot_hold_runs_are_one_sentence(tmp_path, monkeyp
     with pytest.raises(LTVError, match="is a file, not a folder"):
         report.render_report(tmp_path / "a-file", {"client": "x"}, pdf=False)
     run = report.render_report(tmp_path / "acme", {"client": "x"}, pdf=False).parent
-    for inside in (tmp_path / "acme" / "latest", run):
-        with pytest.raises(LTVError, match="is a run folder; give the client's folder"):
+    for inside in (tmp_path / "acme" / "latest", run, run / "sub"):
+        with pytest.raises(LTVError, match="is a run folder or inside one; give the client's folder"):
             report.render_report(inside, {"client": "x"}, pdf=False)
+    copied = tmp_path / "copied"
+    (copied / "latest").mkdir(parents=True)  # an unzipped report folder: latest is a real folder
+    with pytest.raises(LTVError, match=r"copied/latest is a folder, not the link to the newest run"):
+        report.render_report(copied, {"client": "x"}, pdf=False)
 
     def read_only(self, *args, **kwargs):
         raise OSError(errno.EROFS, "Read-only file system")

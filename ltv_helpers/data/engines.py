@@ -227,11 +227,14 @@ class DuckDBEngine(Engine):
         return self.con.execute(sql).df()
 
     def write(self, sql: str, path, meta: dict) -> Path:
+        from ltv_helpers.files import atomic_path
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         kv = json.dumps(meta, ensure_ascii=False)
-        self.con.execute(f"COPY ({sql}) TO {_sql_quote(path)} "
-                         f"(FORMAT parquet, KV_METADATA {{{META_KEY}: {_sql_quote(kv)}}})")
+        with atomic_path(path) as part:  # a stopped COPY never leaves a file under the name
+            self.con.execute(f"COPY ({sql}) TO {_sql_quote(part)} "
+                             f"(FORMAT parquet, KV_METADATA {{{META_KEY}: {_sql_quote(kv)}}})")
         return path
 
     def close(self) -> None:

@@ -6,6 +6,7 @@ Values stay as read (strings from text files); :mod:`ltv_helpers.data.clean` typ
 from __future__ import annotations
 
 import csv
+import io
 import os
 import re
 import unicodedata
@@ -143,14 +144,29 @@ def _list(columns: Iterable[object], most: int = 40) -> str:
 # Credentials
 # --------------------------------------------------------------------------------------------
 
-#: Names that hold a secret, as a ``name=value`` pair in a string, a URL query key or a mapping key.
-_SECRET_NAMES = ("password|passwd|pwd|sslpassword|token|access_token|auth_token|refresh_token|secret|"
-                 "client_secret|api_key|apikey|access_key|secret_key|private_key")
-_SECRET_KEYS = re.compile(rf"(?i)(?:(?:^|[?&;,\s(])({_SECRET_NAMES})\s*=\s*[^\s&;,)]"
-                          rf"|[\"']({_SECRET_NAMES})[\"']\s*:\s*[\"']?[^\s\"',}}])")
-_SECRET_NAME = re.compile(rf"(?i)^(?:{_SECRET_NAMES})$")
+#: Words that make a name (a mapping key, a URL query key, the left side of ``name=value``) hold
+#: a secret: the long ones anywhere in the name (``PGPASSWORD``, ``s3_secret_access_key``,
+#: ``X-Amz-Security-Token``), the short ones as a whole word of it (``db_pw``, ``?key=``, ``sig``).
+_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential", "signature")
+_SECRET_WORDS = {"pass", "pwd", "pw", "key", "sig", "sas", "auth", "jwt", "bearer"}
+#: ``name=value`` without spaces (libpq, URL queries, environment lines), and quoted JSON keys.
+_NAME_VALUE = re.compile(r"([A-Za-z_][\w.-]*)=(?=[^\s&;,'\"=])|[\"']([^\"']{1,64})[\"']\s*:\s*[\"']?(?=[^\s\"',}\]])")
+#: Secrets that come without a name: an HTTP bearer token, a DuckDB ``CREATE SECRET``.
+_BARE_SECRET = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}|\bcreate\s+(?:or\s+replace\s+)?"
+                          r"(?:persistent\s+|temporary\s+)?secret\b")
+
+
 #: A URL with a user part inside a longer text (a DSN in a query, a value in a JSON parameter).
 _EMBEDDED_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+")
+
+
+def _secret_name(name: str) -> bool:
+    """Whether ``name`` names a secret (:data:`_SECRET_PARTS`, :data:`_SECRET_WORDS`)."""
+    flat = re.sub(r"[^a-z0-9]", "", name.lower())
+    if any(part in flat for part in _SECRET_PARTS):
+        return True
+    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower())
+    return any(word in _SECRET_WORDS for word in words)
 
 
 def _url_secret(text: str) -> str | None:
@@ -167,7 +183,7 @@ def _url_secret(text: str) -> str | None:
     if url.password:
         return "password"
     for key, value in url.query.items():
-        if _SECRET_NAME.match(key) and value:
+        if _secret_name(key) and value:
             return key.lower()
     return None
 
@@ -182,11 +198,15 @@ def _credential(value) -> str | None:
                 found = next((k for k in map(_url_secret, _EMBEDDED_URL.findall(value)) if k), None)
             if found:
                 return found
-        match = _SECRET_KEYS.search(value)
-        return (match.group(1) or match.group(2)).lower() if match else None
+        for match in _NAME_VALUE.finditer(value):
+            name = match.group(1) or match.group(2)
+            if _secret_name(name):
+                return name.strip().lower()
+        bare = _BARE_SECRET.search(value)
+        return bare.group(0).split()[0].lower() if bare else None
     if isinstance(value, dict):
         for key, item in value.items():
-            if isinstance(key, str) and _SECRET_NAME.match(key.strip()) and item not in (None, ""):
+            if isinstance(key, str) and _secret_name(key) and item not in (None, ""):
                 return key.strip().lower()
             found = _credential(key) or _credential(item)
             if found:
@@ -234,6 +254,7 @@ LIMITS = {
     "max_columns": 2_000,             # columns of a CSV header
     "max_line_bytes": 8 * 1024 ** 2,  # bytes of one CSV line
     "max_unzipped_bytes": 1024 ** 3,  # an Excel workbook's contents, decompressed
+    "max_cells": 100_000_000,         # rows x columns of an Excel sheet or a Parquet file
 }
 
 
@@ -285,6 +306,14 @@ def _check_unzipped_size(path: Path, limit: int) -> None:
         raise LTVError(f"{path.name} decompresses to {size / 1024 ** 2:,.0f} MB, more than the limit of "
                        f"{limit / 1024 ** 2:,.0f} MB for a workbook; {_limit_hint('max_unzipped_bytes')}, "
                        "or export the sheet as CSV.")
+
+
+def _check_cells(path: Path, rows, columns, limit: int, what: str) -> None:
+    """Refuse a table whose stated size (rows x columns) passes ``limit`` cells."""
+    if rows and columns and rows * columns > limit:
+        raise LTVError(f"{path.name} {what} {rows:,} rows x {columns:,} columns, more than the limit of "
+                       f"{limit:,} cells; {_limit_hint('max_cells')}, or summarise large data with ltv summary "
+                       "(DuckDB).")
 
 
 _EXCEL = {".xlsx", ".xlsm", ".xls"}
@@ -372,9 +401,9 @@ def read_transactions(
         suffix = path.suffix.lower()
         if suffix in _EXCEL:
             _check_unzipped_size(path, limits["max_unzipped_bytes"])
-            frame = _read_excel(path, sheet)
+            frame = _read_excel(path, sheet, limits["max_cells"])
         elif suffix in _PARQUET:
-            frame = _read_parquet(path)
+            frame = _read_parquet(path, limits["max_cells"])
         elif suffix in _DUCKDB:
             frame = _read_duckdb(path, sql)
         else:
@@ -464,14 +493,15 @@ def _read_csv(path: Path, encoding: str | None, limits: dict | None = None) -> p
     lines = [ln for ln in sample.splitlines() if ln.strip()][:50]
     if not lines:
         raise LTVError(f"{path.name} is empty.")
-    try:
-        sep = csv.Sniffer().sniff("\n".join(lines[:1] if len(lines[0]) > 4096 else lines),
+    try:  # on at most 16 KiB: the sniffer's patterns are slow on long crafted text
+        sep = csv.Sniffer().sniff("\n".join(lines[:1] if len(lines[0]) > 4096 else lines)[: 1 << 14],
                                   delimiters=",\t;|").delimiter
     except csv.Error:
         sep = ","
-    # The header's fields, from the sample (a header longer than the sample is cut there, so its
-    # count is a lower bound: already more fields than any real export has).
-    fields = len(next(csv.reader([lines[0]], delimiter=sep), []))
+    # The header's fields as pandas will see them (only \n and \r end a record, not the form feeds
+    # and separators that splitlines() also splits on), from the sample: a header longer than the
+    # sample is cut there, so its count is a lower bound, already more than any real export has.
+    fields = len(next(csv.reader(io.StringIO(sample.lstrip("\r\n"), newline=""), delimiter=sep), []))
     if fields > limits["max_columns"]:
         raise LTVError(f"{path.name} has {'at least ' if chr(10) not in sample else ''}{fields:,} columns in its "
                        f"header, more than the limit of {limits['max_columns']:,}; {_limit_hint('max_columns')}.")
@@ -544,7 +574,7 @@ def _read_csv_with_bad_lines(path: Path, sep: str, options: dict) -> pd.DataFram
         .reset_index(drop=True)
 
 
-def _read_excel(path: Path, sheet) -> pd.DataFrame:
+def _read_excel(path: Path, sheet, max_cells: int = LIMITS["max_cells"]) -> pd.DataFrame:
     try:
         book = pd.ExcelFile(path)
     except Exception as err:  # openpyxl raises many types for a broken file
@@ -553,19 +583,38 @@ def _read_excel(path: Path, sheet) -> pd.DataFrame:
         sheet = 0
     elif sheet not in book.sheet_names and not isinstance(sheet, int):
         raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(book.sheet_names)}.")
+    # The sheet's stated size (its <dimension>): one cell at XFD1048576 would make pandas build a
+    # table of 17 billion empty cells from a 5 kB file.
+    worksheet = getattr(book.book, "worksheets", None)
+    if worksheet is not None:
+        ws = book.book[sheet] if isinstance(sheet, str) else worksheet[sheet]
+        _check_cells(path, getattr(ws, "max_row", None), getattr(ws, "max_column", None), max_cells,
+                     f"sheet {ws.title!r} spans")
     return pd.read_excel(book, sheet_name=sheet, dtype=object)
 
 
-def _read_parquet(path: Path) -> pd.DataFrame:
+def _read_parquet(path: Path, max_cells: int = LIMITS["max_cells"]) -> pd.DataFrame:
+    import pyarrow.parquet as pq
+
     try:
+        meta = pq.ParquetFile(path).metadata
+        _check_cells(path, meta.num_rows, meta.num_columns, max_cells, "holds")
         return pd.read_parquet(path)
+    except LTVError:
+        raise
     except Exception as err:
         raise LTVError(f"{path.name} cannot be read as Parquet ({err}).") from None
 
 
+#: A client's DuckDB file is opened without access to anything but itself: a view in it could
+#: otherwise read the consultant's local files (``read_text('/etc/passwd')``) or load extensions.
+_CLIENT_DUCKDB = {"enable_external_access": False, "autoinstall_known_extensions": False,
+                  "autoload_known_extensions": False, "lock_configuration": True}
+
+
 def _read_duckdb(path: Path, sql: str | None) -> pd.DataFrame:
     try:
-        con = duckdb.connect(str(path), read_only=True)
+        con = duckdb.connect(str(path), read_only=True, config=_CLIENT_DUCKDB)
     except duckdb.Error as err:
         raise LTVError(f"{path.name} cannot be opened as a DuckDB database ({err}).") from None
     try:

@@ -164,10 +164,13 @@ def _run(engine, sql: str, output, meta: dict, freq: str, mult: float):
 
     table = pa.Table.from_pandas(out, preserve_index=False)
     kv = json.dumps({**meta, "engine": engine.name}, ensure_ascii=False)
+    from ltv_helpers.files import atomic_path
+
     path = Path(output)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY.encode(): kv.encode()}),
-                   path)
+    with atomic_path(path) as part:
+        pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY.encode(): kv.encode()}),
+                       part)
     return path
 
 
