@@ -145,8 +145,11 @@ def _yaml_loader(path: Path):
             sizes: dict[int, int] = {}
 
             def size(n) -> int:  # values the document stands for, aliases expanded (memoised)
+                if sizes.get(id(n)) == -1:
+                    raise LTVError(f"{path} has an alias that refers to itself (line {n.start_mark.line + 1}); "
+                                   "write the settings out instead.")
                 if id(n) not in sizes:
-                    sizes[id(n)] = 1  # a node that contains itself counts once
+                    sizes[id(n)] = -1  # on the path being counted
                     children = ([c for pair in n.value for c in pair] if isinstance(n, yaml.MappingNode)
                                 else n.value if isinstance(n, yaml.SequenceNode) else [])
                     sizes[id(n)] = 1 + sum(size(c) for c in children)
@@ -209,9 +212,9 @@ def load_config(path) -> list[ClientJob]:
         raise LTVError(f"{path}: output must be a folder, got {config['output']!r}.")
     if not isinstance(config["clients"], dict):
         raise LTVError(f"{path}: clients must map each client's name to its settings.")
-    from ltv_helpers.report import notebook_parameters
+    from ltv_helpers.report import report_parameters
 
-    known = set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+    known = report_parameters()
     jobs = []
     for name, entry in config["clients"].items():
         name = str(name)

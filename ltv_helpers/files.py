@@ -53,6 +53,10 @@ def atomic_path(path):
             os.fsync(fh.fileno())
         os.replace(part, path)
     except OSError as err:
+        # Only a failure to write this file is a write error; another (a program that cannot
+        # start, a source that cannot be read) keeps its own message.
+        if err.filename not in (None, str(part), str(path)):
+            raise
         raise write_error(path, err) from None
     finally:
         with contextlib.suppress(FileNotFoundError):
@@ -82,7 +86,8 @@ def neutralise_formulas(frame):
     """A copy of ``frame`` in which every text cell (and text index label) that a spreadsheet
     would read as a formula, one starting with ``= + - @``, a tab or a carriage return, starts
     with an apostrophe instead (``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``), as OWASP
-    advises. Numbers stay numbers.
+    advises; so does a text id such as ``+8613800138000``. Numbers stay numbers, also when a
+    text column holds some.
 
     >>> import pandas as pd
     >>> neutralise_formulas(pd.DataFrame({"id": ["=1+1", "a-1"], "n": [-1, 2]}))["id"].tolist()
@@ -93,6 +98,8 @@ def neutralise_formulas(frame):
     def fix(values):
         text = values.astype("string")
         risky = text.str.startswith(FORMULA_START).fillna(False).astype(bool)
+        if risky.any() and values.dtype == object:  # a number kept in a text column (-5) is a number
+            risky[risky] = values[risky].map(lambda v: isinstance(v, str)).astype(bool)
         return values.where(~risky, "'" + text) if risky.any() else values
 
     out = frame.copy()
@@ -101,8 +108,12 @@ def neutralise_formulas(frame):
             out[col] = fix(out[col].astype("object"))
         elif pd.api.types.is_object_dtype(out[col]) or pd.api.types.is_string_dtype(out[col]):
             out[col] = fix(out[col])
-    if not pd.api.types.is_numeric_dtype(out.index):
-        out.index = pd.Index(fix(pd.Series(out.index, dtype="object")).to_numpy(), name=out.index.name)
+    names = list(out.index.names)
+    if isinstance(out.index, pd.MultiIndex) or not pd.api.types.is_numeric_dtype(out.index):
+        levels = [out.index.get_level_values(i) for i in range(out.index.nlevels)]
+        arrays = [level if pd.api.types.is_numeric_dtype(level)
+                  else fix(pd.Series(level, dtype="object")).to_numpy() for level in levels]
+        out.index = pd.MultiIndex.from_arrays(arrays, names=names) if len(arrays) > 1 else pd.Index(arrays[0], name=names[0])
     return out
 
 

@@ -15,6 +15,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ltv_helpers import data
@@ -113,9 +114,10 @@ def headline(run) -> Headline:
     recent = transactions["order_date"] >= end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
     revenue = float(history["revenue"].sum())
     ints = prediction["intervals"]
-    # The model that made the forecast (notebook 03), and its own backtest error where 04 tested it.
+    # The model that made the forecast (notebook 03), and its own backtest error where 04 tested
+    # it; never another model's error under its name (NaN: not checked on the holdout).
     model = prediction.get("model") or evaluation["chosen_model"]
-    checked = metrics.loc[model] if model in metrics.index else evaluation
+    checked = metrics.loc[model] if model in metrics.index else {"mae": np.nan, "total_error_pct": np.nan}
     return Headline(
         client=meta.get("client", ""), currency=meta.get("currency", ""), observation_end=meta["observation_end"],
         customers=len(history), revenue=revenue, repeat_share=float((history["orders"] > 1).mean()),
@@ -170,6 +172,7 @@ def cards(h: Headline, language: str = "en") -> str:
              margin=f"{h.gross_margin:.0%}", rate=f"{h.annual_discount_rate:.0%}",
              interval=interval.format(low=money(h.clv[1], h.currency), high=money(h.clv[2], h.currency)))),
         (PURCHASE_MODELS[h.model], label("forecast model", language),
+         label("not checked on the holdout", language) if np.isnan(h.gain) else
          label("{gain} smaller error per customer than the best baseline", language).format(gain=f"{h.gain:.0%}")
          if h.gain > 0 else label("no better than the best baseline", language)),
     ]
@@ -204,7 +207,8 @@ def findings(h: Headline, language: str = "en") -> list[str]:
               "baseline": label(h.baseline, language), "gain": pct(h.gain),
               "error": label("{pct} too low" if h.total_error_pct < 0 else "{pct} too high", language).format(
                   pct=f"{abs(h.total_error_pct):.1f}%")}
-    out.append(label(FINDING_MODEL_BETTER if h.gain > 0 else FINDING_MODEL_WORSE, language).format(**values))
+    if not np.isnan(h.gain):  # a model the evaluation did not test has no holdout finding
+        out.append(label(FINDING_MODEL_BETTER if h.gain > 0 else FINDING_MODEL_WORSE, language).format(**values))
     return out
 
 

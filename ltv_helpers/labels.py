@@ -255,6 +255,7 @@ LABELS: dict[str, dict[str, str]] = {
     "revenue / orders": {"zh": "销售额 / 订单数"},
     "orders / customer-years observed since first purchase": {"zh": "订单数 / 自首购以来观察到的客户年数"},
     "AOV x frequency x lifespan": {"zh": "平均订单金额 × 频次 × 生命周期"},
+    "not checked on the holdout": {"zh": "未经保留期检验"},
     HEADER_COLLECTION: {"zh": "客户：**{client}** · 货币：{currency}"},
     HEADER_SEGMENTATION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end}"},
     HEADER_PREDICTION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end} · 预测期 {months} 个月 · "

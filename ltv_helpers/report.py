@@ -4,6 +4,8 @@ headless Chromium), screenshots, table formatting for clients, and customer pseu
 
 from __future__ import annotations
 
+import functools
+from html import escape as html_escape
 from pathlib import Path
 
 import pandas as pd
@@ -101,14 +103,20 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
 OUTPUT_TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div", "dl",
                "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "small",
                "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+def _anchor_only(tag: str, name: str, value: str) -> bool:
+    """Links in computed outputs may only point inside the page (``#...``)."""
+    return name == "href" and value.startswith("#")
+
+
 OUTPUT_ATTRIBUTES = {"*": ["class", "id", "title"], "td": ["colspan", "rowspan"], "th": ["colspan", "rowspan"],
-                     "a": ["href"]}
+                     "a": _anchor_only}
 #: The report's Content-Security-Policy: no script, frame, plug-in, form or fetch of any kind;
 #: images and fonts only from data: URIs (the embedded figures), styles only inline.
 CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; font-src data:; style-src 'unsafe-inline'; "
                            "base-uri 'none'; form-action 'none'")
 
 
+@functools.lru_cache(maxsize=1)
 def _sanitizers():
     """Two bleach sanitizers (nbconvert's own preprocessor): for HTML outputs, where pandas
     tables bring their ``<style>`` block, and for Markdown outputs, where no style is allowed."""
@@ -197,13 +205,19 @@ def notebook_parameters() -> dict[str, set[str]]:
             for name in PIPELINE + (SUMMARY_NOTEBOOK,)}
 
 
+def report_parameters() -> set[str]:
+    """Every parameter a report run takes: those the notebooks declare, less the folders the run
+    sets itself (``input_dir``, ``output_dir``)."""
+    return set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+
+
 def check_parameters(parameters: dict) -> dict:
     """``parameters`` if every one is declared by a report notebook and none carries a credential
     (checked inside lists and mappings too); else :class:`LTVError` naming the parameter. Nothing
     undeclared is ever recorded (``run.json``, the executed notebooks) or shown (the footer)."""
     from ltv_helpers.data import refuse_credentials
 
-    known = set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+    known = report_parameters()
     for key, value in parameters.items():
         if key not in known:
             raise LTVError(f"No report notebook has a parameter {key!r}; the parameters are: {', '.join(sorted(known))}.")
@@ -297,10 +311,9 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     ``progress(notebook)`` is called as each notebook starts. A failing notebook raises
     :class:`ReportError` naming it, with the notebook's own error in one sentence.
     """
+    import contextlib
     import time
     from datetime import datetime
-
-    from papermill.exceptions import PapermillExecutionError
 
     from ltv_helpers.datasets import BUNDLED
     from ltv_helpers.files import write_json
@@ -313,10 +326,34 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     run = new_run_dir(output)
     started = time.time()
     # run.json says "running" until every file of the run is written, so a run that died midway
-    # never looks finished.
+    # never looks finished; a failed or stopped run says so.
     stamp = {"status": "running", "started": datetime.now().astimezone().isoformat(timespec="seconds"),
              "parameters": parameters, "versions": versions()}
     write_json(run / "run.json", stamp)
+    try:
+        html = _render_run(run, parameters, stamp, started, language, pdf, progress)
+    except BaseException as err:
+        # The run's own record says how it ended: "failed" with the reason, or "stopped".
+        stopped = isinstance(err, KeyboardInterrupt)
+        stamp.update(status="stopped" if stopped else "failed", reason=None if stopped else str(err))
+        with contextlib.suppress(Exception):
+            write_json(run / "run.json", stamp)
+        raise
+    stamp["status"] = "complete"
+    write_json(run / "run.json", stamp)
+    point_latest(run)  # only once every file is whole
+    return html
+
+
+def _render_run(run: Path, parameters: dict, stamp: dict, started: float, language: str, pdf: bool,
+                progress) -> Path:
+    """The notebooks, report.html and report.pdf of one run (see :func:`render_report`)."""
+    import time
+
+    from papermill.exceptions import PapermillExecutionError
+
+    from ltv_helpers.files import write_json
+
     for name in PIPELINE + (SUMMARY_NOTEBOOK,):
         if progress is not None:
             progress(name)
@@ -335,9 +372,6 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
         if progress is not None:
             progress("report.pdf")
         print_pdf(html)
-    stamp["status"] = "complete"
-    write_json(run / "run.json", stamp)
-    point_latest(run)  # only once every file is whole
     return html
 
 
@@ -370,10 +404,13 @@ def footer(run_dir, stamp: dict, language: str = "en") -> dict:
 
     run_dir = Path(run_dir)
     meta = json.loads((run_dir / "collection.json").read_text(encoding="utf-8"))
-    known = set().union(*notebook_parameters().values()) - {"input_dir", "output_dir"}
+    known = report_parameters()
     params = {k: v for k, v in stamp["parameters"].items() if k in known}
-    if isinstance(params.get("source"), str) and "://" not in params["source"]:
-        params["source"] = Path(params["source"]).name  # the file, not the consultant's folders
+    source = params.get("source")
+    if isinstance(source, str) and "://" not in source:
+        params["source"] = Path(source).name  # the file, not the consultant's folders
+    elif isinstance(source, str):
+        params["source"] = _database_name(source)
     return {
         "title": label("How this report was made", language),
         "rows": [
@@ -384,6 +421,18 @@ def footer(run_dir, stamp: dict, language: str = "en") -> dict:
             (label("versions", language), ", ".join(f"{k} {v}" for k, v in stamp["versions"].items())),
         ],
     }
+
+
+def _database_name(url: str) -> str:
+    """A database URL as a client may read it: its kind and database, no user or host."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        return url.split("://", 1)[0] + " database"
+    return f"{parsed.get_backend_name()} database {parsed.database or ''}".strip()
 
 
 def assemble_report(run_dir, language: str = "en") -> Path:
@@ -523,8 +572,11 @@ def run_chromium(*args: str, timeout: float = 180):
     with tempfile.TemporaryDirectory(prefix="ltv-chromium-") as profile:
         # Its own process group, so that a timeout, an interrupt or any error ends the browser
         # and every helper process it started: none is left to finish a file later.
-        proc = subprocess.Popen([binary, *flags, f"--user-data-dir={profile}", *args], stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            proc = subprocess.Popen([binary, *flags, f"--user-data-dir={profile}", *args], stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True, start_new_session=True)
+        except OSError as err:
+            raise LTVError(f"Headless Chromium ({binary}) could not be started: {err.strerror}.") from None
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -676,7 +728,9 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
 
     shown = shown.rename(index=lambda v: (label(v, language) if label(v, language) != v else group_name(v, language))
                          if isinstance(v, str) else v)
-    shown.index.names = [label(str(n), language) if n is not None else None for n in shown.index.names]
+    shown.index.names = [html_escape(label(str(n), language)) if n is not None else None for n in shown.index.names]
+    if shown.columns.name is not None:
+        shown.columns.name = html_escape(label(str(shown.columns.name), language))
     # Labels and values come from the client's data (column headers, ids) and the operator
     # (currency): every cell, header and index label is HTML-escaped.
     return (shown.style.format(formats, na_rep="–", escape="html")
@@ -729,10 +783,16 @@ def pseudonym_key(client: str) -> bytes:
                 fh.write(secrets.token_hex(32) + "\n")
                 fh.flush()
                 os.fsync(fh.fileno())
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.link(tmp, path)
+            except FileExistsError:
+                pass
+            except OSError:  # a file system without hard links: first to rename wins the race
+                if not path.exists():
+                    os.replace(tmp, path)
         finally:
-            os.unlink(tmp)
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
     key = path.read_text(encoding="utf-8").strip()
     if not key:
         raise LTVError(f"The pseudonym key file {path} is empty; delete it to make a new key.")

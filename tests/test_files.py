@@ -87,3 +87,11 @@ def test_write_csv_gives_excel_a_bom_and_no_live_formula(tmp_path):
     back = pd.read_csv(path, encoding="utf-8-sig", dtype=str)
     assert back["customer_id"].tolist() == ["'@x", "42"] and back["tier"].tolist() == ["高价值", "'=1+1"]
     assert not any(cell.startswith(files.FORMULA_START) for cell in back.to_numpy().ravel())
+
+
+def test_numbers_in_text_columns_and_multi_level_indexes():
+    frame = pd.DataFrame({"mixed": pd.array([-5, "=1+1", "+86 138"], dtype="object")},
+                         index=pd.MultiIndex.from_tuples([("=a", 1), ("b", -2), ("@c", 3)], names=["id", "n"]))
+    out = files.neutralise_formulas(frame)
+    assert out["mixed"].tolist() == [-5, "'=1+1", "'+86 138"]
+    assert out.index.tolist() == [("'=a", 1), ("b", -2), ("'@c", 3)] and out.index.names == ["id", "n"]

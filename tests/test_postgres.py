@@ -92,6 +92,9 @@ def test_report_from_postgres_writes_the_password_nowhere(shop, monkeypatch, tmp
     assert meta["rows_in"] == len(shop["transactions"])
     notebook = (run / "01_collection.ipynb").read_text(encoding="utf-8")
     assert shop["url"] in notebook  # the URL (without password) is recorded, as a parameter
+    page = (run / "report.html").read_text(encoding="utf-8")
+    footer = page[page.index("<footer"):]  # the client reads the database's name, not its user or host
+    assert "source = postgresql database shop" in footer and "analyst@" not in footer
 
 
 def test_mysql_urls_use_the_pinned_pymysql_driver(monkeypatch):

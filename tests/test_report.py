@@ -2,6 +2,7 @@ import json
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -87,8 +88,7 @@ def test_parallel_first_runs_of_a_client_all_get_the_one_key(tmp_path, monkeypat
 
     monkeypatch.delenv("LTV_PSEUDONYM_KEY", raising=False)
     context = mp.get_context("spawn")  # no fork of a process that has threads (it can deadlock)
-    with context.Pool(4) as pool:
-        manager = context.Manager()
+    with context.Pool(4) as pool, context.Manager() as manager:
         for attempt in range(40):
             barrier = manager.Barrier(4)
             keys = pool.map(_first_key, [(barrier, str(tmp_path / f"keys{attempt}"))] * 4)
@@ -379,7 +379,8 @@ def test_a_failed_write_leaves_latest_on_the_last_good_run(tmp_path, monkeypatch
     with pytest.raises(LTVError, match="Could not write report.html in .*: the disk is full"):
         report.render_report(tmp_path, {"client": "x"}, pdf=False)
     failed = [p for p in tmp_path.iterdir() if p.name not in ("latest", good.name)]
-    assert len(failed) == 1 and json.loads((failed[0] / "run.json").read_text())["status"] == "running"
+    stamp = json.loads((failed[0] / "run.json").read_text()) if len(failed) == 1 else {}
+    assert stamp["status"] == "failed" and "the disk is full" in stamp["reason"]
     assert (tmp_path / "latest").resolve() == good.resolve()
     monkeypatch.setattr(report, "assemble_report", lambda run_dir, language="en": Path(run_dir) / "report.html")
 
@@ -467,7 +468,7 @@ def test_an_interrupt_stops_with_one_line_and_ends_the_kernel(tmp_path):
     time.sleep(1)
     assert not [k for k in kernels if k.is_running() and k.status() != "zombie"]
     (run,) = [p for p in tmp_path.iterdir()]
-    assert json.loads((run / "run.json").read_text())["status"] == "running" and not (tmp_path / "latest").exists()
+    assert json.loads((run / "run.json").read_text())["status"] == "stopped" and not (tmp_path / "latest").exists()
 
 
 def test_the_summary_names_the_model_that_made_the_forecast(hostile_run):
@@ -481,3 +482,18 @@ def test_the_summary_names_the_model_that_made_the_forecast(hostile_run):
     for model in tested:  # e.g. -p model=bgnbd while the evaluation preferred another
         h = findings.headline(dataclasses.replace(run, prediction={**run.prediction, "model": model}))
         assert h.model == model and h.mae == pytest.approx(run.metrics.loc[model, "mae"])
+
+
+def test_a_forecast_model_the_evaluation_did_not_test_is_never_given_another_models_error(hostile_run):
+    import dataclasses
+
+    from ltv_helpers import findings
+
+    run = findings.load_run(hostile_run.parent)
+    tested = run.metrics[run.metrics["kind"] == "model"]
+    only_one = dataclasses.replace(run, metrics=run.metrics.drop(index=[m for m in tested.index if m != "bgnbd"]),
+                                   prediction={**run.prediction, "model": "pareto_nbd"})
+    h = findings.headline(only_one)
+    assert h.model == "pareto_nbd" and np.isnan(h.mae) and np.isnan(h.gain)
+    assert "not checked on the holdout" in findings.cards(h)
+    assert len(findings.findings(h)) == len(findings.findings(findings.headline(run))) - 1

@@ -144,29 +144,45 @@ def _list(columns: Iterable[object], most: int = 40) -> str:
 # Credentials
 # --------------------------------------------------------------------------------------------
 
-#: Words that make a name (a mapping key, a URL query key, the left side of ``name=value``) hold
-#: a secret: the long ones anywhere in the name (``PGPASSWORD``, ``s3_secret_access_key``,
-#: ``X-Amz-Security-Token``), the short ones as a whole word of it (``db_pw``, ``?key=``, ``sig``).
-_SECRET_PARTS = ("password", "passwd", "passphrase", "secret", "token", "apikey", "credential", "signature")
-_SECRET_WORDS = {"pass", "pwd", "pw", "key", "sig", "sas", "auth", "jwt", "bearer"}
-#: ``name=value`` without spaces (libpq, URL queries, environment lines), and quoted JSON keys.
-_NAME_VALUE = re.compile(r"([A-Za-z_][\w.-]*)=(?=[^\s&;,'\"=])|[\"']([^\"']{1,64})[\"']\s*:\s*[\"']?(?=[^\s\"',}\]])")
+#: A name (a mapping key, a URL query key, the left side of ``name=value``) holds a secret when
+#: one of its words is one of these (``db_password``, ``X-Amz-Security-Token``, ``MYSQL_PWD``),
+#: when two of its words make one (``api_key``, ``AWS_SECRET_ACCESS_KEY``), or when it ends in one
+#: of them written together (``PGPASSWORD``, ``apitoken``). A last word that describes the secret
+#: rather than holding it (``token_count``, ``key_id``, ``password_column``) does not count.
+_SECRET_WORDS = {"password", "passwd", "passphrase", "pass", "pwd", "pw", "secret", "token", "apikey",
+                 "credential", "credentials", "signature"}
+_SECRET_PAIRS = {("api", "key"), ("access", "key"), ("private", "key"), ("account", "key"), ("client", "key")}
+_SECRET_ENDINGS = ("password", "passwd", "passphrase", "pwd", "token", "secret", "apikey")
+_NOT_THE_SECRET = {"count", "type", "id", "name", "url", "uri", "endpoint", "file", "path", "length", "expiry",
+                   "expires", "limit", "mode", "method", "plugin", "source", "mechanism", "column", "col", "field",
+                   "reset", "policy", "hint", "len", "size"}
+#: In a URL's query a bare ``key`` or ``sig`` is the secret itself (API keys, signed URLs).
+_QUERY_SECRETS = {"key", "sig", "sas"}
+#: ``name=value`` without spaces (libpq, URL queries, environment lines; not ``table.column=``),
+#: and quoted JSON keys.
+_NAME_VALUE = re.compile(r"(?<![\w.])([A-Za-z_][\w-]*)=(?=[^\s&;,'\"=])"
+                         r"|[\"']([^\"']{1,64})[\"']\s*:\s*[\"']?(?=[^\s\"',}\]])")
 #: Secrets that come without a name: an HTTP bearer token, a DuckDB ``CREATE SECRET``.
 _BARE_SECRET = re.compile(r"(?i)\bbearer\s+[A-Za-z0-9._~+/=-]{12,}|\bcreate\s+(?:or\s+replace\s+)?"
                           r"(?:persistent\s+|temporary\s+)?secret\b")
 
 
+def _secret_name(name: str, query: bool = False) -> bool:
+    """Whether ``name`` names a secret (see :data:`_SECRET_WORDS`); ``query``: a URL query key."""
+    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower())
+    if not words or words[-1] in _NOT_THE_SECRET:
+        return False
+    if words[0] in ("ssl", "tls") and words[-1] in ("key", "cert"):
+        return False  # a certificate's key file (sslkey=/path/client.key)
+    if any(w in _SECRET_WORDS for w in words) or any(pair in _SECRET_PAIRS for pair in zip(words, words[1:])):
+        return True
+    if query and any(w in _QUERY_SECRETS for w in words):
+        return True
+    return "".join(words).endswith(_SECRET_ENDINGS)
+
+
 #: A URL with a user part inside a longer text (a DSN in a query, a value in a JSON parameter).
 _EMBEDDED_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.-]*://[^\s\"'<>]+")
-
-
-def _secret_name(name: str) -> bool:
-    """Whether ``name`` names a secret (:data:`_SECRET_PARTS`, :data:`_SECRET_WORDS`)."""
-    flat = re.sub(r"[^a-z0-9]", "", name.lower())
-    if any(part in flat for part in _SECRET_PARTS):
-        return True
-    words = re.findall(r"[a-z0-9]+", re.sub(r"([a-z0-9])([A-Z])", r"\1 \2", name).lower())
-    return any(word in _SECRET_WORDS for word in words)
 
 
 def _url_secret(text: str) -> str | None:
@@ -179,18 +195,28 @@ def _url_secret(text: str) -> str | None:
         url = make_url(text.strip())
     except (ArgumentError, ValueError, TypeError):
         # Not a database URL (https://..., a file URI): a user:password@ part still counts.
-        return "password" if re.search(r"://[^/?#@\s]*:[^@\s]+@", text) else None
+        if re.search(r"://[^/?#@\s]*:[^@\s]+@", text):
+            return "password"
+        query = text.split("?", 1)[1] if "?" in text else ""
+        return next((k.lower() for k, v in re.findall(r"([^&=#]+)=([^&#]*)", query) if v and _secret_name(k, query=True)),
+                    None)
     if url.password:
         return "password"
     for key, value in url.query.items():
-        if _secret_name(key) and value:
+        if _secret_name(key, query=True) and value:
             return key.lower()
     return None
 
 
-def _credential(value) -> str | None:
+def _credential(value, _seen: set | None = None) -> str | None:
     """The kind of credential ``value`` carries (``"password"``, ``"token"`` ...), or None;
-    strings, and every key and value of mappings, lists and tuples, to any depth."""
+    strings, and every key and value of mappings, lists and tuples, to any depth (each container
+    once, so a structure that contains itself ends)."""
+    if isinstance(value, (dict, list, tuple, set, frozenset)):
+        _seen = set() if _seen is None else _seen
+        if id(value) in _seen:
+            return None
+        _seen.add(id(value))
     if isinstance(value, str):
         if "://" in value:
             found = _url_secret(value)
@@ -208,12 +234,12 @@ def _credential(value) -> str | None:
         for key, item in value.items():
             if isinstance(key, str) and _secret_name(key) and item not in (None, ""):
                 return key.strip().lower()
-            found = _credential(key) or _credential(item)
+            found = _credential(key, _seen) or _credential(item, _seen)
             if found:
                 return found
         return None
     if isinstance(value, (list, tuple, set, frozenset)):
-        return next((k for k in map(_credential, value) if k), None)
+        return next((k for k in (_credential(v, _seen) for v in value) if k), None)
     return None
 
 
@@ -253,7 +279,7 @@ def refuse_credentials(value, what: str = "source", password_env: str = "LTV_DB_
 LIMITS = {
     "max_columns": 2_000,             # columns of a CSV header
     "max_line_bytes": 8 * 1024 ** 2,  # bytes of one CSV line
-    "max_unzipped_bytes": 1024 ** 3,  # an Excel workbook's contents, decompressed
+    "max_unzipped_bytes": 4 * 1024 ** 3,  # an Excel workbook's contents, decompressed
     "max_cells": 100_000_000,         # rows x columns of an Excel sheet or a Parquet file
 }
 
@@ -281,15 +307,18 @@ def _check_csv_lines(path: Path, limit: int) -> None:
     half = max(1, limit // 2)
     start, pos, line = 0, 0, 1  # start of the current line, bytes read, its number
     with path.open("rb") as fh:
+        newline = b"\n"
         while block := fh.read(half):
-            first = block.find(b"\n")
+            if pos == 0 and b"\n" not in block and b"\r" in block:
+                newline = b"\r"  # an old Mac export: lines end in a carriage return alone
+            first = block.find(newline)
             end = pos + (first if first >= 0 else len(block))
             if end - start > limit:
-                raise LTVError(f"Line {line} of {path.name} is longer than {limit:,} bytes (the limit for one "
-                               f"line); is it a CSV export? If it is, {_limit_hint('max_line_bytes')}.")
+                raise LTVError(f"Line {line} of {path.name} is longer than {limit:,} bytes, the limit for one line "
+                               f"of a CSV export; {_limit_hint('max_line_bytes')}.")
             if first >= 0:
-                line += block.count(b"\n")
-                start = pos + block.rfind(b"\n") + 1
+                line += block.count(newline)
+                start = pos + block.rfind(newline) + 1
             pos += len(block)
 
 
@@ -306,6 +335,47 @@ def _check_unzipped_size(path: Path, limit: int) -> None:
         raise LTVError(f"{path.name} decompresses to {size / 1024 ** 2:,.0f} MB, more than the limit of "
                        f"{limit / 1024 ** 2:,.0f} MB for a workbook; {_limit_hint('max_unzipped_bytes')}, "
                        "or export the sheet as CSV.")
+
+
+#: Longest run of text without markup in a workbook's XML: Excel itself stops a cell at 32,767
+#: characters, so a run this long is a crafted file (one 1.5 GB cell in a 1.5 MB workbook).
+_XML_TEXT_RUN = 4 * 1024 ** 2
+_CELL_REF = re.compile(rb'<c\b[^>]*?\sr="([A-Z]{1,3})([0-9]{1,7})"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for char in letters:
+        number = number * 26 + char - 64
+    return number
+
+
+def _check_workbook_parts(path: Path, sheet_part: str | None, max_cells: int) -> None:
+    """Read the sheet's XML (and the shared strings) as a stream before openpyxl does: refuse a
+    cell larger than Excel allows, and a sheet whose real extent (its last row times its last
+    column, from the cells' own references, whatever its <dimension> says) passes ``max_cells``.
+    Streams in 4 MiB blocks: memory stays flat."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as book:
+        names = set(book.namelist())
+        parts = [p for p in ("xl/sharedStrings.xml", sheet_part) if p and p in names]
+        for part in parts:
+            rows = columns = 0
+            tail = b""
+            with book.open(part) as fh:
+                while block := fh.read(_XML_TEXT_RUN):
+                    if b"<" not in block:
+                        raise LTVError(f"{path.name} holds a cell of more than {_XML_TEXT_RUN // 1024 ** 2} MB, which "
+                                       "Excel cannot write (it stops at 32,767 characters), so it is not read.")
+                    if part == sheet_part:
+                        text = tail + block
+                        for letters, number in _CELL_REF.findall(text):
+                            columns = max(columns, _column_number(letters))
+                            rows = max(rows, int(number))
+                        tail = text[-64:]
+            if part == sheet_part:
+                _check_cells(path, rows, columns, max_cells, "has cells up to")
 
 
 def _check_cells(path: Path, rows, columns, limit: int, what: str) -> None:
@@ -354,7 +424,8 @@ def read_transactions(
     :func:`clean_transactions` as malformed lines.
 
     Files beyond the input limits (:data:`LIMITS`: columns of a CSV header, bytes of one CSV line,
-    an Excel workbook's decompressed size) are refused at once; ``limits={"max_columns": 5000}``
+    an Excel workbook's decompressed size, rows x columns of a sheet or a Parquet file; a cell
+    larger than Excel can write) are refused at once; ``limits={"max_columns": 5000}``
     raises one.
 
     ``dayfirst`` and ``date_format`` are recorded in ``attrs["date_options"]`` and used by
@@ -585,11 +656,15 @@ def _read_excel(path: Path, sheet, max_cells: int = LIMITS["max_cells"]) -> pd.D
         raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(book.sheet_names)}.")
     # The sheet's stated size (its <dimension>): one cell at XFD1048576 would make pandas build a
     # table of 17 billion empty cells from a 5 kB file.
-    worksheet = getattr(book.book, "worksheets", None)
-    if worksheet is not None:
-        ws = book.book[sheet] if isinstance(sheet, str) else worksheet[sheet]
+    worksheets = getattr(book.book, "worksheets", None)
+    if worksheets is not None:  # an .xlsx (openpyxl); an old .xls has no XML to look at
+        if isinstance(sheet, int) and not 0 <= sheet < len(worksheets):
+            raise LTVError(f"{path.name} has {len(worksheets)} sheet(s); sheet {sheet} does not exist. Its sheets "
+                           f"are: {_list(book.sheet_names)}.")
+        ws = book.book[sheet] if isinstance(sheet, str) else worksheets[sheet]
         _check_cells(path, getattr(ws, "max_row", None), getattr(ws, "max_column", None), max_cells,
                      f"sheet {ws.title!r} spans")
+        _check_workbook_parts(path, getattr(ws, "_worksheet_path", None), max_cells)
     return pd.read_excel(book, sheet_name=sheet, dtype=object)
 
 
