@@ -234,15 +234,16 @@ def worker_count(workers: int | None, clients: int) -> int:
     return max(1, min(workers or os.cpu_count() or 1, clients))
 
 
-def _run_client(job: ClientJob, pdf: bool, queue) -> ClientResult:
-    """Render one client (in a worker process); every failure becomes a result, never an exception."""
+def _run_client(job: ClientJob, pdf: bool, channel) -> ClientResult:
+    """Render one client (in a worker process); every failure becomes a result, never an exception.
+    ``channel`` (a pipe's sending end, or None) is told each step."""
     from ltv_helpers.report import ReportError, render_report
 
     started = time.time()
 
     def progress(step: str) -> None:
-        if queue is not None:
-            queue.put(("step", job.name, step))
+        if channel is not None:
+            channel.send(("step", job.name, step))
 
     try:
         html = render_report(job.output, job.parameters, pdf=pdf, progress=progress)
@@ -254,7 +255,7 @@ def _run_client(job: ClientJob, pdf: bool, queue) -> ClientResult:
     return ClientResult(job.name, "ok", time.time() - started, report=str(html))
 
 
-def _client_process(index: int, job: ClientJob, pdf: bool, queue) -> None:
+def _client_process(index: int, job: ClientJob, pdf: bool, channel) -> None:
     """A worker process's whole life: one client. SIGTERM (the batch being stopped) ends the run
     as an interrupt does, so the client's kernel and Chromium are ended too."""
     import signal
@@ -268,12 +269,13 @@ def _client_process(index: int, job: ClientJob, pdf: bool, queue) -> None:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the batch, which stops the workers
-    queue.put(("pid", job.name, os.getpid()))
+    channel.send(("pid", job.name, os.getpid()))
     try:
-        result = _run_client(job, pdf, queue)
+        result = _run_client(job, pdf, channel)
     except KeyboardInterrupt:
         result = ClientResult(job.name, "failed", 0.0, reason="stopped before it finished")
-    queue.put(("done", index, result))
+    channel.send(("done", index, result))
+    channel.close()
 
 
 def _death(exitcode: int | None) -> str:
@@ -296,20 +298,21 @@ def run_clients(jobs: list[ClientJob], *, workers: int | None = None, pdf: bool 
     A worker that dies (killed, out of memory) is that client's failure; the others go on.
     Returns the results in the jobs' order."""
     import multiprocessing as mp
-    import queue as queues
+    from multiprocessing.connection import wait
 
     from tqdm import tqdm
 
     stream = stream or sys.stderr
     workers = worker_count(workers, len(jobs))
     context = mp.get_context("spawn")  # fresh interpreters: no state inherited from the caller
-    channel = context.Queue()
     at: dict[str, str] = {}  # the step each running client is at
     finished: dict[str, int] = {}  # steps each client has finished
     bar = tqdm(total=len(jobs) * len(STEPS), file=stream, unit="step", dynamic_ncols=True,
                disable=not stream.isatty())
     results: list[ClientResult | None] = [None] * len(jobs)
-    running: dict[int, tuple] = {}  # job index -> (process, start time)
+    # Job index -> (process, its pipe's reading end, start time). One pipe per worker: a worker
+    # killed while it writes cannot block the others (a shared queue's lock could).
+    running: dict[int, tuple] = {}
     waiting = list(range(len(jobs)))
 
     def advance(client: str, steps: int) -> None:
@@ -337,37 +340,48 @@ def run_clients(jobs: list[ClientJob], *, workers: int | None = None, pdf: bool 
             else:
                 bar.set_postfix_str(" | ".join(f"{c}: {s}" for c, s in at.items()), refresh=True)
 
-    def drain(wait: float = 0.0) -> None:
-        while True:
+    def finish(i: int) -> None:
+        proc, reader, began = running.pop(i)
+        while results[i] is None and reader.poll():  # whatever it said before it ended
             try:
-                handle(channel.get(timeout=wait) if wait else channel.get_nowait())
-            except queues.Empty:
-                return
-            wait = 0.0
+                handle(reader.recv())
+            except (EOFError, OSError):
+                break
+        proc.join()
+        reader.close()
+        if results[i] is None:
+            settle(i, ClientResult(jobs[i].name, "failed", time.time() - began,
+                                   notebook=at.get(jobs[i].name, ""), reason=_death(proc.exitcode)))
 
     try:
         while waiting or running:
             while waiting and len(running) < workers:
                 i = waiting.pop(0)
-                proc = context.Process(target=_client_process, args=(i, jobs[i], pdf, channel),
+                reader, writer = context.Pipe(duplex=False)
+                proc = context.Process(target=_client_process, args=(i, jobs[i], pdf, writer),
                                        name=f"ltv-{jobs[i].name}", daemon=False)
                 proc.start()
-                running[i] = (proc, time.time())
-            drain(0.2)
-            for i, (proc, began) in list(running.items()):
-                if proc.exitcode is None:
+                writer.close()  # the worker holds the writing end; EOF when it ends
+                running[i] = (proc, reader, time.time())
+            by_handle = {}
+            for i, (proc, reader, _) in running.items():
+                by_handle[reader] = (i, "pipe")
+                by_handle[proc.sentinel] = (i, "exit")
+            for ready in wait(list(by_handle), timeout=5):
+                i, kind = by_handle[ready]
+                if i not in running:
                     continue
-                if results[i] is None:
-                    drain(1.0)  # its last message may still be in the pipe
-                if results[i] is None:
-                    settle(i, ClientResult(jobs[i].name, "failed", time.time() - began,
-                                           notebook=at.get(jobs[i].name, ""), reason=_death(proc.exitcode)))
-                proc.join()
-                del running[i]
+                if kind == "pipe":
+                    try:
+                        handle(running[i][1].recv())
+                        continue
+                    except (EOFError, OSError):  # the worker is gone
+                        pass
+                finish(i)
     except BaseException:
-        for proc, _ in running.values():  # stopped (Ctrl-C): each worker ends its kernel and Chromium
+        for proc, _, _ in running.values():  # stopped (Ctrl-C): each worker ends its kernel and Chromium
             proc.terminate()
-        for proc, _ in running.values():
+        for proc, _, _ in running.values():
             proc.join(timeout=30)
             if proc.exitcode is None:
                 proc.kill()
