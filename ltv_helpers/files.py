@@ -113,7 +113,8 @@ def neutralise_formulas(frame):
         levels = [out.index.get_level_values(i) for i in range(out.index.nlevels)]
         arrays = [level if pd.api.types.is_numeric_dtype(level)
                   else fix(pd.Series(level, dtype="object")).to_numpy() for level in levels]
-        out.index = pd.MultiIndex.from_arrays(arrays, names=names) if len(arrays) > 1 else pd.Index(arrays[0], name=names[0])
+        out.index = (pd.MultiIndex.from_arrays(arrays, names=names) if len(arrays) > 1
+                     else pd.Index(arrays[0], name=names[0]))
     return out
 
 

@@ -940,7 +940,8 @@ def _predicts_finite(fitter, rows: pd.DataFrame) -> bool:
     with np.errstate(all="ignore"):
         purchases = fitter.conditional_expected_number_of_purchases_up_to_time(float(T_.max()), f, r, T_)
         alive = fitter.conditional_probability_alive(f, r, T_)
-    return bool(np.isfinite(np.asarray(purchases, dtype=float)).all() and np.isfinite(np.asarray(alive, dtype=float)).all())
+    return bool(np.isfinite(np.asarray(purchases, dtype=float)).all()
+                and np.isfinite(np.asarray(alive, dtype=float)).all())
 
 
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):

@@ -98,11 +98,14 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
 
 
 #: What a computed output (a table, a sentence written from the data) may hold once it reaches
-#: the report: plain text markup and tables, no script, frame, form, link, image or event
-#: attribute. Anything else is escaped into visible text by nbconvert's bleach sanitizer.
+#: the report: plain text markup and tables, links within the page only, no script, frame, form,
+#: image or event attribute. Anything else is escaped into visible text by nbconvert's bleach
+#: sanitizer.
 OUTPUT_TAGS = ["a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "div", "dl",
                "dt", "em", "h1", "h2", "h3", "h4", "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "small",
                "span", "strong", "sub", "sup", "table", "tbody", "td", "tfoot", "th", "thead", "tr", "ul"]
+
+
 def _anchor_only(tag: str, name: str, value: str) -> bool:
     """Links in computed outputs may only point inside the page (``#...``)."""
     return name == "href" and value.startswith("#")
@@ -220,7 +223,8 @@ def check_parameters(parameters: dict) -> dict:
     known = report_parameters()
     for key, value in parameters.items():
         if key not in known:
-            raise LTVError(f"No report notebook has a parameter {key!r}; the parameters are: {', '.join(sorted(known))}.")
+            raise LTVError(f"No report notebook has a parameter {key!r}; the parameters are: "
+                           f"{', '.join(sorted(known))}.")
         refuse_credentials(value, f"parameter {key}")
     return parameters
 

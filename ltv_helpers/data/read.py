@@ -198,8 +198,8 @@ def _url_secret(text: str) -> str | None:
         if re.search(r"://[^/?#@\s]*:[^@\s]+@", text):
             return "password"
         query = text.split("?", 1)[1] if "?" in text else ""
-        return next((k.lower() for k, v in re.findall(r"([^&=#]+)=([^&#]*)", query) if v and _secret_name(k, query=True)),
-                    None)
+        pairs = re.findall(r"([^&=#]+)=([^&#]*)", query)
+        return next((k.lower() for k, v in pairs if v and _secret_name(k, query=True)), None)
     if url.password:
         return "password"
     for key, value in url.query.items():
