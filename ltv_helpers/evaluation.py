@@ -41,6 +41,7 @@ class BacktestResult:
     periods in the holdout), ``actual_spend`` (holdout revenue) and per model or baseline
     ``<name>_purchases`` and ``<name>_spend``. ``metrics``: one row per model and baseline.
     ``summary``: the calibration/holdout summary. ``fitted``: the fitted models by name.
+    ``left_out``: the models that could not be fitted or predicted, with the reason (a sentence).
     """
 
     predictions: pd.DataFrame
@@ -50,13 +51,18 @@ class BacktestResult:
     calibration_end: pd.Timestamp = None
     observation_end: pd.Timestamp = None
     duration: float = 0.0
+    left_out: dict = field(default_factory=dict)
 
     def best(self, metric: str = "mae") -> str:
         """The model (not baseline) with the best value of ``metric``."""
         rows = self.metrics.loc[[m for m in self.fitted if m in self.metrics.index]]
         if rows.empty:
-            raise LTVError("No purchase model could be fitted and predicted on the calibration period; "
-                           "see the warnings above.")
+            by_reason: dict[str, list[str]] = {}
+            for m, reason in self.left_out.items():  # one reason often stops every model
+                by_reason.setdefault(reason.rstrip("."), []).append(mdl.PURCHASE_MODELS[m])
+            why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
+            raise LTVError("No purchase model could be fitted and predicted on the calibration period"
+                           + (f" ({why})." if why else "."))
         col = rows[metric].abs() if metric.endswith("error_pct") else rows[metric]
         return str(col.idxmax() if metric in HIGHER_IS_BETTER else col.idxmin())
 
@@ -108,13 +114,14 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     spend.index = spend.index.astype("str")
     pred = pd.DataFrame({"actual_purchases": summary["frequency_holdout"],
                          "actual_spend": spend.reindex(summary.index, fill_value=0.0)})
-    fitted, fit_stats = {}, {}
+    fitted, fit_stats, left_out = {}, {}, {}
     for name in models:
         try:  # a model that cannot be fitted or predicted is left out, with one sentence
             m = mdl.fit(summary, model=name)
             p = m.predict(summary, horizon=duration)
         except LTVError as err:
             warnings.warn(f"{mdl.PURCHASE_MODELS[name]} left out of the backtest: {err}", stacklevel=2)
+            left_out[name] = str(err)
             continue
         pred[f"{name}_purchases"] = p["expected_purchases"]
         pred[f"{name}_spend"] = p["clv"]
@@ -127,7 +134,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
-    return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration)
+    return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out)
 
 
 def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):

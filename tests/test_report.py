@@ -497,3 +497,17 @@ def test_a_forecast_model_the_evaluation_did_not_test_is_never_given_another_mod
     assert h.model == "pareto_nbd" and np.isnan(h.mae) and np.isnan(h.gain)
     assert "not checked on the holdout" in findings.cards(h)
     assert len(findings.findings(h)) == len(findings.findings(findings.headline(run))) - 1
+
+
+def test_a_model_given_by_name_is_the_forecast_and_is_checked_alone(tmp_path):
+    import nbformat
+
+    out = tmp_path / "run"
+    params = {"client": "acme", "source": "cdnow_sample", "model": "mbgnbd", "draws": 20}
+    run_notebook("01_collection", out, params)
+    executed = run_notebook("03_prediction", out, params)
+    assert json.loads((out / "prediction.json").read_text())["model"] == "mbgnbd"
+    nb = nbformat.read(executed, as_version=4)
+    (choice,) = [c for c in nb.cells if c.cell_type == "code" and "ev.backtest(" in c.source]
+    shown = " ".join(str(o.get("data", {})) for o in choice.outputs)
+    assert "Model used: **MBG/NBD**" in shown and "Pareto/NBD" not in shown and ">BG/NBD</th>" not in shown
