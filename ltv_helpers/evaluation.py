@@ -79,6 +79,39 @@ def default_calibration_end(transactions: pd.DataFrame, observation_end) -> pd.T
     return (first + (end - first) * 2 / 3).normalize()
 
 
+def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibration_end=None):
+    """Why no purchase model can forecast these transactions, as a :class:`~ltv_helpers.labels.Note`
+    (a sentence in either language), or None when a forecast and its backtest are possible.
+
+    Checked in order: at least ``models.MIN_CUSTOMERS`` customers; orders on more than one day;
+    at least ``models.MIN_REPEAT_BUYERS`` customers who bought on two or more days, in the whole
+    history and before ``calibration_end`` (default :func:`default_calibration_end`), where the
+    backtest fits the models.
+    """
+    from ltv_helpers.labels import (NO_FORECAST_CALIBRATION, NO_FORECAST_CUSTOMERS, NO_FORECAST_REPEAT,
+                                    NO_FORECAST_SPAN, Note)
+
+    tx = transactions
+    customers = int(tx[CUSTOMER_ID].nunique())
+    if customers < mdl.MIN_CUSTOMERS:
+        return Note(NO_FORECAST_CUSTOMERS, {"customers": f"{customers:,}", "needed": f"{mdl.MIN_CUSTOMERS:,}"})
+    days = tx[ORDER_DATE].dt.normalize()
+    if days.nunique() < 2:
+        return Note(NO_FORECAST_SPAN, {"days": f"{days.nunique():,}"})
+    needed = f"{mdl.MIN_REPEAT_BUYERS:,}"
+    repeat = int((days.groupby(tx[CUSTOMER_ID]).nunique() > 1).sum())
+    if repeat < mdl.MIN_REPEAT_BUYERS:
+        return Note(NO_FORECAST_REPEAT, {"repeat": f"{repeat:,}", "needed": needed})
+    end = pd.Timestamp(observation_end) if observation_end is not None else days.max()
+    cal_end = pd.Timestamp(calibration_end) if calibration_end is not None else default_calibration_end(tx, end)
+    early = days < _end_cut(cal_end)
+    repeat_cal = int((days[early].groupby(tx.loc[early, CUSTOMER_ID]).nunique() > 1).sum())
+    if repeat_cal < mdl.MIN_REPEAT_BUYERS:
+        return Note(NO_FORECAST_CALIBRATION, {"repeat": f"{repeat_cal:,}", "needed": needed,
+                                              "calibration_end": cal_end.date().isoformat()})
+    return None
+
+
 def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_end=None,
              models: tuple[str, ...] | list[str] = ("bgnbd", "pareto_nbd", "mbgnbd"), freq: str = "D",
              freq_multiplier: float = 1, baselines: bool = True) -> BacktestResult:

@@ -26,9 +26,9 @@ from ltv_helpers.labels import (FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDI
 from ltv_helpers.models import PURCHASE_MODELS
 from ltv_helpers.schema import LTVError
 
-#: The files of a run the summary page reads.
-RUN_FILES = ("collection.json", "transactions.parquet", "segments.parquet", "prediction.json",
-             "evaluation.json", "evaluation_metrics.parquet")
+#: The files of a run the summary page reads; the forecast's are absent when the data allow none.
+RUN_FILES = ("collection.json", "transactions.parquet", "segments.parquet")
+FORECAST_FILES = ("prediction.json", "evaluation.json", "evaluation_metrics.parquet")
 
 @dataclass(frozen=True)
 class Headline:
@@ -46,19 +46,20 @@ class Headline:
     high_revenue_share: float
     risk_customers: int
     risk_revenue_share: float
-    past_revenue: float
-    horizon_months: int
-    gross_margin: float
-    annual_discount_rate: float
-    purchases: tuple[float, float, float]
-    forecast_revenue: tuple[float, float, float]
-    clv: tuple[float, float, float]
-    model: str
-    holdout_days: float
-    mae: float
-    total_error_pct: float
-    baseline: str
-    baseline_mae: float
+    past_revenue: float = 0.0
+    # The forecast and its check: None when the data allow no forecast (see no_forecast_markdown).
+    horizon_months: int | None = None
+    gross_margin: float | None = None
+    annual_discount_rate: float | None = None
+    purchases: tuple[float, float, float] | None = None
+    forecast_revenue: tuple[float, float, float] | None = None
+    clv: tuple[float, float, float] | None = None
+    model: str | None = None
+    holdout_days: float | None = None
+    mae: float = np.nan
+    total_error_pct: float = np.nan
+    baseline: str | None = None
+    baseline_mae: float = np.nan
 
     @property
     def gain(self) -> float:
@@ -84,13 +85,16 @@ class RunFiles:
 def load_run(run_dir) -> RunFiles:
     """Read the files the four stage notebooks wrote to ``run_dir`` (see :data:`RUN_FILES`)."""
     run_dir = Path(run_dir)
-    missing = [name for name in RUN_FILES if not (run_dir / name).is_file()]
+    forecast = [name for name in FORECAST_FILES if (run_dir / name).is_file()]
+    missing = [name for name in RUN_FILES + (FORECAST_FILES if forecast else ()) if not (run_dir / name).is_file()]
     if missing:
         raise LTVError(f"{run_dir} lacks {', '.join(missing)}; run the four stage notebooks into it first.")
     transactions, meta = data.load_collection(run_dir)
     history = data.customer_history(transactions, observation_end=meta["observation_end"])
     tiers = (pd.read_parquet(run_dir / "segments.parquet")["tier"].astype(pd.CategoricalDtype(sg.TIERS))
              .reindex(history.index))
+    if not forecast:  # collection and segmentation only: no model could forecast this data
+        return RunFiles(transactions, meta, history, tiers, None, None, None)
     read_json = lambda name: json.loads((run_dir / name).read_text(encoding="utf-8"))  # noqa: E731
     return RunFiles(transactions, meta, history, tiers, read_json("prediction.json"), read_json("evaluation.json"),
                     pd.read_parquet(run_dir / "evaluation_metrics.parquet"))
@@ -105,6 +109,17 @@ def headline(run) -> Headline:
     run = _run(run)
     transactions, meta, history, tiers = run.transactions, run.meta, run.history, run.tiers
     prediction, evaluation, metrics = run.prediction, run.evaluation, run.metrics
+    revenue = float(history["revenue"].sum())
+    base = dict(
+        client=meta.get("client", ""), currency=meta.get("currency", ""), observation_end=meta["observation_end"],
+        customers=len(history), revenue=revenue, repeat_share=float((history["orders"] > 1).mean()),
+        top20_share=float(sg.concentration(history["revenue"]).top_shares.loc[0.2]),
+        high_customers=int((tiers == "high value").sum()), high_share=float((tiers == "high value").mean()),
+        high_revenue_share=float(history.loc[tiers == "high value", "revenue"].sum() / revenue),
+        risk_customers=int((tiers == "churn risk").sum()),
+        risk_revenue_share=float(history.loc[tiers == "churn risk", "revenue"].sum() / revenue))
+    if prediction is None:
+        return Headline(**base)
     end = pd.Timestamp(meta["observation_end"])
     baselines = metrics[(metrics["kind"] == "baseline") & metrics["mae"].notna()]
     if baselines.empty:
@@ -112,21 +127,13 @@ def headline(run) -> Headline:
     best_baseline = baselines["mae"].idxmin()
     months = int(prediction["horizon_months"])
     recent = transactions["order_date"] >= end + pd.Timedelta(days=1) - pd.DateOffset(months=months)
-    revenue = float(history["revenue"].sum())
     ints = prediction["intervals"]
     # The model that made the forecast (notebook 03), and its own backtest error where 04 tested
     # it; never another model's error under its name (NaN: not checked on the holdout).
     model = prediction.get("model") or evaluation["chosen_model"]
     checked = metrics.loc[model] if model in metrics.index else {"mae": np.nan, "total_error_pct": np.nan}
     return Headline(
-        client=meta.get("client", ""), currency=meta.get("currency", ""), observation_end=meta["observation_end"],
-        customers=len(history), revenue=revenue, repeat_share=float((history["orders"] > 1).mean()),
-        top20_share=float(sg.concentration(history["revenue"]).top_shares.loc[0.2]),
-        high_customers=int((tiers == "high value").sum()), high_share=float((tiers == "high value").mean()),
-        high_revenue_share=float(history.loc[tiers == "high value", "revenue"].sum() / revenue),
-        risk_customers=int((tiers == "churn risk").sum()),
-        risk_revenue_share=float(history.loc[tiers == "churn risk", "revenue"].sum() / revenue),
-        past_revenue=float(transactions.loc[recent, "amount"].sum()),
+        **base, past_revenue=float(transactions.loc[recent, "amount"].sum()),
         horizon_months=months, gross_margin=float(prediction["gross_margin"]),
         annual_discount_rate=float(prediction["annual_discount_rate"]),
         purchases=(ints["expected_purchases"], ints["purchases_low"], ints["purchases_high"]),
@@ -146,9 +153,11 @@ def money(value: float, currency: str) -> str:
 def title(h: Headline, language: str = "en", text: str | None = None) -> str:
     """The report's title (``text`` when given) and the line under it, as Markdown."""
     heading = md_escape(text) if text else markdown("{client}: customer lifetime value", language, client=h.client)
-    line = markdown("Data to {end} · {customers} customers · money in {currency} · forecast over {months} months",
-                    language, end=h.observation_end, customers=f"{h.customers:,}",
-                    currency=h.currency or "–", months=h.horizon_months)
+    values = dict(end=h.observation_end, customers=f"{h.customers:,}", currency=h.currency or "–")
+    line = (markdown("Data to {end} · {customers} customers · money in {currency} · no forecast", language, **values)
+            if h.purchases is None else
+            markdown("Data to {end} · {customers} customers · money in {currency} · forecast over {months} months",
+                     language, months=h.horizon_months, **values))
     return f"# {heading}\n\n{line}"
 
 
@@ -157,12 +166,16 @@ def cards(h: Headline, language: str = "en") -> str:
     the 90% interval."""
     interval = label("90% interval {low} to {high}", language)
     over = label("next {months} months", language).format(months=h.horizon_months)
-    ahead = lambda what: label("{what}, {horizon}", language).format(what=label(what, language), horizon=over)  # noqa: E731
-    items = [
+    history = [
         (f"{h.customers:,}", label("customers", language), ""),
         (money(h.revenue, h.currency), label("revenue to date", language), ""),
         (f"{h.repeat_share:.0%}", label("bought more than once", language), ""),
         (f"{h.top20_share:.0%}", label("of revenue from the top 20% of customers", language), ""),
+    ]
+    if h.purchases is None:  # no forecast: the history's cards only
+        return _card_grid(history)
+    ahead = lambda what: label("{what}, {horizon}", language).format(what=label(what, language), horizon=over)  # noqa: E731
+    items = history + [
         (f"{h.purchases[0]:,.0f}", ahead("expected purchases"),
          interval.format(low=f"{h.purchases[1]:,.0f}", high=f"{h.purchases[2]:,.0f}")),
         (money(h.forecast_revenue[0], h.currency), ahead("expected revenue"),
@@ -176,6 +189,11 @@ def cards(h: Headline, language: str = "en") -> str:
          label("{gain} smaller error per customer than the best baseline", language).format(gain=f"{h.gain:.0%}")
          if h.gain > 0 else label("no better than the best baseline", language)),
     ]
+    return _card_grid(items)
+
+
+def _card_grid(items) -> str:
+    """Cards (value, label, note) as HTML, every text escaped."""
     cells = "".join(
         f'<div class="ltv-card"><div class="ltv-value">{html.escape(value)}</div>'
         f'<div class="ltv-label">{html.escape(name)}</div>'
@@ -194,6 +212,8 @@ def findings(h: Headline, language: str = "en") -> list[str]:
     if h.risk_customers:
         out.append(label(FINDING_CHURN_RISK, language).format(
             risk=f"{h.risk_customers:,}", risk_revenue=pct(h.risk_revenue_share)))
+    if h.purchases is None:
+        return out
     if h.past_revenue > 0:
         ratio = h.forecast_revenue[0] / h.past_revenue - 1
         change = label("{pct} above" if ratio >= 0 else "{pct} below", language).format(pct=pct(abs(ratio)))
@@ -210,6 +230,20 @@ def findings(h: Headline, language: str = "en") -> list[str]:
     if not np.isnan(h.gain):  # a model the evaluation did not test has no holdout finding
         out.append(label(FINDING_MODEL_BETTER if h.gain > 0 else FINDING_MODEL_WORSE, language).format(**values))
     return out
+
+
+def no_forecast_markdown(run, language: str = "en") -> str:
+    """For a run without a forecast, a section saying why (the data's own numbers) and what data
+    would allow one, as Markdown; '' when the run has a forecast."""
+    from ltv_helpers.evaluation import forecast_blocker
+    from ltv_helpers.labels import NO_FORECAST_WHAT
+
+    run = _run(run)
+    if run.prediction is not None:
+        return ""
+    note = forecast_blocker(run.transactions, observation_end=run.meta["observation_end"])
+    why = md_escape(note.text(language)) + "\n\n" if note is not None else ""
+    return f"## {label('Why there is no forecast', language)}\n\n{why}{md_escape(label(NO_FORECAST_WHAT, language))}"
 
 
 def findings_markdown(h: Headline, language: str = "en") -> str:

@@ -31,6 +31,20 @@ NOTE_NO_QUANTITY = (
 NOTE_ORDER_TIMES = (
     "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
 
+#: Why a report has no forecast (evaluation.forecast_blocker), and what would allow one.
+NO_FORECAST_CUSTOMERS = ("The data hold {customers} customers; the purchase models need at least {needed} to "
+                         "learn how often customers buy and when they stop.")
+NO_FORECAST_SPAN = ("All orders fall on {days} day(s), so there is no history to learn repeat buying from and no "
+                    "later period to check a forecast against.")
+NO_FORECAST_REPEAT = ("Only {repeat} customers bought on more than one day; the purchase models need at least "
+                      "{needed} repeat buyers to learn how often customers come back.")
+NO_FORECAST_CALIBRATION = ("Only {repeat} customers bought on more than one day before {calibration_end}, the "
+                           "first two thirds of the history, which the forecast is checked on; at least {needed} "
+                           "are needed.")
+NO_FORECAST_WHAT = ("A forecast needs repeat buyers over a history long enough to hold its last third back for "
+                    "a check: a longer export, or all channels of the client together. If the export gives each "
+                    "order its own customer id, map the orders to their customers (a member id, a phone "
+                    "number's pseudonym: the OneID step) and render the report again.")
 LIFESPAN_FROM_CHURN = ("1 / yearly churn; {churn} of the {customers} customers acquired a year or more before "
                        "the end bought nothing in the last 365 days")
 #: Header lines of the notebooks (client, data and settings).
@@ -256,6 +270,16 @@ LABELS: dict[str, dict[str, str]] = {
     "orders / customer-years observed since first purchase": {"zh": "订单数 / 自首购以来观察到的客户年数"},
     "AOV x frequency x lifespan": {"zh": "平均订单金额 × 频次 × 生命周期"},
     "not checked on the holdout": {"zh": "未经保留期检验"},
+    "Why there is no forecast": {"zh": "为何没有预测"},
+    "Data to {end} · {customers} customers · money in {currency} · no forecast": {
+        "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 无预测"},
+    NO_FORECAST_CUSTOMERS: {"zh": "数据中只有 {customers} 位客户；购买模型至少需要 {needed} 位客户，才能学习客户的购买频率和流失时间。"},
+    NO_FORECAST_SPAN: {"zh": "所有订单都落在 {days} 天之内，既没有可供学习复购的历史，也没有可用于检验预测的后续时期。"},
+    NO_FORECAST_REPEAT: {"zh": "只有 {repeat} 位客户在不止一天购买过；购买模型至少需要 {needed} 位复购客户，才能学习客户多久回购一次。"},
+    NO_FORECAST_CALIBRATION: {"zh": "在 {calibration_end} 之前（即用于检验预测的前三分之二历史），只有 {repeat} 位客户在不止一天购买过；"
+                                    "至少需要 {needed} 位。"},
+    NO_FORECAST_WHAT: {"zh": "预测需要复购客户，且历史足够长，可以留出最后三分之一用于检验：请提供更长时间的导出，或合并客户所有渠道的数据。"
+                             "如果导出文件为每笔订单单独生成客户 ID，请先把订单映射到对应客户（会员 ID、手机号的假名：即 OneID 步骤），再重新生成报告。"},
     HEADER_COLLECTION: {"zh": "客户：**{client}** · 货币：{currency}"},
     HEADER_SEGMENTATION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end}"},
     HEADER_PREDICTION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end} · 预测期 {months} 个月 · "

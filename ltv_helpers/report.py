@@ -19,6 +19,9 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PIPELINE = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation")
 #: Runs after the four stages (it quotes them all); its page opens the report.
 SUMMARY_NOTEBOOK = "05_summary"
+#: The stages a run skips when the data allow no forecast (no repeat buyers, too little history):
+#: the report then holds collection and segmentation, and says why there is no forecast.
+FORECAST_NOTEBOOKS = ("03_prediction", "04_evaluation")
 #: Cell tags removed from client HTML: set-up code, the parameters papermill records, and notes
 #: for people running a notebook by hand (``notebook-only``).
 HIDDEN_TAGS = {"setup", "parameters", "injected-parameters", "notebook-only"}
@@ -308,7 +311,9 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     """Render one client's report into a new run folder under ``output``; returns its ``report.html``.
 
     Runs the four stage notebooks in order (each reads what the one before wrote), then the
-    summary notebook, into ``<output>/<YYYY-MM-DD_HHMMSS>/``; assembles ``report.html`` (summary
+    summary notebook, into ``<output>/<YYYY-MM-DD_HHMMSS>/``; when the collected data allow no
+    forecast (:func:`ltv_helpers.evaluation.forecast_blocker`), prediction and evaluation are
+    skipped and the summary says why. Assembles ``report.html`` (summary
     page, contents, the four sections, a footer stamp) and prints ``report.pdf`` from it with
     headless Chromium when it is installed. ``<output>/latest`` then points at the run; a failed
     run keeps its folder (for the executed notebooks) but ``latest`` stays on the last good one.
@@ -358,7 +363,10 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
 
     from ltv_helpers.files import write_json
 
+    blocker = None
     for name in PIPELINE + (SUMMARY_NOTEBOOK,):
+        if blocker is not None and name in FORECAST_NOTEBOOKS:
+            continue
         if progress is not None:
             progress(name)
         try:
@@ -369,6 +377,11 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
             # A user error (LTVError) is its own sentence; anything else keeps its type.
             raise ReportError(name, reason if err.ename == "LTVError" and reason
                               else f"{err.ename}: {reason}".rstrip(": ")) from None
+        if name == PIPELINE[0]:
+            blocker = _forecast_blocker(run, parameters)
+            stamp["forecast"] = blocker is None
+            if blocker is not None:
+                stamp["no_forecast"] = str(blocker)
     stamp["seconds"] = round(time.time() - started, 1)
     write_json(run / "run.json", stamp)  # the footer quotes the notebooks' time
     html = assemble_report(run, language)
@@ -377,6 +390,16 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
             progress("report.pdf")
         print_pdf(html)
     return html
+
+
+def _forecast_blocker(run: Path, parameters: dict):
+    """Why the collected data of ``run`` allow no forecast (a Note), or None."""
+    from ltv_helpers.data import load_collection
+    from ltv_helpers.evaluation import forecast_blocker
+
+    transactions, meta = load_collection(run)
+    return forecast_blocker(transactions, observation_end=meta["observation_end"],
+                            calibration_end=parameters.get("calibration_end"))
 
 
 def _anchor_headings(cells, prefix: str) -> list[tuple[int, str, str]]:
@@ -454,6 +477,8 @@ def assemble_report(run_dir, language: str = "en") -> Path:
     cells = _client_cells(summary, language)
     sections, toc = [], []
     for i, name in enumerate(PIPELINE, start=1):
+        if name in FORECAST_NOTEBOOKS and not (run_dir / f"{name}.ipynb").is_file():
+            continue  # a run whose data allow no forecast
         nb = nbformat.read(run_dir / f"{name}.ipynb", as_version=4)
         part = _client_cells(nb, language)
         toc += _anchor_headings(part, f"s{i}")

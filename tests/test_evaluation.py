@@ -162,3 +162,17 @@ def test_a_model_whose_prediction_fails_is_left_out_with_one_sentence(cdnow_samp
     with pytest.raises(LTVError, match=r"^No purchase model could be fitted and predicted on the calibration "
                                        r"period \(BG/NBD: no finite prediction\)\.$"):
         none.best("mae")
+
+
+def test_forecast_blocker_says_why_no_model_can_forecast(cdnow_sample):
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(range(300), unit="D")
+    one_each = pd.DataFrame({"customer_id": [f"c{i}" for i in range(300)], "order_date": days, "amount": 10.0})
+    assert ev.forecast_blocker(cdnow_sample) is None
+    few = ev.forecast_blocker(one_each.head(5))
+    assert str(few).startswith("The data hold 5 customers; the purchase models need at least 20")
+    assert "5 位客户" in few.text("zh")
+    assert str(ev.forecast_blocker(one_each.assign(order_date=days[0]))).startswith("All orders fall on 1 day(s)")
+    assert str(ev.forecast_blocker(one_each)).startswith("Only 0 customers bought on more than one day; the purchase")
+    # Repeat buyers only at the very end: none in the first two thirds, which the backtest fits on.
+    late = pd.concat([one_each, one_each.head(10).assign(order_date=days[-1] + pd.Timedelta(days=1))])
+    assert str(ev.forecast_blocker(late)).startswith("Only 0 customers bought on more than one day before 2023-07-20")

@@ -358,6 +358,7 @@ def _fake_notebooks(monkeypatch):
 
     monkeypatch.setattr(report, "run_notebook", fake)
     monkeypatch.setattr(report, "assemble_report", page)
+    monkeypatch.setattr(report, "_forecast_blocker", lambda run, parameters: None)
     return report
 
 
@@ -511,3 +512,27 @@ def test_a_model_given_by_name_is_the_forecast_and_is_checked_alone(tmp_path):
     (choice,) = [c for c in nb.cells if c.cell_type == "code" and "ev.backtest(" in c.source]
     shown = " ".join(str(o.get("data", {})) for o in choice.outputs)
     assert "Model used: **MBG/NBD**" in shown and "Pareto/NBD" not in shown and ">BG/NBD</th>" not in shown
+
+
+@pytest.mark.parametrize("language, heading, note", [
+    ("en", "Why there is no forecast", "Only 0 customers bought on more than one day"),
+    ("zh", "为何没有预测", "只有 0 位客户在不止一天购买过")])
+def test_a_report_without_repeat_buyers_renders_collection_and_segmentation_and_says_why(
+        tmp_path, language, heading, note):
+    import html as html_lib
+
+    from ltv_helpers.report import render_report
+
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.arange(400) % 300, unit="D")
+    pd.DataFrame({"customer_id": [f"c{i}" for i in range(400)], "order_date": days.strftime("%Y-%m-%d"),
+                  "amount": 20.0 + np.arange(400) % 7}).to_csv(tmp_path / "orders.csv", index=False)  # one id per order
+    page = render_report(tmp_path / "r", {"client": "olist", "source": str(tmp_path / "orders.csv"),
+                                          "language": language}, pdf=False)
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", page.read_text(encoding="utf-8")))
+    assert heading in text and note in text
+    assert "expected purchases" not in text and "预计购买次数" not in text  # no forecast cards
+    run = page.parent
+    assert not (run / "03_prediction.ipynb").exists() and not (run / "prediction.json").exists()
+    stamp = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    assert stamp["status"] == "complete" and stamp["forecast"] is False and "Only 0 customers" in stamp["no_forecast"]
+    assert (run.parent / "latest").resolve() == run
