@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     check.add_argument("--max-columns", type=int, help="raise the limit on a CSV header's columns (default 2,000)")
     check.add_argument("--max-line-bytes", type=int, help="raise the limit on one CSV line (default 8 MiB)")
     check.add_argument("--max-unzipped-bytes", type=int,
-                       help="raise the limit on an Excel workbook's decompressed size (default 1 GiB)")
+                       help="raise the limit on an Excel workbook's decompressed size (default 4 GiB)")
     check.add_argument("--max-cells", type=int,
                        help="raise the limit on an Excel sheet's or a Parquet file's rows x columns (default 100M)")
     check.set_defaults(run=_check)
