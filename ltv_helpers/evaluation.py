@@ -97,7 +97,7 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
         return Note(NO_FORECAST_CUSTOMERS, {"customers": f"{customers:,}", "needed": f"{mdl.MIN_CUSTOMERS:,}"})
     days = tx[ORDER_DATE].dt.normalize()
     if days.nunique() < 2:
-        return Note(NO_FORECAST_SPAN, {"days": f"{days.nunique():,}"})
+        return Note(NO_FORECAST_SPAN)
     needed = f"{mdl.MIN_REPEAT_BUYERS:,}"
     repeat = int((days.groupby(tx[CUSTOMER_ID]).nunique() > 1).sum())
     if repeat < mdl.MIN_REPEAT_BUYERS:

@@ -32,9 +32,9 @@ NOTE_ORDER_TIMES = (
     "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
 
 #: Why a report has no forecast (evaluation.forecast_blocker), and what would allow one.
-NO_FORECAST_CUSTOMERS = ("The data hold {customers} customers; the purchase models need at least {needed} to "
-                         "learn how often customers buy and when they stop.")
-NO_FORECAST_SPAN = ("All orders fall on {days} day(s), so there is no history to learn repeat buying from and no "
+NO_FORECAST_CUSTOMERS = ("The purchase models need at least {needed} customers to learn how often customers buy "
+                         "and when they stop; the data hold {customers}.")
+NO_FORECAST_SPAN = ("All orders fall on one day, so there is no history to learn repeat buying from and no "
                     "later period to check a forecast against.")
 NO_FORECAST_REPEAT = ("Only {repeat} customers bought on more than one day; the purchase models need at least "
                       "{needed} repeat buyers to learn how often customers come back.")
@@ -273,8 +273,8 @@ LABELS: dict[str, dict[str, str]] = {
     "Why there is no forecast": {"zh": "为何没有预测"},
     "Data to {end} · {customers} customers · money in {currency} · no forecast": {
         "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 无预测"},
-    NO_FORECAST_CUSTOMERS: {"zh": "数据中只有 {customers} 位客户；购买模型至少需要 {needed} 位客户，才能学习客户的购买频率和流失时间。"},
-    NO_FORECAST_SPAN: {"zh": "所有订单都落在 {days} 天之内，既没有可供学习复购的历史，也没有可用于检验预测的后续时期。"},
+    NO_FORECAST_CUSTOMERS: {"zh": "购买模型至少需要 {needed} 位客户，才能学习客户的购买频率和流失时间；数据中只有 {customers} 位。"},
+    NO_FORECAST_SPAN: {"zh": "所有订单都在同一天，既没有可供学习复购的历史，也没有可用于检验预测的后续时期。"},
     NO_FORECAST_REPEAT: {"zh": "只有 {repeat} 位客户在不止一天购买过；购买模型至少需要 {needed} 位复购客户，才能学习客户多久回购一次。"},
     NO_FORECAST_CALIBRATION: {"zh": "在 {calibration_end} 之前（即用于检验预测的前三分之二历史），只有 {repeat} 位客户在不止一天购买过；"
                                     "至少需要 {needed} 位。"},

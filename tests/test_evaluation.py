@@ -169,9 +169,10 @@ def test_forecast_blocker_says_why_no_model_can_forecast(cdnow_sample):
     one_each = pd.DataFrame({"customer_id": [f"c{i}" for i in range(300)], "order_date": days, "amount": 10.0})
     assert ev.forecast_blocker(cdnow_sample) is None
     few = ev.forecast_blocker(one_each.head(5))
-    assert str(few).startswith("The data hold 5 customers; the purchase models need at least 20")
-    assert "5 位客户" in few.text("zh")
-    assert str(ev.forecast_blocker(one_each.assign(order_date=days[0]))).startswith("All orders fall on 1 day(s)")
+    assert str(few) == ("The purchase models need at least 20 customers to learn how often customers buy and "
+                        "when they stop; the data hold 5.")
+    assert "只有 5 位" in few.text("zh")
+    assert str(ev.forecast_blocker(one_each.assign(order_date=days[0]))).startswith("All orders fall on one day")
     assert str(ev.forecast_blocker(one_each)).startswith("Only 0 customers bought on more than one day; the purchase")
     # Repeat buyers only at the very end: none in the first two thirds, which the backtest fits on.
     late = pd.concat([one_each, one_each.head(10).assign(order_date=days[-1] + pd.Timedelta(days=1))])
