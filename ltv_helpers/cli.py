@@ -195,12 +195,11 @@ def main(argv: list[str] | None = None) -> int:
     _date_options(check)
     check.add_argument("--observation-end", help="last date to keep (YYYY-MM-DD)")
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    check.add_argument("--max-columns", type=int, help="raise the limit on a CSV header's columns (default 2,000)")
-    check.add_argument("--max-line-bytes", type=int, help="raise the limit on one CSV line (default 8 MiB)")
-    check.add_argument("--max-unzipped-bytes", type=int,
-                       help="raise the limit on an Excel workbook's decompressed size (default 4 GiB)")
-    check.add_argument("--max-cells", type=int,
-                       help="raise the limit on an Excel sheet's or a Parquet file's rows x columns (default 100M)")
+    from ltv_helpers.data.read import LIMIT_HELP, LIMITS
+
+    for key, default in LIMITS.items():
+        check.add_argument(f"--{key.replace('_', '-')}", type=int,
+                           help=f"raise the limit on {LIMIT_HELP[key]} (default {default:,})")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
     demo.add_argument("--output", default="reports/demo", help="folder for the report's runs")

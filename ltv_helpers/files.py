@@ -35,8 +35,9 @@ def write_error(path, err: OSError) -> LTVError:
 
 @contextlib.contextmanager
 def atomic_path(path):
-    """A temporary path beside ``path`` to write to; renamed onto ``path`` when the block ends
-    without an error, removed otherwise. An ``OSError`` becomes one sentence (:func:`write_error`).
+    """A temporary path beside ``path`` to write to (its folder is made if missing); renamed onto
+    ``path`` when the block ends without an error, removed otherwise. An ``OSError`` writing it
+    becomes one sentence (:func:`write_error`).
 
     >>> import pathlib, tempfile
     >>> folder = pathlib.Path(tempfile.mkdtemp())
@@ -48,6 +49,7 @@ def atomic_path(path):
     path = Path(path)
     part = path.with_name(f".{path.name}.{os.getpid()}.part")
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         yield part
         with open(part, "rb+") as fh:  # on the disk before it counts
             os.fsync(fh.fileno())
@@ -55,7 +57,7 @@ def atomic_path(path):
     except OSError as err:
         # Only a failure to write this file is a write error; another (a program that cannot
         # start, a source that cannot be read) keeps its own message.
-        if err.filename not in (None, str(part), str(path)):
+        if err.filename not in (None, str(part), str(path), str(path.parent)):
             raise
         raise write_error(path, err) from None
     finally:

@@ -321,8 +321,6 @@ class LTVModel:
         from ltv_helpers import __version__
         from ltv_helpers.files import write_text
 
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         return write_text(path, json.dumps({**self.to_dict(), "toolkit": __version__}, indent=2))
 
     # ------------------------------------------------------------------ predictions

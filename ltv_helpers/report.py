@@ -122,16 +122,18 @@ CONTENT_SECURITY_POLICY = ("default-src 'none'; img-src data:; font-src data:; s
                            "base-uri 'none'; form-action 'none'")
 
 
+#: The kinds of rich output a client page keeps (the rest, e.g. JavaScript or SVG, is dropped).
+_OUTPUT_KINDS = {"text/plain", "image/png", "text/html", "text/markdown"}
+
+
 @functools.lru_cache(maxsize=1)
 def _sanitizers():
     """Two bleach sanitizers (nbconvert's own preprocessor): for HTML outputs, where pandas
     tables bring their ``<style>`` block, and for Markdown outputs, where no style is allowed."""
     from nbconvert.preprocessors.sanitize import SanitizeHTML
 
-    common = dict(attributes=OUTPUT_ATTRIBUTES, strip=False, strip_comments=True,
-                  safe_output_keys={"metadata", "text/plain", "image/png"})
-    return (SanitizeHTML(tags=OUTPUT_TAGS + ["style"], sanitized_output_types={"text/html"}, **common),
-            SanitizeHTML(tags=OUTPUT_TAGS, sanitized_output_types={"text/markdown"}, **common))
+    common = dict(attributes=OUTPUT_ATTRIBUTES, strip=False, strip_comments=True)
+    return SanitizeHTML(tags=OUTPUT_TAGS + ["style"], **common), SanitizeHTML(tags=OUTPUT_TAGS, **common)
 
 
 def _sanitize_outputs(outputs: list) -> list:
@@ -143,8 +145,7 @@ def _sanitize_outputs(outputs: list) -> list:
         data = output.get("data")
         if not data:
             continue
-        keep = {"metadata", "text/plain", "image/png", "text/html", "text/markdown"}
-        for key in [k for k in data if k not in keep]:
+        for key in [k for k in data if k not in _OUTPUT_KINDS]:
             del data[key]
         if "text/html" in data:
             data.pop("text/markdown", None)
@@ -609,12 +610,9 @@ def run_chromium(*args: str, timeout: float = 180):
         try:
             out, err = proc.communicate(timeout=timeout)
         except subprocess.TimeoutExpired:
-            _end_group(proc)
             raise LTVError(f"Headless Chromium did not finish within {timeout:g} seconds and was stopped.") from None
-        except BaseException:
-            _end_group(proc)
-            raise
-        _end_group(proc)  # helpers that outlived the browser
+        finally:
+            _end_group(proc)  # on any exit, and helpers that outlived the browser
         return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -647,8 +645,7 @@ def print_pdf(html) -> Path | None:
         if proc.returncode != 0 or not part.is_file():
             last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
             raise LTVError(f"Chromium could not print {html.name} to PDF: {last}")
-        pages = pdf_pages(part)
-        if not pages:
+        if not pdf_pages(part):
             raise LTVError(f"Chromium's PDF of {html.name} is incomplete (no page, or cut short: is the disk "
                            "full?); report.pdf was not written.")
     return out

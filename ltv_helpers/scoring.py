@@ -89,7 +89,6 @@ def score(model, summary, *, horizon: float, gross_margin: float = 1.0, annual_d
         if output is not None:
             from ltv_helpers.files import write_parquet
 
-            Path(output).parent.mkdir(parents=True, exist_ok=True)
             return write_parquet(out, output)
         return out
     return _score_duckdb(model, summary, options, output, batch_rows)
@@ -106,8 +105,6 @@ def _score_duckdb(model: LTVModel, source, options: dict, output, batch_rows: in
 
     pattern = parquet_pattern(source)
     frames, writer = [], None
-    if output is not None:
-        Path(output).parent.mkdir(parents=True, exist_ok=True)
     # The scores go to a temporary file, renamed to ``output`` only when every batch is written:
     # a stopped or failed run leaves no partial file that looks whole.
     target = contextlib.nullcontext() if output is None else atomic_path(output)

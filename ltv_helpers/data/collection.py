@@ -112,8 +112,6 @@ def simple_ltv_estimate(transactions: pd.DataFrame, *, observation_end=None,
 
 def write_parquet(frame: pd.DataFrame, path) -> Path:
     """Write a table for the next notebook; the parent folder is created."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     return files.write_parquet(frame, path, index=True)
 
 

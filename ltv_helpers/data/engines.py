@@ -230,7 +230,6 @@ class DuckDBEngine(Engine):
         from ltv_helpers.files import atomic_path
 
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         kv = json.dumps(meta, ensure_ascii=False)
         with atomic_path(path) as part:  # a stopped COPY never leaves a file under the name
             self.con.execute(f"COPY ({sql}) TO {_sql_quote(part)} "

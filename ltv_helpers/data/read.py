@@ -191,14 +191,15 @@ def _url_secret(text: str) -> str | None:
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
+    from urllib.parse import parse_qsl, urlsplit
+
     try:
         url = make_url(text.strip())
     except (ArgumentError, ValueError, TypeError):
         # Not a database URL (https://..., a file URI): a user:password@ part still counts.
         if re.search(r"://[^/?#@\s]*:[^@\s]+@", text):
             return "password"
-        query = text.split("?", 1)[1] if "?" in text else ""
-        pairs = re.findall(r"([^&=#]+)=([^&#]*)", query)
+        pairs = parse_qsl(urlsplit(text.strip()).query)
         return next((k.lower() for k, v in pairs if v and _secret_name(k, query=True)), None)
     if url.password:
         return "password"
@@ -276,12 +277,12 @@ def refuse_credentials(value, what: str = "source", password_env: str = "LTV_DB_
 
 #: Input limits (``limits=`` raises them): a file beyond one is refused at once, in one sentence
 #: naming the limit, before pandas or openpyxl spend minutes and gigabytes on it.
-LIMITS = {
-    "max_columns": 2_000,             # columns of a CSV header
-    "max_line_bytes": 8 * 1024 ** 2,  # bytes of one CSV line
-    "max_unzipped_bytes": 4 * 1024 ** 3,  # an Excel workbook's contents, decompressed
-    "max_cells": 100_000_000,         # rows x columns of an Excel sheet or a Parquet file
-}
+LIMITS = {"max_columns": 2_000, "max_line_bytes": 8 * 1024 ** 2, "max_unzipped_bytes": 4 * 1024 ** 3,
+          "max_cells": 100_000_000}
+#: What each limit counts (the command line's help).
+LIMIT_HELP = {"max_columns": "the columns of a CSV header", "max_line_bytes": "the bytes of one CSV line",
+              "max_unzipped_bytes": "an Excel workbook's size decompressed (bytes)",
+              "max_cells": "the rows x columns of an Excel sheet or a Parquet file"}
 
 
 def input_limits(limits: dict | None = None) -> dict:
@@ -340,10 +341,12 @@ def _check_unzipped_size(path: Path, limit: int) -> None:
 #: Longest run of text without markup in a workbook's XML: Excel itself stops a cell at 32,767
 #: characters, so a run this long is a crafted file (one 1.5 GB cell in a 1.5 MB workbook).
 _XML_TEXT_RUN = 4 * 1024 ** 2
-_CELL_REF = re.compile(rb'<c\b[^>]*?\sr="([A-Z]{1,3})([0-9]{1,7})"')
+_CELL_COLUMN = re.compile(rb'<c\b[^>]*?\sr="([A-Z]{1,3})')
+_CELL_ROW = re.compile(rb'<c\b[^>]*?\sr="[A-Z]{1,3}([0-9]{1,7})"')
 
 
 def _column_number(letters: bytes) -> int:
+    """``b"A"`` -> 1, ``b"AB"`` -> 28, ``b"XFD"`` -> 16,384."""
     number = 0
     for char in letters:
         number = number * 26 + char - 64
@@ -368,11 +371,10 @@ def _check_workbook_parts(path: Path, sheet_part: str | None, max_cells: int) ->
                     if b"<" not in block:
                         raise LTVError(f"{path.name} holds a cell of more than {_XML_TEXT_RUN // 1024 ** 2} MB, which "
                                        "Excel cannot write (it stops at 32,767 characters), so it is not read.")
-                    if part == sheet_part:
+                    if part == sheet_part:  # the block's distinct columns, and its largest row
                         text = tail + block
-                        for letters, number in _CELL_REF.findall(text):
-                            columns = max(columns, _column_number(letters))
-                            rows = max(rows, int(number))
+                        columns = max([columns, *map(_column_number, set(_CELL_COLUMN.findall(text)))])
+                        rows = max([rows, *map(int, _CELL_ROW.findall(text))])
                         tail = text[-64:]
             if part == sheet_part:
                 _check_cells(path, rows, columns, max_cells, "has cells up to")
@@ -654,8 +656,9 @@ def _read_excel(path: Path, sheet, max_cells: int = LIMITS["max_cells"]) -> pd.D
         sheet = 0
     elif sheet not in book.sheet_names and not isinstance(sheet, int):
         raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(book.sheet_names)}.")
-    # The sheet's stated size (its <dimension>): one cell at XFD1048576 would make pandas build a
-    # table of 17 billion empty cells from a 5 kB file.
+    # The sheet's stated size (its <dimension>, which openpyxl pads every row to) and its real
+    # extent (its cells' references): one cell at XFD1048576 would make pandas build a table of
+    # 17 billion empty cells from a 5 kB file.
     worksheets = getattr(book.book, "worksheets", None)
     if worksheets is not None:  # an .xlsx (openpyxl); an old .xls has no XML to look at
         if isinstance(sheet, int) and not 0 <= sheet < len(worksheets):

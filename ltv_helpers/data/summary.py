@@ -167,7 +167,6 @@ def _run(engine, sql: str, output, meta: dict, freq: str, mult: float):
     from ltv_helpers.files import atomic_path
 
     path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as part:
         pq.write_table(table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY.encode(): kv.encode()}),
                        part)
