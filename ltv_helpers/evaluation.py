@@ -42,6 +42,8 @@ class BacktestResult:
     ``<name>_purchases`` and ``<name>_spend``. ``metrics``: one row per model and baseline.
     ``summary``: the calibration/holdout summary. ``fitted``: the fitted models by name.
     ``left_out``: the models that could not be fitted or predicted, with the reason (a sentence).
+    ``model_errors``: per fitted model, the :class:`ModelError` measured inside the calibration
+    period that widened its ``predicted_low`` / ``predicted_high`` interval.
     """
 
     predictions: pd.DataFrame
@@ -52,6 +54,8 @@ class BacktestResult:
     observation_end: pd.Timestamp = None
     duration: float = 0.0
     left_out: dict = field(default_factory=dict)
+    model_errors: dict = field(default_factory=dict, repr=False)
+    level: float = 0.9
 
     def best(self, metric: str = "mae") -> str:
         """The model (not baseline) with the best value of ``metric``."""
@@ -65,6 +69,22 @@ class BacktestResult:
                            + (f" ({why})." if why else "."))
         col = rows[metric].abs() if metric.endswith("error_pct") else rows[metric]
         return str(col.idxmax() if metric in HIGHER_IS_BETTER else col.idxmin())
+
+    def charges(self) -> pd.Series:
+        """Per fitted model, the charge of :data:`~ltv_helpers.labels.CHOICE_RULE`: percent by which
+        its mean absolute error per customer exceeds the best model's, plus its absolute total error
+        in percent (NaN totals, e.g. no holdout purchase, count as 0)."""
+        self.best("mae")  # one sentence when no model is left
+        rows = self.metrics.loc[[m for m in self.fitted if m in self.metrics.index]]
+        mae = rows["mae"].astype(float)
+        return (100 * (mae / mae.min() - 1) + rows["total_error_pct"].astype(float).abs().fillna(0.0)).rename("charge")
+
+    def choose(self) -> str:
+        """The model for the forecast by :data:`~ltv_helpers.labels.CHOICE_RULE` (lowest charge;
+        ties go to the smaller error per customer)."""
+        charges = self.charges()
+        mae = self.metrics.loc[charges.index, "mae"].astype(float)
+        return str(pd.DataFrame({"c": charges.round(9), "m": mae}).sort_values(["c", "m"]).index[0])
 
 
 #: Metrics where a larger value is better; for the others smaller is better (errors by size).
@@ -114,7 +134,8 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
 
 def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_end=None,
              models: tuple[str, ...] | list[str] = ("bgnbd", "pareto_nbd", "mbgnbd"), freq: str = "D",
-             freq_multiplier: float = 1, baselines: bool = True) -> BacktestResult:
+             freq_multiplier: float = 1, baselines: bool = True, intervals: bool = True,
+             level: float = 0.9) -> BacktestResult:
     """Fit each model on the calibration period, predict the holdout, score models and baselines.
 
     ``calibration_end`` defaults to :func:`default_calibration_end`; ``observation_end`` to the
@@ -128,7 +149,13 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
       from the predicted top 10% / 20%), ``gains_gini`` (area between the cumulative-gains curve
       and the diagonal over that of the perfect ranking: 1 perfect, 0 random), ``top20_precision``
       (share of the predicted top 20% who are in the actual top 20%);
-    - ``log_likelihood`` and ``bic`` of the calibration fit (models only).
+    - ``log_likelihood`` and ``bic`` of the calibration fit (models only);
+    - ``predicted_low`` / ``predicted_high`` (models only, unless ``intervals=False``): the
+      ``level`` interval for the holdout's total purchases, made as the report's forecast
+      intervals are (:func:`ltv_helpers.models.intervals`: the fitted parameters' uncertainty, the
+      luck of individual customers, and the model error :func:`model_error` measures at earlier
+      cut-offs), from calibration data only; ``actual`` inside it is what an honest interval
+      promises ``level`` of the time.
     """
     if observation_end is None:
         observation_end = transactions[ORDER_DATE].max().normalize()
@@ -147,7 +174,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     spend.index = spend.index.astype("str")
     pred = pd.DataFrame({"actual_purchases": summary["frequency_holdout"],
                          "actual_spend": spend.reindex(summary.index, fill_value=0.0)})
-    fitted, fit_stats, left_out = {}, {}, {}
+    fitted, fit_stats, left_out, errors = {}, {}, {}, {}
     for name in models:
         try:  # a model that cannot be fitted or predicted is left out, with one sentence
             m = mdl.fit(summary, model=name)
@@ -160,6 +187,10 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
         pred[f"{name}_spend"] = p["clv"]
         fitted[name] = m
         fit_stats[name] = {"log_likelihood": m.log_likelihood, "bic": m.bic}
+        if intervals:
+            errors[name] = model_error(transactions, as_of=cal_end, horizon_days=duration * _unit_days(summary),
+                                       model=name, freq=freq, freq_multiplier=freq_multiplier)
+            fit_stats[name].update(_holdout_interval(m, summary, duration, errors[name], level))
     if baselines:
         _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
     names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
@@ -167,7 +198,122 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
-    return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out)
+    return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
+
+
+def _unit_days(summary: pd.DataFrame) -> float:
+    return float(summary.attrs.get("unit_days", 1.0))
+
+
+def _noise_variances(m, summary: pd.DataFrame, horizon: float) -> tuple[dict, dict]:
+    """Parameter and customer variances of the log totals (purchases, revenue) the model expects."""
+    params = mdl.parameter_variance(m, summary, horizon=horizon)
+    spread = mdl.customer_spread(m, summary, horizon=horizon).iloc[0]
+    with np.errstate(all="ignore"):
+        customers = {"purchases": spread["purchases_var"] / spread["purchases"] ** 2,
+                     "revenue": spread["revenue_var"] / spread["revenue"] ** 2}
+    return params, customers
+
+
+def _holdout_interval(m, summary: pd.DataFrame, duration: float, error: "ModelError", level: float) -> dict:
+    params, customers = _noise_variances(m, summary, duration)
+    predicted = m.predict(summary, horizon=duration)["expected_purchases"].sum()
+    low, high = mdl.combined_interval(predicted, parameters=params["purchases"], customers=customers["purchases"],
+                                      model_error=error.purchases_var, level=level)
+    return {"predicted_low": float(low), "predicted_high": float(high)}
+
+
+#: Earlier cut-offs (at most) at which :func:`model_error` measures how far a model misses; the
+#: longest holdout after them, as a share of the history; the share of the history that stays
+#: before every one of them (fits on the first months of a cohort say little about later ones).
+MODEL_ERROR_ORIGINS = 6
+MODEL_ERROR_HOLDOUT_SHARE = 1 / 3
+MODEL_ERROR_MIN_HISTORY = 0.4
+
+
+@dataclass
+class ModelError:
+    """How far a model's totals missed at earlier cut-offs of one history (:func:`model_error`).
+
+    ``origins``: one row per earlier cut-off with the ``holdout_days`` after it, the ``predicted``
+    and ``actual`` total purchases and revenue, the ``log_error`` log(actual / predicted) of each,
+    and the ``noise_var`` the model itself expected (parameters and customers). ``purchases_var``
+    and ``revenue_var``: the variance of the log total that the model does not explain, at
+    ``horizon_days``; ``cutoffs``: the number of cut-offs it rests on. NaN and a ``reason`` when the
+    history is too short to measure it.
+    """
+
+    model: str
+    horizon_days: float
+    origins: pd.DataFrame
+    purchases_var: float
+    revenue_var: float
+    cutoffs: int
+    reason: str | None = None
+
+    @property
+    def purchases_sd(self) -> float:
+        """The relative standard deviation of total purchases from model error (about the share a
+        total may miss by, one time in three)."""
+        return float(np.sqrt(self.purchases_var))
+
+
+def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model: str = "bgnbd",
+                freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS) -> ModelError:
+    """The model error of ``model`` for a forecast ``horizon_days`` long made at ``as_of``,
+    measured on the orders before it (rolling-origin backtests).
+
+    Holdouts are ``h = min(horizon_days, a quarter of the history)`` long
+    (:data:`MODEL_ERROR_HOLDOUT_SHARE`); the cut-offs step back from ``as_of - h`` by ``h / 4``
+    (overlapping holdouts) while at least half of the history stays before them
+    (:data:`MODEL_ERROR_MIN_HISTORY`), ``origins`` at most. At each, the model is fitted and its total purchases
+    and revenue compared with the actual. What the model itself expects to miss by (its
+    parameters' uncertainty and the luck of customers) is taken off each squared log error; the
+    mean of the rest is the model error, scaled to the forecast's length by ``horizon_days / h``
+    (variance growing with the horizon) and floored at 0. A model's bias counts as error: the
+    squared error includes it.
+    """
+    as_of = pd.Timestamp(as_of)
+    tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
+    columns = ["cutoff", "holdout_days", "predicted", "actual", "log_error", "noise_var",
+               "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
+    rows = []
+    if len(tx):
+        first = tx[ORDER_DATE].min().normalize()
+        span = (as_of - first).days
+        h = int(min(horizon_days, span * MODEL_ERROR_HOLDOUT_SHARE))
+        step = max(h // 4, 1)
+        for j in range(origins if h >= 1 else 0):
+            cut = as_of - pd.Timedelta(days=h + j * step)
+            if cut < first + pd.Timedelta(days=span * MODEL_ERROR_MIN_HISTORY):
+                break
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                try:
+                    res = backtest(tx, calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
+                                   models=(model,), freq=freq, freq_multiplier=freq_multiplier,
+                                   baselines=False, intervals=False)
+                except LTVError:
+                    continue
+            if model not in res.fitted:
+                continue
+            p = res.predictions
+            totals = [p[f"{model}_purchases"].sum(), p["actual_purchases"].sum(),
+                      p[f"{model}_spend"].sum(), p["actual_spend"].sum()]
+            if min(totals) <= 0:
+                continue  # no log error of a zero total
+            params, customers = _noise_variances(res.fitted[model], res.summary, res.duration)
+            rows.append([cut.date(), h, totals[0], totals[1], np.log(totals[1] / totals[0]),
+                         params["purchases"] + customers["purchases"], totals[2], totals[3],
+                         np.log(totals[3] / totals[2]), params["revenue"] + customers["revenue"]])
+    table = pd.DataFrame(rows, columns=columns)
+    if len(table) < 2:
+        return ModelError(model, float(horizon_days), table, np.nan, np.nan, len(table),
+                          "the history is too short to backtest at two earlier cut-offs")
+    scale = horizon_days / table["holdout_days"]
+    excess = {w: float(max(0.0, ((table[f"{w}log_error"] ** 2 - table[f"{w}noise_var"].fillna(0)) * scale).mean()))
+              for w in ("", "revenue_")}
+    return ModelError(model, float(horizon_days), table, excess[""], excess["revenue_"], len(table))
 
 
 def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
@@ -354,21 +500,29 @@ def _period_start_days(periods: np.ndarray, freq: str) -> np.ndarray:
 
 
 def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float,
-                     models: tuple[str, ...] = ("bgnbd",), freq: str = "D", freq_multiplier: float = 1) -> pd.DataFrame:
+                     models: tuple[str, ...] = ("bgnbd",), freq: str = "D", freq_multiplier: float = 1,
+                     intervals: bool = True) -> pd.DataFrame:
     """Backtests at several calibration cut-offs, each with a holdout of ``holdout_days``.
 
     One row per (cutoff, model): the fitted parameters and the main metrics (mae,
-    total_error_pct, top20_capture, gains_gini), to show how stable they are over time.
+    total_error_pct, top20_capture, gains_gini), to show how stable they are over time; with
+    ``intervals``, also ``predicted_low`` / ``predicted_high`` (:func:`backtest`) and
+    ``inside`` (whether the actual total fell in them).
     """
     rows = []
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         res = backtest(transactions, calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
-                       models=models, freq=freq, freq_multiplier=freq_multiplier, baselines=False)
+                       models=models, freq=freq, freq_multiplier=freq_multiplier, baselines=False,
+                       intervals=intervals)
+        keys = ["mae", "total_error_pct", "top20_capture", "gains_gini"]
         for name, m in res.fitted.items():
             met = res.metrics.loc[name]
-            rows.append({"cutoff": cut.date(), "model": name, **m.params,
-                         **{k: met[k] for k in ("mae", "total_error_pct", "top20_capture", "gains_gini")}})
+            row = {"cutoff": cut.date(), "model": name, **m.params, **{k: met[k] for k in keys}}
+            if intervals:
+                row.update(predicted_low=met["predicted_low"], predicted_high=met["predicted_high"],
+                           inside=bool(met["predicted_low"] <= met["actual"] <= met["predicted_high"]))
+            rows.append(row)
     if not rows:
         raise LTVError("No backtest could be fitted at any cutoff.")
     return pd.DataFrame(rows).set_index(["cutoff", "model"])
@@ -377,7 +531,7 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
 def verdict(result: BacktestResult, language: str = "en") -> str:
     """A plain-language reading of the backtest for the client (Markdown)."""
     m = result.metrics
-    best = result.best("mae")
+    best = result.choose()
     row = m.loc[best]
     beat = [b for b in BASELINES if b in m.index and pd.notna(m.loc[b].get("mae")) and m.loc[b, "mae"] > row["mae"]]
     name = mdl.PURCHASE_MODELS[best]
@@ -387,23 +541,54 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
     lines = []
     if language == "zh":
         lines.append(f"- 建议使用 **{name}**：在未参与拟合的 {span_zh}里，"
-                     f"它的单客户平均误差最小（{row['mae']:.3f} 次购买）。")
+                     f"它的单客户误差与总量偏差合计最小（单客户平均误差 {row['mae']:.3f} 次购买）。")
         lines.append(f"- 总购买次数预测为 {row['predicted']:,.0f}，实际为 {row['actual']:,.0f}"
                      f"（偏差 {row['total_error_pct']:+.1f}%）。")
+        lines += _interval_line(row, language)
         lines.append(f"- 按预测价值排名前 20% 的客户贡献了保留期 {row['top20_capture']:.0%} 的销售额。")
         if beat:
             lines.append(f"- 在单客户误差上优于基准方法：{'、'.join(label(b, language) for b in beat)}。")
     else:
-        lines.append(f"- Use **{name}**: over the {span} it had not seen, it made the "
-                     f"smallest error per customer ({row['mae']:.3f} purchases).")
+        lines.append(f"- Use **{name}**: over the {span} it had not seen, it had the smallest error per "
+                     f"customer and on the total together ({row['mae']:.3f} purchases per customer).")
         lines.append(f"- It forecast {row['predicted']:,.0f} purchases in total against {row['actual']:,.0f} "
                      f"actual ({row['total_error_pct']:+.1f}%).")
+        lines += _interval_line(row, language)
         lines.append(f"- The 20% of customers it ranked highest brought {row['top20_capture']:.0%} of the "
                      "holdout revenue.")
         if beat:
             lines.append(f"- It beats the baselines {', '.join(label(b, language) for b in beat)} on error per "
                          "customer.")
     return "\n".join(lines)
+
+
+def _interval_line(row: pd.Series, language: str) -> list[str]:
+    from ltv_helpers.labels import VERDICT_INTERVAL
+
+    if pd.isna(row.get("predicted_low", np.nan)):
+        return []
+    inside = row["predicted_low"] <= row["actual"] <= row["predicted_high"]
+    return ["- " + label(VERDICT_INTERVAL, language).format(
+        low=f"{row['predicted_low']:,.0f}", high=f"{row['predicted_high']:,.0f}",
+        inside=label("fell inside it" if inside else "fell outside it", language))]
+
+
+def interval_note(intervals: pd.DataFrame, error: "ModelError | None", language: str = "en") -> str:
+    """The forecast intervals of :func:`ltv_helpers.models.intervals` in plain words (Markdown):
+    the size of each part and, when it was measured, how far the model missed at earlier
+    cut-offs."""
+    from ltv_helpers.labels import INTERVAL_NOTE, INTERVAL_NOTE_UNMEASURED, markdown
+
+    row = intervals.iloc[0]
+    pct = lambda v: f"{v:.0%}" if v >= 0.01 else f"{v:.1%}"  # noqa: E731
+    if error is None or not np.isfinite(error.purchases_var):
+        reason = error.reason if error is not None and error.reason else "no earlier cut-off was checked"
+        return markdown(INTERVAL_NOTE_UNMEASURED, language, parameters=pct(row["purchases_sd_parameters"]),
+                        customers=pct(row["purchases_sd_customers"]), reason=label(reason, language))
+    misses = ", ".join(f"{np.expm1(-e):+.0%}" for e in error.origins["log_error"])
+    return markdown(INTERVAL_NOTE, language, parameters=pct(row["purchases_sd_parameters"]),
+                    customers=pct(row["purchases_sd_customers"]), model=pct(error.purchases_sd),
+                    cutoffs=str(error.cutoffs), misses=misses)
 
 
 def save_evaluation(output_dir, result: BacktestResult, chosen: str) -> pd.DataFrame:
@@ -422,7 +607,8 @@ def save_evaluation(output_dir, result: BacktestResult, chosen: str) -> pd.DataF
     meta = {"chosen_model": chosen, "calibration_end": str(result.calibration_end.date()),
             "observation_end": str(result.observation_end.date()), "holdout_units": result.duration,
             **{k: (None if pd.isna(row[k]) else float(row[k]))
-               for k in ("mae", "total_error_pct", "top20_capture", "gains_gini", "spend_total_error_pct")}}
+               for k in ("mae", "total_error_pct", "top20_capture", "gains_gini", "spend_total_error_pct",
+                         "predicted", "actual", "predicted_low", "predicted_high") if k in row}}
     write_json(out / "evaluation.json", meta)
     return pd.DataFrame({"rows": [len(result.metrics), len(result.predictions), None]},
                         index=pd.Index(["evaluation_metrics.parquet", "evaluation_predictions.parquet",
@@ -438,7 +624,7 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
     shown.columns.name = label(str(shown.columns.name), language) if shown.columns.name else None
 
     def mark(row):
-        if row.name in ("predicted", "actual") or row.notna().sum() == 0:
+        if row.name in ("predicted", "actual", "predicted_low", "predicted_high") or row.notna().sum() == 0:
             return [""] * len(row)
         values = row.abs() if row.name.endswith("error_pct") else row
         best = values.max() if row.name in HIGHER_IS_BETTER else values.min()
@@ -447,7 +633,8 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
     formats = {}
     for name in shown.index:
         formats[name] = ("{:+.1f}%" if name.endswith("error_pct") else
-                         "{:,.0f}" if name in ("predicted", "actual", "log_likelihood", "bic") else "{:,.3f}")
+                         "{:,.0f}" if name in ("predicted", "actual", "predicted_low", "predicted_high", "log_likelihood",
+                                                "bic") else "{:,.3f}")
     styler = shown.style.apply(mark, axis=1).format("{:,.3f}", na_rep="–")
     for name, fmt in formats.items():
         styler = styler.format(fmt, subset=pd.IndexSlice[[name], :], na_rep="–")

@@ -53,6 +53,25 @@ HEADER_SEGMENTATION = "Client: **{client}** · {customers} customers · data to 
 HEADER_PREDICTION = ("Client: **{client}** · {customers} customers · data to {end} · horizon {months} months · "
                      "discount {rate} a year · gross margin {margin}")
 HEADER_MODEL_CHOICE = "Holdout from {start} to {end}. Model used: **{model}**."
+#: How the forecast's model is chosen among the fitted ones (``BacktestResult.choose``).
+CHOICE_RULE = ("The model is chosen on the holdout by one charge per model: how much larger its error per "
+               "customer is than the best model's, in percent, plus how far its total missed, in percent. "
+               "The lowest charge wins, so a model that ranks customers slightly better but gets the total "
+               "wrong does not.")
+#: The forecast interval in plain words (``evaluation.interval_note``).
+INTERVAL_NOTE = ("The 90% intervals allow for three things: the model's parameters are estimates "
+                 "(about ±{parameters} on total purchases), individual customers are lucky or not "
+                 "(±{customers}), and the model itself is wrong in ways it cannot see, such as a changing "
+                 "market (±{model}). The last part is measured on this client's own history: the same model, "
+                 "fitted at {cutoffs} earlier cut-offs, missed the totals that followed by {misses}. The three "
+                 "are combined; one forecast in ten may still fall outside.")
+INTERVAL_NOTE_UNMEASURED = ("The 90% intervals allow for the uncertainty of the model's parameters (about "
+                            "±{parameters} on total purchases) and the luck of individual customers "
+                            "(±{customers}) only: {reason}, so how far the model itself is wrong could not be "
+                            "measured. Real forecasts usually miss by more; read the interval as a lower bound "
+                            "of the uncertainty.")
+VERDICT_INTERVAL = ("Its 90% interval, made from the calibration period alone, was {low} to {high}: the actual "
+                    "total {inside}.")
 HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout to {end} ({days} days) · "
                      "{customers} customers")
 
@@ -234,6 +253,10 @@ LABELS: dict[str, dict[str, str]] = {
     "mae": {"en": "mean absolute error", "zh": "平均绝对误差"},
     "rmse": {"en": "root-mean-square error", "zh": "均方根误差"},
     "predicted": {"en": "predicted purchases", "zh": "预测购买次数"},
+    "predicted_low": {"en": "predicted purchases, 90% low", "zh": "预测购买次数 90% 下限"},
+    "predicted_high": {"en": "predicted purchases, 90% high", "zh": "预测购买次数 90% 上限"},
+    "inside": {"en": "actual inside the interval", "zh": "实际值在区间内"},
+    "charge": {"en": "charge (choice rule)", "zh": "扣分（选择规则）"},
     "actual purchases": {"zh": "实际购买次数"},
     "total_error_pct": {"en": "total error", "zh": "总量偏差"},
     "correlation": {"zh": "相关系数"},
@@ -285,6 +308,19 @@ LABELS: dict[str, dict[str, str]] = {
     HEADER_PREDICTION: {"zh": "客户：**{client}** · {customers} 位客户 · 数据截至 {end} · 预测期 {months} 个月 · "
                               "年折现率 {rate} · 毛利率 {margin}"},
     HEADER_MODEL_CHOICE: {"zh": "保留期：{start} 至 {end}。采用的模型：**{model}**。"},
+    CHOICE_RULE: {"zh": "模型按保留期上的一个扣分选出：它的单客户误差比最优模型高出的百分比，加上它的总量偏差的百分比。"
+                        "扣分最低者胜出：排序略好但总量错得多的模型不会被选中。"},
+    INTERVAL_NOTE: {"zh": "90% 区间考虑了三件事：模型参数是估计值（总购买次数约 ±{parameters}），单个客户有运气好坏"
+                          "（±{customers}），以及模型自身看不到的偏差，例如市场变化（±{model}）。最后一项在该客户自己的历史上测得："
+                          "同一模型在 {cutoffs} 个更早的截止日期拟合，对其后总量的偏差为 {misses}。三者合并计算；"
+                          "仍有约十分之一的预测会落在区间之外。"},
+    INTERVAL_NOTE_UNMEASURED: {"zh": "90% 区间只考虑了模型参数的不确定性（总购买次数约 ±{parameters}）和单个客户的运气"
+                                     "（±{customers}）：{reason}，因此无法测量模型自身的偏差。真实预测的偏差通常更大；"
+                                     "请把该区间视为不确定性的下限。"},
+    VERDICT_INTERVAL: {"zh": "仅用校准期做出的 90% 区间为 {low} 至 {high}：实际总量{inside}。"},
+    "fell inside it": {"zh": "落在区间内"},
+    "fell outside it": {"zh": "落在区间外"},
+    "the history is too short to backtest at two earlier cut-offs": {"zh": "历史太短，无法在两个更早的截止日期做回测"},
     HEADER_EVALUATION: {"zh": "客户：**{client}** · 校准期截至 {start} · 保留期截至 {end}（{days} 天） · {customers} 位客户"},
     # lessons
     "LTV, {years} years": {"zh": "{years} 年 LTV"},

@@ -1032,27 +1032,78 @@ def _fit_spend(data: pd.DataFrame, penalizer: float) -> SpendModel:
 
 # ---------------------------------------------------------------------------------- uncertainty
 
+def _group_names(summary: pd.DataFrame, groups: pd.Series | None) -> tuple[list[str], pd.Series | None]:
+    """``["all customers", group, ...]`` and ``groups`` aligned to the summary's rows."""
+    names = ["all customers"]
+    if groups is not None:
+        groups = groups.reindex(summary.index)
+        if groups.isna().any():
+            raise LTVError("groups must give a group for every customer of the summary.")
+        names += [str(g) for g in (groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype)
+                                   else sorted(groups.unique())) if (groups == g).any()]
+    return names, groups
+
+
+def _with_params(model: LTVModel, purchase: dict | None = None, spend: dict | None = None) -> LTVModel:
+    """The model with other purchase and/or spend parameters (a drawn or shifted set)."""
+    import copy
+    from dataclasses import replace
+
+    out = model
+    if purchase is not None:
+        fitter = copy.copy(model.fitter)
+        fitter.params_ = pd.Series({k: purchase[k] for k in model.params})
+        out = replace(out, params=dict(purchase), fitter=fitter)
+    if spend is not None and model.spend_model is not None:
+        out = replace(out, spend_model=replace(model.spend_model, params=dict(spend)))
+    return out
+
+
+def combined_interval(point, *, parameters, customers, model_error,
+                      level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """``point x exp(-/+ z sd)``: ``sd`` is the square root of the sum of the three variances of
+    the log total (parameters, customers, model error; NaN counts as 0) and ``z`` the normal
+    quantile for ``level``. Measured, not assumed: the coverage benchmark
+    (``benchmarks/bench_intervals.py``) and the CDNOW test check that it holds."""
+    from scipy import stats
+
+    point = np.asarray(point, dtype=float)
+    parts = [np.nan_to_num(np.asarray(v, dtype=float), nan=0.0) for v in (parameters, customers, model_error)]
+    sd = np.sqrt(parts[0] + parts[1] + parts[2])
+    z = stats.norm.ppf((1 + level) / 2)
+    return point * np.exp(-z * sd), point * np.exp(z * sd)
+
+
 def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups: pd.Series | None = None,
               gross_margin: float = 1.0, annual_discount_rate: float = 0.0, draws: int = 200,
-              level: float = 0.9, seed: int = 0, workers: int | None = None) -> pd.DataFrame:
-    """Intervals for total expected purchases and total CLV over ``horizon``, overall and per group.
+              level: float = 0.9, seed: int = 0, workers: int | None = None, model_error=None) -> pd.DataFrame:
+    """Intervals for total expected purchases, revenue and CLV over ``horizon``, overall and per group.
 
-    Parametric bootstrap: ``draws`` parameter sets are drawn from the asymptotic normal
-    distribution of the fitted log parameters (covariance from the likelihood's Hessian, as for
-    the standard errors), for the purchase model and the Gamma-Gamma model independently; each
-    set predicts every customer, and the totals' ``level`` central percentiles form the interval.
-    It covers the uncertainty of the fitted parameters, not the luck of individual customers.
+    Three sources of uncertainty, each a variance of the log total, added up
+    (:func:`combined_interval`):
+
+    - the fitted parameters: parametric bootstrap, ``draws`` parameter sets drawn from the
+      asymptotic normal distribution of the log parameters (covariance from the likelihood's
+      Hessian), for the purchase and the Gamma-Gamma model independently; each set predicts
+      every customer;
+    - the customers: :func:`customer_spread` (the luck of individual customers, simulated from the
+      model); CLV takes revenue's relative spread;
+    - the model itself: ``model_error``, the :class:`~ltv_helpers.evaluation.ModelError` of
+      :func:`ltv_helpers.evaluation.model_error` (how far the model's totals missed at earlier
+      cut-offs of the same history), the same relative error for every group. Without it the
+      interval is only as wide as the model believes, which real data rarely justify.
+
     Deterministic for a given ``seed``, whatever ``workers`` (threads evaluating the draws;
     default: the number of cores).
 
     Returns one row per group (``"all customers"`` first) with ``expected_purchases``,
     ``purchases_low``, ``purchases_high``, ``expected_revenue``, ``revenue_low``, ``revenue_high``
-    (revenue: undiscounted, before margin), ``clv``, ``clv_low``, ``clv_high``.
+    (revenue: undiscounted, before margin), ``clv``, ``clv_low``, ``clv_high``, and the three parts
+    as relative standard deviations (of the log total): ``purchases_sd_parameters``,
+    ``purchases_sd_customers``, ``purchases_sd_model`` and the same for ``revenue_``.
     """
-    import copy
     import os
     from concurrent.futures import ThreadPoolExecutor
-    from dataclasses import replace
 
     if not 0 < level < 1:
         raise LTVError(f"level must be between 0 and 1, got {level}.")
@@ -1061,13 +1112,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
         raise LTVError(f"{PURCHASE_MODELS[model.model]} has no usable covariance; intervals are unavailable.")
     summary = purchase_rows(summary)
-    names = ["all customers"]
-    if groups is not None:
-        groups = groups.reindex(summary.index)
-        if groups.isna().any():
-            raise LTVError("groups must give a group for every customer of the summary.")
-        names += [str(g) for g in (groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype)
-                                   else sorted(groups.unique())) if (groups == g).any()]
+    names, groups = _group_names(summary, groups)
 
     def totals(m: LTVModel) -> np.ndarray:
         p = m.predict(summary, horizon=horizon, gross_margin=gross_margin,
@@ -1092,25 +1137,149 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     models_drawn = []
     for _ in range(draws):
         drawn = dict(zip(keys_p, np.exp(rng.multivariate_normal(log_p, model.cov_log))))
-        fitter = copy.copy(model.fitter)
-        fitter.params_ = pd.Series({k: drawn[k] for k in keys_p})
-        spend = model.spend_model
-        if spend is not None and spend.cov_log is not None:
-            s_keys = list(spend.params)
-            s_drawn = np.exp(rng.multivariate_normal(np.log([spend.params[k] for k in s_keys]), spend.cov_log))
+        spend = None
+        sm = model.spend_model
+        if sm is not None and sm.cov_log is not None:
+            s_keys = list(sm.params)
+            s_drawn = np.exp(rng.multivariate_normal(np.log([sm.params[k] for k in s_keys]), sm.cov_log))
             if s_drawn[1] > 1:  # q <= 1 has no mean spend: keep the fitted spend for this draw
-                spend = replace(spend, params=dict(zip(s_keys, s_drawn)))
-        models_drawn.append(replace(model, params=drawn, fitter=fitter, spend_model=spend))
+                spend = dict(zip(s_keys, s_drawn))
+        models_drawn.append(_with_params(model, drawn, spend))
     # scipy's special functions and numpy release the GIL: threads share the cores.
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         sims = np.array(list(pool.map(totals, models_drawn)))
-    lo, hi = np.quantile(sims, [(1 - level) / 2, (1 + level) / 2], axis=0)
-    table = pd.DataFrame({
-        "expected_purchases": point[:, 0], "purchases_low": lo[:, 0], "purchases_high": hi[:, 0],
-        "expected_revenue": point[:, 1], "revenue_low": lo[:, 1], "revenue_high": hi[:, 1],
-        "clv": point[:, 2], "clv_low": lo[:, 2], "clv_high": hi[:, 2],
-    }, index=pd.Index(names, name="group"))
-    return table
+    with np.errstate(all="ignore"):
+        param_var = np.log(np.where(sims > 0, sims, np.nan)).var(axis=0)  # (groups, 3)
+        spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
+        customer_var = np.column_stack([spread["purchases_var"] / point[:, 0] ** 2,
+                                        spread["revenue_var"] / point[:, 1] ** 2])
+    customer_var = np.column_stack([customer_var, customer_var[:, 1]])  # CLV: revenue's relative spread
+    me = model_error
+    me_var = np.array([np.nan, np.nan]) if me is None else np.array([me.purchases_var, me.revenue_var], dtype=float)
+    me_var = np.append(me_var, me_var[1])
+    table = {}
+    for j, (col, low, high) in enumerate([("expected_purchases", "purchases_low", "purchases_high"),
+                                          ("expected_revenue", "revenue_low", "revenue_high"),
+                                          ("clv", "clv_low", "clv_high")]):
+        lo, hi = combined_interval(point[:, j], parameters=param_var[:, j], customers=customer_var[:, j],
+                                   model_error=np.full(len(names), me_var[j]), level=level)
+        table.update({col: point[:, j], low: lo, high: hi})
+    for j, what in enumerate(("purchases", "revenue")):
+        table[f"{what}_sd_parameters"] = np.sqrt(param_var[:, j])
+        table[f"{what}_sd_customers"] = np.sqrt(customer_var[:, j])
+        table[f"{what}_sd_model"] = np.full(len(names), np.sqrt(me_var[j]) if np.isfinite(me_var[j]) else np.nan)
+    return pd.DataFrame(table, index=pd.Index(names, name="group"))
+
+
+#: Simulated futures per distinct history in :func:`customer_spread`.
+SPREAD_DRAWS = 200
+#: Distinct histories simulated at once (the draws of a block stay around 50 MB).
+SPREAD_BLOCK = 16_384
+
+
+def _future_moments(model: LTVModel, rows: pd.DataFrame, horizon: float, draws: int,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated first and second moments of each row's repeat purchases in (T, T + horizon].
+
+    A customer is alive with the model's P(alive | history). Given alive, the posterior of the
+    purchase rate is Gamma(r + x, alpha + T); BG/NBD's dropout probability is Beta(a, b + x)
+    (MBG/NBD: Beta(a, b + x + 1)), and the customer makes min(Poisson(rate t), Geometric(p))
+    purchases; Pareto/NBD's dropout rate is Gamma(s, beta + T), the remaining lifetime
+    Exponential, and the purchases Poisson(rate x min(t, lifetime)).
+    """
+    p = model.params
+    x, T_ = rows[FREQUENCY].to_numpy(dtype=float), rows[T].to_numpy(dtype=float)
+    alive = model._on_rows("conditional_probability_alive", rows)
+    m1, m2 = np.empty(len(rows)), np.empty(len(rows))
+    for lo in range(0, len(rows), SPREAD_BLOCK):
+        sl = slice(lo, lo + SPREAD_BLOCK)
+        shape = (draws, len(x[sl]))
+        rate = rng.gamma(p["r"] + x[sl], 1.0 / (p["alpha"] + T_[sl]), shape)
+        if model.model == "pareto_nbd":
+            life = rng.exponential(1.0, shape) / rng.gamma(p["s"], 1.0 / (p["beta"] + T_[sl]), shape)
+            n = rng.poisson(rate * np.minimum(horizon, life)).astype(float)
+        else:
+            b = p["b"] + x[sl] + (1.0 if model.model == "mbgnbd" else 0.0)
+            drop = rng.beta(p["a"], b, shape)
+            n = np.minimum(rng.poisson(rate * horizon), rng.geometric(np.clip(drop, 1e-12, 1.0))).astype(float)
+        n *= rng.random(shape) < alive[sl]
+        m1[sl], m2[sl] = n.mean(axis=0), (n * n).mean(axis=0)
+    return m1, m2
+
+
+def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups: pd.Series | None = None,
+                    draws: int = SPREAD_DRAWS, seed: int = 0) -> pd.DataFrame:
+    """How much the totals over ``horizon`` vary from the luck of individual customers alone,
+    with the model's parameters held at their fitted values.
+
+    Each distinct (frequency, recency, T) history's future purchases are simulated ``draws``
+    times from the model given that history (see :func:`_future_moments`). Revenue adds the
+    Gamma-Gamma spread of order values: given the customer's posterior spend rate
+    nu ~ Gamma(q + p x, gamma + x m), each order is Gamma(p, nu), so revenue R = sum of N orders
+    has Var(R) = E[N] p K + E[N^2] p^2 K - E[N]^2 E[p / nu]^2 with K = E[nu^-2]
+    (without a spend model, each order is the customer's own average). Customers are independent,
+    so the variances add up.
+
+    Returns one row per group (``"all customers"`` first) with the simulated mean and the variance
+    of total ``purchases`` and ``revenue``: ``purchases``, ``purchases_var``, ``revenue``,
+    ``revenue_var``. Deterministic for a given ``seed``.
+    """
+    summary = purchase_rows(summary)
+    names, groups = _group_names(summary, groups)
+    data = _summary_columns(summary)
+    if MONETARY_VALUE not in data:
+        data[MONETARY_VALUE] = 0.0
+    rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
+    with np.errstate(all="ignore"):
+        m1, m2 = (m[inverse] for m in _future_moments(model, rows, horizon, draws, np.random.default_rng(seed)))
+    x, m = data[FREQUENCY].to_numpy(dtype=float), data[MONETARY_VALUE].to_numpy(dtype=float)
+    if model.spend_model is not None:
+        sp = model.spend_model.params
+        q1, g1 = sp["q"] + sp["p"] * x, sp["gamma"] + x * m
+        mean_order = sp["p"] * g1 / (q1 - 1)
+        # E[nu^-2] is finite for q + p x > 2; below that the spend rate's spread is left out.
+        k = np.where(q1 > 2, g1**2 / ((q1 - 1) * np.maximum(q1 - 2, 1e-12)), (g1 / (q1 - 1)) ** 2)
+        revenue_var = m1 * sp["p"] * k + m2 * sp["p"] ** 2 * k - (m1 * mean_order) ** 2
+    else:
+        mean_order = m
+        revenue_var = (m2 - m1**2) * m**2
+    w = _weights(data)
+    parts = pd.DataFrame({"purchases": m1 * w, "purchases_var": (m2 - m1**2) * w,
+                          "revenue": m1 * mean_order * w, "revenue_var": revenue_var * w})
+    out = [parts.sum()]
+    if groups is not None:
+        by = parts.groupby(groups.astype(str).to_numpy()).sum()
+        out += [by.loc[g] for g in names[1:]]
+    return pd.DataFrame(out, index=pd.Index(names, name="group"))
+
+
+def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float) -> dict:
+    """Variance of log total purchases and log total revenue over ``horizon`` from the fitted
+    parameters' uncertainty, by the delta method: central differences of the log totals in each log
+    parameter (purchase and Gamma-Gamma), with the fits' covariances. ``{"purchases": v,
+    "revenue": v}``; NaN without a usable covariance."""
+    def log_totals(m: LTVModel) -> np.ndarray:
+        p = m.predict(summary, horizon=horizon)
+        w = _weights(purchase_rows(summary))
+        return np.log([(p["expected_purchases"] * w).sum(), (p["expected_purchases"] * p["expected_spend"] * w).sum()])
+
+    if model.cov_log is None or not np.isfinite(model.cov_log).all():
+        return {"purchases": np.nan, "revenue": np.nan}
+    eps = 1e-4
+    var = np.zeros(2)
+    blocks = [("purchase", list(model.params), model.cov_log)]
+    if model.spend_model is not None and model.spend_model.cov_log is not None:
+        blocks.append(("spend", list(model.spend_model.params), model.spend_model.cov_log))
+    for kind, keys, cov in blocks:
+        base = np.log([(model.params if kind == "purchase" else model.spend_model.params)[k] for k in keys])
+        grad = np.zeros((2, len(keys)))
+        for j in range(len(keys)):
+            step = np.zeros(len(keys))
+            step[j] = eps
+            up, down = (_with_params(model, **{kind: dict(zip(keys, np.exp(base + s)))}) for s in (step, -step))
+            grad[:, j] = (log_totals(up) - log_totals(down)) / (2 * eps)
+        var += np.einsum("ij,jk,ik->i", grad, cov, grad)
+    return {"purchases": float(var[0]), "revenue": float(var[1])}
 
 
 # ---------------------------------------------------------------------------------- ML baseline
