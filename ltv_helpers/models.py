@@ -1230,8 +1230,15 @@ def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, g
     if MONETARY_VALUE not in data:
         data[MONETARY_VALUE] = 0.0
     rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
+    # Simulated in sorted order, so a history gets the same draws however the summary is laid out
+    # (one row per customer or compressed).
+    order = np.lexsort((rows[T].to_numpy(), rows[RECENCY].to_numpy(), rows[FREQUENCY].to_numpy()))
     with np.errstate(all="ignore"):
-        m1, m2 = (m[inverse] for m in _future_moments(model, rows, horizon, draws, np.random.default_rng(seed)))
+        moments = _future_moments(model, rows.iloc[order].reset_index(drop=True), horizon, draws,
+                                  np.random.default_rng(seed))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    m1, m2 = (m[rank][inverse] for m in moments)
     x, m = data[FREQUENCY].to_numpy(dtype=float), data[MONETARY_VALUE].to_numpy(dtype=float)
     if model.spend_model is not None:
         sp = model.spend_model.params

@@ -5,6 +5,7 @@ amounts and other numbers. Vectorized on Arrow strings; nothing here drops a row
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -268,25 +269,82 @@ def _naive(parsed) -> pd.Series:
 
 # ------------------------------------------------------------------------------------ numbers
 
-_CURRENCY = r"(?i)(rmb|cny|usd|hkd|eur|gbp|jpy|元|人民币|[¥$€£])"
+_CURRENCY = r"(?i)(rmb|cny|usd|hkd|eur|gbp|jpy|chf|元|人民币|[¥$€£])"
+#: Amounts at or beyond this size are implausible for one order in any currency (and 1e308
+#: would make revenue infinite).
+IMPLAUSIBLE_AMOUNT = 1e12
+
+# How a number's text shows its decimal mark. "Comma" forms only make sense with a decimal comma
+# (1.234,50; 12,50; 0,5; 1.234.567), "dot" forms only with a decimal point (1,234.50; 12.50;
+# 1,234,567); "1,234" and "1.234" are ambiguous (a thousands separator or three decimals).
+_COMMA_FORMS = (r"^\d{1,3}(\.\d{3})+,\d+$|^\d*,\d{1,2}$|^\d*,\d{4,}$|^\d{4,},\d+$|^0,\d+$"
+                r"|^[1-9]\d{0,2}(\.\d{3}){2,}$")
+_DOT_FORMS = (r"^\d{1,3}(,\d{3})+\.\d+$|^\d*\.\d{1,2}$|^\d*\.\d{4,}$|^\d{4,}\.\d+$|^0\.\d+$"
+              r"|^[1-9]\d{0,2}(,\d{3}){2,}$")
+_AMBIGUOUS = r"^[1-9]\d{0,2}[.,]\d{3}$"
+
+
+@dataclass
+class Numbers:
+    """What :func:`parse_numbers` read: ``values`` (float, NaN where not a number), ``missing``
+    (blank cells), ``ambiguous`` (cells such as ``1,234`` whose decimal mark the column does not
+    settle), ``implausible`` (infinite, or at least :data:`IMPLAUSIBLE_AMOUNT` in size), and the
+    column's ``decimal`` mark (``"."`` or ``","``; ``"mixed"`` when both forms appear)."""
+
+    values: pd.Series
+    missing: pd.Series
+    ambiguous: np.ndarray
+    implausible: np.ndarray
+    decimal: str
+
+
+def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
+    """Numbers from export text, with the decimal mark decided from the column.
+
+    Currency symbols and codes, spaces (also non-breaking and thin ones) and apostrophes (Swiss
+    ``1'234.50``) are dropped; ``(12.00)`` is -12. The decimal mark: ``decimal`` when given (``"."``
+    or ``","``); otherwise the column's own unambiguous values decide. Values such as ``12,50``,
+    ``1.234,50`` or ``0,5`` only make sense with a decimal comma, ``12.50``, ``1,234.50`` with a
+    decimal point; ``1,234`` and ``1.234`` are ambiguous and read the way the rest of the column
+    is written (a decimal point when nothing says otherwise). A column with both kinds (an export
+    merged from two locales) reads every unambiguous value by its own form and marks the
+    ambiguous ones, which the cleaner rejects with a reason.
+    """
+    if decimal not in (None, ".", ","):
+        raise LTVError(f"decimal must be '.' or ',' (or None: detect), got {decimal!r}.")
+    s = pd.Series(values).reset_index(drop=True)
+    n = len(s)
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
+        out = s.astype("float64")
+        big = (~np.isfinite(out) & out.notna()) | (out.abs() >= IMPLAUSIBLE_AMOUNT)
+        return Numbers(out.where(np.isfinite(out)), s.isna(), np.zeros(n, bool), big.to_numpy(bool), decimal or ".")
+    text, missing = _as_text(s)
+    negative = text.str.match(r"^\(.*\)$").fillna(False).to_numpy(bool)
+    norm = (text.str.replace(_CURRENCY, "", regex=True)
+            .str.replace(r"[\s\u00a0\u202f'()]", "", regex=True))
+    sign = norm.str.extract(r"^([+-]?)", expand=False).fillna("")
+    core = norm.str.replace(r"^[+-]", "", regex=True)
+    comma = core.str.match(_COMMA_FORMS).fillna(False).to_numpy(bool)
+    dot = core.str.match(_DOT_FORMS).fillna(False).to_numpy(bool)
+    ambiguous = core.str.match(_AMBIGUOUS).fillna(False).to_numpy(bool)
+    if decimal is None:
+        decimal = "mixed" if comma.any() and dot.any() else "," if comma.any() else "."
+    as_comma = comma if decimal == "mixed" else np.full(n, decimal == ",")
+    with_point = core.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+    without_commas = core.str.replace(",", "", regex=False)
+    number = (sign + with_point.where(as_comma, without_commas)).str.replace(r"^\+", "", regex=True)
+    out = pd.to_numeric(number, errors="coerce").astype("float64")
+    out = out.where(~negative, -out.abs())
+    unclear = ambiguous & (decimal == "mixed")
+    big = (np.isinf(out) | (out.abs() >= IMPLAUSIBLE_AMOUNT)).to_numpy(bool) & ~missing.to_numpy()
+    out = out.where(np.isfinite(out) & ~missing.to_numpy() & ~unclear)
+    return Numbers(out, missing, unclear, big, decimal)
 
 
 def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Floats and a mask of missing inputs; non-numeric text becomes NaN.
-
-    Currency symbols and codes, thousands separators and spaces are dropped; ``(12.00)`` is -12.
-    Used for amounts, quantities and unit prices.
-    """
-    s = pd.Series(values).reset_index(drop=True)
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-        out = s.astype("float64")
-        return out.where(np.isfinite(out)), s.isna()
-    text, missing = _as_text(s)
-    negative = text.str.match(r"^\(.*\)$").fillna(False).to_numpy(bool)
-    norm = text.str.replace(_CURRENCY, "", regex=True).str.replace(r"[, \t()]", "", regex=True)
-    out = pd.to_numeric(norm, errors="coerce").astype("float64")
-    out = out.where(~negative, -out.abs())
-    return out.where(np.isfinite(out) & ~missing.to_numpy()), missing
+    """Floats and a mask of missing inputs (:func:`parse_numbers`); non-numeric text becomes NaN."""
+    parsed = parse_numbers(values)
+    return parsed.values, parsed.missing
 
 
 # ------------------------------------------------------------------------------------ ends
