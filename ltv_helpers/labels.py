@@ -63,7 +63,8 @@ INTERVAL_NOTE = ("The 90% intervals allow for three things: the model's paramete
                  "(about ±{parameters} on total purchases), individual customers are lucky or not "
                  "(±{customers}), and the model itself is wrong in ways it cannot see, such as a changing "
                  "market (±{model}). The last part is measured on this client's own history: the same model, "
-                 "fitted at {cutoffs} earlier cut-offs, missed the totals that followed by {misses}. The three "
+                 "fitted at {cutoffs} earlier cut-offs, forecast the totals that followed with errors of {misses} "
+                 "(a minus: too low). The three "
                  "are combined; one forecast in ten may still fall outside.")
 INTERVAL_NOTE_UNMEASURED = ("The 90% intervals allow for the uncertainty of the model's parameters (about "
                             "±{parameters} on total purchases) and the luck of individual customers "
@@ -256,6 +257,8 @@ LABELS: dict[str, dict[str, str]] = {
     "predicted_low": {"en": "predicted purchases, 90% low", "zh": "预测购买次数 90% 下限"},
     "predicted_high": {"en": "predicted purchases, 90% high", "zh": "预测购买次数 90% 上限"},
     "inside": {"en": "actual inside the interval", "zh": "实际值在区间内"},
+    "yes": {"zh": "是"},
+    "no": {"zh": "否"},
     "charge": {"en": "charge (choice rule)", "zh": "扣分（选择规则）"},
     "actual purchases": {"zh": "实际购买次数"},
     "total_error_pct": {"en": "total error", "zh": "总量偏差"},
@@ -312,7 +315,7 @@ LABELS: dict[str, dict[str, str]] = {
                         "扣分最低者胜出：排序略好但总量错得多的模型不会被选中。"},
     INTERVAL_NOTE: {"zh": "90% 区间考虑了三件事：模型参数是估计值（总购买次数约 ±{parameters}），单个客户有运气好坏"
                           "（±{customers}），以及模型自身看不到的偏差，例如市场变化（±{model}）。最后一项在该客户自己的历史上测得："
-                          "同一模型在 {cutoffs} 个更早的截止日期拟合，对其后总量的偏差为 {misses}。三者合并计算；"
+                          "同一模型在 {cutoffs} 个更早的截止日期拟合，对其后总量的预测偏差为 {misses}（负号表示预测偏低）。三者合并计算；"
                           "仍有约十分之一的预测会落在区间之外。"},
     INTERVAL_NOTE_UNMEASURED: {"zh": "90% 区间只考虑了模型参数的不确定性（总购买次数约 ±{parameters}）和单个客户的运气"
                                      "（±{customers}）：{reason}，因此无法测量模型自身的偏差。真实预测的偏差通常更大；"
