@@ -25,19 +25,21 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from ltv_helpers.options import OPTIONS
 from ltv_helpers.schema import LTVError
 
-#: Keys of a client's entry and the notebook parameter each one sets (``columns`` is a mapping).
+#: Keys of a client's entry and the notebook parameter each one sets (``columns`` is a mapping):
+#: every reading and cleaning option of ``ltv check`` (:data:`ltv_helpers.options.OPTIONS`), the
+#: input ``limits``, and the report's own settings.
 CLIENT_KEYS = {
-    "source": "source", "query": "sql", "encoding": "encoding", "sheet": "sheet",
-    "dayfirst": "dayfirst", "date_format": "date_format", "observation_end": "observation_end",
+    "source": "source", **{o.yaml: o.parameter for o in OPTIONS if not o.is_column}, "limits": "limits",
     "horizon_months": "horizon_months", "gross_margin": "gross_margin",
     "annual_discount_rate": "annual_discount_rate", "currency": "currency", "language": "language",
     "title": "title", "columns": None, "parameters": None,
 }
+_CHOICES = {o.yaml: o.choices for o in OPTIONS if o.choices and o.python != "dayfirst"}
 #: Roles of ``columns:`` and the collection notebook's parameter for each.
-COLUMN_ROLES = {"customer_id": "customer_id_column", "order_date": "date_column", "amount": "amount_column",
-                "order_id": "order_id_column", "quantity": "quantity_column", "unit_price": "unit_price_column"}
+COLUMN_ROLES = {o.yaml.split(".", 1)[1]: o.parameter for o in OPTIONS if o.is_column}
 TOP_KEYS = ("output", "clients")
 #: A client's name is its folder name: letters (any script), digits, ``.``, ``_`` and ``-``.
 CLIENT_NAME = re.compile(r"^[\w][\w.-]*$")
@@ -100,6 +102,17 @@ def _client_parameters(name: str, entry) -> dict:
         elif key in ("gross_margin", "annual_discount_rate"):
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not 0 <= value <= 1:
                 raise LTVError(f"Client {name!r}: {key} must be a share between 0 and 1 (0.35 for 35%), got {value!r}.")
+        elif key in _CHOICES:
+            if value not in _CHOICES[key]:
+                raise LTVError(f"Client {name!r}: {key} must be one of {', '.join(map(str, _CHOICES[key]))}, "
+                               f"got {value!r}.")
+        elif key == "limits":
+            from ltv_helpers.data.read import LIMITS
+
+            if not isinstance(value, dict) or any(k not in LIMITS for k in value) \
+                    or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value.values()):
+                raise LTVError(f"Client {name!r}: limits must map {', '.join(LIMITS)} to whole numbers, "
+                               f"got {value!r}.")
         elif key == "dayfirst":
             if not isinstance(value, bool):
                 raise LTVError(f"Client {name!r}: dayfirst must be true or false, got {value!r}.")

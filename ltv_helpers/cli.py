@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from ltv_helpers.schema import LTVError
@@ -13,34 +14,39 @@ from ltv_helpers.schema import LTVError
 
 def _check(args) -> int:
     from ltv_helpers.data import clean_transactions, data_quality, read_transactions
+    from ltv_helpers.options import from_arguments
 
-    raw = read_transactions(args.source, customer_id=args.customer_id, order_date=args.date,
-                            amount=args.amount, encoding=args.encoding, sheet=args.sheet,
-                            sql=args.sql, order_id=args.order_id, quantity=args.quantity,
-                            unit_price=args.unit_price, dayfirst=args.dayfirst,
-                            date_format=args.date_format, limits=_limits(args))
-    result = clean_transactions(raw, observation_end=args.observation_end)
+    read, clean, limits = from_arguments(args)
+    raw = read_transactions(args.source, limits=limits, **read)
+    result = clean_transactions(raw, **clean)
     tx = result.transactions
     usable = result.rows_kept > 0
+    days = tx[["customer_id"]].assign(day=tx["order_date"].dt.normalize()).drop_duplicates()
+    repeat = int((days["customer_id"].value_counts() > 1).sum())
+    warnings_ = result.warnings + ([NO_REPEAT_BUYERS] if usable and repeat == 0 else [])
     if args.json:
         print(json.dumps({
             "source": raw.attrs.get("source"),
             "rows_in": result.rows_in,
             "rows_kept": result.rows_kept,
             "orders": result.orders,
+            "rows_rejected": len(result.rejected),
             "rejected": {k: int(v) for k, v in result.report["rows"].items()},
+            "kept_flagged": dict(result.kept_flags),
             "customers": int(tx["customer_id"].nunique()),
+            "repeat_buyers": repeat,
             "first_order": tx["order_date"].min().date().isoformat() if usable else None,
             "last_order": tx["order_date"].max().date().isoformat() if usable else None,
             "revenue": round(float(tx["amount"].sum()), 2),
+            "refunds_netted": round(float(result.refunded), 2),
             "columns": result.columns,
-            "warnings": result.warnings,
+            "warnings": warnings_,
             "usable": usable,
         }, ensure_ascii=False))
     else:
         print(f"Data quality of {raw.attrs.get('source')}")
         print(data_quality(result).to_string())
-        for sentence in result.warnings:
+        for sentence in warnings_:
             print(f"warning: {sentence}")
     if not usable:
         raise LTVError(f"No usable rows: all {result.rows_in} rows were rejected "
@@ -48,11 +54,9 @@ def _check(args) -> int:
     return 0
 
 
-def _limits(args) -> dict:
-    """The input limits raised on the command line (``--max-columns`` ...)."""
-    from ltv_helpers.data.read import LIMITS
-
-    return {key: getattr(args, key) for key in LIMITS if getattr(args, key, None) is not None}
+#: Said by ``ltv check`` when no customer bought on two days: the report could show no forecast.
+NO_REPEAT_BUYERS = ("0 repeat buyers: no forecast is possible; map ids with combine_sources if the export has "
+                    "one id per order.")
 
 
 def _demo(args) -> int:
@@ -83,9 +87,11 @@ def _report(args) -> int:
         return run_config(args.config, workers=args.workers, pdf=not args.no_pdf)
     if not args.source or not args.client or not args.output:
         raise LTVError("ltv report needs SOURCE, --client and --output (or --config clients.yaml).")
-    params = {"client": args.client, "source": args.source, "language": args.language}
-    for key, value in (("currency", args.currency), ("sql", args.sql), ("dayfirst", args.dayfirst),
-                       ("date_format", args.date_format), ("title", args.title)):
+    from ltv_helpers.options import from_arguments, notebook_parameters
+
+    params = {"client": args.client, "source": args.source, "language": args.language,
+              **notebook_parameters(*from_arguments(args))}
+    for key, value in (("currency", args.currency), ("title", args.title)):
         if value is not None:
             params[key] = value
     for item in args.param or []:
@@ -169,37 +175,15 @@ def _engine_options(parser) -> None:
     parser.add_argument("--spark-master", help="Spark master URL (default $LTV_SPARK_MASTER, else local[*])")
 
 
-def _date_options(parser) -> None:
-    order = parser.add_mutually_exclusive_group()
-    order.add_argument("--dayfirst", dest="dayfirst", action="store_const", const=True,
-                       help="dates are day/month/year (default: decided from the data)")
-    order.add_argument("--monthfirst", dest="dayfirst", action="store_const", const=False,
-                       help="dates are month/day/year")
-    parser.add_argument("--date-format", help="strptime format of the dates, e.g. '%%d/%%m/%%Y %%H:%%M'")
-
-
 def main(argv: list[str] | None = None) -> int:
+    from ltv_helpers.options import ENV, add_arguments, set_interface
+
     parser = argparse.ArgumentParser(prog="ltv", description="Customer lifetime value toolkit.")
     sub = parser.add_subparsers(dest="command", required=True)
     check = sub.add_parser("check", help="read and clean an export, print its data quality report")
     check.add_argument("source", help="CSV/Excel/Parquet/DuckDB file, or cdnow / cdnow_sample")
-    check.add_argument("--customer-id", help="column holding the customer id")
-    check.add_argument("--date", help="column holding the order date")
-    check.add_argument("--amount", help="column holding the order amount")
-    check.add_argument("--encoding", help="text encoding of a CSV (default: detect UTF-8/GB18030)")
-    check.add_argument("--sheet", help="Excel sheet name")
-    check.add_argument("--sql", help="query for a DuckDB file or database URL")
-    check.add_argument("--order-id", help="column holding the order id (order-line exports)")
-    check.add_argument("--quantity", help="column holding the quantity of an order line")
-    check.add_argument("--unit-price", help="column holding the unit price of an order line")
-    _date_options(check)
-    check.add_argument("--observation-end", help="last date to keep (YYYY-MM-DD)")
+    add_arguments(check)
     check.add_argument("--json", action="store_true", help="print one JSON object")
-    from ltv_helpers.data.read import LIMIT_HELP, LIMITS
-
-    for key, default in LIMITS.items():
-        check.add_argument(f"--{key.replace('_', '-')}", type=int,
-                           help=f"raise the limit on {LIMIT_HELP[key]} (default {default:,})")
     check.set_defaults(run=_check)
     demo = sub.add_parser("demo", help="render the demo client report on the bundled CDNOW data")
     demo.add_argument("--output", default="reports/demo", help="folder for the report's runs")
@@ -215,9 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--title", help="the report's title (default: '<client>: customer lifetime value')")
     report.add_argument("--currency", help="currency shown on money axes, e.g. CNY")
     report.add_argument("--language", default="en", choices=["en", "zh"])
-    report.add_argument("--sql", help="query for a DuckDB file or database URL")
     report.add_argument("--no-pdf", action="store_true", help="write report.html only")
-    _date_options(report)
+    add_arguments(report)
     report.add_argument("-p", "--param", action="append",
                         help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")
     report.set_defaults(run=_report)
@@ -265,6 +248,9 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     from ltv_helpers.report import stop_on_sigterm
 
+    # Messages name options as the user gives them: flags here, YAML keys for a clients file.
+    before = os.environ.get(ENV)
+    set_interface("yaml" if getattr(args, "config", None) else "cli")
     stop_on_sigterm()
     try:
         return args.run(args)
@@ -282,6 +268,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ltv check: {args.source} could not be read ({type(err).__name__}: {detail}).",
               file=sys.stderr)
         return 2
+    finally:
+        if before is None:
+            os.environ.pop(ENV, None)
+        else:
+            os.environ[ENV] = before
 
 
 if __name__ == "__main__":

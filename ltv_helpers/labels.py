@@ -20,16 +20,29 @@ LANGUAGES = ("en", "zh")
 NOTE_DATES_AMBIGUOUS = (
     "The day/month order of the dates cannot be told from the data (no field is above 12 in {rows:,} rows "
     "such as 1/12/2010); they were read as month/day/year. If the export writes day/month/year, pass "
-    "dayfirst=True (--dayfirst), or give date_format=.")
+    "{dayfirst}, or give {date_format}.")
 NOTE_DATES_MIXED = (
     "The dates mix two orders ({day_rows:,} rows can only be day/month/year, {month_rows:,} only "
     "month/day/year); they were read as {order}, so the {lost:,} rows that contradict it are rejected as "
-    "unparseable dates. Pass dayfirst=True or False (--dayfirst / --monthfirst) or date_format= to choose.")
+    "unparseable dates. Pass {dayfirst} or {monthfirst}, or {date_format}, to choose.")
 NOTE_NO_QUANTITY = (
     "There is no quantity column, so each line counts as one item at its unit price; pass "
-    "quantity=<column> if the export has one.")
+    "{quantity} if the export has one.")
 NOTE_ORDER_TIMES = (
     "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
+NOTE_DUPLICATES_KEPT = (
+    "{rows:,} lines repeat another line exactly; without an order id two identical lines can be two real "
+    "orders, so they are kept. Pass {option} if the export repeats lines.")
+NOTE_ZERO_KEPT = (
+    "{rows:,} lines have an amount of zero (free items, vouchers); they are kept as purchases, since a visit "
+    "counts for the purchase models. Pass {option} to drop them.")
+NOTE_DECIMAL_COMMA = (
+    "The {column} column writes amounts with a decimal comma (e.g. {example}); they were read that way. Pass "
+    "{option} if that is wrong.")
+NOTE_DECIMAL_MIXED = (
+    "The {column} column mixes decimal commas and decimal points (e.g. {comma} and {dot}); each value was read "
+    "by its own form, and the {rows:,} lines such as {example} that could be either are rejected as ambiguous "
+    "amounts. Pass {comma_option} or {dot_option} to read them one way.")
 
 #: Why a report has no forecast (evaluation.forecast_blocker), and what would allow one.
 NO_FORECAST_CUSTOMERS = ("The purchase models need at least {needed} customers to learn how often customers buy "
@@ -105,16 +118,25 @@ LABELS: dict[str, dict[str, str]] = {
     "Note": {"zh": "注意"},
     # cleaning notes (assumptions stated to the user)
     NOTE_DATES_AMBIGUOUS: {"zh": "无法从数据判断日期的日/月顺序（{rows:,} 行中没有大于 12 的字段，例如 1/12/2010），"
-                "已按“月/日/年”读取。如果导出文件写的是“日/月/年”，请设置 dayfirst=True（--dayfirst）"
-                "或给出 date_format=。"},
+                "已按“月/日/年”读取。如果导出文件写的是“日/月/年”，请设置 {dayfirst}"
+                "或给出 {date_format}。"},
     NOTE_DATES_MIXED: {"zh": "日期混用了两种顺序（{day_rows:,} 行只能是“日/月/年”，{month_rows:,} 行只能是"
                 "“月/日/年”）；已按{order}读取，与之矛盾的 {lost:,} 行作为无法解析的日期剔除。请用 "
-                "dayfirst=True 或 False（--dayfirst / --monthfirst）或 date_format= 指定。"},
+                "{dayfirst} 或 {monthfirst}，或 {date_format} 指定。"},
     "day/month/year": {"zh": "“日/月/年”"},
     "month/day/year": {"zh": "“月/日/年”"},
     NOTE_NO_QUANTITY: {"zh": "没有数量列，每行按一件商品、以其单价计算；如果导出文件有数量列，请指定 "
-                "quantity=<列名>。"},
+                "{quantity}。"},
     NOTE_ORDER_TIMES: {"zh": "{orders:,} 笔订单的明细行时间不一致；每笔订单取其最早一行的时间。"},
+    NOTE_DUPLICATES_KEPT: {"zh": "有 {rows:,} 行与另一行完全相同；没有订单号时，两行相同也可能是两笔真实订单，因此予以保留。"
+                                 "如果导出文件会重复行，请传入 {option}。"},
+    NOTE_ZERO_KEPT: {"zh": "有 {rows:,} 行金额为零（赠品、代金券）；它们作为购买保留，因为一次到访对购买模型也算数。"
+                           "传入 {option} 可剔除它们。"},
+    NOTE_DECIMAL_COMMA: {"zh": "{column} 列的金额使用逗号作小数点（例如 {example}），已按此读取。"
+                               "如有误，请传入 {option}。"},
+    NOTE_DECIMAL_MIXED: {"zh": "{column} 列混用了小数逗号和小数点（例如 {comma} 和 {dot}）；每个值按其自身写法读取，"
+                               "像 {example} 这样两种读法都可能的 {rows:,} 行作为含义不明的金额剔除。"
+                               "传入 {comma_option} 或 {dot_option} 可统一读法。"},
     "customers": {"zh": "客户数"},
     "first order": {"zh": "首笔订单日期"},
     "last order": {"zh": "末笔订单日期"},
@@ -135,10 +157,13 @@ LABELS: dict[str, dict[str, str]] = {
     "implausible date": {"zh": "日期不合理"},
     "missing amount": {"zh": "缺少金额"},
     "non-numeric amount": {"zh": "金额不是数字"},
+    "ambiguous amount": {"zh": "金额含义不明（小数点或千位分隔符）"},
+    "implausible amount": {"zh": "金额不合理（过大）"},
     "missing quantity": {"zh": "缺少数量"},
     "non-numeric quantity": {"zh": "数量不是数字"},
     "missing unit price": {"zh": "缺少单价"},
     "non-numeric unit price": {"zh": "单价不是数字"},
+    "kept": {"zh": "保留"},
     "date after observation end": {"zh": "日期晚于观察期结束"},
     "zero amount": {"zh": "金额为零"},
     "exact duplicate": {"zh": "完全重复"},

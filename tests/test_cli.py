@@ -4,6 +4,7 @@ import sys
 
 import pytest
 
+from ltv_helpers import cli
 from ltv_helpers.cli import main
 
 
@@ -30,7 +31,7 @@ def test_check_text_report(tmp_path, capsys):
 @pytest.mark.parametrize("content, words", [
     (None, "File not found"),
     (b"", "is empty"),
-    (b"name,city\nann,x\n", "No customer id column found; pass customer_id=<column name>. The columns are: name, city."),
+    (b"name,city\nann,x\n", "No customer id column found; pass --customer-id <column name>. The columns are: name, city."),
     (b"id,date,amount\n\xff\xfe\xfa\xfb,2024-01-01,1\n", "neither UTF-8 nor GBK"),
     (b"customer_id,date,amount\n,,\n", "No usable rows"),
 ])
@@ -109,7 +110,8 @@ def test_check_on_an_order_line_export(tmp_path, capsys):
     assert out["columns"] == {"customer_id": "会员ID", "order_date": "下单时间", "order_id": "订单编号",
                               "quantity": "数量", "unit_price": "单价"}
     assert out["rows_in"] == 4 and out["rows_kept"] == 2 and out["orders"] == 1
-    assert out["revenue"] == 397.0 and out["warnings"] == []
+    assert out["revenue"] == 397.0 and out["repeat_buyers"] == 0
+    assert out["warnings"] == [cli.NO_REPEAT_BUYERS]  # one order: nothing to forecast from
     assert out["rejected"] == {"non-numeric unit price": 1, "refund without same-day purchase": 1}
     assert main(["check", str(path)]) == 0
     text = capsys.readouterr().out

@@ -7,12 +7,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from ltv_helpers import data
+from ltv_helpers import cli, data
 from ltv_helpers.data import (
     REASONS,
     calibration_holdout,
     clean_transactions,
     combine_sources,
+    data_quality,
     read_transactions,
     rfm_summary,
 )
@@ -158,7 +159,7 @@ def test_every_rejection_reason():
                        "2024-01-03", "2024-01-04", "2024-01-04 20:00", "2024-01-05", "2024-01-06"],
         "amount": ["5", "5", "5", "5", "5", "", "abc", "5", "0", "7", "7", "7", "10", "-4", "3", "-9"],
     })
-    res = clean_transactions(df, observation_end="2024-06-30")
+    res = clean_transactions(df, observation_end="2024-06-30", zero_amounts="reject", duplicates="reject")
     _check_invariant(res)
     got = dict(zip(res.rejected["source_row"], res.rejected["reason"]))
     assert got == {
@@ -191,11 +192,32 @@ def test_refunds_reject_mode_and_full_refund():
         clean_transactions(df, refunds="ignore")
 
 
-def test_keep_options_for_zero_and_duplicates():
+def test_zero_amounts_and_duplicates_are_kept_by_default_and_flagged():
     df = pd.DataFrame({"customer_id": ["a", "a", "a"], "order_date": ["2024-01-01"] * 3,
                        "amount": [0, 5, 5]})
-    assert clean_transactions(df).rows_kept == 1
-    assert clean_transactions(df, zero_amounts="keep", duplicates="keep").rows_kept == 3
+    res = clean_transactions(df)
+    _check_invariant(res)
+    assert res.rows_kept == 3 and res.rejected.empty
+    assert res.kept_flags == {"exact duplicate": 1, "zero amount": 1}
+    assert any("duplicates='reject'" in w for w in res.warnings)  # spelled for Python here
+    assert any("zero_amounts='reject'" in w for w in res.warnings)
+    quality = data_quality(res)
+    assert quality.loc["kept: exact duplicate", "value"] == "1"
+    assert quality.loc["kept: zero amount", "value"] == "1"
+    strict = clean_transactions(df, zero_amounts="reject", duplicates="reject")
+    _check_invariant(strict)
+    assert strict.rows_kept == 1 and sorted(strict.rejected["reason"]) == ["exact duplicate", "zero amount"]
+    assert clean_transactions(df, zero_amount="reject").rows_kept == 2  # the issue's spelling
+
+
+def test_repeated_lines_of_one_order_are_rejected_when_there_is_an_order_id():
+    df = pd.DataFrame({"customer_id": ["a", "a", "a", "b"], "order_id": ["o1", "o1", "o2", "o3"],
+                       "order_date": ["2024-01-01"] * 4, "amount": [5, 5, 5, 7]})
+    res = clean_transactions(df)
+    _check_invariant(res)
+    assert res.rejected["reason"].tolist() == ["exact duplicate"] and res.rejected["source_row"].tolist() == [2]
+    assert res.orders == 3 and res.kept_flags == {}
+    assert clean_transactions(df, duplicates="keep").orders == 3  # both lines of o1 merge into one order
 
 
 @pytest.mark.parametrize("text, value", [
@@ -209,7 +231,7 @@ def test_currency_strings(text, value):
 
 def test_invariant_on_dirty_synthetic_data():
     raw = synthetic_transactions(3000, seed=5, dirty=0.08)
-    res = clean_transactions(raw)
+    res = clean_transactions(raw, duplicates="reject")  # the dirty rows' duplicates are errors, not orders
     _check_invariant(res)
     for reason in ("missing customer id", "unparseable date", "non-numeric amount", "exact duplicate"):
         assert res.report.loc[reason, "rows"] > 0
@@ -517,10 +539,11 @@ def test_ambiguous_day_month_order_is_assumed_with_a_warning_and_overridable(tmp
 
     assert main(["check", str(path), "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["orders"] == 2 and len(out["warnings"]) == 1 and "--dayfirst" in out["warnings"][0]
+    assert out["orders"] == 2 and "--dayfirst" in out["warnings"][0]
+    assert out["warnings"][1:] == [cli.NO_REPEAT_BUYERS]  # two customers, one order each
     assert main(["check", str(path), "--json", "--dayfirst"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert out["warnings"] == [] and out["first_order"] == "2010-12-01"
+    assert out["warnings"] == [cli.NO_REPEAT_BUYERS] and out["first_order"] == "2010-12-01"
     assert main(["check", str(path), "--json", "--date-format", "%d/%m/%Y"]) == 0
     assert json.loads(capsys.readouterr().out)["last_order"] == "2011-01-03"
 
@@ -564,7 +587,7 @@ def test_exact_duplicates_compare_every_source_column(tmp_path):
                     encoding="utf-8")
     raw = read_transactions(path)
     assert "sku" not in raw.columns  # dropped, but still part of what "exact" means
-    res = clean_transactions(raw)
+    res = clean_transactions(raw, duplicates="reject")
     assert res.rows_kept == 2 and res.rejected["source_row"].tolist() == [3]
 
 

@@ -10,9 +10,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.data.parse import _as_timestamp, _clean_ids, _end_cut, _parse_amounts, parse_dates
+from ltv_helpers.data.parse import (IMPLAUSIBLE_AMOUNT, _as_timestamp, _clean_ids, _end_cut, parse_dates,
+                                   parse_numbers)
 from ltv_helpers.data.read import _list
-from ltv_helpers.labels import NOTE_NO_QUANTITY, NOTE_ORDER_TIMES, Note
+from ltv_helpers.labels import (NOTE_DECIMAL_COMMA, NOTE_DECIMAL_MIXED, NOTE_DUPLICATES_KEPT, NOTE_NO_QUANTITY,
+                                NOTE_ORDER_TIMES, NOTE_ZERO_KEPT, Note)
+from ltv_helpers.options import spell
 from ltv_helpers.schema import (
     AMOUNT,
     CHANNEL,
@@ -37,6 +40,8 @@ REASONS = (
     "implausible date",
     "missing amount",
     "non-numeric amount",
+    "ambiguous amount",
+    "implausible amount",
     "missing quantity",
     "non-numeric quantity",
     "missing unit price",
@@ -66,6 +71,8 @@ class CleanResult:
     ``rows_in`` / ``rows_kept``: source lines read / kept (``rows_in = rows_kept + len(rejected)``);
     ``orders``: orders kept. ``refunded``: total refund amount netted into purchases.
     ``input_sha256``: the reader's fingerprint of the input (the file's SHA-256).
+    ``kept_flags``: lines kept that a consultant should know about (``"zero amount"``,
+    ``"exact duplicate"``), with their counts.
     ``notes``: the assumptions the cleaner made (e.g. the day/month order of dates), as
     :class:`~ltv_helpers.labels.Note` (``note.text("zh")`` for Chinese reports); ``warnings``:
     the same as English sentences.
@@ -80,6 +87,7 @@ class CleanResult:
     columns: dict = field(default_factory=dict)
     notes: list = field(default_factory=list)
     input_sha256: str = ""
+    kept_flags: dict = field(default_factory=dict)
 
     @property
     def orders(self) -> int:
@@ -99,12 +107,14 @@ def clean_transactions(
     *,
     observation_end=None,
     refunds: str = "net",
-    zero_amounts: str = "reject",
-    duplicates: str = "reject",
+    zero_amounts: str = "keep",
+    duplicates: str = "auto",
     date_format: str | None = None,
     dayfirst: bool | None = None,
     earliest_date=EARLIEST_DATE,
     cancel_prefix: str | None = "C",
+    decimal: str | None = None,
+    zero_amount: str | None = None,
 ) -> CleanResult:
     """Type, validate and de-duplicate transactions, listing every dropped line with a reason.
 
@@ -131,9 +141,12 @@ def clean_transactions(
     then rejected as netted, a purchase brought to zero as "fully refunded", and a refund with no
     same-day purchase is rejected as such. ``refunds="reject"`` rejects every refund line.
 
-    ``zero_amounts="keep"`` keeps zero-value lines (free items still count as purchases for the
-    purchase models); ``duplicates="keep"`` keeps exact duplicates, for exports where two
-    identical lines can be real.
+    Zero amounts are kept by default (free items and vouchers are visits, which the purchase
+    models count), counted in ``kept_flags`` and a note; ``zero_amounts="reject"`` (or its alias
+    ``zero_amount="reject"``) drops them. Exact duplicates: ``duplicates="auto"`` rejects them
+    when the export has an order id (a repeated line of one order) and keeps them, with a note,
+    when it has none (two identical lines can be two real orders); ``"reject"`` and ``"keep"``
+    force either.
 
     Invariant: ``rows_in == rows_kept + len(rejected)``.
 
@@ -143,9 +156,12 @@ def clean_transactions(
     >>> res.transactions["amount"].tolist(), res.report["rows"].to_dict()
     ([1000.0], {'missing customer id': 1, 'refund netted into same-day purchase': 1})
     """
+    if zero_amount is not None:
+        zero_amounts = zero_amount
     for name, value, allowed in (("refunds", refunds, ("net", "reject")),
                                  ("zero_amounts", zero_amounts, ("reject", "keep")),
-                                 ("duplicates", duplicates, ("reject", "keep")),
+                                 ("duplicates", duplicates, ("auto", "reject", "keep")),
+                                 ("decimal", decimal, (None, ".", ",")),
                                  ("dayfirst", dayfirst, (None, True, False))):
         if value not in allowed:
             raise LTVError(f"{name} must be {' or '.join(map(repr, allowed))}, got {value!r}.")
@@ -187,7 +203,7 @@ def clean_transactions(
     tomorrow = _end_cut(pd.Timestamp.now().normalize())
     reject((dates < earliest) | (dates >= tomorrow), "implausible date")
 
-    amounts, quantity = _amounts(raw, reject, notes)
+    amounts, quantity = _amounts(raw, reject, notes, decimal, df.attrs.get("columns", {}))
     cancel = (amounts < 0).to_numpy().copy()
     if quantity is not None:
         cancel |= (quantity < 0).to_numpy()
@@ -198,14 +214,20 @@ def clean_transactions(
 
     if observation_end is not None:
         reject(dates >= _end_cut(observation_end), "date after observation end")
+    flags = {}
     if zero_amounts == "reject":
         reject(amounts == 0, "zero amount")
+    if duplicates == "auto":
+        duplicates = "reject" if order_ids is not None and order_ids.notna().any() else "keep"
+    alive = reason.isna().to_numpy()
+    columns = [c for c in raw.columns if c not in (SOURCE_ROW, READ_ERROR)]
+    dup = np.zeros(n, dtype=bool)
+    dup[alive] = raw.loc[alive, columns].duplicated(keep="first").to_numpy()
     if duplicates == "reject":
-        alive = reason.isna().to_numpy()
-        columns = [c for c in raw.columns if c not in (SOURCE_ROW, READ_ERROR)]
-        dup = np.zeros(n, dtype=bool)
-        dup[alive] = raw.loc[alive, columns].duplicated(keep="first").to_numpy()
         reject(dup, "exact duplicate")
+    elif dup.any():
+        flags["exact duplicate"] = int(dup.sum())
+        notes.append(Note(NOTE_DUPLICATES_KEPT, {"rows": int(dup.sum()), "option": spell("duplicates", "reject")}))
     if refunds == "reject":
         reject(cancel, "refund")
 
@@ -240,6 +262,10 @@ def clean_transactions(
     entities[AMOUNT] = amount
 
     keep = reason.isna().to_numpy()
+    zero_kept = int((keep & (amounts == 0).to_numpy()).sum())
+    if zero_kept:
+        flags["zero amount"] = zero_kept
+        notes.append(Note(NOTE_ZERO_KEPT, {"rows": zero_kept, "option": spell("zero_amounts", "reject")}))
     kept = entities[entity_reason == None]  # noqa: E711
     transactions = (kept.sort_values([CUSTOMER_ID, ORDER_DATE, AMOUNT], kind="stable")
                     .reset_index(drop=True))
@@ -255,30 +281,55 @@ def clean_transactions(
     if lines_kept != int(keep.sum()) or lines_kept + len(rejected) != n:
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
     return CleanResult(transactions, rejected, report, n, lines_kept, float(refunded),
-                       dict(df.attrs.get("columns", {})), notes, df.attrs.get("sha256", ""))
+                       dict(df.attrs.get("columns", {})), notes, df.attrs.get("sha256", ""), flags)
 
 
-def _amounts(raw: pd.DataFrame, reject, notes: list) -> tuple[pd.Series, pd.Series | None]:
+def _numbers(raw: pd.DataFrame, role: str, decimal, columns: dict, notes: list, reject, what: str) -> pd.Series:
+    """One numeric column parsed (:func:`parse_numbers`), its lines rejected where the value is
+    missing, not a number, ambiguous or implausible, and a note on how its decimal mark was read."""
+    parsed = parse_numbers(raw[role], decimal)
+    text = raw[role].astype("str")
+    column = columns.get(role, role)
+    reject(parsed.missing, f"missing {what}")
+    if what == "amount":
+        reject(parsed.implausible, "implausible amount")
+        reject(parsed.ambiguous, "ambiguous amount")
+    reject(parsed.values.isna(), f"non-numeric {what}")
+    if decimal is None and parsed.decimal == "," and what != "quantity":
+        example = text[text.str.contains(",", regex=False)].iloc[0]
+        notes.append(Note(NOTE_DECIMAL_COMMA, {"column": str(column), "example": str(example),
+                                               "option": spell("decimal", ".")}))
+    elif parsed.decimal == "mixed":
+        comma = text[text.str.contains(r"\d,\d{1,2}\b|\.\d{3},", regex=True)]
+        dot = text[text.str.contains(r"\d\.\d{1,2}\b|,\d{3}\.", regex=True)]
+        example = text[parsed.ambiguous].iloc[0] if parsed.ambiguous.any() else "-"
+        notes.append(Note(NOTE_DECIMAL_MIXED, {"column": str(column), "comma": str(comma.iloc[0]) if len(comma) else "-",
+                                               "dot": str(dot.iloc[0]) if len(dot) else "-",
+                                               "rows": int(parsed.ambiguous.sum()), "example": str(example),
+                                               "comma_option": spell("decimal", ","), "dot_option": spell("decimal", ".")}))
+    return parsed.values
+
+
+def _amounts(raw: pd.DataFrame, reject, notes: list, decimal=None, columns: dict | None = None
+             ) -> tuple[pd.Series, pd.Series | None]:
     """Line amounts (the amount column, or quantity x unit price) and quantities, rejecting
-    the lines where they are missing or not numbers."""
-    qty, qty_missing = _parse_amounts(raw[QUANTITY]) if QUANTITY in raw else (None, None)
+    the lines where they are missing, not numbers, ambiguous or implausible."""
+    columns = columns or {}
     if AMOUNT in raw:
-        amounts, missing = _parse_amounts(raw[AMOUNT])
-        reject(missing, "missing amount")
-        reject(amounts.isna(), "non-numeric amount")
-        return amounts, qty
-    if qty is None:
-        notes.append(Note(NOTE_NO_QUANTITY))
+        qty = parse_numbers(raw[QUANTITY], decimal).values if QUANTITY in raw else None
+        return _numbers(raw, AMOUNT, decimal, columns, notes, reject, "amount"), qty
+    if QUANTITY not in raw:
+        notes.append(Note(NOTE_NO_QUANTITY, {"quantity": spell("quantity")}))
+        qty = None
     else:
-        reject(qty_missing, "missing quantity")
-        reject(qty.isna(), "non-numeric quantity")
-    price, price_missing = _parse_amounts(raw[UNIT_PRICE])
-    reject(price_missing, "missing unit price")
-    reject(price.isna(), "non-numeric unit price")
+        qty = _numbers(raw, QUANTITY, decimal, columns, notes, reject, "quantity")
+    price = _numbers(raw, UNIT_PRICE, decimal, columns, notes, reject, "unit price")
     if qty is None:
         return price, None
     # Rounded to a millionth: 3 x 2.55 is 7.6499999... in binary floating point.
-    return (qty * price).round(6), qty
+    amount = (qty * price).round(6)
+    reject(~np.isfinite(amount.fillna(0)) | (amount.abs() >= IMPLAUSIBLE_AMOUNT), "implausible amount")
+    return amount, qty
 
 
 def _orders_from_lines(typed: pd.DataFrame, reason: pd.Series, reject, cancel: np.ndarray,

@@ -21,7 +21,8 @@ def data_quality(result: CleanResult, language: str = "en") -> pd.DataFrame:
     """The data quality table a consultant reads first: one row per measure, ``value`` column.
 
     Lines read and kept, orders kept (an order-line export merges lines into orders; otherwise
-    each line is an order), lines rejected with one row per rejection reason, customers, date
+    each line is an order), lines rejected with one row per rejection reason, lines kept that
+    deserve a look (zero amounts, exact duplicates without an order id), customers, date
     range, revenue, refunds netted, and which source column filled each role.
     """
     tx = result.transactions
@@ -29,6 +30,7 @@ def data_quality(result: CleanResult, language: str = "en") -> pd.DataFrame:
     rows = [(lab("lines read"), result.rows_in), (lab("lines kept"), result.rows_kept),
             (lab("orders kept"), result.orders), (lab("lines rejected"), len(result.rejected))]
     rows += [(f"{lab('rejected')}: {lab(r)}", int(n)) for r, n in result.report["rows"].items()]
+    rows += [(f"{lab('kept')}: {lab(flag)}", int(n)) for flag, n in result.kept_flags.items()]
     rows += [
         (lab("customers"), int(tx[CUSTOMER_ID].nunique())),
         (lab("first order"), tx[ORDER_DATE].min().date().isoformat() if len(tx) else "-"),

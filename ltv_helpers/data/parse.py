@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.labels import NOTE_DATES_AMBIGUOUS, NOTE_DATES_MIXED, Note
+from ltv_helpers.options import spell
 from ltv_helpers.schema import LTVError
 
 _NULL_TOKENS = {"", "nan", "none", "null", "na", "n/a", "#n/a", "-", "--", "nat", "未知", "无"}
@@ -143,6 +144,12 @@ def _components(parts: pd.DataFrame, dayfirst: bool, year_first: bool) -> np.nda
     return np.where(ok, stamp, np.datetime64("NaT", "us"))
 
 
+def _date_options() -> dict:
+    """How the user passes the date options, in the interface in use (values of the date notes)."""
+    return {"dayfirst": spell("dayfirst", True), "monthfirst": spell("dayfirst", False),
+            "date_format": spell("date_format", "<format>")}
+
+
 def date_order(first: pd.Series, second: pd.Series, dayfirst: bool | None) -> tuple[bool, list[Note]]:
     """Decide day/month order from the two leading fields of ``D/M/Y``-or-``M/D/Y`` dates.
 
@@ -166,8 +173,8 @@ def date_order(first: pd.Series, second: pd.Series, dayfirst: bool | None) -> tu
         return use_day, [Note(NOTE_DATES_MIXED, {
             "day_rows": day_first_rows, "month_rows": month_first_rows,
             "order": "day/month/year" if use_day else "month/day/year",
-            "lost": month_first_rows if use_day else day_first_rows})]
-    return False, [Note(NOTE_DATES_AMBIGUOUS, {"rows": len(first)})]
+            "lost": month_first_rows if use_day else day_first_rows, **_date_options()})]
+    return False, [Note(NOTE_DATES_AMBIGUOUS, {"rows": len(first), **_date_options()})]
 
 
 def parse_dates(values: pd.Series, date_format: str | None = None,

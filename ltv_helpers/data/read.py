@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.datasets import BUNDLED, load_cdnow
+from ltv_helpers.options import spell
 from ltv_helpers.schema import (
     AMOUNT,
     CHANNEL,
@@ -72,8 +73,6 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
                  "单价", "商品单价", "成交单价", "销售单价", "价格"),
 }
 
-_ROLE_ARGS = {CUSTOMER_ID: "customer_id", ORDER_DATE: "order_date", AMOUNT: "amount"}
-
 
 def _norm_header(name: object) -> str:
     text = unicodedata.normalize("NFKC", str(name)).strip().lower()
@@ -106,8 +105,8 @@ def detect_columns(columns: Iterable[object], **overrides: str | None) -> dict[s
         if wanted is not None:
             if wanted not in columns:
                 raise LTVError(
-                    f"The {role} column {wanted!r} is not in the data; the columns are: "
-                    f"{_list(columns)}."
+                    f"The {role.replace('_', ' ')} column {wanted!r} is not in the data (given as "
+                    f"{spell(role, wanted)}); the columns are: {_list(columns)}."
                 )
             found[role] = wanted
             used.add(wanted)
@@ -121,12 +120,12 @@ def detect_columns(columns: Iterable[object], **overrides: str | None) -> dict[s
     for role in (CUSTOMER_ID, ORDER_DATE):
         if role not in found:
             raise LTVError(
-                f"No {role.replace('_', ' ')} column found; pass {_ROLE_ARGS[role]}=<column name>. "
+                f"No {role.replace('_', ' ')} column found; pass {spell(role)}. "
                 f"The columns are: {_list(columns)}."
             )
     if AMOUNT not in found and UNIT_PRICE not in found:
         raise LTVError(
-            "No amount column found; pass amount=<column name>, or unit_price= and quantity= for "
+            f"No amount column found; pass {spell(AMOUNT)}, or {spell(UNIT_PRICE)} and {spell(QUANTITY)} for "
             f"an export with one row per order line. The columns are: {_list(columns)}."
         )
     return found
