@@ -30,6 +30,13 @@ NOTE_NO_QUANTITY = (
     "{quantity} if the export has one.")
 NOTE_ORDER_TIMES = (
     "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
+NOTE_ENCODING = ("{file} is not UTF-8 text; it was read as {encoding}, which fits its bytes best. If the "
+                 "names look wrong, pass the right encoding, e.g. {option}.")
+NOTE_COLUMN_CHOICE = (
+    "Several columns could hold the {role}: {used} was used; also found: {others}. Pass {option} to use "
+    "another.")
+NOTE_COLUMN_TWICE = (
+    "The header names {column} twice; the first one is used as the {role}. Pass {option} to use the second.")
 NOTE_DUPLICATES_KEPT = (
     "{rows:,} lines repeat another line exactly; without an order id two identical lines can be two real "
     "orders, so they are kept. Pass {option} if the export repeats lines.")
@@ -128,6 +135,9 @@ LABELS: dict[str, dict[str, str]] = {
     NOTE_NO_QUANTITY: {"zh": "没有数量列，每行按一件商品、以其单价计算；如果导出文件有数量列，请指定 "
                 "{quantity}。"},
     NOTE_ORDER_TIMES: {"zh": "{orders:,} 笔订单的明细行时间不一致；每笔订单取其最早一行的时间。"},
+    NOTE_ENCODING: {"zh": "{file} 不是 UTF-8 文本；已按最符合其字节的 {encoding} 读取。如果文字显示不对，请传入正确的编码，例如 {option}。"},
+    NOTE_COLUMN_CHOICE: {"zh": "有多列可能是{role}：采用了 {used}；另有：{others}。如需换用，请传入 {option}。"},
+    NOTE_COLUMN_TWICE: {"zh": "表头中 {column} 出现了两次；第一列用作{role}。如需使用第二列，请传入 {option}。"},
     NOTE_DUPLICATES_KEPT: {"zh": "有 {rows:,} 行与另一行完全相同；没有订单号时，两行相同也可能是两笔真实订单，因此予以保留。"
                                  "如果导出文件会重复行，请传入 {option}。"},
     NOTE_ZERO_KEPT: {"zh": "有 {rows:,} 行金额为零（赠品、代金券）；它们作为购买保留，因为一次到访对购买模型也算数。"
@@ -255,6 +265,8 @@ LABELS: dict[str, dict[str, str]] = {
     "customer_id": {"en": "customer id", "zh": "客户ID"},
     "order_date": {"en": "order date", "zh": "订单日期"},
     "amount": {"zh": "金额"},
+    "customer id": {"zh": "客户ID"},
+    "order date": {"zh": "订单日期"},
     "order_id": {"en": "order id", "zh": "订单号"},
     "quantity": {"zh": "数量"},
     "unit_price": {"en": "unit price", "zh": "单价"},

@@ -32,7 +32,7 @@ def test_check_text_report(tmp_path, capsys):
     (None, "File not found"),
     (b"", "is empty"),
     (b"name,city\nann,x\n", "No customer id column found; pass --customer-id <column name>. The columns are: name, city."),
-    (b"id,date,amount\n\xff\xfe\xfa\xfb,2024-01-01,1\n", "neither UTF-8 nor GBK"),
+    (b"id,date,amount\n\x01\x02\x03\xff\xfe\x04,2024-01-01,1\n", "neither UTF-8 nor GBK"),
     (b"customer_id,date,amount\n,,\n", "No usable rows"),
 ])
 def test_check_unusable_files_exit_2_with_one_sentence(tmp_path, capsys, content, words):

@@ -126,7 +126,7 @@ def test_missing_column_names_the_columns_found(tmp_path):
 @pytest.mark.parametrize("content, message", [
     (b"", "empty"),
     (b"\xff\xfe\x00", "UTF-16 byte-order mark but is not valid text"),
-    (b"id,date,amount\n" + "é".encode("latin-1") * 5 + b"\xff\xff,2024-01-01,1\n", "neither UTF-8 nor GBK"),
+    (b"id,date,amount\n\x01\x02\x03" + "é".encode("latin-1") * 5 + b"\xff\x04,2024-01-01,1\n", "neither UTF-8 nor GBK"),
 ])
 def test_unusable_files(tmp_path, content, message):
     path = tmp_path / "bad.csv"

@@ -184,7 +184,7 @@ def clean_transactions(
     if SOURCE_ROW not in raw:
         raw[SOURCE_ROW] = np.arange(1, n + 1)
     reason = pd.Series(pd.NA, index=raw.index, dtype=object)
-    notes: list[Note] = []
+    notes: list[Note] = list(df.attrs.get("notes", []))  # the reader's, on the columns it chose
 
     def reject(mask, why):
         mask = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()

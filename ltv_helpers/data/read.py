@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.datasets import BUNDLED, load_cdnow
+from ltv_helpers.labels import NOTE_COLUMN_CHOICE, NOTE_COLUMN_TWICE, NOTE_ENCODING, Note
 from ltv_helpers.options import spell
 from ltv_helpers.schema import (
     AMOUNT,
@@ -42,23 +43,27 @@ from ltv_helpers.schema import (
 #: "客户ＩＤ" all match.
 COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     CUSTOMER_ID: (
-        "customer_id", "customer", "cust_id", "customer_no", "customer_number", "client_id",
+        # Olist and other marketplaces give every order its own customer_id and the person a
+        # customer_unique_id: the person is the customer.
+        "customer_unique_id", "unique_customer_id", "customer_id", "customer", "cust_id", "customer_no", "customer_number", "client_id",
         "user_id", "userid", "uid", "member_id", "member_no", "buyer_id", "account_id", "one_id",
         "客户ID", "客户编号", "客户号", "会员ID", "会员编号", "会员号", "会员卡号", "用户ID",
-        "用户编号", "买家ID", "顾客ID", "顾客编号", "OneID",
+        "用户编号", "买家ID", "顾客ID", "顾客编号", "OneID", "买家会员名", "买家会员ID", "买家昵称",
     ),
     ORDER_DATE: (
-        "order_date", "order_time", "order_datetime", "purchase_date", "purchase_time",
+        "order_date", "order_time", "order_datetime", "order_purchase_timestamp", "purchase_timestamp",
+        "order_created_at", "order_placed_at", "purchase_date", "purchase_time",
         "transaction_date", "transaction_time", "invoice_date", "paid_at", "payment_time",
         "created_at", "date", "datetime", "timestamp", "time",
-        "下单时间", "订单日期", "支付时间", "付款时间", "交易时间", "成交时间", "订单创建时间",
+        "下单时间", "订单日期", "支付时间", "付款时间", "订单付款时间", "交易时间", "成交时间", "订单创建时间",
         "创建时间", "下单日期", "购买日期", "购买时间", "日期", "时间",
     ),
     AMOUNT: (
-        "amount", "revenue", "order_amount", "order_value", "order_total", "paid_amount",
-        "payment_amount", "sales", "sales_amount", "total", "total_amount", "line_total",
+        "amount", "revenue", "order_amount", "order_value", "order_total", "grand_total",
+        "total_paid", "amount_paid", "paid_amount", "payment_amount", "payment_value", "sales",
+        "sales_amount", "net_sales", "total_sales", "total", "total_amount", "line_total",
         "value", "dollar_value", "gmv",
-        "实付金额", "订单金额", "支付金额", "实收金额", "付款金额", "成交金额", "销售额",
+        "买家实际支付金额", "实际支付金额", "实付金额", "订单金额", "支付金额", "实收金额", "付款金额", "成交金额", "销售额",
         "销售金额", "消费金额", "金额", "总金额", "应付金额", "小计",
     ),
     ORDER_ID: ("order_id", "order_no", "order_number", "invoice", "invoice_no", "invoice_id",
@@ -74,8 +79,13 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Traditional characters of the Chinese headers, folded to the simplified ones of
+#: :data:`COLUMN_CANDIDATES` (Taiwan and Hong Kong exports: 會員ID, 下單時間, 實付金額).
+_TRADITIONAL = str.maketrans("會員戶單時間實額訂號編數價買銷費總應創購顧碼帳", "会员户单时间实额订号编数价买销费总应创购顾码账")
+
+
 def _norm_header(name: object) -> str:
-    text = unicodedata.normalize("NFKC", str(name)).strip().lower()
+    text = unicodedata.normalize("NFKC", str(name)).strip().lower().translate(_TRADITIONAL)
     return re.sub(r"[\s_\-./()（）]+", "", text)
 
 
@@ -129,6 +139,33 @@ def detect_columns(columns: Iterable[object], **overrides: str | None) -> dict[s
             f"an export with one row per order line. The columns are: {_list(columns)}."
         )
     return found
+
+
+def column_notes(columns: Iterable[object], mapping: dict, overrides: dict | None = None) -> list[Note]:
+    """Notes on the column choice a user should check: a required role that several headers
+    could fill (the one used and the others), and a header name that appears twice (pandas reads
+    the second as ``name.1``)."""
+    columns = [str(c) for c in columns]
+    overrides = overrides or {}
+    notes = []
+    for role in (CUSTOMER_ID, ORDER_DATE, AMOUNT):
+        if role not in mapping or role in overrides:
+            continue
+        wanted = {_norm_header(c) for c in COLUMN_CANDIDATES[role]}
+        others = [c for c in columns if _norm_header(c) in wanted and c != mapping[role]
+                  and c not in mapping.values()]
+        if others:
+            notes.append(Note(NOTE_COLUMN_CHOICE, {"role": role.replace("_", " "), "used": mapping[role],
+                                                   "others": ", ".join(others[:5]),
+                                                   "option": spell(role, others[0])}))
+    present = set(columns)
+    for col in columns:
+        match = re.match(r"^(.+)\.(\d+)$", col)
+        if match and match.group(1) in present and match.group(1) in mapping.values():
+            role = next(r for r, c in mapping.items() if c == match.group(1))
+            notes.append(Note(NOTE_COLUMN_TWICE, {"column": match.group(1), "role": role.replace("_", " "),
+                                                  "option": spell(role, col)}))
+    return notes
 
 
 def _list(columns: Iterable[object], most: int = 40) -> str:
@@ -300,10 +337,10 @@ def _limit_hint(key: str) -> str:
     return f"raise it with limits={{'{key}': ...}} (ltv check --{key.replace('_', '-')})"
 
 
-def _check_csv_lines(path: Path, limit: int) -> None:
-    """Refuse a file with a line longer than ``limit`` bytes, naming the line. One pass over the
-    file in blocks of half the limit: a line that long spans a whole block without a newline,
-    and only then is its exact length measured."""
+def _check_csv_lines(path: Path, limit: int) -> int:
+    """Refuse a file with a line longer than ``limit`` bytes, naming the line; else return the
+    number of physical lines. One pass over the file in blocks of half the limit: a line that
+    long spans a whole block without a newline, and only then is its exact length measured."""
     half = max(1, limit // 2)
     start, pos, line = 0, 0, 1  # start of the current line, bytes read, its number
     with path.open("rb") as fh:
@@ -320,6 +357,7 @@ def _check_csv_lines(path: Path, limit: int) -> None:
                 line += block.count(newline)
                 start = pos + block.rfind(newline) + 1
             pos += len(block)
+    return line - 1 if pos == start else line  # a last line without a newline counts too
 
 
 def _check_unzipped_size(path: Path, limit: int) -> None:
@@ -495,6 +533,7 @@ def read_transactions(
     out.attrs["source"] = origin
     out.attrs["date_options"] = {"dayfirst": dayfirst, "date_format": date_format}
     out.attrs["sha256"] = fingerprint or _rows_sha256(source_columns, out[ROW_KEY].to_numpy())
+    out.attrs["notes"] = frame.attrs.get("notes", []) + column_notes(source_columns, mapping, overrides)
     return out
 
 
@@ -521,8 +560,88 @@ def row_key(frame: pd.DataFrame) -> np.ndarray:
     return pd.util.hash_pandas_object(frame.astype("str"), index=False).to_numpy()
 
 
-def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
-    """Pick the file's encoding and return it with a decoded sample of its start."""
+#: Encodings a CSV that is not UTF-8 is checked against (charset-normalizer's candidates): the
+#: Chinese, Japanese and Korean ones, and the two Western ones that old Windows and Mac exports use.
+CANDIDATE_ENCODINGS = ("gb18030", "big5", "shift_jis", "euc_kr", "cp1252", "mac_roman")
+_WESTERN = ("cp1252", "mac_roman", "latin-1")
+#: A UTF-8 file may have this many lines (or this share of its lines, whichever is more) in another
+#: encoding, each rejected as a malformed line; more, and the file is taken to be in another one.
+BAD_TEXT_LINES = (10, 0.01)
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _latin_letters(text: str) -> int:
+    """Letters of the Latin-1 range (à, ö, ß ...): what European text written in the right
+    single-byte encoding is full of, and the wrong one turns into symbols (Z¸rich, Franzšsisch)."""
+    return sum(1 for ch in text if "\u00c0" <= ch <= "\u00ff" and ch not in "\u00d7\u00f7")
+
+
+def _sniff_encoding(path: Path, head: bytes) -> tuple[str, list]:
+    """The encoding of a file that is not UTF-8, and the note saying so; or one sentence naming
+    the encodings to try when the bytes fit two of them equally well."""
+    from charset_normalizer import from_bytes
+
+    with path.open("rb") as fh:
+        sample = fh.read(1 << 20)
+    results = {m.encoding: m for m in from_bytes(sample, cp_isolation=list(CANDIDATE_ENCODINGS))}
+    best = min(results.values(), key=lambda m: (m.chaos, -m.coherence), default=None)
+    if best is not None and best.encoding not in _WESTERN:
+        # Chinese clients first: GB18030 whenever it reads the bytes as cleanly as the best.
+        gb = results.get("gb18030")
+        enc = "gb18030" if gb is not None and gb.chaos <= best.chaos else best.encoding
+        big5 = results.get("big5")
+        if enc == "gb18030" and (big5 is None or big5.chaos > gb.chaos):
+            return enc, []  # GBK, as most Chinese exports not in UTF-8 are: nothing to check
+    else:
+        readings = {}
+        for enc in _WESTERN:
+            try:
+                text = sample.decode(enc)
+            except UnicodeDecodeError:
+                continue
+            if len(_CONTROL.findall(text)) <= 0.005 * len(text):  # text, not binary
+                readings[enc] = text
+        scores = {enc: _latin_letters(text) for enc, text in readings.items()}
+        ranked = sorted(scores, key=lambda e: (-scores[e], _WESTERN.index(e)))
+        if len(ranked) >= 2 and scores[ranked[0]] == scores[ranked[1]] and ranked[1] != "latin-1":
+            word = lambda text: next((w for w in re.findall(r"\S*[^\x00-\x7f]\S*", text)), "")[:30]  # noqa: E731
+            raise LTVError(f"{path.name} is not UTF-8 text, and it reads equally well as {ranked[0]} "
+                           f"({word(readings[ranked[0]])!r}) and as {ranked[1]} ({word(readings[ranked[1]])!r}); "
+                           f"pass {spell('encoding', ranked[0])} or {spell('encoding', ranked[1])}.")
+        if not ranked:
+            raise LTVError(f"{path.name} is neither UTF-8 nor GBK/GB18030 text, nor any other of "
+                           f"{', '.join(CANDIDATE_ENCODINGS[1:])}; pass its encoding "
+                           f"({spell('encoding', 'big5')}, for example), or check that it is a text export.")
+        enc = ranked[0]
+    other = {"cp1252": "mac_roman", "mac_roman": "cp1252", "latin-1": "mac_roman", "gb18030": "big5"}.get(enc, "gb18030")
+    return enc, [Note(NOTE_ENCODING, {"file": path.name, "encoding": enc, "option": spell("encoding", other)})]
+
+
+def _mostly_utf8(head: bytes) -> bool:
+    """Whether a start that is not valid UTF-8 is a UTF-8 file with a few lines in another encoding:
+    its other lines with non-ASCII bytes are valid UTF-8, and the bad ones are few."""
+    lines = [ln for ln in re.split(rb"\r\n|\n|\r", head[: head.rfind(b"\n") + 1] or head) if ln.strip()]
+    bad = good = 0
+    for ln in lines:
+        if max(ln, default=0) < 0x80:
+            continue
+        try:
+            ln.decode("utf-8")
+            good += 1
+        except UnicodeDecodeError:
+            bad += 1
+    return good > 0 and bad <= max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * len(lines))
+
+
+def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str, list]:
+    """Pick the file's encoding and return it with a decoded sample of its start and the notes on
+    the choice. A byte-order mark wins; then UTF-8 (also for a UTF-8 file with a few lines in
+    another encoding, which become malformed lines); then the best of
+    :data:`CANDIDATE_ENCODINGS` by charset-normalizer, GB18030 first among equals; Windows and
+    Mac Western encodings are told apart by which one reads letters rather than symbols, and a
+    file that fits both equally is refused with the two to try."""
     head = _head(path)
     given = encoding is not None
     if not given:
@@ -530,27 +649,33 @@ def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str]:
             encoding = "utf-8-sig"
         elif head.startswith((b"\xff\xfe", b"\xfe\xff")):
             encoding = "utf-16"
-    for enc in [encoding] if encoding else ["utf-8", "gb18030"]:
+    notes: list = []
+    if encoding is None:
         try:
-            # A cut at 64 KiB may split a multi-byte character: ignore only the last 3 bytes.
-            text = head.decode(enc)
-        except UnicodeDecodeError as err:
-            if err.start >= len(head) - 3 and len(head) == 1 << 16:
-                text = head[: err.start].decode(enc)
-            else:
-                continue
-        except LookupError:
-            raise LTVError(f"Unknown encoding {encoding!r}; try utf-8, gb18030 or big5.") from None
-        return enc, text
-    if given:
-        raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument.")
-    if encoding:
-        raise LTVError(f"{path.name} starts with a {encoding.upper().replace('-SIG', '')} byte-order mark but "
-                       "is not valid text in that encoding; re-export it or pass its encoding.")
-    raise LTVError(
-        f"{path.name} is neither UTF-8 nor GBK/GB18030 text; pass its encoding "
-        "(e.g. encoding='big5' or 'latin-1')."
-    )
+            head[: len(head) - 3 if len(head) == 1 << 16 else len(head)].decode("utf-8")
+            encoding = "utf-8"
+        except UnicodeDecodeError:
+            if _mostly_utf8(head):
+                return "utf-8", head.decode("utf-8", errors="replace"), notes
+            encoding, notes = _sniff_encoding(path, head)
+    try:
+        # A cut at 64 KiB may split a multi-byte character: ignore only the last 3 bytes.
+        text = head.decode(encoding)
+    except UnicodeDecodeError as err:
+        if err.start >= len(head) - 3 and len(head) == 1 << 16:
+            text = head[: err.start].decode(encoding)
+        elif given:
+            raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument "
+                           f"({spell('encoding', encoding)}).") from None
+        elif encoding.startswith("utf-"):
+            raise LTVError(f"{path.name} starts with a {encoding.upper().replace('-SIG', '')} byte-order mark but "
+                           "is not valid text in that encoding; re-export it or pass its encoding.") from None
+        else:
+            raise LTVError(f"{path.name} is not valid {encoding} text either; pass its encoding "
+                           f"({spell('encoding', 'big5')}, for example).") from None
+    except LookupError:
+        raise LTVError(f"Unknown encoding {encoding!r}; try utf-8, gb18030 or big5.") from None
+    return encoding, text, notes
 
 
 def _head(path: Path) -> bytes:
@@ -560,8 +685,8 @@ def _head(path: Path) -> bytes:
 
 def _read_csv(path: Path, encoding: str | None, limits: dict | None = None) -> pd.DataFrame:
     limits = limits or LIMITS
-    _check_csv_lines(path, limits["max_line_bytes"])
-    enc, sample = _decode_sample(path, encoding)
+    physical = _check_csv_lines(path, limits["max_line_bytes"])
+    enc, sample, notes = _decode_sample(path, encoding)
     lines = [ln for ln in sample.splitlines() if ln.strip()][:50]
     if not lines:
         raise LTVError(f"{path.name} is empty.")
@@ -579,17 +704,26 @@ def _read_csv(path: Path, encoding: str | None, limits: dict | None = None) -> p
                        f"header, more than the limit of {limits['max_columns']:,}; {_limit_hint('max_columns')}.")
     options = dict(sep=sep, encoding=enc, dtype=str, keep_default_na=False, na_filter=False,
                    skip_blank_lines=True, encoding_errors="strict")
+    frame = _read_csv_frame(path, enc, sep, options, physical)
+    frame.attrs["notes"] = notes + frame.attrs.get("notes", [])
+    return frame
+
+
+def _read_csv_frame(path: Path, enc: str, sep: str, options: dict, physical: int) -> pd.DataFrame:
     try:
         frame = pd.read_csv(path, **options)
-    except UnicodeDecodeError as err:
-        raise LTVError(
-            f"{path.name} is not valid {enc} text past its first 64 KiB ({err.reason}); "
-            "pass its encoding explicitly."
-        ) from None
+    except UnicodeDecodeError:
+        # Lines in another encoding (one GBK line in a UTF-8 export): each is a malformed line
+        # naming its line number, unless so many that the file is not in this encoding at all.
+        return _read_csv_by_lines(path, enc, sep)
     except pd.errors.EmptyDataError:
         raise LTVError(f"{path.name} is empty.") from None
     except pd.errors.ParserError:
         return _read_csv_with_bad_lines(path, sep, options)
+    if len(frame) + 1 < physical and _has_line_breaks(frame):
+        # Fewer records than lines and fields holding line breaks: a quoted field across lines, or a
+        # quote that never closes and swallowed the lines after it. Read line by line to tell.
+        return _read_csv_by_lines(path, enc, sep)
     frame.columns = [str(c).strip() for c in frame.columns]
     frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
     # pandas pads a record with too few fields with empty strings, like a record whose last
@@ -599,6 +733,94 @@ def _read_csv(path: Path, encoding: str | None, limits: dict | None = None) -> p
         header, records = widths[0], widths[1:]
         if len(records) == len(frame) and (records < header).any():
             _mark_short(frame, records, header)
+    return frame
+
+
+#: Lines a quoted field may span before its opening quote is taken as one that never closes.
+MULTILINE_MAX = 20
+
+
+def _has_line_breaks(frame: pd.DataFrame) -> bool:
+    return any(frame[c].str.contains(r"[\r\n]", regex=True).any() for c in frame.columns)
+
+
+def _read_csv_by_lines(path: Path, encoding: str, sep: str) -> pd.DataFrame:
+    """Read a CSV one physical line at a time: for quoting that spans lines, and for lines that are
+    not valid text in the file's encoding.
+
+    A line that is not valid ``encoding`` text is a malformed line naming its line number.
+    A line that parses on its own (strict quoting) is a record. A line with a quote that does not
+    close there takes the following lines, up to :data:`MULTILINE_MAX`, until the quote closes and
+    the record has the header's fields (an address over two lines); failing that, the line alone
+    is a malformed line ("unmatched quote") and reading resumes on the next line, so one stray
+    quote costs one line, not the rest of the file. Records with another number of fields are
+    marked as in :func:`_read_csv_with_bad_lines`. More undecodable lines than
+    :data:`BAD_TEXT_LINES` allow is one sentence naming the first.
+    """
+    raw = path.read_bytes()
+    if raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    byte_lines = re.split(rb"\r\n|\n|\r", raw)
+    lines: list[str | None] = []
+    undecodable = []
+    for number, chunk in enumerate(byte_lines, start=1):
+        try:
+            lines.append(chunk.decode(encoding))
+        except UnicodeDecodeError:
+            lines.append(None)
+            undecodable.append(number)
+    counted = sum(1 for b in byte_lines if b.strip())
+    if undecodable and (len(undecodable) > max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * counted)
+                        or undecodable[0] == 1):
+        raise LTVError(f"Line {undecodable[0]:,} of {path.name} is not valid {encoding} text "
+                       f"({len(undecodable):,} lines are not); pass its encoding ({spell('encoding', 'gb18030')} "
+                       "or cp1252, for example).")
+    parse = lambda chunk: next(csv.reader([chunk], delimiter=sep, strict=True), [])  # noqa: E731
+    i = 0
+    while i < len(lines) and not (lines[i] or "").strip():
+        i += 1
+    header = [str(c).strip() for c in parse(lines[i])]
+    width = len(header)
+    rows, errors = [], []
+    i += 1
+    while i < len(lines):
+        if lines[i] is None:
+            errors.append(f"line {i + 1:,} is not valid {encoding} text")
+            rows.append([""] * width)
+            i += 1
+            continue
+        if not lines[i].strip():
+            i += 1
+            continue
+        fields, end = None, i
+        try:
+            fields = parse(lines[i])
+        except csv.Error:
+            for end in range(i + 1, min(i + MULTILINE_MAX, len(lines))):
+                if lines[end] is None:
+                    break
+                try:
+                    joined = parse("\n".join(lines[i:end + 1]))
+                except csv.Error:
+                    continue
+                fields = joined if len(joined) == width else None
+                break
+            if fields is None:
+                errors.append(f"line {i + 1:,}: unmatched quote: {lines[i][:200]}")
+                rows.append([""] * width)
+                i += 1
+                continue
+        if len(fields) == width:
+            rows.append(fields)
+            errors.append(None)
+        else:
+            errors.append(f"line {i + 1:,}: {len(fields)} fields where the header has {width}: "
+                          f"{sep.join(fields)[:200]}")
+            rows.append((fields + [""] * width)[:width])
+        i = end + 1
+    frame = pd.DataFrame(rows, columns=header, dtype=object) if rows else pd.DataFrame(columns=header)
+    frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
+    frame[READ_ERROR] = pd.Series(errors, dtype=object)
     return frame
 
 
