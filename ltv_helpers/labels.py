@@ -32,6 +32,10 @@ NOTE_ORDER_TIMES = (
     "{orders:,} orders have lines with different timestamps; each order takes the time of its earliest line.")
 NOTE_ENCODING = ("{file} is not UTF-8 text; it was read as {encoding}, which fits its bytes best. If the "
                  "names look wrong, pass the right encoding, e.g. {option}.")
+NOTE_OTHER_SHEETS = ("{file} has more sheets than the one read ({first}): {others}. Pass {option} to stack "
+                     "the sheets that have the same columns, or name the sheet to read.")
+NOTE_SHEETS_STACKED = ("The sheets of {file} with the same columns were stacked: {sheets}. Sheets with other "
+                       "columns were left out: {skipped}.")
 NOTE_COLUMN_CHOICE = (
     "Several columns could hold the {role}: {used} was used; also found: {others}. Pass {option} to use "
     "another.")
@@ -136,6 +140,8 @@ LABELS: dict[str, dict[str, str]] = {
                 "{quantity}。"},
     NOTE_ORDER_TIMES: {"zh": "{orders:,} 笔订单的明细行时间不一致；每笔订单取其最早一行的时间。"},
     NOTE_ENCODING: {"zh": "{file} 不是 UTF-8 文本；已按最符合其字节的 {encoding} 读取。如果文字显示不对，请传入正确的编码，例如 {option}。"},
+    NOTE_OTHER_SHEETS: {"zh": "{file} 除了已读取的工作表（{first}）之外还有：{others}。传入 {option} 可把列相同的工作表合并读取，或指定要读取的工作表。"},
+    NOTE_SHEETS_STACKED: {"zh": "{file} 中列相同的工作表已合并读取：{sheets}。列不同而未读取的工作表：{skipped}。"},
     NOTE_COLUMN_CHOICE: {"zh": "有多列可能是{role}：采用了 {used}；另有：{others}。如需换用，请传入 {option}。"},
     NOTE_COLUMN_TWICE: {"zh": "表头中 {column} 出现了两次；第一列用作{role}。如需使用第二列，请传入 {option}。"},
     NOTE_DUPLICATES_KEPT: {"zh": "有 {rows:,} 行与另一行完全相同；没有订单号时，两行相同也可能是两笔真实订单，因此予以保留。"
@@ -162,6 +168,12 @@ LABELS: dict[str, dict[str, str]] = {
     # rejection reasons
     "malformed line": {"zh": "格式错误的行"},
     "missing customer id": {"zh": "缺少客户ID"},
+    "missing customer id: merged cell": {"zh": "缺少客户ID：合并单元格（请取消合并并向下填充）"},
+    "missing customer id: formula not calculated": {"zh": "缺少客户ID：公式未计算（请在 Excel 中打开并保存）"},
+    "missing date: merged cell": {"zh": "缺少日期：合并单元格（请取消合并并向下填充）"},
+    "missing date: formula not calculated": {"zh": "缺少日期：公式未计算（请在 Excel 中打开并保存）"},
+    "missing amount: merged cell": {"zh": "缺少金额：合并单元格（请取消合并并向下填充）"},
+    "missing amount: formula not calculated": {"zh": "缺少金额：公式未计算（请在 Excel 中打开并保存）"},
     "missing date": {"zh": "缺少日期"},
     "unparseable date": {"zh": "无法解析的日期"},
     "implausible date": {"zh": "日期不合理"},

@@ -34,10 +34,16 @@ from ltv_helpers.schema import (
 #: Rejection reasons, in the order they are checked; a line gets the first that applies.
 REASONS = (
     "malformed line",
+    "missing customer id: merged cell",
+    "missing customer id: formula not calculated",
     "missing customer id",
+    "missing date: merged cell",
+    "missing date: formula not calculated",
     "missing date",
     "unparseable date",
     "implausible date",
+    "missing amount: merged cell",
+    "missing amount: formula not calculated",
     "missing amount",
     "non-numeric amount",
     "ambiguous amount",
@@ -194,15 +200,19 @@ def clean_transactions(
         reject(raw[READ_ERROR].notna(), "malformed line")
 
     ids = _clean_ids(raw[CUSTOMER_ID])
+    _why_missing(df.attrs.get("cell_hints", {}), raw, ids.isna().to_numpy(), CUSTOMER_ID, reject)
     reject(ids.isna(), "missing customer id")
 
     dates, date_missing, date_notes = parse_dates(raw[ORDER_DATE], date_format, dayfirst)
     notes += date_notes
+    _why_missing(df.attrs.get("cell_hints", {}), raw, np.asarray(date_missing, dtype=bool), ORDER_DATE, reject)
     reject(date_missing, "missing date")
     reject(dates.isna(), "unparseable date")
     tomorrow = _end_cut(pd.Timestamp.now().normalize())
     reject((dates < earliest) | (dates >= tomorrow), "implausible date")
 
+    if AMOUNT in raw:
+        _why_missing(df.attrs.get("cell_hints", {}), raw, raw[AMOUNT].isna().to_numpy(), AMOUNT, reject)
     amounts, quantity = _amounts(raw, reject, notes, decimal, df.attrs.get("columns", {}))
     cancel = (amounts < 0).to_numpy().copy()
     if quantity is not None:
@@ -282,6 +292,22 @@ def clean_transactions(
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
     return CleanResult(transactions, rejected, report, n, lines_kept, float(refunded),
                        dict(df.attrs.get("columns", {})), notes, df.attrs.get("sha256", ""), flags)
+
+
+_HINT_REASON = {"merged": "merged cell", "formula": "formula not calculated"}
+
+
+def _why_missing(hints: dict, raw: pd.DataFrame, missing: np.ndarray, role: str, reject) -> None:
+    """Reject the missing cells of ``role`` that the reader found to be merged or uncalculated
+    formula cells with that reason (``missing amount: formula not calculated``)."""
+    rows = hints.get(role)
+    if not rows:
+        return
+    what = {CUSTOMER_ID: "customer id", ORDER_DATE: "date", AMOUNT: "amount"}[role]
+    for hint, why in _HINT_REASON.items():
+        mask = np.zeros(len(raw), dtype=bool)
+        mask[[r for r, h in rows.items() if h == hint and r < len(raw)]] = True
+        reject(mask & missing, f"missing {what}: {why}")
 
 
 def _numbers(raw: pd.DataFrame, role: str, decimal, columns: dict, notes: list, reject, what: str) -> pd.Series:

@@ -30,7 +30,9 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
         text = s.astype("str")
         text[whole] = s[whole].astype("int64").astype("str")
     elif s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
-        text = s.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else v,
+        # Every cell to its own text here: a column of ints and blanks would otherwise come back
+        # from map() as floats, and 12349 would read "12349.0".
+        text = s.map(lambda v: str(int(v)) if isinstance(v, float) and v.is_integer() else str(v),
                      na_action="ignore").astype("str")
     else:
         text = s.astype("str")

@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.datasets import BUNDLED, load_cdnow
-from ltv_helpers.labels import NOTE_COLUMN_CHOICE, NOTE_COLUMN_TWICE, NOTE_ENCODING, Note
+from ltv_helpers.labels import (NOTE_COLUMN_CHOICE, NOTE_COLUMN_TWICE, NOTE_ENCODING, NOTE_OTHER_SHEETS,
+                                NOTE_SHEETS_STACKED, Note)
 from ltv_helpers.options import spell
 from ltv_helpers.schema import (
     AMOUNT,
@@ -417,6 +418,45 @@ def _check_workbook_parts(path: Path, sheet_part: str | None, max_cells: int) ->
                 _check_cells(path, rows, columns, max_cells, "has cells up to")
 
 
+_CELL = re.compile(rb'<c\b[^>]*?\br="([A-Z]{1,3})([0-9]{1,7})"[^>]*?(?:/>|>(.*?)</c>)', re.S)
+_VALUE = re.compile(rb"<v>[^<]+</v>")
+_MERGED = re.compile(rb'<mergeCell\b[^>]*?\bref="([A-Z]{1,3})([0-9]{1,7}):([A-Z]{1,3})([0-9]{1,7})"')
+
+
+def _cell_hints(path: Path, sheet_part: str | None) -> dict:
+    """Cells a reader sees as empty for a reason worth naming: a formula whose value was never
+    saved (a file written by a program, not by Excel) and the covered cells of a merged range
+    (only the first cell of a range holds the value). ``{(column number, row): "formula" |
+    "merged"}``; streamed over the sheet's XML."""
+    import zipfile
+
+    hints: dict = {}
+    if not sheet_part:
+        return hints
+    with zipfile.ZipFile(path) as book:
+        if sheet_part not in book.namelist():
+            return hints
+        with book.open(sheet_part) as fh:
+            carry = b""
+            while block := fh.read(_XML_TEXT_RUN):
+                text = carry + block
+                cut = max(text.rfind(b"</c>") + 4, text.rfind(b"/>") + 2, 0)
+                text, carry = text[:cut], text[cut:]
+                if b"<f" in text:
+                    for col, row, inner in _CELL.findall(text):
+                        if inner and b"<f" in inner and not _VALUE.search(inner):
+                            hints[(_column_number(col), int(row))] = "formula"
+                for c1, r1, c2, r2 in _MERGED.findall(text):
+                    left, right, top, bottom = _column_number(c1), _column_number(c2), int(r1), int(r2)
+                    if (right - left + 1) * (bottom - top + 1) > 1_000_000:
+                        continue  # a whole-column merge: nothing to name cell by cell
+                    for col in range(left, right + 1):
+                        for row in range(top, bottom + 1):
+                            if (col, row) != (left, top):
+                                hints[(col, row)] = "merged"
+    return hints
+
+
 def _check_cells(path: Path, rows, columns, limit: int, what: str) -> None:
     """Refuse a table whose stated size (rows x columns) passes ``limit`` cells."""
     if rows and columns and rows * columns > limit:
@@ -534,6 +574,8 @@ def read_transactions(
     out.attrs["date_options"] = {"dayfirst": dayfirst, "date_format": date_format}
     out.attrs["sha256"] = fingerprint or _rows_sha256(source_columns, out[ROW_KEY].to_numpy())
     out.attrs["notes"] = frame.attrs.get("notes", []) + column_notes(source_columns, mapping, overrides)
+    hints = frame.attrs.get("cell_hints", {})
+    out.attrs["cell_hints"] = {role: hints[col] for role, col in mapping.items() if col in hints}
     return out
 
 
@@ -869,14 +911,40 @@ def _read_csv_with_bad_lines(path: Path, sep: str, options: dict) -> pd.DataFram
 
 
 def _read_excel(path: Path, sheet, max_cells: int = LIMITS["max_cells"]) -> pd.DataFrame:
+    """One sheet of a workbook (the first by default, with a note naming the others), or with
+    ``sheet="all"`` every sheet whose header has the first sheet's columns, stacked in order
+    (``source_row`` runs on across them; sheets with other columns are named in a note)."""
     try:
         book = pd.ExcelFile(path)
     except Exception as err:  # openpyxl raises many types for a broken file
         raise LTVError(f"{path.name} cannot be opened as an Excel workbook ({err}).") from None
+    names = list(book.sheet_names)
+    if sheet == "all" and "all" not in names:
+        return _stack_sheets(path, book, names, max_cells)
+    notes = []
     if sheet is None:
         sheet = 0
-    elif sheet not in book.sheet_names and not isinstance(sheet, int):
-        raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(book.sheet_names)}.")
+        if len(names) > 1:
+            rows = _sheet_rows(book)
+            notes.append(Note(NOTE_OTHER_SHEETS, {
+                "file": path.name, "first": names[0],
+                "others": ", ".join(f"{n} ({rows.get(n, 0):,} rows)" for n in names[1:6]),
+                "option": spell("sheet", "all")}))
+    elif sheet not in names and not isinstance(sheet, int):
+        raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(names)} "
+                       f"({spell('sheet', 'all')} stacks those with the same columns).")
+    frame = _read_sheet(path, book, sheet, max_cells)
+    frame.attrs["notes"] = notes + frame.attrs.get("notes", [])
+    return frame
+
+
+def _sheet_rows(book) -> dict:
+    """Data rows per sheet as the workbook states them (its dimension), without reading them."""
+    worksheets = getattr(book.book, "worksheets", None) or []
+    return {ws.title: max(int(getattr(ws, "max_row", 1) or 1) - 1, 0) for ws in worksheets}
+
+
+def _read_sheet(path: Path, book, sheet, max_cells: int) -> pd.DataFrame:
     # The sheet's stated size (its <dimension>, which openpyxl pads every row to) and its real
     # extent (its cells' references): one cell at XFD1048576 would make pandas build a table of
     # 17 billion empty cells from a 5 kB file.
@@ -889,7 +957,47 @@ def _read_excel(path: Path, sheet, max_cells: int = LIMITS["max_cells"]) -> pd.D
         _check_cells(path, getattr(ws, "max_row", None), getattr(ws, "max_column", None), max_cells,
                      f"sheet {ws.title!r} spans")
         _check_workbook_parts(path, getattr(ws, "_worksheet_path", None), max_cells)
-    return pd.read_excel(book, sheet_name=sheet, dtype=object)
+    frame = pd.read_excel(book, sheet_name=sheet, dtype=object)
+    frame.columns = [str(c).strip() for c in frame.columns]
+    if worksheets is not None and frame.isna().to_numpy().any():
+        # Empty cells only: which were formulas never calculated, or covered by a merged range.
+        hints = _cell_hints(path, getattr(ws, "_worksheet_path", None))
+        by_column: dict = {}
+        for (col, row), hint in hints.items():
+            if 1 <= col <= len(frame.columns) and 0 <= row - 2 < len(frame) and pd.isna(frame.iat[row - 2, col - 1]):
+                by_column.setdefault(frame.columns[col - 1], {})[row - 2] = hint
+        frame.attrs["cell_hints"] = by_column
+    return frame
+
+
+def _stack_sheets(path: Path, book, names: list, max_cells: int) -> pd.DataFrame:
+    frames, skipped = [], []
+    first = None
+    for name in names:
+        frame = _read_sheet(path, book, name, max_cells)
+        key = sorted(_norm_header(c) for c in frame.columns)
+        if first is None:
+            first = (key, list(frame.columns))
+        elif key != first[0]:
+            skipped.append(name)
+            continue
+        else:
+            by_norm = {_norm_header(c): c for c in frame.columns}
+            frame = frame[[by_norm[_norm_header(c)] for c in first[1]]].set_axis(first[1], axis=1)
+        frames.append((name, frame))
+    hints, offset = {}, 0
+    for _, f in frames:
+        for col, rows in f.attrs.get("cell_hints", {}).items():
+            hints.setdefault(col, {}).update({offset + r: h for r, h in rows.items()})
+        offset += len(f)
+    total = sum(len(f) for _, f in frames)
+    _check_cells(path, total, len(first[1]), max_cells, "stacks")
+    out = pd.concat([f for _, f in frames], ignore_index=True)
+    out.attrs["cell_hints"] = hints
+    out.attrs["notes"] = [Note(NOTE_SHEETS_STACKED, {
+        "file": path.name, "sheets": ", ".join(f"{n} ({len(f):,} rows)" for n, f in frames),
+        "skipped": ", ".join(skipped) if skipped else "-"})]
+    return out
 
 
 def _read_parquet(path: Path, max_cells: int = LIMITS["max_cells"]) -> pd.DataFrame:
