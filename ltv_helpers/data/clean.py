@@ -26,6 +26,7 @@ from ltv_helpers.schema import (
     QUANTITY,
     READ_ERROR,
     REASON,
+    ROW_KEY,
     SOURCE_ROW,
     UNIT_PRICE,
     LTVError,
@@ -232,7 +233,7 @@ def clean_transactions(
     alive = reason.isna().to_numpy()
     columns = [c for c in raw.columns if c not in (SOURCE_ROW, READ_ERROR)]
     dup = np.zeros(n, dtype=bool)
-    dup[alive] = raw.loc[alive, columns].duplicated(keep="first").to_numpy()
+    dup[alive] = _duplicated(raw.loc[alive, columns].reset_index(drop=True))
     if duplicates == "reject":
         reject(dup, "exact duplicate")
     elif dup.any():
@@ -277,8 +278,7 @@ def clean_transactions(
         flags["zero amount"] = zero_kept
         notes.append(Note(NOTE_ZERO_KEPT, {"rows": zero_kept, "option": spell("zero_amounts", "reject")}))
     kept = entities[entity_reason == None]  # noqa: E711
-    transactions = (kept.sort_values([CUSTOMER_ID, ORDER_DATE, AMOUNT], kind="stable")
-                    .reset_index(drop=True))
+    transactions = kept.take(_sort_order(kept)).reset_index(drop=True)
     rejected = raw[~keep].copy()
     rejected[REASON] = reason[~keep].astype("str")
     rejected = rejected.reset_index(drop=True)
@@ -292,6 +292,42 @@ def clean_transactions(
         raise AssertionError("clean_transactions lost rows")  # an internal guarantee, not a user error
     return CleanResult(transactions, rejected, report, n, lines_kept, float(refunded),
                        dict(df.attrs.get("columns", {})), notes, df.attrs.get("sha256", ""), flags)
+
+
+def _duplicated(frame: pd.DataFrame) -> np.ndarray:
+    """``frame.duplicated(keep="first")``: with the reader's ``row_key`` (a hash of every source
+    column), the repeats of a key, each confirmed equal to the key's first line in every column
+    (a hash can collide); without it, pandas on all columns."""
+    if ROW_KEY not in frame:
+        return frame.duplicated(keep="first").to_numpy()
+    codes = pd.factorize(frame[ROW_KEY].to_numpy())[0]  # numbered in order of appearance
+    rows = np.arange(len(codes))
+    running = np.maximum.accumulate(codes) if len(codes) else codes
+    first = rows[np.r_[True, running[1:] > running[:-1]]] if len(codes) else rows  # key k's first row
+    repeat = np.flatnonzero(first[codes] != rows)
+    if repeat.size == 0:
+        return np.zeros(len(frame), dtype=bool)
+    left = frame.iloc[repeat].astype("str").to_numpy()
+    right = frame.iloc[first[codes[repeat]]].astype("str").to_numpy()
+    out = np.zeros(len(frame), dtype=bool)
+    out[repeat[(left == right).all(axis=1)]] = True
+    return out
+
+
+def _sort_order(frame: pd.DataFrame) -> np.ndarray:
+    """Row order by customer, date and amount, ties in row order (a stable sort), by DuckDB."""
+    import duckdb
+
+    if len(frame) < 2:
+        return np.arange(len(frame))
+    keys = pd.DataFrame({"c": frame[CUSTOMER_ID].astype("str").array, "d": frame[ORDER_DATE].to_numpy(),
+                         "a": frame[AMOUNT].to_numpy(dtype=float), "i": np.arange(len(frame))})
+    con = duckdb.connect()
+    try:
+        con.register("k", keys)
+        return con.sql("SELECT i FROM k ORDER BY c, d, a, i").fetchnumpy()["i"].astype(np.int64)
+    finally:
+        con.close()
 
 
 _HINT_REASON = {"merged": "merged cell", "formula": "formula not calculated"}
@@ -409,9 +445,14 @@ def _net_refunds(customer: pd.Series, day: pd.Series, amount: np.ndarray
     neg = amount < 0
     if not neg.any():
         return new, np.zeros(len(amount), bool), np.zeros(len(amount), bool), 0.0
-    key = [customer.to_numpy(), day.to_numpy()]
-    bought = pd.Series(np.where(neg, 0.0, amount)).groupby(key).transform("sum").to_numpy()
-    owed = pd.Series(np.where(neg, -amount, 0.0)).groupby(key).transform("sum").to_numpy()
+    # One code per (customer, day): the customer's code and the day number packed in an int64.
+    customers = pd.factorize(customer.to_numpy())[0].astype(np.int64)
+    days = day.to_numpy().astype("datetime64[D]").astype(np.int64)
+    days -= days.min()
+    group = pd.factorize(customers * (int(days.max()) + 1) + days)[0]
+    bought = np.bincount(group, weights=np.where(neg, 0.0, amount))[group]
+    owed = np.bincount(group, weights=np.where(neg, -amount, 0.0))[group]
+    key = [customers, days]
     has_buy = bought > 0
     netted, unmatched = neg & has_buy, neg & ~has_buy
     target = ~neg & (owed > 0) & (amount > 0)

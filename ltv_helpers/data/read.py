@@ -563,7 +563,8 @@ def read_transactions(
         raise LTVError(f"{origin} has no data rows.")
     source_columns = [c for c in frame.columns if c not in (SOURCE_ROW, READ_ERROR)]
     mapping = detect_columns(source_columns, **overrides)
-    out = pd.DataFrame({role: frame[col].to_numpy() for role, col in mapping.items()})
+    # .array keeps a CSV's Arrow strings as they are (to_numpy would make Python objects of them).
+    out = pd.DataFrame({role: frame[col].reset_index(drop=True).array for role, col in mapping.items()})
     out[SOURCE_ROW] = (frame[SOURCE_ROW].to_numpy() if SOURCE_ROW in frame
                        else np.arange(1, len(frame) + 1))
     if READ_ERROR in frame:
@@ -598,8 +599,23 @@ def _rows_sha256(columns, keys: np.ndarray) -> str:
 
 
 def row_key(frame: pd.DataFrame) -> np.ndarray:
-    """A 64-bit hash per row of all of ``frame``'s columns (values compared as text)."""
-    return pd.util.hash_pandas_object(frame.astype("str"), index=False).to_numpy()
+    """A 64-bit hash per row of all of ``frame``'s columns (values compared as text), by DuckDB's
+    ``hash`` (in parallel; about 20 times pandas' speed on Arrow strings)."""
+    import duckdb
+
+    if len(frame) == 0 or len(frame.columns) == 0:
+        return np.zeros(len(frame), dtype=np.uint64)
+    text = pd.DataFrame({f"c{i}": (col if isinstance(col.dtype, pd.StringDtype) else col.astype("str")).array
+                         for i, (_, col) in enumerate(frame.items())})
+    text.index = pd.RangeIndex(len(text))
+    text["_i"] = np.arange(len(text))
+    con = duckdb.connect()
+    try:
+        con.register("t", text)
+        columns = ", ".join(f"coalesce(c{i}, '')" for i in range(len(frame.columns)))
+        return con.sql(f"SELECT hash({columns}) AS h FROM t ORDER BY _i").fetchnumpy()["h"].astype(np.uint64)
+    finally:
+        con.close()
 
 
 #: Encodings a CSV that is not UTF-8 is checked against (charset-normalizer's candidates): the
@@ -752,6 +768,9 @@ def _read_csv(path: Path, encoding: str | None, limits: dict | None = None) -> p
 
 
 def _read_csv_frame(path: Path, enc: str, sep: str, options: dict, physical: int) -> pd.DataFrame:
+    fast = _read_csv_fast(path, enc, sep, physical)
+    if fast is not None:
+        return fast
     try:
         frame = pd.read_csv(path, **options)
     except UnicodeDecodeError:
@@ -775,6 +794,22 @@ def _read_csv_frame(path: Path, enc: str, sep: str, options: dict, physical: int
         header, records = widths[0], widths[1:]
         if len(records) == len(frame) and (records < header).any():
             _mark_short(frame, records, header)
+    return frame
+
+
+def _read_csv_fast(path: Path, enc: str, sep: str, physical: int) -> pd.DataFrame | None:
+    """The file read by Arrow's multi-threaded CSV reader, when it is regular: every record on one
+    line with the header's fields, valid text. Anything else (a record with other fields, a quote
+    that never closes, a line in another encoding) returns None, and the careful readers take over."""
+    try:
+        frame = pd.read_csv(path, engine="pyarrow", sep=sep, encoding=enc, dtype=str, keep_default_na=False)
+    except Exception:  # pyarrow raises its own types for any irregular record: read it the careful way
+        return None
+    if len(frame) + 1 != physical or _has_line_breaks(frame):
+        return None  # blank lines, or records over several lines: the careful readers count them
+    frame.columns = [str(c).strip() for c in frame.columns]
+    frame = frame.fillna("")  # Arrow reads an empty field as missing; the other readers as ""
+    frame[SOURCE_ROW] = np.arange(1, len(frame) + 1)
     return frame
 
 
