@@ -72,6 +72,8 @@ def test_number_forms():
     assert eu.values.tolist() == [1234.5, 0.5, 1234567.0, 1000.0, -3.25] and eu.decimal == ","
     assert parse_numbers(pd.Series(["1,234", "2,000"])).values.tolist() == [1234.0, 2000.0]  # nothing says comma
     assert parse_numbers(pd.Series(["1,234", "2,50"])).values.tolist() == [1.234, 2.5]  # the column says comma
+    assert parse_numbers(pd.Series(["1.234", "2,50", "7"])).values.tolist() == [1234.0, 2.5, 7.0]
+    assert parse_numbers(pd.Series(["12.50", "1,5"]), decimal=",").values.tolist() == [1250.0, 1.5]  # forced
     mixed = parse_numbers(pd.Series(["1,234.50", "2,50", "1,000"]))
     assert mixed.decimal == "mixed" and mixed.ambiguous.tolist() == [False, False, True]
     with pytest.raises(LTVError, match="decimal must be"):

@@ -445,14 +445,26 @@ def _net_refunds(customer: pd.Series, day: pd.Series, amount: np.ndarray
     neg = amount < 0
     if not neg.any():
         return new, np.zeros(len(amount), bool), np.zeros(len(amount), bool), 0.0
+    # Only the customers with a refund matter: the work runs on their rows.
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.array(customer.astype("str").array)
+    involved = pc.is_in(ids, value_set=pc.unique(ids.filter(pa.array(neg)))).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(involved)
     # One code per (customer, day): the customer's code and the day number packed in an int64.
-    customers = pd.factorize(customer.to_numpy())[0].astype(np.int64)
-    days = day.to_numpy().astype("datetime64[D]").astype(np.int64)
+    customers = pd.factorize(ids.take(pa.array(rows)).to_numpy(zero_copy_only=False))[0].astype(np.int64)
+    days = day.to_numpy()[rows].astype("datetime64[D]").astype(np.int64)
     days -= days.min()
     group = pd.factorize(customers * (int(days.max()) + 1) + days)[0]
-    bought = np.bincount(group, weights=np.where(neg, 0.0, amount))[group]
-    owed = np.bincount(group, weights=np.where(neg, -amount, 0.0))[group]
-    key = [customers, days]
+    sub = amount[rows]
+    sub_neg = neg[rows]
+    bought = np.zeros(len(amount))
+    owed = np.zeros(len(amount))
+    bought[rows] = np.bincount(group, weights=np.where(sub_neg, 0.0, sub))[group]
+    owed[rows] = np.bincount(group, weights=np.where(sub_neg, -sub, 0.0))[group]
+    key = [np.full(len(amount), -1, dtype=np.int64), np.zeros(len(amount), dtype=np.int64)]
+    key[0][rows], key[1][rows] = customers, days
     has_buy = bought > 0
     netted, unmatched = neg & has_buy, neg & ~has_buy
     target = ~neg & (owed > 0) & (amount > 0)
