@@ -232,8 +232,7 @@ def clean_transactions(
         duplicates = "reject" if order_ids is not None and order_ids.notna().any() else "keep"
     alive = reason.isna().to_numpy()
     columns = [c for c in raw.columns if c not in (SOURCE_ROW, READ_ERROR)]
-    dup = np.zeros(n, dtype=bool)
-    dup[alive] = _duplicated(raw.loc[alive, columns].reset_index(drop=True))
+    dup = _duplicated(raw, columns, alive)
     if duplicates == "reject":
         reject(dup, "exact duplicate")
     elif dup.any():
@@ -277,8 +276,7 @@ def clean_transactions(
     if zero_kept:
         flags["zero amount"] = zero_kept
         notes.append(Note(NOTE_ZERO_KEPT, {"rows": zero_kept, "option": spell("zero_amounts", "reject")}))
-    kept = entities[entity_reason == None]  # noqa: E711
-    transactions = kept.take(_sort_order(kept)).reset_index(drop=True)
+    transactions = entities.take(_sort_order(entities, entity_reason == None)).reset_index(drop=True)  # noqa: E711
     rejected = raw[~keep].copy()
     rejected[REASON] = reason[~keep].astype("str")
     rejected = rejected.reset_index(drop=True)
@@ -294,38 +292,43 @@ def clean_transactions(
                        dict(df.attrs.get("columns", {})), notes, df.attrs.get("sha256", ""), flags)
 
 
-def _duplicated(frame: pd.DataFrame) -> np.ndarray:
-    """``frame.duplicated(keep="first")``: with the reader's ``row_key`` (a hash of every source
-    column), the repeats of a key, each confirmed equal to the key's first line in every column
-    (a hash can collide); without it, pandas on all columns."""
-    if ROW_KEY not in frame:
-        return frame.duplicated(keep="first").to_numpy()
-    codes = pd.factorize(frame[ROW_KEY].to_numpy())[0]  # numbered in order of appearance
-    rows = np.arange(len(codes))
-    running = np.maximum.accumulate(codes) if len(codes) else codes
-    first = rows[np.r_[True, running[1:] > running[:-1]]] if len(codes) else rows  # key k's first row
-    repeat = np.flatnonzero(first[codes] != rows)
-    if repeat.size == 0:
-        return np.zeros(len(frame), dtype=bool)
-    left = frame.iloc[repeat].astype("str").to_numpy()
-    right = frame.iloc[first[codes[repeat]]].astype("str").to_numpy()
-    out = np.zeros(len(frame), dtype=bool)
-    out[repeat[(left == right).all(axis=1)]] = True
+def _duplicated(raw: pd.DataFrame, columns: list, alive: np.ndarray) -> np.ndarray:
+    """Which ``alive`` lines repeat an earlier alive line in every one of ``columns`` (the first is
+    kept). With the reader's ``row_key`` (a hash of every source column) the repeats of a key are
+    found at once and each is confirmed equal to the key's first line (a hash can collide);
+    without it, pandas compares the columns."""
+    out = np.zeros(len(raw), dtype=bool)
+    rows = np.flatnonzero(alive)
+    if ROW_KEY not in raw:
+        out[rows] = raw.loc[alive, columns].duplicated(keep="first").to_numpy()
+        return out
+    codes = pd.factorize(raw[ROW_KEY].to_numpy()[rows])[0]  # numbered in order of appearance
+    if not len(codes):
+        return out
+    running = np.maximum.accumulate(codes)
+    first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]])  # key k's first line
+    repeat = np.flatnonzero(first[codes] != np.arange(len(codes)))
+    if repeat.size:
+        left = raw.iloc[rows[repeat]][columns].astype("str").to_numpy()
+        right = raw.iloc[rows[first[codes[repeat]]]][columns].astype("str").to_numpy()
+        out[rows[repeat[(left == right).all(axis=1)]]] = True
     return out
 
 
-def _sort_order(frame: pd.DataFrame) -> np.ndarray:
-    """Row order by customer, date and amount, ties in row order (a stable sort), by DuckDB."""
+def _sort_order(frame: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
+    """The rows where ``keep`` holds, by customer, date and amount, ties in row order (a stable
+    sort), by DuckDB."""
     import duckdb
 
-    if len(frame) < 2:
-        return np.arange(len(frame))
+    keep = np.asarray(keep, dtype=bool)
+    if keep.sum() < 2:
+        return np.flatnonzero(keep)
     keys = pd.DataFrame({"c": frame[CUSTOMER_ID].astype("str").array, "d": frame[ORDER_DATE].to_numpy(),
-                         "a": frame[AMOUNT].to_numpy(dtype=float), "i": np.arange(len(frame))})
+                         "a": frame[AMOUNT].to_numpy(dtype=float), "i": np.arange(len(frame)), "k": keep})
     con = duckdb.connect()
     try:
         con.register("k", keys)
-        return con.sql("SELECT i FROM k ORDER BY c, d, a, i").fetchnumpy()["i"].astype(np.int64)
+        return con.sql("SELECT i FROM k WHERE k ORDER BY c, d, a, i").fetchnumpy()["i"].astype(np.int64)
     finally:
         con.close()
 

@@ -56,6 +56,29 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     return text, pd.Series(missing)
 
 
+#: Timestamps DuckDB reads exactly as pandas' ISO parser would (no offset, no other order).
+_ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?$"
+
+
+def _cast(text: pd.Series, sql_type: str) -> np.ndarray:
+    """DuckDB's ``TRY_CAST(text AS sql_type)`` of every cell (NULL where the text is not one), in
+    parallel: the fast first reading of plain numbers and ISO timestamps; the cells it cannot read
+    go on to the careful parsers."""
+    import duckdb
+
+    frame = pd.DataFrame({"x": text.reset_index(drop=True).array, "i": np.arange(len(text))})
+    con = duckdb.connect()
+    try:
+        con.register("t", frame)
+        values = con.sql(f"SELECT TRY_CAST(x AS {sql_type}) AS v FROM t ORDER BY i").fetchnumpy()["v"]
+    finally:
+        con.close()
+    if isinstance(values, np.ma.MaskedArray):  # NULLs come back masked: make them NaN / NaT
+        values = values.astype("datetime64[us]" if sql_type == "TIMESTAMP" else "float64")
+        values = values.filled(np.datetime64("NaT") if sql_type == "TIMESTAMP" else np.nan)
+    return values
+
+
 def _clean_ids(values: pd.Series) -> pd.Series:
     """Ids as stripped strings; blanks and null tokens (``""``, ``NULL``, ``n/a`` ...) missing."""
     text, missing = _as_text(values)
@@ -232,14 +255,23 @@ def parse_dates(values: pd.Series, date_format: str | None = None,
     index = np.flatnonzero(todo)
     # Fast path: ISO-like text (2024-01-05, 2024/1/5 10:05, 20240105, with a UTC offset too),
     # by pandas' C parser. It rejects 1/12/2010-style text, which goes on below.
-    iso = pd.Series(pd.NaT, index=range(len(index)), dtype="datetime64[us]")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)
-            iso = _naive(pd.to_datetime(text[todo].astype(object).reset_index(drop=True),
-                                        format="ISO8601", errors="coerce"))
-    except (ValueError, TypeError):  # mixed UTC offsets: each row is read below
-        pass
+    # DuckDB first (2024-01-05, 2024/1/5 10:05, with a UTC offset too: the wall time is kept),
+    # then pandas' ISO parser for what it left.
+    cells = text[todo].reset_index(drop=True)
+    iso = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[us]")
+    # Only strict ISO text goes to DuckDB: it would read 12/1/10 as the year 12.
+    strict = cells.str.match(_ISO).fillna(False).to_numpy(bool)
+    if strict.any():
+        iso[strict] = _cast(cells[strict], "TIMESTAMP")
+    left = iso.isna().to_numpy()
+    if left.any():
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)
+                iso[left] = _naive(pd.to_datetime(cells[left].astype(object).reset_index(drop=True),
+                                                  format="ISO8601", errors="coerce")).to_numpy()
+        except (ValueError, TypeError):  # mixed UTC offsets: each row is read below
+            pass
     done = iso.notna().to_numpy()
     out[index[done]] = iso[done].to_numpy()
     index = index[~done]
@@ -346,7 +378,9 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
     if decimal != ",":
         # Most values are plain numbers (12.50, -3, 1e5): read at once; only the others (a comma, a
         # currency sign, a space) take the long way below.
-        quick = pd.to_numeric(text, errors="coerce").astype("float64")
+        quick = pd.Series(_cast(text, "DOUBLE"), index=text.index).astype("float64")
+        # DuckDB also reads 1_000; pandas and this toolkit do not.
+        quick[text.str.contains("_", regex=False).fillna(False).to_numpy(bool)] = np.nan
         quick_ok = quick.notna().to_numpy() & ~miss
         out[quick_ok] = quick[quick_ok]
     rest = ~quick_ok & ~miss

@@ -805,7 +805,7 @@ def _read_csv_fast(path: Path, enc: str, sep: str, physical: int) -> pd.DataFram
         frame = pd.read_csv(path, engine="pyarrow", sep=sep, encoding=enc, dtype=str, keep_default_na=False)
     except Exception:  # pyarrow raises its own types for any irregular record: read it the careful way
         return None
-    if len(frame) + 1 != physical or _has_line_breaks(frame):
+    if len(frame) + 1 != physical:
         return None  # blank lines, or records over several lines: the careful readers count them
     frame.columns = [str(c).strip() for c in frame.columns]
     frame = frame.fillna("")  # Arrow reads an empty field as missing; the other readers as ""
