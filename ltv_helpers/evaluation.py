@@ -263,14 +263,16 @@ def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model
     """The model error of ``model`` for a forecast ``horizon_days`` long made at ``as_of``,
     measured on the orders before it (rolling-origin backtests).
 
-    Holdouts are ``h = min(horizon_days, a quarter of the history)`` long
+    Holdouts are ``h = min(horizon_days, a third of the history)`` long
     (:data:`MODEL_ERROR_HOLDOUT_SHARE`); the cut-offs step back from ``as_of - h`` by ``h / 4``
-    (overlapping holdouts) while at least half of the history stays before them
+    (overlapping holdouts) while at least 40% of the history stays before them
     (:data:`MODEL_ERROR_MIN_HISTORY`), ``origins`` at most. At each, the model is fitted and its total purchases
     and revenue compared with the actual. What the model itself expects to miss by (its
     parameters' uncertainty and the luck of customers) is taken off each squared log error; the
     mean of the rest is the model error, scaled to the forecast's length by ``horizon_days / h``
-    (variance growing with the horizon) and floored at 0. A model's bias counts as error: the
+    (variance growing in proportion to the horizon: an assumption, between a level error that would
+    not grow and a drift that would grow with its square; the coverage benchmark and the CDNOW
+    test check the result) and floored at 0. A model's bias counts as error: the
     squared error includes it.
     """
     as_of = pd.Timestamp(as_of)

@@ -134,13 +134,23 @@ def default_interface(name: str = "notebook") -> str:
 
 
 def _value(value, where: str) -> str:
+    """``value`` as the user would type it there: Python's repr, a shell word, a YAML scalar."""
+    import json
+    import re
+    import shlex
+
     if value is True or value is False:
         return {"python": str(value), "notebook": str(value), "yaml": str(value).lower()}.get(where, "")
     if isinstance(value, str) and value.startswith("<"):
         return value
     if where in ("python", "notebook"):
         return repr(value)
-    return str(value)
+    if where == "cli":
+        return shlex.quote(str(value))
+    text = str(value)  # YAML: plain when safe (letters of any script, digits, . _ - /), else quoted
+    plain = re.fullmatch(r"[^\W\d][\w.\-/]*", text) and text.lower() not in ("true", "false", "null", "yes", "no",
+                                                                          "on", "off")
+    return text if plain else json.dumps(text, ensure_ascii=False)
 
 
 def spell(name: str, value=None, where: str | None = None) -> str:

@@ -73,7 +73,11 @@ def test_number_forms():
     assert parse_numbers(pd.Series(["1,234", "2,000"])).values.tolist() == [1234.0, 2000.0]  # nothing says comma
     assert parse_numbers(pd.Series(["1,234", "2,50"])).values.tolist() == [1.234, 2.5]  # the column says comma
     assert parse_numbers(pd.Series(["1.234", "2,50", "7"])).values.tolist() == [1234.0, 2.5, 7.0]
-    assert parse_numbers(pd.Series(["12.50", "1,5"]), decimal=",").values.tolist() == [1250.0, 1.5]  # forced
+    forced = parse_numbers(pd.Series(["12.50", "1,5", "1.234"]), decimal=",")  # a value only a point can write
+    assert forced.values.tolist()[1:] == [1.5, 1234.0] and forced.ambiguous.tolist() == [True, False, False]
+    assert parse_numbers(pd.Series(["1.234.567", "12"])).values.tolist() == [1234567.0, 12.0]
+    cells = parse_numbers(pd.Series([12.345, "12,50", None, 5], dtype=object))  # workbook numbers stay numbers
+    assert cells.values.tolist()[:2] == [12.345, 12.5] and cells.values.tolist()[3] == 5.0
     mixed = parse_numbers(pd.Series(["1,234.50", "2,50", "1,000"]))
     assert mixed.decimal == "mixed" and mixed.ambiguous.tolist() == [False, False, True]
     with pytest.raises(LTVError, match="decimal must be"):
@@ -315,3 +319,61 @@ def test_every_option_is_a_key_of_the_clients_yaml():
         assert key in batch.CLIENT_KEYS or key in batch.COLUMN_ROLES
     with pytest.raises(LTVError, match="acme.*duplicates must be one of auto, reject, keep"):
         batch._client_parameters("acme", {"source": "x.csv", "duplicates": "drop"})
+
+
+# ----------------------------------------------------------------------------- found in review
+
+def test_a_quote_open_to_the_end_of_the_file_costs_one_line(tmp_path):
+    data = b'customer_id,order_date,amount\nA,2024-01-05,1\nB,"2024-01-06,3\nC,2024-01-07,2\nD,2024-01-08,4\n'
+    res = _check(tmp_path, data)
+    assert res.rows_kept == 3 and res.rejected["reason"].tolist() == ["malformed line"]
+
+
+def test_a_gbk_export_with_a_cut_character_is_still_gbk(tmp_path):
+    rows = "".join(f"c{i % 7},2024-01-{i % 28 + 1:02d},12.50,北京市朝阳区\n" for i in range(40))
+    lines = ("会员ID,下单时间,实付金额,地址\n" + rows).encode("gbk").split(b"\n")
+    lines[5] = "c9,2024-01-09,3.00,北京市朝阳".encode("gbk") + "区".encode("gbk")[:1]
+    data = b"\n".join(lines)
+    res = _check(tmp_path, data)
+    assert res.columns["customer_id"] == "会员ID" and res.rows_kept == 39
+    given = _check(tmp_path, data, encoding="gb18030")
+    assert given.rows_kept == 39 and given.report.loc["malformed line", "rows"] == 1
+
+
+def test_utf16_with_a_quoted_field_over_two_lines(tmp_path):
+    text = 'customer_id,order_date,amount,address\nA,2024-01-05,1,"l1\nl2"\nB,2024-01-06,3,x\n'
+    res = _check(tmp_path, text.encode("utf-16"), records=2)
+    assert res.rows_kept == 2 and res.rejected.empty
+
+
+def test_bad_fields_and_bad_text_in_one_file_are_both_malformed_lines(tmp_path):
+    lines = _csv([f"c{i},2024-01-{i + 1:02d},{i}" for i in range(20)]).split(b"\n")
+    lines[3] = b"c2,2024-01-03,2,extra"
+    lines[7] = "c6,2024-01-07,6,女装".encode("gbk")
+    res = _check(tmp_path, b"\n".join(lines))
+    assert res.rows_kept == 18 and res.report.loc["malformed line", "rows"] == 2
+
+
+def test_hour_24_is_not_a_time():
+    from ltv_helpers.data.parse import parse_dates
+
+    got = parse_dates(pd.Series(["2024-01-05 24:00", "2024-01-05 23:59"]))[0].tolist()
+    assert pd.isna(got[0]) and got[1] == pd.Timestamp("2024-01-05 23:59")
+
+
+def test_a_hash_collision_still_finds_the_real_duplicate():
+    raw = pd.DataFrame({"customer_id": ["A", "B", "B"], "order_id": ["o1", "o2", "o2"],
+                        "order_date": ["2024-01-01"] * 3, "amount": ["5", "6", "6"],
+                        "row_key": np.array([42, 42, 42], dtype=np.uint64)})
+    res = clean_transactions(raw)
+    assert res.rejected["source_row"].tolist() == [3] and res.rejected["reason"].tolist() == ["exact duplicate"]
+
+
+def test_options_are_spelled_so_they_can_be_pasted():
+    import yaml
+
+    from ltv_helpers.options import spell
+
+    assert spell("amount", "Order Total", "cli") == "--amount 'Order Total'"
+    assert yaml.safe_load(spell("decimal", ",", "yaml")) == {"decimal": ","}
+    assert yaml.safe_load(spell("amount", "2024", "yaml")) == {"columns": {"amount": "2024"}}

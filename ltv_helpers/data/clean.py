@@ -311,7 +311,12 @@ def _duplicated(raw: pd.DataFrame, columns: list, alive: np.ndarray) -> np.ndarr
     if repeat.size:
         left = raw.iloc[rows[repeat]][columns].astype("str").to_numpy()
         right = raw.iloc[rows[first[codes[repeat]]]][columns].astype("str").to_numpy()
-        out[rows[repeat[(left == right).all(axis=1)]]] = True
+        same = (left == right).all(axis=1)
+        out[rows[repeat[same]]] = True
+        if not same.all():  # a hash collision: those keys' lines are compared column by column
+            collided = np.isin(codes, codes[repeat[~same]])
+            lines = rows[collided]
+            out[lines] = raw.iloc[lines][columns].astype("str").duplicated(keep="first").to_numpy()
     return out
 
 
@@ -361,7 +366,8 @@ def _numbers(raw: pd.DataFrame, role: str, decimal, columns: dict, notes: list, 
         reject(parsed.ambiguous, "ambiguous amount")
     reject(parsed.values.isna(), f"non-numeric {what}")
     if decimal is None and parsed.decimal == "," and what != "quantity":
-        example = text[text.str.contains(",", regex=False)].iloc[0]
+        forms = text[text.str.contains(r",|\.\d{3}\.", regex=True).fillna(False).to_numpy(bool)]
+        example = forms.iloc[0] if len(forms) else "-"
         notes.append(Note(NOTE_DECIMAL_COMMA, {"column": str(column), "example": str(example),
                                                "option": spell("decimal", ".")}))
     elif parsed.decimal == "mixed":

@@ -57,7 +57,7 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 
 
 #: Timestamps DuckDB reads exactly as pandas' ISO parser would (no offset, no other order).
-_ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T]\d{2}:\d{2}(?::\d{2}(?:\.\d{1,6})?)?)?$"
+_ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?)?$"
 
 
 def _cast(text: pd.Series, sql_type: str) -> np.ndarray:
@@ -361,16 +361,31 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
     decimal point; ``1,234`` and ``1.234`` are ambiguous and read the way the rest of the column
     is written (a decimal point when nothing says otherwise). A column with both kinds (an export
     merged from two locales) reads every unambiguous value by its own form and marks the
-    ambiguous ones, which the cleaner rejects with a reason.
+    ambiguous ones, which the cleaner rejects with a reason. With a mark given, values that can
+    only be written with the other (``12,50`` with ``decimal="."``) are marked the same way.
+    Workbook cells that are numbers are taken as they are.
     """
     if decimal not in (None, ".", ","):
         raise LTVError(f"decimal must be '.' or ',' (or None: detect), got {decimal!r}.")
+    given = decimal
     s = pd.Series(values).reset_index(drop=True)
     n = len(s)
     if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
         out = s.astype("float64")
         big = (~np.isfinite(out) & out.notna()) | (out.abs() >= IMPLAUSIBLE_AMOUNT)
         return Numbers(out.where(np.isfinite(out)), s.isna(), np.zeros(n, bool), big.to_numpy(bool), decimal or ".")
+    if s.dtype == object:
+        # Workbook cells that are numbers already are taken as they are: only the text cells
+        # are read, and only they say how the column writes its decimal mark.
+        is_number = s.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)).to_numpy(bool)
+        if is_number.any():
+            numbers = pd.to_numeric(s[is_number].astype("float64"))
+            parsed = parse_numbers(s.where(~is_number, None).astype(object), decimal)
+            values = parsed.values.copy()
+            values[is_number] = numbers.where(np.isfinite(numbers)).to_numpy()
+            big = parsed.implausible | (is_number & ~(np.abs(np.nan_to_num(s.where(is_number, 0).astype("float64"),
+                                                                            nan=0.0, posinf=np.inf)) < IMPLAUSIBLE_AMOUNT))
+            return Numbers(values, pd.Series(s.isna().to_numpy()), parsed.ambiguous, big, parsed.decimal)
     text, missing = _as_text(s)
     miss = missing.to_numpy()
     out = pd.Series(np.nan, index=text.index)
@@ -408,6 +423,11 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
         if plain.any():  # 1.234 with a decimal comma is 1234
             out[plain] = pd.to_numeric(text[plain].str.replace(".", "", regex=False), errors="coerce").to_numpy()
     unclear = ambiguous & (decimal == "mixed")
+    if given in (".", ",") and long is not None:
+        # A mark given by the user: a value that can only be the other one is not read as this.
+        against = np.zeros(n, dtype=bool)
+        against[rest] = long["comma"] if given == "." else long["dot"]
+        unclear |= against
     big = (np.isinf(out) | (out.abs() >= IMPLAUSIBLE_AMOUNT)).to_numpy(bool) & ~miss
     out = out.where(np.isfinite(out) & ~miss & ~unclear)
     return Numbers(out, missing, unclear, big, decimal)

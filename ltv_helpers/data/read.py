@@ -644,6 +644,10 @@ def _sniff_encoding(path: Path, head: bytes) -> tuple[str, list]:
     with path.open("rb") as fh:
         sample = fh.read(1 << 20)
     results = {m.encoding: m for m in from_bytes(sample, cp_isolation=list(CANDIDATE_ENCODINGS))}
+    if "gb18030" not in results and _mostly(sample, "gb18030"):
+        # A GBK export with a few lines cut mid-character: judged without those lines.
+        kept = b"\n".join(ln for ln in re.split(rb"\r\n|\n|\r", sample) if _decodes(ln, "gb18030"))
+        results.update({m.encoding: m for m in from_bytes(kept, cp_isolation=list(CANDIDATE_ENCODINGS))})
     best = min(results.values(), key=lambda m: (m.chaos, -m.coherence), default=None)
     if best is not None and best.encoding not in _WESTERN:
         # Chinese clients first: GB18030 whenever it reads the bytes as cleanly as the best.
@@ -677,18 +681,27 @@ def _sniff_encoding(path: Path, head: bytes) -> tuple[str, list]:
     return enc, [Note(NOTE_ENCODING, {"file": path.name, "encoding": enc, "option": spell("encoding", other)})]
 
 
-def _mostly_utf8(head: bytes) -> bool:
-    """Whether a start that is not valid UTF-8 is a UTF-8 file with a few lines in another encoding:
-    its other lines with non-ASCII bytes are valid UTF-8, and the bad ones are few."""
+def _decodes(data: bytes, encoding: str) -> bool:
+    try:
+        data.decode(encoding)
+        return True
+    except UnicodeDecodeError:
+        return False
+
+
+def _mostly(head: bytes, encoding: str = "utf-8") -> bool:
+    """Whether a start that is not valid ``encoding`` text is such a file with a few lines in
+    another encoding (or cut mid-character): its other lines with non-ASCII bytes decode, and the
+    bad ones are few."""
     lines = [ln for ln in re.split(rb"\r\n|\n|\r", head[: head.rfind(b"\n") + 1] or head) if ln.strip()]
     bad = good = 0
     for ln in lines:
         if max(ln, default=0) < 0x80:
             continue
         try:
-            ln.decode("utf-8")
+            ln.decode(encoding)
             good += 1
-        except UnicodeDecodeError:
+        except (UnicodeDecodeError, LookupError):
             bad += 1
     return good > 0 and bad <= max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * len(lines))
 
@@ -713,7 +726,7 @@ def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str, list]:
             head[: len(head) - 3 if len(head) == 1 << 16 else len(head)].decode("utf-8")
             encoding = "utf-8"
         except UnicodeDecodeError:
-            if _mostly_utf8(head):
+            if _mostly(head, "utf-8"):
                 return "utf-8", head.decode("utf-8", errors="replace"), notes
             encoding, notes = _sniff_encoding(path, head)
     try:
@@ -722,9 +735,11 @@ def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str, list]:
     except UnicodeDecodeError as err:
         if err.start >= len(head) - 3 and len(head) == 1 << 16:
             text = head[: err.start].decode(encoding)
-        elif given:
-            raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument "
-                           f"({spell('encoding', encoding)}).") from None
+        elif given or _mostly(head, encoding):  # a few bad lines: each becomes a malformed line
+            if not _mostly(head, encoding):
+                raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument "
+                               f"({spell('encoding', encoding)}).") from None
+            text = head.decode(encoding, errors="replace")
         elif encoding.startswith("utf-"):
             raise LTVError(f"{path.name} starts with a {encoding.upper().replace('-SIG', '')} byte-order mark but "
                            "is not valid text in that encoding; re-export it or pass its encoding.") from None
@@ -779,8 +794,16 @@ def _read_csv_frame(path: Path, enc: str, sep: str, options: dict, physical: int
         return _read_csv_by_lines(path, enc, sep)
     except pd.errors.EmptyDataError:
         raise LTVError(f"{path.name} is empty.") from None
-    except pd.errors.ParserError:
-        return _read_csv_with_bad_lines(path, sep, options)
+    except pd.errors.ParserError as err:
+        if "EOF" in str(err):  # a quote that never closes: the careful reader costs it one line
+            return _read_csv_by_lines(path, enc, sep)
+        try:
+            frame = _read_csv_with_bad_lines(path, sep, options)
+        except (UnicodeDecodeError, pd.errors.ParserError):  # bad fields and bad text together
+            return _read_csv_by_lines(path, enc, sep)
+        if len(frame) + 1 < physical and _has_line_breaks(frame.drop(columns=[READ_ERROR], errors="ignore")):
+            return _read_csv_by_lines(path, enc, sep)
+        return frame
     if len(frame) + 1 < physical and _has_line_breaks(frame):
         # Fewer records than lines and fields holding line breaks: a quoted field across lines, or a
         # quote that never closes and swallowed the lines after it. Read line by line to tell.
@@ -818,7 +841,8 @@ MULTILINE_MAX = 20
 
 
 def _has_line_breaks(frame: pd.DataFrame) -> bool:
-    return any(frame[c].str.contains(r"[\r\n]", regex=True).any() for c in frame.columns)
+    return any(frame[c].astype("str").str.contains(r"[\r\n]", regex=True).any() for c in frame.columns
+               if c not in (SOURCE_ROW, READ_ERROR))
 
 
 def _read_csv_by_lines(path: Path, encoding: str, sep: str) -> pd.DataFrame:
@@ -835,17 +859,26 @@ def _read_csv_by_lines(path: Path, encoding: str, sep: str) -> pd.DataFrame:
     :data:`BAD_TEXT_LINES` allow is one sentence naming the first.
     """
     raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    byte_lines = re.split(rb"\r\n|\n|\r", raw)
     lines: list[str | None] = []
     undecodable = []
-    for number, chunk in enumerate(byte_lines, start=1):
+    if encoding.lower().replace("_", "-").startswith(("utf-16", "utf-32")):
+        # Wide encodings: a newline byte is half a character, so the text is decoded whole.
         try:
-            lines.append(chunk.decode(encoding))
-        except UnicodeDecodeError:
-            lines.append(None)
-            undecodable.append(number)
+            lines = re.split(r"\r\n|\n|\r", raw.decode(encoding).lstrip("\ufeff"))
+        except UnicodeDecodeError as err:
+            raise LTVError(f"{path.name} is not valid {encoding} text (at byte {err.start:,}); pass its "
+                           f"encoding ({spell('encoding', 'utf-8')}, for example).") from None
+        byte_lines = lines
+    else:
+        if raw.startswith(b"\xef\xbb\xbf"):
+            raw = raw[3:]
+        byte_lines = re.split(rb"\r\n|\n|\r", raw)
+        for number, chunk in enumerate(byte_lines, start=1):
+            try:
+                lines.append(chunk.decode(encoding))
+            except UnicodeDecodeError:
+                lines.append(None)
+                undecodable.append(number)
     counted = sum(1 for b in byte_lines if b.strip())
     if undecodable and (len(undecodable) > max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * counted)
                         or undecodable[0] == 1):
@@ -959,11 +992,11 @@ def _read_excel(path: Path, sheet, max_cells: int = LIMITS["max_cells"]) -> pd.D
     notes = []
     if sheet is None:
         sheet = 0
-        if len(names) > 1:
-            rows = _sheet_rows(book)
+        rows = _sheet_rows(book) if len(names) > 1 else {}
+        if any(rows.get(n, 1) > 0 for n in names[1:]):
             notes.append(Note(NOTE_OTHER_SHEETS, {
                 "file": path.name, "first": names[0],
-                "others": ", ".join(f"{n} ({rows.get(n, 0):,} rows)" for n in names[1:6]),
+                "others": ", ".join(f"{n} ({rows.get(n, 0):,} rows)" for n in names[1:] if rows.get(n, 1) > 0),
                 "option": spell("sheet", "all")}))
     elif sheet not in names and not isinstance(sheet, int):
         raise LTVError(f"{path.name} has no sheet {sheet!r}; its sheets are: {_list(names)} "
@@ -1018,7 +1051,10 @@ def _stack_sheets(path: Path, book, names: list, max_cells: int) -> pd.DataFrame
             continue
         else:
             by_norm = {_norm_header(c): c for c in frame.columns}
+            hints = frame.attrs.get("cell_hints", {})
+            rename = {by_norm[_norm_header(c)]: c for c in first[1]}
             frame = frame[[by_norm[_norm_header(c)] for c in first[1]]].set_axis(first[1], axis=1)
+            frame.attrs["cell_hints"] = {rename.get(col, col): rows for col, rows in hints.items()}
         frames.append((name, frame))
     hints, offset = {}, 0
     for _, f in frames:
