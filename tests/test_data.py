@@ -225,8 +225,8 @@ def test_repeated_lines_of_one_order_are_rejected_when_there_is_an_order_id():
     ("12.5元", 12.5), ("(12.00)", -12.0), (" 7 ", 7.0), ("１２３", 123.0),
 ])
 def test_currency_strings(text, value):
-    amounts, missing = data.parse._parse_amounts(pd.Series([text], dtype=object))
-    assert amounts.iloc[0] == value and not missing.iloc[0]
+    parsed = data.parse.parse_numbers(pd.Series([text], dtype=object))
+    assert parsed.values.iloc[0] == value and not parsed.missing.iloc[0]
 
 
 def test_invariant_on_dirty_synthetic_data():

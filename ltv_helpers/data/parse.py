@@ -451,12 +451,6 @@ def _long_numbers(text: pd.Series) -> dict:
             "ambiguous": core.str.match(_AMBIGUOUS).fillna(False).to_numpy(bool), **values}
 
 
-def _parse_amounts(values: pd.Series) -> tuple[pd.Series, pd.Series]:
-    """Floats and a mask of missing inputs (:func:`parse_numbers`); non-numeric text becomes NaN."""
-    parsed = parse_numbers(values)
-    return parsed.values, parsed.missing
-
-
 # ------------------------------------------------------------------------------------ ends
 
 def _end_cut(observation_end) -> pd.Timestamp:
