@@ -96,6 +96,12 @@ def _report(args) -> int:
     if args.config:
         if args.source or args.client:
             raise LTVError("--config takes the clients from the file; give either --config or SOURCE --client.")
+        from ltv_helpers.options import from_arguments
+
+        given = [key for part in from_arguments(args) for key in part]
+        if given:
+            raise LTVError(f"--config takes every client's reading options from the file; put {given[0]} "
+                           "in the client's entry instead of on the command line.")
         from ltv_helpers.batch import run_config
 
         return run_config(args.config, workers=args.workers, pdf=not args.no_pdf)

@@ -377,3 +377,8 @@ def test_options_are_spelled_so_they_can_be_pasted():
     assert spell("amount", "Order Total", "cli") == "--amount 'Order Total'"
     assert yaml.safe_load(spell("decimal", ",", "yaml")) == {"decimal": ","}
     assert yaml.safe_load(spell("amount", "2024", "yaml")) == {"columns": {"amount": "2024"}}
+
+
+def test_reading_options_beside_a_config_are_refused(capsys):
+    assert cli.main(["report", "--config", "reports/clients.example.yaml", "--amount", "x"]) == 2
+    assert "put amount in the client's entry" in capsys.readouterr().err
