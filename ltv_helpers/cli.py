@@ -55,17 +55,14 @@ def _check(args) -> int:
 
 def _customers(tx) -> tuple[int, int]:
     """Customers, and those who bought on two days or more (DuckDB: seconds at millions of rows)."""
-    import duckdb
+    from ltv_helpers.data.engines import on_frames
 
     if len(tx) == 0:
         return 0, 0
-    con = duckdb.connect()
-    try:
-        con.register("tx", tx[["customer_id", "order_date"]])
-        return con.sql("SELECT count(*), count(*) FILTER (WHERE days > 1) FROM (SELECT customer_id, "
-                       "count(DISTINCT CAST(order_date AS DATE)) AS days FROM tx GROUP BY customer_id)").fetchall()[0]
-    finally:
-        con.close()
+    out = on_frames("SELECT count(*) AS customers, count(*) FILTER (WHERE days > 1) AS repeat FROM (SELECT customer_id, "
+                    "count(DISTINCT CAST(order_date AS DATE)) AS days FROM tx GROUP BY customer_id)",
+                    tx=tx[["customer_id", "order_date"]])
+    return int(out["customers"][0]), int(out["repeat"][0])
 
 
 #: Said by ``ltv check`` when no customer bought on two days: the report could show no forecast.

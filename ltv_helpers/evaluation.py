@@ -187,10 +187,13 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
         pred[f"{name}_spend"] = p["clv"]
         fitted[name] = m
         fit_stats[name] = {"log_likelihood": m.log_likelihood, "bic": m.bic}
-        if intervals:
-            errors[name] = model_error(transactions, as_of=cal_end, horizon_days=duration * _unit_days(summary),
-                                       model=name, freq=freq, freq_multiplier=freq_multiplier)
-            fit_stats[name].update(_holdout_interval(m, summary, duration, errors[name], level))
+    if intervals and fitted:
+        # One set of earlier cut-offs for all the models (their summaries are made once).
+        errors = model_errors(transactions, as_of=cal_end, horizon_days=duration * mdl._time_unit(summary, None),
+                              models=tuple(fitted), freq=freq, freq_multiplier=freq_multiplier)
+        for name, m in fitted.items():
+            fit_stats[name].update(_holdout_interval(m, summary, duration, pred[f"{name}_purchases"].sum(),
+                                                     errors[name], level))
     if baselines:
         _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
     names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
@@ -199,10 +202,6 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
     return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
-
-
-def _unit_days(summary: pd.DataFrame) -> float:
-    return float(summary.attrs.get("unit_days", 1.0))
 
 
 def _noise_variances(m, summary: pd.DataFrame, horizon: float) -> tuple[dict, dict]:
@@ -215,9 +214,9 @@ def _noise_variances(m, summary: pd.DataFrame, horizon: float) -> tuple[dict, di
     return params, customers
 
 
-def _holdout_interval(m, summary: pd.DataFrame, duration: float, error: "ModelError", level: float) -> dict:
+def _holdout_interval(m, summary: pd.DataFrame, duration: float, predicted: float, error: "ModelError",
+                      level: float) -> dict:
     params, customers = _noise_variances(m, summary, duration)
-    predicted = m.predict(summary, horizon=duration)["expected_purchases"].sum()
     low, high = mdl.combined_interval(predicted, parameters=params["purchases"], customers=customers["purchases"],
                                       model_error=error.purchases_var, level=level)
     return {"predicted_low": float(low), "predicted_high": float(high)}
@@ -275,11 +274,19 @@ def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model
     test check the result) and floored at 0. A model's bias counts as error: the
     squared error includes it.
     """
+    return model_errors(transactions, as_of=as_of, horizon_days=horizon_days, models=(model,), freq=freq,
+                        freq_multiplier=freq_multiplier, origins=origins)[model]
+
+
+def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, models: tuple[str, ...],
+                 freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS) -> dict:
+    """:func:`model_error` of several models at once, by model: each earlier cut-off's summary is
+    made once and every model backtested on it."""
     as_of = pd.Timestamp(as_of)
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
     columns = ["cutoff", "holdout_days", "predicted", "actual", "log_error", "noise_var",
                "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
-    rows = []
+    rows = {name: [] for name in models}
     if len(tx):
         first = tx[ORDER_DATE].min().normalize()
         span = (as_of - first).days
@@ -293,29 +300,32 @@ def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model
                 warnings.simplefilter("ignore")
                 try:
                     res = backtest(tx, calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
-                                   models=(model,), freq=freq, freq_multiplier=freq_multiplier,
+                                   models=models, freq=freq, freq_multiplier=freq_multiplier,
                                    baselines=False, intervals=False)
                 except LTVError:
                     continue
-            if model not in res.fitted:
-                continue
             p = res.predictions
-            totals = [p[f"{model}_purchases"].sum(), p["actual_purchases"].sum(),
-                      p[f"{model}_spend"].sum(), p["actual_spend"].sum()]
-            if min(totals) <= 0:
-                continue  # no log error of a zero total
-            params, customers = _noise_variances(res.fitted[model], res.summary, res.duration)
-            rows.append([cut.date(), h, totals[0], totals[1], np.log(totals[1] / totals[0]),
-                         params["purchases"] + customers["purchases"], totals[2], totals[3],
-                         np.log(totals[3] / totals[2]), params["revenue"] + customers["revenue"]])
-    table = pd.DataFrame(rows, columns=columns)
-    if len(table) < 2:
-        return ModelError(model, float(horizon_days), table, np.nan, np.nan, len(table),
-                          "the history is too short to backtest at two earlier cut-offs")
-    scale = horizon_days / table["holdout_days"]
-    excess = {w: float(max(0.0, ((table[f"{w}log_error"] ** 2 - table[f"{w}noise_var"].fillna(0)) * scale).mean()))
-              for w in ("", "revenue_")}
-    return ModelError(model, float(horizon_days), table, excess[""], excess["revenue_"], len(table))
+            for name, m in res.fitted.items():
+                totals = [p[f"{name}_purchases"].sum(), p["actual_purchases"].sum(),
+                          p[f"{name}_spend"].sum(), p["actual_spend"].sum()]
+                if min(totals) <= 0:
+                    continue  # no log error of a zero total
+                params, customers = _noise_variances(m, res.summary, res.duration)
+                rows[name].append([cut.date(), h, totals[0], totals[1], np.log(totals[1] / totals[0]),
+                                   params["purchases"] + customers["purchases"], totals[2], totals[3],
+                                   np.log(totals[3] / totals[2]), params["revenue"] + customers["revenue"]])
+    out = {}
+    for name in models:
+        table = pd.DataFrame(rows[name], columns=columns)
+        if len(table) < 2:
+            out[name] = ModelError(name, float(horizon_days), table, np.nan, np.nan, len(table),
+                                   "the history is too short to backtest at two earlier cut-offs")
+            continue
+        scale = horizon_days / table["holdout_days"]
+        excess = {w: float(max(0.0, ((table[f"{w}log_error"] ** 2 - table[f"{w}noise_var"].fillna(0)) * scale).mean()))
+                  for w in ("", "revenue_")}
+        out[name] = ModelError(name, float(horizon_days), table, excess[""], excess["revenue_"], len(table))
+    return out
 
 
 def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):

@@ -1265,20 +1265,23 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
     parameters' uncertainty, by the delta method: central differences of the log totals in each log
     parameter (purchase and Gamma-Gamma), with the fits' covariances. ``{"purchases": v,
     "revenue": v}``; NaN without a usable covariance."""
+    weights = _weights(purchase_rows(summary))
+
     def log_totals(m: LTVModel) -> np.ndarray:
         p = m.predict(summary, horizon=horizon)
-        w = _weights(purchase_rows(summary))
-        return np.log([(p["expected_purchases"] * w).sum(), (p["expected_purchases"] * p["expected_spend"] * w).sum()])
+        return np.log([(p["expected_purchases"] * weights).sum(),
+                       (p["expected_purchases"] * p["expected_spend"] * weights).sum()])
 
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
         return {"purchases": np.nan, "revenue": np.nan}
     eps = 1e-4
     var = np.zeros(2)
-    blocks = [("purchase", list(model.params), model.cov_log)]
+    blocks = [("purchase", model.params, model.cov_log)]
     if model.spend_model is not None and model.spend_model.cov_log is not None:
-        blocks.append(("spend", list(model.spend_model.params), model.spend_model.cov_log))
-    for kind, keys, cov in blocks:
-        base = np.log([(model.params if kind == "purchase" else model.spend_model.params)[k] for k in keys])
+        blocks.append(("spend", model.spend_model.params, model.spend_model.cov_log))
+    for kind, params, cov in blocks:
+        keys = list(params)
+        base = np.log([params[k] for k in keys])
         grad = np.zeros((2, len(keys)))
         for j in range(len(keys)):
             step = np.zeros(len(keys))

@@ -66,9 +66,9 @@ def test_model_error_widens_the_intervals_and_is_reported(cdnow_sample, cal, fit
     wide = models.intervals(m, cal, horizon=273, draws=40, model_error=error)
     assert wide.loc["all customers", "purchases_sd_model"] == pytest.approx(error.purchases_sd)
     assert np.isnan(narrow.loc["all customers", "purchases_sd_model"])
-    if error.purchases_var > 0:
-        assert wide["purchases_low"].iloc[0] < narrow["purchases_low"].iloc[0]
-        assert wide["purchases_high"].iloc[0] > narrow["purchases_high"].iloc[0]
+    assert error.purchases_var > 0.005  # the sample's model misses by about 12% at earlier cut-offs
+    assert wide["purchases_low"].iloc[0] < narrow["purchases_low"].iloc[0]
+    assert wide["purchases_high"].iloc[0] > narrow["purchases_high"].iloc[0]
     for language in ("en", "zh"):
         note = ev.interval_note(wide, error, language)
         assert f"{error.cutoffs}" in note and "±" in note

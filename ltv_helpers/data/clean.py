@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ltv_helpers.data.parse import (IMPLAUSIBLE_AMOUNT, _as_timestamp, _clean_ids, _end_cut, parse_dates,
                                    parse_numbers)
@@ -323,19 +325,14 @@ def _duplicated(raw: pd.DataFrame, columns: list, alive: np.ndarray) -> np.ndarr
 def _sort_order(frame: pd.DataFrame, keep: np.ndarray) -> np.ndarray:
     """The rows where ``keep`` holds, by customer, date and amount, ties in row order (a stable
     sort), by DuckDB."""
-    import duckdb
+    from ltv_helpers.data.engines import on_frames
 
     keep = np.asarray(keep, dtype=bool)
     if keep.sum() < 2:
         return np.flatnonzero(keep)
     keys = pd.DataFrame({"c": frame[CUSTOMER_ID].astype("str").array, "d": frame[ORDER_DATE].to_numpy(),
                          "a": frame[AMOUNT].to_numpy(dtype=float), "i": np.arange(len(frame)), "k": keep})
-    con = duckdb.connect()
-    try:
-        con.register("k", keys)
-        return con.sql("SELECT i FROM k WHERE k ORDER BY c, d, a, i").fetchnumpy()["i"].astype(np.int64)
-    finally:
-        con.close()
+    return on_frames("SELECT i FROM k WHERE k ORDER BY c, d, a, i", k=keys)["i"].astype(np.int64)
 
 
 _HINT_REASON = {"merged": "merged cell", "formula": "formula not calculated"}
@@ -455,9 +452,6 @@ def _net_refunds(customer: pd.Series, day: pd.Series, amount: np.ndarray
     if not neg.any():
         return new, np.zeros(len(amount), bool), np.zeros(len(amount), bool), 0.0
     # Only the customers with a refund matter: the work runs on their rows.
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     ids = pa.array(customer.astype("str").array)
     involved = pc.is_in(ids, value_set=pc.unique(ids.filter(pa.array(neg)))).to_numpy(zero_copy_only=False)
     rows = np.flatnonzero(involved)

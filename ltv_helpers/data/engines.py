@@ -114,6 +114,17 @@ _MAP_HINT = ("Map them to the source's names (columns= in Python; --customer-id,
              "command line), or clean the export with clean_transactions first.")
 
 
+def on_frames(sql: str, **frames: pd.DataFrame) -> dict:
+    """Run ``sql`` in a fresh in-memory DuckDB over DataFrames registered under their keyword
+    names (``on_frames("SELECT ... FROM t", t=frame)``); the result's columns as NumPy arrays
+    (masked where NULL). For work DuckDB does in parallel at many times pandas' speed: hashing,
+    sorting, casting, counting."""
+    with duckdb.connect() as con:
+        for name, frame in frames.items():
+            con.register(name, frame)
+        return con.sql(sql).fetchnumpy()
+
+
 def parquet_pattern(source) -> str:
     """What DuckDB's ``read_parquet`` reads for a Parquet file, a glob, or a folder (every
     ``.parquet`` file below it, e.g. Spark's part files); a missing path fails in one sentence."""

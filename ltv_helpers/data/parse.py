@@ -64,15 +64,10 @@ def _cast(text: pd.Series, sql_type: str) -> np.ndarray:
     """DuckDB's ``TRY_CAST(text AS sql_type)`` of every cell (NULL where the text is not one), in
     parallel: the fast first reading of plain numbers and ISO timestamps; the cells it cannot read
     go on to the careful parsers."""
-    import duckdb
+    from ltv_helpers.data.engines import on_frames
 
     frame = pd.DataFrame({"x": text.reset_index(drop=True).array, "i": np.arange(len(text))})
-    con = duckdb.connect()
-    try:
-        con.register("t", frame)
-        values = con.sql(f"SELECT TRY_CAST(x AS {sql_type}) AS v FROM t ORDER BY i").fetchnumpy()["v"]
-    finally:
-        con.close()
+    values = on_frames(f"SELECT TRY_CAST(x AS {sql_type}) AS v FROM t ORDER BY i", t=frame)["v"]
     if isinstance(values, np.ma.MaskedArray):  # NULLs come back masked: make them NaN / NaT
         values = values.astype("datetime64[us]" if sql_type == "TIMESTAMP" else "float64")
         values = values.filled(np.datetime64("NaT") if sql_type == "TIMESTAMP" else np.nan)
@@ -253,10 +248,8 @@ def parse_dates(values: pd.Series, date_format: str | None = None,
         out[todo] = _naive(parsed).to_numpy()
         return out, missing, notes
     index = np.flatnonzero(todo)
-    # Fast path: ISO-like text (2024-01-05, 2024/1/5 10:05, 20240105, with a UTC offset too),
-    # by pandas' C parser. It rejects 1/12/2010-style text, which goes on below.
-    # DuckDB first (2024-01-05, 2024/1/5 10:05, with a UTC offset too: the wall time is kept),
-    # then pandas' ISO parser for what it left.
+    # Fast path: strict ISO text by DuckDB, then pandas' ISO parser (a UTC offset too: the wall
+    # time is kept) for what it left. Both reject 1/12/2010-style text, which goes on below.
     cells = text[todo].reset_index(drop=True)
     iso = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[us]")
     # Only strict ISO text goes to DuckDB: it would read 12/1/10 as the year 12.
@@ -377,14 +370,15 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
     if s.dtype == object:
         # Workbook cells that are numbers already are taken as they are: only the text cells
         # are read, and only they say how the column writes its decimal mark.
-        is_number = s.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool)).to_numpy(bool)
+        is_number = (s.map(lambda v: isinstance(v, (int, float, np.number)) and not isinstance(v, bool))
+                     & s.notna()).to_numpy(bool)
         if is_number.any():
-            numbers = pd.to_numeric(s[is_number].astype("float64"))
+            numbers = s[is_number].astype("float64").to_numpy()
             parsed = parse_numbers(s.where(~is_number, None).astype(object), decimal)
             values = parsed.values.copy()
-            values[is_number] = numbers.where(np.isfinite(numbers)).to_numpy()
-            big = parsed.implausible | (is_number & ~(np.abs(np.nan_to_num(s.where(is_number, 0).astype("float64"),
-                                                                            nan=0.0, posinf=np.inf)) < IMPLAUSIBLE_AMOUNT))
+            values[is_number] = np.where(np.isfinite(numbers), numbers, np.nan)
+            big = parsed.implausible.copy()
+            big[is_number] = ~(np.abs(numbers) < IMPLAUSIBLE_AMOUNT)  # infinite or too large
             return Numbers(values, pd.Series(s.isna().to_numpy()), parsed.ambiguous, big, parsed.decimal)
     text, missing = _as_text(s)
     miss = missing.to_numpy()
@@ -405,23 +399,21 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
     ambiguous = np.zeros(n, dtype=bool)
     if long is not None:
         comma[rest], dot[rest], ambiguous[rest] = long["comma"], long["dot"], long["ambiguous"]
-    if decimal is None or decimal == ",":
+    has_dot = np.zeros(n, dtype=bool)
+    if decimal is None and comma.any():
         # Plain values matter only once a comma shows up: "12.50" is then a decimal point's form,
         # and "1.234" could be either.
-        if comma.any() or decimal == ",":
-            has_dot = quick_ok & text.str.contains(".", regex=False).fillna(False).to_numpy(bool)
-            amb = has_dot & text.str.match(r"^[+-]?[1-9]\d{0,2}\.\d{3}$").fillna(False).to_numpy(bool)
-            dot |= has_dot & ~amb
-            ambiguous |= amb
+        has_dot = quick_ok & text.str.contains(".", regex=False).fillna(False).to_numpy(bool)
+        amb = has_dot & text.str.match(r"^[+-]?[1-9]\d{0,2}\.\d{3}$").fillna(False).to_numpy(bool)
+        dot |= has_dot & ~amb
+        ambiguous |= amb
     if decimal is None:
         decimal = "mixed" if comma.any() and dot.any() else "," if comma.any() else "."
     if long is not None:
         as_comma = long["comma"] if decimal == "mixed" else np.full(rest.sum(), decimal == ",")
         out[rest] = long["as_comma"].where(as_comma, long["as_point"]).to_numpy()
-    if decimal == ",":
-        plain = quick_ok & text.str.contains(".", regex=False).fillna(False).to_numpy(bool)
-        if plain.any():  # 1.234 with a decimal comma is 1234
-            out[plain] = pd.to_numeric(text[plain].str.replace(".", "", regex=False), errors="coerce").to_numpy()
+    if decimal == "," and has_dot.any():  # a plain 1.234 in a decimal-comma column is 1234
+        out[has_dot] = pd.to_numeric(text[has_dot].str.replace(".", "", regex=False), errors="coerce").to_numpy()
     unclear = ambiguous & (decimal == "mixed")
     if given in (".", ",") and long is not None:
         # A mark given by the user: a value that can only be the other one is not read as this.

@@ -601,21 +601,15 @@ def _rows_sha256(columns, keys: np.ndarray) -> str:
 def row_key(frame: pd.DataFrame) -> np.ndarray:
     """A 64-bit hash per row of all of ``frame``'s columns (values compared as text), by DuckDB's
     ``hash`` (in parallel; about 20 times pandas' speed on Arrow strings)."""
-    import duckdb
+    from ltv_helpers.data.engines import on_frames
 
     if len(frame) == 0 or len(frame.columns) == 0:
         return np.zeros(len(frame), dtype=np.uint64)
     text = pd.DataFrame({f"c{i}": (col if isinstance(col.dtype, pd.StringDtype) else col.astype("str")).array
                          for i, (_, col) in enumerate(frame.items())})
-    text.index = pd.RangeIndex(len(text))
     text["_i"] = np.arange(len(text))
-    con = duckdb.connect()
-    try:
-        con.register("t", text)
-        columns = ", ".join(f"coalesce(c{i}, '')" for i in range(len(frame.columns)))
-        return con.sql(f"SELECT hash({columns}) AS h FROM t ORDER BY _i").fetchnumpy()["h"].astype(np.uint64)
-    finally:
-        con.close()
+    columns = ", ".join(f"coalesce(c{i}, '')" for i in range(len(frame.columns)))
+    return on_frames(f"SELECT hash({columns}) AS h FROM t ORDER BY _i", t=text)["h"].astype(np.uint64)
 
 
 #: Encodings a CSV that is not UTF-8 is checked against (charset-normalizer's candidates): the
@@ -689,21 +683,18 @@ def _decodes(data: bytes, encoding: str) -> bool:
         return False
 
 
+def _few_bad(bad: int, lines: int) -> bool:
+    """Whether ``bad`` undecodable lines of ``lines`` are few enough to reject one by one."""
+    return bad <= max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * lines)
+
+
 def _mostly(head: bytes, encoding: str = "utf-8") -> bool:
     """Whether a start that is not valid ``encoding`` text is such a file with a few lines in
     another encoding (or cut mid-character): its other lines with non-ASCII bytes decode, and the
     bad ones are few."""
     lines = [ln for ln in re.split(rb"\r\n|\n|\r", head[: head.rfind(b"\n") + 1] or head) if ln.strip()]
-    bad = good = 0
-    for ln in lines:
-        if max(ln, default=0) < 0x80:
-            continue
-        try:
-            ln.decode(encoding)
-            good += 1
-        except (UnicodeDecodeError, LookupError):
-            bad += 1
-    return good > 0 and bad <= max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * len(lines))
+    wide = [_decodes(ln, encoding) for ln in lines if max(ln, default=0) >= 0x80]
+    return any(wide) and _few_bad(wide.count(False), len(lines))
 
 
 def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str, list]:
@@ -735,11 +726,11 @@ def _decode_sample(path: Path, encoding: str | None) -> tuple[str, str, list]:
     except UnicodeDecodeError as err:
         if err.start >= len(head) - 3 and len(head) == 1 << 16:
             text = head[: err.start].decode(encoding)
-        elif given or _mostly(head, encoding):  # a few bad lines: each becomes a malformed line
-            if not _mostly(head, encoding):
-                raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument "
-                               f"({spell('encoding', encoding)}).") from None
+        elif _mostly(head, encoding):  # a few bad lines: each becomes a malformed line
             text = head.decode(encoding, errors="replace")
+        elif given:
+            raise LTVError(f"{path.name} cannot be decoded as {encoding}; check the encoding argument "
+                           f"({spell('encoding', encoding)}).") from None
         elif encoding.startswith("utf-"):
             raise LTVError(f"{path.name} starts with a {encoding.upper().replace('-SIG', '')} byte-order mark but "
                            "is not valid text in that encoding; re-export it or pass its encoding.") from None
@@ -868,20 +859,17 @@ def _read_csv_by_lines(path: Path, encoding: str, sep: str) -> pd.DataFrame:
         except UnicodeDecodeError as err:
             raise LTVError(f"{path.name} is not valid {encoding} text (at byte {err.start:,}); pass its "
                            f"encoding ({spell('encoding', 'utf-8')}, for example).") from None
-        byte_lines = lines
     else:
         if raw.startswith(b"\xef\xbb\xbf"):
             raw = raw[3:]
-        byte_lines = re.split(rb"\r\n|\n|\r", raw)
-        for number, chunk in enumerate(byte_lines, start=1):
+        for number, chunk in enumerate(re.split(rb"\r\n|\n|\r", raw), start=1):
             try:
                 lines.append(chunk.decode(encoding))
             except UnicodeDecodeError:
                 lines.append(None)
                 undecodable.append(number)
-    counted = sum(1 for b in byte_lines if b.strip())
-    if undecodable and (len(undecodable) > max(BAD_TEXT_LINES[0], BAD_TEXT_LINES[1] * counted)
-                        or undecodable[0] == 1):
+    counted = sum(1 for ln in lines if ln is None or ln.strip())
+    if undecodable and (not _few_bad(len(undecodable), counted) or undecodable[0] == 1):
         raise LTVError(f"Line {undecodable[0]:,} of {path.name} is not valid {encoding} text "
                        f"({len(undecodable):,} lines are not); pass its encoding ({spell('encoding', 'gb18030')} "
                        "or cp1252, for example).")
