@@ -65,6 +65,8 @@ REASONS = (
     "fully refunded",
 )
 
+_REASON_CODE = {why: number for number, why in enumerate(REASONS, start=1)}
+
 #: Dates before this are rejected as implausible (two-digit years and Excel's day 0 land there).
 EARLIEST_DATE = "1990-01-01"
 
@@ -192,12 +194,16 @@ def clean_transactions(
     n = len(raw)
     if SOURCE_ROW not in raw:
         raw[SOURCE_ROW] = np.arange(1, n + 1)
-    reason = pd.Series(pd.NA, index=raw.index, dtype=object)
+    # Each line's reason as its number in REASONS plus one; 0 while the line is kept.
+    code = np.zeros(n, dtype=np.int8)
     notes: list[Note] = list(df.attrs.get("notes", []))  # the reader's, on the columns it chose
 
+    def alive() -> np.ndarray:
+        return code == 0
+
     def reject(mask, why):
-        mask = np.asarray(mask, dtype=bool) & reason.isna().to_numpy()
-        reason[mask] = why
+        mask = np.asarray(mask, dtype=bool) & (code == 0)
+        code[mask] = _REASON_CODE[why]
 
     if READ_ERROR in raw:
         reject(raw[READ_ERROR].notna(), "malformed line")
@@ -232,9 +238,8 @@ def clean_transactions(
         reject(amounts == 0, "zero amount")
     if duplicates == "auto":
         duplicates = "reject" if order_ids is not None and order_ids.notna().any() else "keep"
-    alive = reason.isna().to_numpy()
     columns = [c for c in raw.columns if c not in (SOURCE_ROW, READ_ERROR)]
-    dup = _duplicated(raw, columns, alive)
+    dup = _duplicated(raw, columns, alive())
     if duplicates == "reject":
         reject(dup, "exact duplicate")
     elif dup.any():
@@ -250,40 +255,40 @@ def clean_transactions(
         typed[CHANNEL] = _clean_ids(raw[CHANNEL])
     if quantity is not None:
         typed[QUANTITY] = quantity
-    by_order = order_ids is not None and order_ids[reason.isna().to_numpy()].notna().any()
+    by_order = order_ids is not None and order_ids[alive()].notna().any()
     if by_order:
-        entities, line_entity = _orders_from_lines(typed, reason, reject, cancel, notes)
+        entities, line_entity = _orders_from_lines(typed, alive, reject, cancel, notes)
     else:
-        alive = reason.isna().to_numpy()
-        entities = typed[alive].reset_index(drop=True)
+        kept = alive()
+        entities = typed[kept].reset_index(drop=True)
         line_entity = np.full(n, -1)
-        line_entity[alive] = np.arange(alive.sum())
+        line_entity[kept] = np.arange(kept.sum())
 
     # Refunds (negative entities) against the same customer's same-day purchases.
     amount, netted, unmatched, refunded = _net_refunds(
         entities[CUSTOMER_ID], entities[ORDER_DATE].dt.normalize(), entities[AMOUNT].to_numpy())
-    entity_reason = np.full(len(entities), None, dtype=object)
-    entity_reason[unmatched] = "refund without same-day purchase"
-    entity_reason[netted] = "refund netted into same-day purchase"
-    entity_reason[(entity_reason == None) & (amount <= 0) & (entities[AMOUNT].to_numpy() > 0)] = "fully refunded"  # noqa: E711
+    entity_code = np.zeros(len(entities), dtype=np.int8)
+    entity_code[unmatched] = _REASON_CODE["refund without same-day purchase"]
+    entity_code[netted] = _REASON_CODE["refund netted into same-day purchase"]
+    entity_code[(entity_code == 0) & (amount <= 0) & (entities[AMOUNT].to_numpy() > 0)] = _REASON_CODE["fully refunded"]
     has_line = line_entity >= 0
-    line_reason = np.full(n, None, dtype=object)
-    line_reason[has_line] = entity_reason[line_entity[has_line]]
+    line_code = np.zeros(n, dtype=np.int8)
+    line_code[has_line] = entity_code[line_entity[has_line]]
     for why in ("refund without same-day purchase", "refund netted into same-day purchase", "fully refunded"):
-        reject(line_reason == why, why)
+        reject(line_code == _REASON_CODE[why], why)
     entities[AMOUNT] = amount
 
-    keep = reason.isna().to_numpy()
+    keep = alive()
     zero_kept = int((keep & (amounts == 0).to_numpy()).sum())
     if zero_kept:
         flags["zero amount"] = zero_kept
         notes.append(Note(NOTE_ZERO_KEPT, {"rows": zero_kept, "option": spell("zero_amounts", "reject")}))
-    transactions = entities.take(_sort_order(entities, entity_reason == None)).reset_index(drop=True)  # noqa: E711
+    transactions = entities.take(_sort_order(entities, entity_code == 0)).reset_index(drop=True)
     rejected = raw[~keep].copy()
-    rejected[REASON] = reason[~keep].astype("str")
+    rejected[REASON] = pd.Series(np.asarray(REASONS, dtype=object)[code[~keep] - 1], index=rejected.index).astype("str")
     rejected = rejected.reset_index(drop=True)
-    counts = rejected[REASON].value_counts()
-    report = pd.DataFrame({"rows": [int(counts.get(r, 0)) for r in REASONS]}, index=list(REASONS))
+    counts = np.bincount(code, minlength=len(REASONS) + 1)[1:]
+    report = pd.DataFrame({"rows": counts.astype("int64")}, index=list(REASONS))
     report = report[report["rows"] > 0]
     report.index.name = REASON
     report["share"] = report["rows"] / max(n, 1)
@@ -296,17 +301,25 @@ def clean_transactions(
 
 def _duplicated(raw: pd.DataFrame, columns: list, alive: np.ndarray) -> np.ndarray:
     """Which ``alive`` lines repeat an earlier alive line in every one of ``columns`` (the first is
-    kept). With the reader's ``row_key`` (a hash of every source column) the repeats of a key are
-    found at once and each is confirmed equal to the key's first line (a hash can collide);
+    kept). With the reader's ``row_key`` (a hash of every source column) DuckDB finds the keys
+    that repeat, and each repeat is confirmed equal to its key's first line (a hash can collide);
     without it, pandas compares the columns."""
     out = np.zeros(len(raw), dtype=bool)
     rows = np.flatnonzero(alive)
     if ROW_KEY not in raw:
         out[rows] = raw.loc[alive, columns].duplicated(keep="first").to_numpy()
         return out
-    codes = pd.factorize(raw[ROW_KEY].to_numpy()[rows])[0]  # numbered in order of appearance
-    if not len(codes):
+    from ltv_helpers.data.engines import on_frames
+
+    keys = raw[ROW_KEY].to_numpy()[rows]
+    # Only the lines whose key repeats matter: DuckDB finds those keys (a parallel group-by), and
+    # the work below runs on their lines alone.
+    repeated = on_frames("SELECT k FROM t GROUP BY k HAVING count(*) > 1", t=pd.DataFrame({"k": keys}))["k"]
+    if not len(repeated):
         return out
+    some = np.flatnonzero(pc.is_in(pa.array(keys), value_set=pa.array(np.asarray(repeated))).to_numpy(zero_copy_only=False))
+    rows = rows[some]
+    codes = pd.factorize(keys[some])[0]  # numbered in order of appearance
     running = np.maximum.accumulate(codes)
     first = np.flatnonzero(np.r_[True, running[1:] > running[:-1]])  # key k's first line
     repeat = np.flatnonzero(first[codes] != np.arange(len(codes)))
@@ -400,19 +413,20 @@ def _amounts(raw: pd.DataFrame, reject, notes: list, decimal=None, columns: dict
     return amount, qty
 
 
-def _orders_from_lines(typed: pd.DataFrame, reason: pd.Series, reject, cancel: np.ndarray,
+def _orders_from_lines(typed: pd.DataFrame, kept, reject, cancel: np.ndarray,
                        notes: list) -> tuple[pd.DataFrame, np.ndarray]:
     """One purchase entity per order (its positive lines) and one refund entity per order with
-    refund lines; returns them and, per source line, the row of its entity (-1: none)."""
+    refund lines; returns them and, per source line, the row of its entity (-1: none). ``kept()``
+    is the mask of the lines not rejected so far."""
     n = len(typed)
-    alive = reason.isna().to_numpy()
+    alive = kept()
     # A line without an order id is an order of its own.
     key = typed[ORDER_ID].astype(object).where(typed[ORDER_ID].notna(),
                                                "\x00line" + pd.Series(np.arange(n)).astype(str))
     customers = typed[CUSTOMER_ID][alive].groupby(key[alive].to_numpy()).nunique()
     clash = key.map(customers).gt(1).to_numpy() & alive
     reject(clash, "order lines disagree on customer")
-    alive = reason.isna().to_numpy()
+    alive = kept()
     lines = typed[alive].reset_index(drop=True)
     refund_line = cancel[alive]
     group = pd.DataFrame({"key": key[alive].to_numpy(), "refund": refund_line})

@@ -26,7 +26,9 @@ import warnings
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from ltv_helpers.schema import (
     AMOUNT,
@@ -122,7 +124,19 @@ def on_frames(sql: str, **frames: pd.DataFrame) -> dict:
     with duckdb.connect() as con:
         for name, frame in frames.items():
             con.register(name, frame)
-        return con.sql(sql).fetchnumpy()
+        table = con.sql(sql).to_arrow_table()  # through Arrow: several times fetchnumpy's speed
+    return {name: _as_numpy(table[name]) for name in table.column_names}
+
+
+def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
+    """An Arrow column as a NumPy array, masked where NULL (as DuckDB's ``fetchnumpy`` gives it)."""
+    array = column.combine_chunks() if column.num_chunks != 1 else column.chunk(0)
+    if array.null_count == 0:
+        return array.to_numpy(zero_copy_only=False)
+    kind = array.type
+    fill = "" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else False if pa.types.is_boolean(kind) else 0
+    values = array.fill_null(pa.scalar(fill, type=array.type)).to_numpy(zero_copy_only=False)
+    return np.ma.masked_array(values, mask=array.is_null().to_numpy(zero_copy_only=False))
 
 
 def parquet_pattern(source) -> str:

@@ -60,17 +60,22 @@ def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
 _ISO = r"^\d{4}-\d{2}-\d{2}(?:[ T](?:[01]\d|2[0-3]):[0-5]\d(?::[0-5]\d(?:\.\d{1,6})?)?)?$"
 
 
-def _cast(text: pd.Series, sql_type: str) -> np.ndarray:
-    """DuckDB's ``TRY_CAST(text AS sql_type)`` of every cell (NULL where the text is not one), in
-    parallel: the fast first reading of plain numbers and ISO timestamps; the cells it cannot read
-    go on to the careful parsers."""
+def _cast(text: pd.Series, sql_type: str, when: str | None = None) -> np.ndarray:
+    """DuckDB's ``TRY_CAST(text AS sql_type)`` of every cell (NULL where the text is not one, or
+    where the SQL condition ``when`` on the cell ``x`` is false), in parallel: the fast first
+    reading of plain numbers and ISO timestamps; the cells it cannot read go on to the careful
+    parsers. NaN / NaT where NULL."""
     from ltv_helpers.data.engines import on_frames
 
-    frame = pd.DataFrame({"x": text.reset_index(drop=True).array, "i": np.arange(len(text))})
-    values = on_frames(f"SELECT TRY_CAST(x AS {sql_type}) AS v FROM t ORDER BY i", t=frame)["v"]
+    cast = f"TRY_CAST(x AS {sql_type})"
+    # A SELECT from one table keeps the rows' order (DuckDB's documented order preservation).
+    frame = pd.DataFrame({"x": text.reset_index(drop=True).array})
+    values = on_frames(f"SELECT {f'CASE WHEN {when} THEN {cast} END' if when else cast} AS v FROM t", t=frame)["v"]
     if isinstance(values, np.ma.MaskedArray):  # NULLs come back masked: make them NaN / NaT
         values = values.astype("datetime64[us]" if sql_type == "TIMESTAMP" else "float64")
         values = values.filled(np.datetime64("NaT") if sql_type == "TIMESTAMP" else np.nan)
+    elif sql_type == "TIMESTAMP":
+        values = values.astype("datetime64[us]")
     return values
 
 
@@ -228,7 +233,7 @@ def parse_dates(values: pd.Series, date_format: str | None = None,
         return s.dt.tz_localize(None).astype("datetime64[us]"), s.isna(), []
     if pd.api.types.is_datetime64_any_dtype(s.dtype):
         return s.astype("datetime64[us]"), s.isna(), []
-    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[us]")
+    out = np.full(len(s), np.datetime64("NaT"), dtype="datetime64[us]")
     is_stamp = np.zeros(len(s), dtype=bool)
     if s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) not in ("string", "empty"):
         is_stamp = s.map(lambda v: hasattr(v, "year")).to_numpy(bool)  # Excel date cells
@@ -236,40 +241,36 @@ def parse_dates(values: pd.Series, date_format: str | None = None,
             stamps = pd.to_datetime(s[is_stamp].map(lambda v: pd.Timestamp(v).tz_localize(None)
                                                     if getattr(v, "tzinfo", None) else v),
                                     errors="coerce")
-            out[is_stamp] = stamps.astype("datetime64[us]")
+            out[is_stamp] = stamps.astype("datetime64[us]").to_numpy()
     text, missing = _as_text(s.where(~is_stamp))
     missing = missing & ~is_stamp
     todo = (~is_stamp & ~missing).to_numpy()
     notes: list[Note] = []
     if not todo.any():
-        return out, missing, notes
+        return pd.Series(out), missing, notes
     if date_format is not None:
         parsed = pd.to_datetime(text[todo].astype(object), format=date_format, errors="coerce")
         out[todo] = _naive(parsed).to_numpy()
-        return out, missing, notes
-    index = np.flatnonzero(todo)
-    # Fast path: strict ISO text by DuckDB, then pandas' ISO parser (a UTC offset too: the wall
+        return pd.Series(out), missing, notes
+    # Fast path: strict ISO text by DuckDB (the pattern checked there too, in parallel: DuckDB
+    # would read 12/1/10 as the year 12), then pandas' ISO parser (a UTC offset too: the wall
     # time is kept) for what it left. Both reject 1/12/2010-style text, which goes on below.
-    cells = text[todo].reset_index(drop=True)
-    iso = pd.Series(pd.NaT, index=cells.index, dtype="datetime64[us]")
-    # Only strict ISO text goes to DuckDB: it would read 12/1/10 as the year 12.
-    strict = cells.str.match(_ISO).fillna(False).to_numpy(bool)
-    if strict.any():
-        iso[strict] = _cast(cells[strict], "TIMESTAMP")
-    left = iso.isna().to_numpy()
-    if left.any():
+    iso = _cast(text, "TIMESTAMP", f"regexp_full_match(x, '{_ISO}')")
+    iso[~todo] = np.datetime64("NaT")
+    left = np.flatnonzero(np.isnat(iso) & todo)
+    if left.size:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", UserWarning)
-                iso[left] = _naive(pd.to_datetime(cells[left].astype(object).reset_index(drop=True),
+                iso[left] = _naive(pd.to_datetime(text.iloc[left].astype(object).reset_index(drop=True),
                                                   format="ISO8601", errors="coerce")).to_numpy()
         except (ValueError, TypeError):  # mixed UTC offsets: each row is read below
             pass
-    done = iso.notna().to_numpy()
-    out[index[done]] = iso[done].to_numpy()
-    index = index[~done]
+    done = ~np.isnat(iso)
+    out[done] = iso[done]
+    index = np.flatnonzero(todo & ~done)
     if not len(index):
-        return out, missing, notes
+        return pd.Series(out), missing, notes
     norm = _normalise_date_text(text[index]).reset_index(drop=True)
     numeric = _extract(norm, _NUMERIC_DATE)
     matched = numeric["a"].notna().to_numpy()
@@ -300,7 +301,7 @@ def parse_dates(values: pd.Series, date_format: str | None = None,
                     parsed[retry] = pd.to_datetime(other[retry], format="mixed",
                                                    dayfirst=bool(dayfirst), errors="coerce")
             out[rest_index[~is_compact]] = _naive(parsed).to_numpy()
-    return out, missing, notes
+    return pd.Series(out), missing, notes
 
 
 def _naive(parsed) -> pd.Series:
@@ -382,15 +383,14 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
             return Numbers(values, pd.Series(s.isna().to_numpy()), parsed.ambiguous, big, parsed.decimal)
     text, missing = _as_text(s)
     miss = missing.to_numpy()
-    out = pd.Series(np.nan, index=text.index)
+    out = np.full(n, np.nan)
     quick_ok = np.zeros(n, dtype=bool)
     if decimal != ",":
         # Most values are plain numbers (12.50, -3, 1e5): read at once; only the others (a comma, a
         # currency sign, a space) take the long way below.
-        quick = pd.Series(_cast(text, "DOUBLE"), index=text.index).astype("float64")
         # DuckDB also reads 1_000; pandas and this toolkit do not.
-        quick[text.str.contains("_", regex=False).fillna(False).to_numpy(bool)] = np.nan
-        quick_ok = quick.notna().to_numpy() & ~miss
+        quick = _cast(text, "DOUBLE", "NOT contains(x, '_')").astype("float64")
+        quick_ok = ~np.isnan(quick) & ~miss
         out[quick_ok] = quick[quick_ok]
     rest = ~quick_ok & ~miss
     long = _long_numbers(text[rest]) if rest.any() else None
@@ -420,9 +420,9 @@ def parse_numbers(values: pd.Series, decimal: str | None = None) -> Numbers:
         against = np.zeros(n, dtype=bool)
         against[rest] = long["comma"] if given == "." else long["dot"]
         unclear |= against
-    big = (np.isinf(out) | (out.abs() >= IMPLAUSIBLE_AMOUNT)).to_numpy(bool) & ~miss
-    out = out.where(np.isfinite(out) & ~miss & ~unclear)
-    return Numbers(out, missing, unclear, big, decimal)
+    big = (np.isinf(out) | (np.abs(out) >= IMPLAUSIBLE_AMOUNT)) & ~miss
+    out = np.where(np.isfinite(out) & ~miss & ~unclear, out, np.nan)
+    return Numbers(pd.Series(out), missing, unclear, big, decimal)
 
 
 def _long_numbers(text: pd.Series) -> dict:

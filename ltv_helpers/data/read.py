@@ -607,9 +607,9 @@ def row_key(frame: pd.DataFrame) -> np.ndarray:
         return np.zeros(len(frame), dtype=np.uint64)
     text = pd.DataFrame({f"c{i}": (col if isinstance(col.dtype, pd.StringDtype) else col.astype("str")).array
                          for i, (_, col) in enumerate(frame.items())})
-    text["_i"] = np.arange(len(text))
     columns = ", ".join(f"coalesce(c{i}, '')" for i in range(len(frame.columns)))
-    return on_frames(f"SELECT hash({columns}) AS h FROM t ORDER BY _i", t=text)["h"].astype(np.uint64)
+    # A SELECT from one table keeps the rows' order (DuckDB's documented order preservation).
+    return on_frames(f"SELECT hash({columns}) AS h FROM t", t=text)["h"].astype(np.uint64)
 
 
 #: Encodings a CSV that is not UTF-8 is checked against (charset-normalizer's candidates): the
