@@ -102,6 +102,9 @@ HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout 
 
 #: The run line of the report's footer.
 RUN_STAMP = "folder {folder}, started {started}, notebooks ran {seconds} s"
+#: The first lines of the report's technical appendix.
+APPENDIX_INTRO = ("For technical readers: data-quality detail, how the model was chosen and its parameters, "
+                  "diagnostics and backtests. The findings in the body do not depend on reading it.")
 
 #: Findings of the report's summary page (filled in by ltv_helpers.findings).
 FINDING_CONCENTRATION = ("The top 20% of customers brought {top20} of all revenue; the {high} high-value "
@@ -413,6 +416,8 @@ LABELS: dict[str, dict[str, str]] = {
     "Data to {end} · {customers} customers · money in {currency} · forecast over {months} months": {
         "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 预测期 {months} 个月"},
     "Contents": {"zh": "目录"},
+    "Technical appendix": {"zh": "技术附录"},
+    APPENDIX_INTRO: {"zh": "附录供技术读者查阅：数据质量明细、模型的选择与参数、诊断和回测。正文的结论不依赖于阅读附录。"},
     "Figure: {section}": {"zh": "图表：{section}"},
     "How this report was made": {"zh": "报告生成信息"},
     "run": {"zh": "运行"},

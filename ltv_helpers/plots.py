@@ -143,9 +143,21 @@ def order_value_distribution(transactions: pd.DataFrame, currency: str = "",
     _title(ax, label("distribution of order value", language))
     ax.set_xlabel(label("order amount", language) + unit)
     ax.set_ylabel(label("number of orders", language))
-    ax.xaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    _log_ticks(ax, "x")
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     fig.tight_layout()
     return fig
+
+
+def _log_ticks(ax, *axes: str) -> None:
+    """Plain numbers on logarithmic axes (1, 10, 100, 1,000; 0.1 below one), not 10^k: math text
+    is off in these figures, and a client reads 1,000 more easily than a power of ten."""
+    plain = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    for name in axes or ("x",):
+        axis = getattr(ax, f"{name}axis")
+        axis.set_major_locator(mticker.LogLocator(base=10))
+        axis.set_major_formatter(plain)
+        axis.set_minor_formatter(mticker.NullFormatter())
 
 
 def _log_unit(currency: str, language: str) -> str:
@@ -324,6 +336,8 @@ def clv_distribution(predictions: pd.DataFrame, currency: str = "", language: st
     _title(ax, label("Distribution of predicted CLV", language))
     ax.set_xlabel((label("predicted CLV", language)) + unit)
     ax.set_ylabel(label("customers", language))
+    _log_ticks(ax, "x")
+    ax.yaxis.set_major_formatter(mticker.FuncFormatter(lambda v, _: f"{v:,.0f}"))
     fig.tight_layout()
     return fig
 
@@ -466,5 +480,6 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     _title(ax, label("{model}: predicted vs actual per customer", language).format(model=label(model, language)))
     ax.set_xlabel(label("predicted holdout purchases + 0.1 (log scale)", language))
     ax.set_ylabel(label("actual holdout purchases + 0.1 (log scale)", language))
+    _log_ticks(ax, "x", "y")
     fig.tight_layout()
     return fig

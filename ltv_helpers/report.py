@@ -5,9 +5,11 @@ headless Chromium), screenshots, table formatting for clients, and customer pseu
 from __future__ import annotations
 
 import functools
+import re
 from html import escape as html_escape
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from ltv_helpers.files import write_text
@@ -27,6 +29,9 @@ FORECAST_NOTEBOOKS = ("03_prediction", "04_evaluation")
 HIDDEN_TAGS = {"setup", "parameters", "injected-parameters", "notebook-only"}
 #: Narrative cells are written in both languages, tagged; export keeps the report's language.
 LANGUAGE_TAG = "lang-{}"
+#: A section heading tagged so (and the cells up to the next heading of its level or above) goes to
+#: the report's technical appendix: method, parameters, diagnostics, data-quality detail.
+APPENDIX_TAG = "appendix"
 #: Run folders are named by their start time; ``latest`` points at the newest complete run.
 RUN_NAME = "%Y-%m-%d_%H%M%S"
 LATEST = "latest"
@@ -169,6 +174,8 @@ def _client_cells(nb, language: str):
         tags = set(cell.get("metadata", {}).get("tags", []))
         if tags & (HIDDEN_TAGS | other):
             continue
+        if cell.cell_type == "markdown":  # a client reads headings without the notebooks' numbers
+            cell.source = _NUMBERED_HEADING.sub(r"\1", cell.source)
         found = re.search(r"^#+\s+(.*\S)", cell.source, re.M) if cell.cell_type == "markdown" else None
         if found:
             heading = found.group(1)
@@ -181,6 +188,37 @@ def _client_cells(nb, language: str):
                         label("Figure: {section}", language).format(section=heading)
         cells.append(cell)
     return cells
+
+
+#: "# 01 · Data collection" and "## 3. When did customers arrive?": the numbers of the audit notebooks.
+_NUMBERED_HEADING = re.compile(r"^(#{1,6}\s+)(?:\d+\s*·\s*|\d+\.\s+)", re.M)
+
+
+def split_appendix(cells) -> tuple[list, list]:
+    """The cells of one section for the report's body and for its technical appendix. A heading
+    cell tagged ``appendix`` moves itself and every cell after it, up to the next heading of the
+    same level or above, to the appendix; its headings go one level down there (under the
+    section's own title in the appendix)."""
+    body, appendix, moving_level = [], [], None
+    for cell in cells:
+        level = _heading_level(cell)
+        if level is not None and (moving_level is None or level <= moving_level):
+            moving_level = level if APPENDIX_TAG in cell.get("metadata", {}).get("tags", []) else None
+        if moving_level is None:
+            body.append(cell)
+        else:
+            if cell.cell_type == "markdown":
+                cell.source = re.sub(r"^(#{1,5})(\s)", r"#\1\2", cell.source, flags=re.M)
+            appendix.append(cell)
+    return body, appendix
+
+
+def _heading_level(cell) -> int | None:
+    """The level of a markdown cell's first heading (``## x`` is 2), None when it has none."""
+    if cell.cell_type != "markdown":
+        return None
+    found = re.search(r"^(#{1,6})\s+\S", cell.source, re.M)
+    return len(found.group(1)) if found else None
 
 
 def _exporter(language: str = "en"):
@@ -471,24 +509,36 @@ def assemble_report(run_dir, language: str = "en") -> Path:
 
     import nbformat
 
-    from ltv_helpers.labels import label
+    from ltv_helpers.labels import APPENDIX_INTRO, label
 
     run_dir = Path(run_dir)
     summary = nbformat.read(run_dir / f"{SUMMARY_NOTEBOOK}.ipynb", as_version=4)
     cells = _client_cells(summary, language)
-    sections, toc = [], []
+    sections, appendix, toc, appendix_toc = [], [], [], []
     for i, name in enumerate(PIPELINE, start=1):
         if name in FORECAST_NOTEBOOKS and not (run_dir / f"{name}.ipynb").is_file():
             continue  # a run whose data allow no forecast
         nb = nbformat.read(run_dir / f"{name}.ipynb", as_version=4)
-        part = _client_cells(nb, language)
-        toc += _anchor_headings(part, f"s{i}")
+        body, extra = split_appendix(_client_cells(nb, language))
+        section_toc = _anchor_headings(body, f"s{i}")
+        toc += section_toc
         sections.append(nbformat.v4.new_markdown_cell('<div class="ltv-page-break"></div>'))
-        sections += part
-    contents = ['<div class="ltv-page-break"></div>', "", f"## {label('Contents', language)}", ""]
-    contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})" for level, anchor, text in toc]
+        sections += body
+        if extra:
+            title = next((text for level, _, text in section_toc if level == 1), "")
+            part = [nbformat.v4.new_markdown_cell(f"## {title}")] + extra
+            appendix_toc += [(level, anchor, text) for level, anchor, text in _anchor_headings(part, f"a{i}")
+                             if level == 2]
+            appendix += part
+    if appendix:
+        appendix_toc.insert(0, (1, "appendix", label("Technical appendix", language)))
+        appendix.insert(0, nbformat.v4.new_markdown_cell(
+            f'<div class="ltv-page-break"></div>\n\n<a id="appendix"></a>\n\n# {label("Technical appendix", language)}\n\n'
+            + label(APPENDIX_INTRO, language)))
+    contents = ['<div class="ltv-page-break ltv-contents"></div>', "", f"## {label('Contents', language)}", ""]
+    contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})" for level, anchor, text in toc + appendix_toc]
     cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
-    summary.cells = cells + sections
+    summary.cells = cells + sections + appendix
     stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     params = stamp["parameters"]
     summary.metadata["title"] = params.get("title") or label("{client}: customer lifetime value", language).format(
@@ -743,8 +793,8 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
             formats[text] = "{:.1%}"
         elif lower.endswith("_pct"):
             formats[text] = "{:+.1f}%"
-        elif pd.api.types.is_integer_dtype(table[col]):
-            formats[text] = "{:,}"
+        elif pd.api.types.is_integer_dtype(table[col]) or (not money and _whole(table[col])):
+            formats[text] = "{:,.0f}"  # counts as integers, also when a missing value made them floats
         elif money and table[col].abs().max() >= 10_000:  # large sums read better in whole units
             formats[text] = "{:,.0f}"
         else:
@@ -757,11 +807,27 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     shown.index.names = [html_escape(label(str(n), language)) if n is not None else None for n in shown.index.names]
     if shown.columns.name is not None:
         shown.columns.name = html_escape(label(str(shown.columns.name), language))
+    elif shown.index.nlevels == 1 and shown.index.name is not None:
+        # The index's name in the header row's corner, not on a row of its own.
+        shown.columns.name, shown.index.name = shown.index.name, None
+    # Numbers right-aligned under right-aligned headers, text (actions, names) to the left.
+    align = [{"selector": f"th.col_heading.col{j}, td.col{j}",
+              "props": "text-align: right" if pd.api.types.is_numeric_dtype(table[col]) else "text-align: left"}
+             for j, col in enumerate(table.columns)]
+    align.append({"selector": "th.row_heading, th.index_name, th.blank", "props": "text-align: left"})
     # Labels and values come from the client's data (column headers, ids) and the operator
     # (currency): every cell, header and index label is HTML-escaped.
     return (shown.style.format(formats, na_rep="–", escape="html")
             .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
-            .set_properties(**{"text-align": "left"}))
+            .set_table_styles(align))
+
+
+def _whole(values: pd.Series) -> bool:
+    """Whether a float column holds whole numbers only (counts that a missing value made floats)."""
+    if not pd.api.types.is_float_dtype(values):
+        return False
+    finite = values[np.isfinite(values)]
+    return len(finite) > 0 and bool((finite == np.round(finite)).all()) and bool((finite.abs() >= 1).any())
 
 
 #: Environment variables: the pseudonym key (all clients), and the folder of per-client keys.
