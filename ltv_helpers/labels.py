@@ -101,7 +101,7 @@ HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout 
                      "{customers} customers")
 
 #: The run line of the report's footer.
-RUN_STAMP = "folder {folder}, started {started}, notebooks ran {seconds} s"
+RUN_STAMP = "folder {folder}, started {started}, computed in {seconds} s"
 #: The first lines of the report's technical appendix.
 APPENDIX_INTRO = ("For technical readers: data-quality detail, how the model was chosen and its parameters, "
                   "diagnostics and backtests. The findings in the body do not depend on reading it.")
@@ -421,7 +421,7 @@ LABELS: dict[str, dict[str, str]] = {
     "Figure: {section}": {"zh": "图表：{section}"},
     "How this report was made": {"zh": "报告生成信息"},
     "run": {"zh": "运行"},
-    RUN_STAMP: {"zh": "文件夹 {folder}，开始于 {started}，笔记本运行 {seconds} 秒"},
+    RUN_STAMP: {"zh": "文件夹 {folder}，开始于 {started}，计算用时 {seconds} 秒"},
     "input data (SHA-256)": {"zh": "输入数据（SHA-256）"},
     "parameters": {"zh": "参数"},
     "versions": {"zh": "软件版本"},

@@ -133,3 +133,24 @@ def spark():
     session = spark_session("local[2]")
     yield session
     session.stop()
+
+
+@pytest.fixture(scope="session")
+def pdftotext():
+    """poppler's pdftotext (Debian: poppler-utils), to read what a printed report says."""
+    import shutil
+
+    found = shutil.which("pdftotext")
+    if found is None:
+        if os.environ.get("CI"):
+            pytest.fail("pdftotext is missing: .ci/run should have installed Debian's poppler-utils.")
+        pytest.skip("pdftotext is not installed (apt-get install poppler-utils)")
+    return found
+
+
+def pdf_text(pdftotext, path) -> str:
+    """The text of a PDF as laid out on its pages (pages separated by form feeds)."""
+    import subprocess
+
+    return subprocess.run([pdftotext, "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout

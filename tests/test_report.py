@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import pdf_text
 from ltv_helpers.report import run_notebook
 
 
@@ -169,27 +170,6 @@ HOSTILE_IDS = ['=HYPERLINK("http://evil.example","c0")', "+cmd|' /C calc'!A0", "
                "<img src=x onerror=alert(4)>"]
 
 
-@pytest.fixture(scope="session")
-def pdftotext():
-    """poppler's pdftotext (Debian: poppler-utils), to read what a printed report says."""
-    import os
-    import shutil
-
-    found = shutil.which("pdftotext")
-    if found is None:
-        if os.environ.get("CI"):
-            pytest.fail("pdftotext is missing: .ci/run should have installed Debian's poppler-utils.")
-        pytest.skip("pdftotext is not installed (apt-get install poppler-utils)")
-    return found
-
-
-def _pdf_text(pdftotext, path) -> str:
-    import subprocess
-
-    return subprocess.run([pdftotext, "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
-
-
 @pytest.fixture(scope="module")
 def hostile_run(tmp_path_factory, cdnow_sample, chromium_path):
     """A whole report (HTML and PDF) with hostile text in every field the operator controls and
@@ -242,7 +222,7 @@ def test_the_printed_report_holds_no_byte_of_a_local_file(hostile_run, pdftotext
     from pathlib import Path
 
     pdf = hostile_run.with_suffix(".pdf")
-    text = _pdf_text(pdftotext, pdf)
+    text = pdf_text(pdftotext, pdf)
     local = [line for line in Path("/etc/passwd").read_text().splitlines() if line.strip()]
     assert local and not any(line in text for line in local)
     assert "root:x:0:0" not in text and "evil<script>" in text  # the hostile client shows as text
@@ -317,11 +297,11 @@ def test_the_content_security_policy_stops_scripts_and_local_files_in_chromium(t
             '<embed src="file:///etc/passwd"></body></html>')
     html = tmp_path / "report.html"
     html.write_text(page, encoding="utf-8")
-    text = _pdf_text(pdftotext, print_pdf(html))
+    text = pdf_text(pdftotext, print_pdf(html))
     assert "visible" in text and "RAN" not in text and "root:" not in text
     # Without the policy the same page does run and does print the local file: the test can fail.
     html.write_text(page.replace(CONTENT_SECURITY_POLICY, "default-src *"), encoding="utf-8")
-    assert "root:" in _pdf_text(pdftotext, print_pdf(html))
+    assert "root:" in pdf_text(pdftotext, print_pdf(html))
 
 
 def test_a_cut_short_pdf_never_becomes_report_pdf(tmp_path, monkeypatch):
