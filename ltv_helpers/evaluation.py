@@ -23,13 +23,13 @@ from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
 #: Baselines every metrics table carries, so a model has to beat something.
 BASELINES = {
-    "naive": "past rate continues: repeat purchases per unit of time since the first purchase x holdout "
-             "length, at the customer's own average order value",
-    "rfm": "RFM score ranking (R + F + M): ranks customers, forecasts nothing",
-    "simple_formula": "simple LTV formula for an average customer: population AOV x purchases per "
-                      "customer-day x holdout days, the same for everyone",
-    "ml": "gradient boosting on RFM and tenure features, trained on the previous window (as long as the "
-          "holdout, or the second half of the calibration period if that is shorter, scaled up)",
+    "naive": "repeat purchases per unit of time since the first purchase x holdout length, at the "
+             "customer's own average order value",
+    "rfm": "the R + F + M score: ranks customers, forecasts nothing",
+    "simple_formula": "for an average customer: population average order value x purchases per customer-day x "
+                      "holdout days, the same for everyone",
+    "ml": "on RFM and tenure features, trained on the previous window (as long as the holdout, or "
+          "the second half of the calibration period if that is shorter, scaled up)",
 }
 
 

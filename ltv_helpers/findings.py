@@ -145,9 +145,10 @@ def headline(run) -> Headline:
     )
 
 
-def money(value: float, currency: str) -> str:
-    """``USD 1,234``: money rounded to whole units, with thousands separators."""
-    return f"{currency} {value:,.0f}".strip()
+def money(value: float, currency: str, decimals: int = 0) -> str:
+    """``USD 1,234``: money rounded to whole units (or to ``decimals``, for values per customer or
+    order), with thousands separators."""
+    return f"{currency} {value:,.{decimals}f}".strip()
 
 
 def title(h: Headline, language: str = "en", text: str | None = None) -> str:
@@ -175,19 +176,36 @@ def cards(h: Headline, language: str = "en") -> str:
     if h.purchases is None:  # no forecast: the history's cards only
         return _card_grid(history)
     ahead = lambda what: label("{what}, {horizon}", language).format(what=label(what, language), horizon=over)  # noqa: E731
+    per_customer = label("{value} per customer", language)
+    each = lambda v: per_customer.format(value=money(v / max(h.customers, 1), h.currency, decimals=2))  # noqa: E731
+    if h.gross_margin < 1:
+        value_name = ahead("CLV")
+        value_note = label("margin {margin}, discounted at {rate} a year; {interval}", language)
+    else:  # no margin given: the value is revenue, and the card says how to get CLV
+        value_name = ahead("discounted expected revenue")
+        value_note = label("CLV = this x gross margin (none was given); discounted at {rate} a year; {interval}",
+                           language)
+    if np.isnan(h.gain):
+        model_card = (label("repeat-purchase model", language), label("forecast model", language),
+                      label("not checked on the holdout", language))
+    elif h.gain > 0:
+        model_card = (f"{h.gain:.0%}", label("less error per customer than the best simple baseline", language),
+                      label("repeat-purchase model, tested on the last {days} days", language).format(
+                          days=f"{h.holdout_days:,.0f}"))
+    else:
+        model_card = (label("no gain", language), label("over the best simple baseline", language),
+                      label("read the forecast with caution", language))
     items = history + [
         (f"{h.purchases[0]:,.0f}", ahead("expected purchases"),
          interval.format(low=f"{h.purchases[1]:,.0f}", high=f"{h.purchases[2]:,.0f}")),
         (money(h.forecast_revenue[0], h.currency), ahead("expected revenue"),
-         interval.format(low=money(h.forecast_revenue[1], h.currency), high=money(h.forecast_revenue[2], h.currency))),
-        (money(h.clv[0], h.currency), ahead("CLV"),
-         label("margin {margin}, discounted at {rate} a year; {interval}", language).format(
+         each(h.forecast_revenue[0]) + "; " + interval.format(
+             low=money(h.forecast_revenue[1], h.currency), high=money(h.forecast_revenue[2], h.currency))),
+        (money(h.clv[0], h.currency), value_name,
+         each(h.clv[0]) + "; " + value_note.format(
              margin=f"{h.gross_margin:.0%}", rate=f"{h.annual_discount_rate:.0%}",
              interval=interval.format(low=money(h.clv[1], h.currency), high=money(h.clv[2], h.currency)))),
-        (PURCHASE_MODELS[h.model], label("forecast model", language),
-         label("not checked on the holdout", language) if np.isnan(h.gain) else
-         label("{gain} smaller error per customer than the best baseline", language).format(gain=f"{h.gain:.0%}")
-         if h.gain > 0 else label("no better than the best baseline", language)),
+        model_card,
     ]
     return _card_grid(items)
 
@@ -223,7 +241,8 @@ def findings(h: Headline, language: str = "en") -> list[str]:
         months=h.horizon_months, purchases=f"{h.purchases[0]:,.0f}", revenue=money(h.forecast_revenue[0], h.currency),
         low=money(h.forecast_revenue[1], h.currency), high=money(h.forecast_revenue[2], h.currency),
         change=change, past=money(h.past_revenue, h.currency)))
-    values = {"holdout": f"{h.holdout_days:,.0f}", "model": PURCHASE_MODELS[h.model], "mae": f"{h.mae:.2f}",
+    values = {"holdout": f"{h.holdout_days:,.0f}", "model": label("repeat-purchase model", language),
+              "mae": f"{h.mae:.2f}",
               "baseline": label(h.baseline, language), "gain": pct(h.gain),
               "error": label("{pct} too low" if h.total_error_pct < 0 else "{pct} too high", language).format(
                   pct=f"{abs(h.total_error_pct):.1f}%")}

@@ -102,6 +102,10 @@ HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout 
 
 #: The run line of the report's footer.
 RUN_STAMP = "folder {folder}, started {started}, computed in {seconds} s"
+#: Said under a table whose groups of recent starters are empty, and whose other groups are.
+EMPTY_RECENT = ("No customer is in {groups}: these groups hold customers who started buying recently, and in "
+                "these data no customer did; the table leaves them out.")
+EMPTY_OTHER = "No customer is in {groups}; the table leaves them out."
 #: The first lines of the report's technical appendix.
 APPENDIX_INTRO = ("For technical readers: data-quality detail, how the model was chosen and its parameters, "
                   "diagnostics and backtests. The findings in the body do not depend on reading it.")
@@ -228,7 +232,8 @@ LABELS: dict[str, dict[str, str]] = {
     "average predicted CLV": {"zh": "平均预测CLV"},
     "recommended actions": {"zh": "建议动作"},
     "customers and revenue by {group}": {"zh": "各{group}的客户占比与销售额占比"},
-    "No customer is in: {groups}.": {"zh": "以下分组没有客户：{groups}。"},
+    EMPTY_RECENT: {"zh": "{groups}没有客户：这些分组只包含最近才开始购买的客户，而这份数据中没有这样的客户；表中不列出它们。"},
+    EMPTY_OTHER: {"zh": "{groups}没有客户，表中不列出它们。"},
     "share (%)": {"zh": "占比（%）"},
     "R score (recency, 5 = most recent)": {"zh": "R得分（最近购买，5=最近）"},
     "F score (frequency)": {"zh": "F得分（购买频次）"},
@@ -263,6 +268,7 @@ LABELS: dict[str, dict[str, str]] = {
     "T = {T} {unit}": {"zh": "观察期 T = {T} {unit}"},
     "top 20% of customers: {pct}% of value": {"zh": "前 20% 客户：{pct}% 的价值"},
     "Expected purchases in the next {horizon} {unit}": {"zh": "预计未来 {horizon} {unit}的购买次数"},
+    "Expected purchases in the next {months} months": {"zh": "预计未来 {months} 个月的购买次数"},
     "time from first to last purchase, recency ({unit})": {"zh": "首购到末次购买的时间（{unit}）"},
     "{mean}  ({share} of all CLV)": {"zh": "{mean}  ({share} 的总CLV)"},
     "Average predicted CLV per customer by {group}": {"zh": "各{group}的平均预测CLV"},
@@ -431,6 +437,16 @@ LABELS: dict[str, dict[str, str]] = {
     "bought more than once": {"zh": "复购客户占比"},
     "of revenue from the top 20% of customers": {"zh": "前 20% 客户贡献的销售额占比"},
     "CLV": {"zh": "CLV"},
+    "{value} per customer": {"zh": "每位客户 {value}"},
+    "discounted expected revenue": {"zh": "折现后的预计销售额"},
+    "CLV = this x gross margin (none was given); discounted at {rate} a year; {interval}": {
+        "zh": "CLV = 此值 × 毛利率（未提供毛利率）；年折现率 {rate}；{interval}"},
+    "repeat-purchase model": {"zh": "复购模型"},
+    "less error per customer than the best simple baseline": {"zh": "单客户误差低于最佳简单基准的幅度"},
+    "repeat-purchase model, tested on the last {days} days": {"zh": "复购模型，在最后 {days} 天的数据上检验"},
+    "no gain": {"zh": "没有改进"},
+    "over the best simple baseline": {"zh": "相对最佳简单基准"},
+    "read the forecast with caution": {"zh": "请谨慎使用该预测"},
     "margin {margin}, discounted at {rate} a year; {interval}": {"zh": "毛利率 {margin}，年折现率 {rate}；{interval}"},
     "{what}, {horizon}": {"zh": "{what}，{horizon}"},
     "forecast model": {"zh": "预测模型"},
@@ -453,16 +469,14 @@ LABELS: dict[str, dict[str, str]] = {
     FINDING_MODEL_WORSE: {"zh": "在最后 {holdout} 天历史上，{model} 的预测平均每位客户偏差 {mae} 次购买，"
                                          "不优于简单基准 {baseline}：请谨慎使用该预测。"},
     # chosen model and baselines (evaluation)
-    "past rate continues: repeat purchases per unit of time since the first purchase x holdout length, at the "
-    "customer's own average order value": {
-        "zh": "延续过去的购买率：首购以来单位时间的重复购买次数 × 保留期长度，按客户自己的平均客单价计算"},
-    "RFM score ranking (R + F + M): ranks customers, forecasts nothing": {
-        "zh": "RFM得分（R + F + M）排序：只给客户排序，不做预测"},
-    "simple LTV formula for an average customer: population AOV x purchases per customer-day x holdout days, "
-    "the same for everyone": {"zh": "平均客户的简单LTV公式：总体平均客单价 × 每客户每天购买次数 × 保留期天数，所有人相同"},
-    "gradient boosting on RFM and tenure features, trained on the previous window (as long as the holdout, or the "
-    "second half of the calibration period if that is shorter, scaled up)": {
-        "zh": "基于RFM与客户年龄特征的梯度提升模型，在上一个时间窗（与保留期等长；若校准期较短则取其后半段并按比例放大）上训练"},
+    "repeat purchases per unit of time since the first purchase x holdout length, at the customer's own average "
+    "order value": {"zh": "首购以来单位时间的重复购买次数 × 保留期长度，按客户自己的平均客单价计算"},
+    "the R + F + M score: ranks customers, forecasts nothing": {"zh": "R + F + M 得分：只给客户排序，不做预测"},
+    "for an average customer: population average order value x purchases per customer-day x holdout days, the "
+    "same for everyone": {"zh": "平均客户：总体平均客单价 × 每客户每天购买次数 × 保留期天数，所有人相同"},
+    "on RFM and tenure features, trained on the previous window (as long as the holdout, or the second half of "
+    "the calibration period if that is shorter, scaled up)": {
+        "zh": "基于RFM与客户年龄特征，在上一个时间窗（与保留期等长；若校准期较短则取其后半段并按比例放大）上训练"},
 }
 
 

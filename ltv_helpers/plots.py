@@ -237,9 +237,12 @@ def lorenz_curve(conc, language: str = "en") -> plt.Figure:
             label=label("equal value", language))
     top20 = conc.top_shares.loc[0.2] * 100
     text = label("top 20% of customers: {pct}% of value", language).format(pct=f"{top20:.0f}")
-    ax.annotate(text, (80, 100 - top20), xytext=(8, 62), fontsize=9,
-                arrowprops={"arrowstyle": "->", "color": "black"})
+    # The top 20% hold the gap between the curve at 80% of customers and 100%: a bracket over it.
+    ax.annotate("", xy=(80, 100), xytext=(80, 100 - top20),
+                arrowprops={"arrowstyle": "<->", "color": "black", "shrinkA": 0, "shrinkB": 0})
+    ax.plot([0, 80], [100 - top20] * 2, color="black", linestyle=":", linewidth=0.8)
     ax.scatter([80], [100 - top20], color="black", zorder=3, s=15)
+    ax.text(78, 100 - top20 / 2, text, ha="right", va="center", fontsize=9)
     _title(ax, f"{label('Lorenz curve of customer value', language)} (Gini {conc.gini:.2f})")
     ax.set_xlabel(label("cumulative share of customers (%)", language))
     ax.set_ylabel(label("cumulative share of value (%)", language))
@@ -303,8 +306,12 @@ def model_matrix(model, *, values: str = "purchases", horizon: float = 365, max_
     mesh = ax.pcolormesh(freqs, recs, z, cmap="viridis", shading="nearest",
                          vmin=0, vmax=1 if values == "alive" else None)
     if values == "purchases":
-        title = label("Expected purchases in the next {horizon} {unit}", language).format(
-            horizon=f"{horizon:g}", unit=unit)
+        months = horizon * model.unit_days / (365.25 / 12)
+        if months >= 1 and abs(months - round(months)) < 0.01:  # "12 months", not "365.25 days"
+            title = label("Expected purchases in the next {months} months", language).format(months=round(months))
+        else:
+            title = label("Expected purchases in the next {horizon} {unit}", language).format(
+                horizon=f"{horizon:g}", unit=unit)
         bar = label("expected purchases", language)
     else:
         title = label("Probability that a customer is still active", language)

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.labels import label
+from ltv_helpers.labels import EMPTY_OTHER, EMPTY_RECENT, label
 from ltv_helpers.schema import CUSTOMER_ID, FREQUENCY, MONETARY_VALUE, ORDER_DATE, RECENCY, T, LTVError
 
 # ---------------------------------------------------------------------------------- playbook
@@ -340,14 +340,21 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
 # ---------------------------------------------------------------------------------- tables
 
 def empty_groups_note(labels: pd.Series, language: str = "en") -> str:
-    """A sentence naming the groups of a categorical labelling that have no customer ('' if none)."""
+    """A sentence naming the groups of a categorical labelling that have no customer, and why when
+    they are the groups of recent starters ('' if every group has customers)."""
     if not isinstance(labels.dtype, pd.CategoricalDtype):
         return ""
     counts = labels.value_counts()
     empty = [group_name(str(g), language) for g in labels.cat.categories if counts.get(g, 0) == 0]
     if not empty:
         return ""
-    return label("No customer is in: {groups}.", language).format(groups=("、" if language == "zh" else ", ").join(empty))
+    recent = {g for g in labels.cat.categories if counts.get(g, 0) == 0} <= _RECENT_GROUPS
+    return label(EMPTY_RECENT if recent else EMPTY_OTHER, language).format(
+        groups=("、" if language == "zh" else ", ").join(empty))
+
+
+#: Groups that only customers who started buying recently can be in.
+_RECENT_GROUPS = {"New", "Promising", "introduction", "growth"}
 
 SEGMENT_TABLE_COLUMNS = ("customers", "share of customers", "revenue", "share of revenue",
                          "average order value", "average orders", "average days since last purchase",

@@ -150,12 +150,32 @@ def test_findings_are_written_from_the_numbers_in_both_languages():
     assert en[1].startswith("60% of customers bought only once")
     assert "80 customers" in en[2] and "20% of revenue" in en[2]
     assert "CNY 150,000 (90% interval CNY 140,000 to CNY 160,000), 25% below the CNY 200,000" in en[3]
-    assert "BG/NBD" in en[4] and "20% less than the best simple baseline" in en[4] and "3.2% too low" in en[4]
+    # The summary speaks of a repeat-purchase model; the model's name is for the appendix.
+    assert "repeat-purchase model" in en[4] and "BG/NBD" not in " ".join(en)
+    assert "20% less than the best simple baseline" in en[4] and "3.2% too low" in en[4]
     zh = findings(h, "zh")
     assert not any(re.search(r"[A-Za-z]{3,} [A-Za-z]{3,}", s) for s in zh), zh
     assert "偏低 3.2%" in zh[4] and "比前期低 25%" in zh[3]
     worse = findings(Headline(**{**h.__dict__, "mae": 0.7, "risk_customers": 0}), "en")
     assert len(worse) == 4 and "no better than the simple baseline" in worse[-1]
+
+
+def test_the_summary_cards_give_value_per_customer_and_call_revenue_without_a_margin_what_it_is():
+    from ltv_helpers.findings import Headline, cards
+
+    h = Headline(client="acme", currency="CNY", observation_end="2024-06-30", customers=1000, revenue=5e5,
+                 repeat_share=0.4, top20_share=0.7, high_customers=150, high_share=0.15, high_revenue_share=0.55,
+                 risk_customers=80, risk_revenue_share=0.2, past_revenue=2e5, horizon_months=12, gross_margin=1.0,
+                 annual_discount_rate=0.1, purchases=(900.0, 850.0, 950.0), forecast_revenue=(1.5e5, 1.4e5, 1.6e5),
+                 clv=(5e4, 4.6e4, 5.4e4), model="bgnbd", holdout_days=182, mae=0.5, total_error_pct=-3.2,
+                 baseline="naive", baseline_mae=0.625)
+    page = cards(h)
+    assert "discounted expected revenue, next 12 months" in page and "CLV = this x gross margin" in page
+    assert "CNY 150.00 per customer" in page and "CNY 50.00 per customer" in page
+    assert "BG/NBD" not in page and "repeat-purchase model" in page and ">20%<" in page
+    with_margin = cards(Headline(**{**h.__dict__, "gross_margin": 0.4}))
+    assert "CLV, next 12 months" in with_margin and "margin 40%" in with_margin
+    assert "复购模型" in cards(h, "zh") and "每位客户 CNY 150.00" in cards(h, "zh")
 
 
 # --------------------------------------------------------------------------- hostile values
