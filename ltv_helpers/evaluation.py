@@ -445,7 +445,8 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     ``expected_number_of_purchases_up_to_time`` from f to the period's end, in the backtest's time
     unit, times the group's size, summed; this is lifetimes' ``expected_cumulative_transactions``
     (tested equal on daily periods). Columns: ``actual``, one per model (incremental per period) and
-    ``cumulative_<name>``; ``holdout`` marks periods after the calibration end.
+    ``cumulative_<name>``; ``holdout`` marks periods after the calibration end, ``complete`` the
+    periods the data cover whole (the last one may be cut by the end of the data).
     """
     freq = _check_freq(freq, 1)
     unit_days = result.summary.attrs.get("unit_days", 1.0)
@@ -475,9 +476,9 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     # since 1970-01-01): purchases on earlier days against the expectation up to that instant, as
     # lifetimes' expected_cumulative_transactions does.
     starts = _period_start_days(periods, freq)
-    bounds = np.append(starts[1:], _period_start_days(np.array([hi + 1]), freq))
+    full = np.append(starts[1:], _period_start_days(np.array([hi + 1]), freq))
     end_day = int((result.observation_end.normalize() - pd.Timestamp("1970-01-01")).days)
-    bounds = np.minimum(bounds, end_day + 1)
+    bounds = np.minimum(full, end_day + 1)
     actual = rows.set_index("p")["repeat"].reindex(periods, fill_value=0).astype(float)
     out = pd.DataFrame({"actual": actual.to_numpy()}, index=periods)
     fd, counts = first_days["first_day"].to_numpy(), first_days["n"].to_numpy(dtype=float)
@@ -493,6 +494,7 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
         out[name] = np.diff(np.concatenate(([0.0], cumulative)))
     out["cumulative_actual"] = out["actual"].cumsum()
     out["holdout"] = out.index > cal_p
+    out["complete"] = bounds == full  # the last period may end with the data, part-way through
     out.index = pd.to_datetime(starts, unit="D")
     out.index.name = "period start"
     return out

@@ -134,11 +134,10 @@ def order_value_distribution(transactions: pd.DataFrame, currency: str = "",
     values = transactions[AMOUNT][transactions[AMOUNT] > 0]
     fig, ax = plt.subplots(figsize=(7, 3.8))
     sns.histplot(values, log_scale=True, bins=40, ax=ax, color=sns.color_palette()[0])
-    for stat, style in (("median", "--"), ("mean", ":")):
+    for stat, style in (("median", "--"), ("mean", ":")):  # named in the legend, off the bars
         v = float(getattr(values, stat)())
-        ax.axvline(v, color="black", linestyle=style, linewidth=1)
-        ax.annotate(f"{label(stat, language)} {v:,.2f}", (v, ax.get_ylim()[1] * 0.9), rotation=90,
-                    ha="right", va="top", fontsize=9)
+        ax.axvline(v, color="black", linestyle=style, linewidth=1, label=f"{label(stat, language)} {v:,.2f}")
+    ax.legend(loc="upper right", fontsize=9)
     unit = _log_unit(currency, language)
     _title(ax, label("distribution of order value", language))
     ax.set_xlabel(label("order amount", language) + unit)
@@ -319,7 +318,7 @@ def model_matrix(model, *, values: str = "purchases", horizon: float = 365, max_
     fig.colorbar(mesh, ax=ax, label=bar)
     _title(ax, title)
     ax.set_xlabel((label("repeat purchases (frequency)", language)))
-    ax.set_ylabel(label("time from first to last purchase, recency ({unit})", language).format(unit=unit))
+    ax.set_ylabel(label("time from first to last purchase ({unit})", language).format(unit=unit))
     ax.xaxis.set_major_locator(mticker.MaxNLocator(integer=True))
     ax.annotate(label("T = {T} {unit}", language).format(T=f"{T_max:,.0f}", unit=unit),
                 (0.02, 0.97), xycoords="axes fraction", va="top", color="white", fontsize=9)
@@ -333,12 +332,12 @@ def clv_distribution(predictions: pd.DataFrame, currency: str = "", language: st
     values = values[values >= values.quantile(0.005)]  # a few near-zero customers would stretch the axis
     fig, ax = plt.subplots(figsize=(8, 4))
     sns.histplot(values, log_scale=True, bins=50, ax=ax, color=sns.color_palette()[2])
-    for stat, style in (("median", "--"), ("mean", ":")):
+    for stat, style in (("median", "--"), ("mean", ":")):  # named in the legend, off the bars
         v = float(getattr(predictions["clv"], stat)())
         if v > 0.01:
-            ax.axvline(v, color="black", linestyle=style, linewidth=1)
-            ax.annotate(f"{label(stat, language)} {v:,.2f}", (v, ax.get_ylim()[1] * 0.95), rotation=90,
-                        ha="right", va="top", fontsize=9)
+            ax.axvline(v, color="black", linestyle=style, linewidth=1, label=f"{label(stat, language)} {v:,.2f}")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper right", fontsize=9)
     unit = _log_unit(currency, language)
     _title(ax, label("Distribution of predicted CLV", language))
     ax.set_xlabel((label("predicted CLV", language)) + unit)
@@ -418,17 +417,23 @@ def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> 
     return fig
 
 
+#: Line styles that tell the models apart in print, also without colour (":" marks the holdout).
+_MODEL_LINES = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
+
+
 def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str = "en") -> plt.Figure:
     """Actual and predicted repeat transactions per period, cumulative or incremental, with the
     end of the calibration period marked. ``track`` is :func:`ltv_helpers.evaluation.tracking`'s."""
     fig, ax = plt.subplots(figsize=(9, 4.2))
+    if not cumulative and "complete" in track:  # a period cut short by the end of the data would dip
+        track = track[track["complete"].to_numpy(bool)]
     names = [c for c in track.columns if c.startswith("cumulative_") and c != "cumulative_actual"]
     actual = track["cumulative_actual"] if cumulative else track["actual"]
     ax.plot(track.index, actual, color="black", linewidth=2, label=label("actual", language))
     for i, col in enumerate(names):
         name = col[len("cumulative_"):]
-        ax.plot(track.index, track[col] if cumulative else track[name], linestyle="--",
-                color=sns.color_palette()[i], label=label(name, language))
+        ax.plot(track.index, track[col] if cumulative else track[name], linestyle=_MODEL_LINES[i % len(_MODEL_LINES)],
+                linewidth=1.6, color=sns.color_palette()[i], label=label(name, language))
     if track["holdout"].any():
         boundary = track.index[track["holdout"].to_numpy().argmax()]
         ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)

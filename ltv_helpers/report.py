@@ -714,8 +714,9 @@ def pdf_pages(path) -> int:
 
 
 def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
-    """PNG pictures of a rendered report for a person to look at: the summary page and one per
-    section (``00_summary.png``, ``01_collection.png`` ...), in ``out_dir`` (default:
+    """PNG pictures of a rendered report for a person to look at: the summary page, one per
+    section (``00_summary.png``, ``01_collection.png`` ...) and the technical appendix
+    (``05_appendix.png``), in ``out_dir`` (default:
     ``screenshots/`` beside the report). Uses Playwright (a dev dependency) driving the installed
     Chromium; raises if the page logs a console error or fails to load a resource."""
     try:
@@ -737,11 +738,12 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
         page.goto(html.as_uri(), wait_until="load")
         tops = page.evaluate("""() => {
             const y = (el) => el.getBoundingClientRect().top + window.scrollY;
-            const marks = [...document.querySelectorAll('a[id$="-0"]')].map(y);
+            const marks = [...document.querySelectorAll('a[id^="s"][id$="-0"], a#appendix')].map(y);
             const foot = document.querySelector('footer');
             return [0, ...marks, foot ? y(foot) + foot.offsetHeight : document.body.scrollHeight];
         }""")
-        names = ["00_summary", *PIPELINE][:len(tops) - 1]
+        sections = [name for name in PIPELINE if (html.parent / f"{name}.ipynb").is_file()]
+        names = (["00_summary", *sections, f"{len(sections) + 1:02d}_appendix"])[:len(tops) - 1]
         for name, top, bottom in zip(names, tops, tops[1:]):
             path = out / f"{name}.png"
             page.screenshot(path=str(path), full_page=True,

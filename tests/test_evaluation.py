@@ -114,6 +114,11 @@ def test_tracking_equals_lifetimes_expected_cumulative_transactions(daily, cdnow
     weekly = ev.tracking(cdnow_sample, daily, freq="W")
     assert weekly["actual"].sum() == tr["actual"].sum()
     assert weekly["cumulative_bgnbd"].iloc[-1] == pytest.approx(tr["cumulative_bgnbd"].iloc[-1])
+    # Every day is whole; of the weeks, only one that the end of the data cuts is not.
+    assert tr["complete"].all()
+    end = daily.observation_end
+    cut = end.weekday() != 6  # weeks run Monday to Sunday
+    assert list(weekly["complete"]).count(False) == int(cut) and bool(weekly["complete"].iloc[-1]) != cut
 
 
 def test_rolling_backtest_rows(cdnow_sample):

@@ -121,14 +121,25 @@ def test_styled_tables_have_human_labels_and_reading_formats():
     from ltv_helpers.report import styled
 
     table = pd.DataFrame({"expected_purchases": [1234.5], "total_error_pct": [-5.31], "p_alive": [0.8123],
-                          "clv": [765099.6], "expected_spend": [36.03], "orders": pd.array([1200], "int64")},
+                          "clv": [765099.6], "expected_spend": [36.03], "orders": pd.array([1200], "int64"),
+                          "customers": [12313.0], "note": ["text"]},
                          index=pd.Index(["mbgnbd"], name="model"))
     en = styled(table, "en", "USD").to_html()
-    for text in ("expected purchases", "1,234.50", "total error", "-5.3%", "P(alive)", "81.2%",
-                 "CLV (USD)", "765,100", "expected order value (USD)", "36.03", "1,200", "MBG/NBD", ">model<"):
+    for text in ("expected purchases", "1,234.50", "total error", "-5.3%", "probability still active", "81.2%",
+                 "CLV (USD)", "765,100", "expected order value (USD)", "36.03", "1,200", "MBG/NBD", ">model<",
+                 ">12,313<"):
         assert text in en, text
+    assert "12,313.00" not in en  # a count that a missing value made a float is still a count
+    # The index's name sits in the header row's corner, not on a row of its own.
+    head = en.split("<thead>")[1].split("</thead>")[0]
+    assert head.count("<tr>") == 1 and ">model<" in head
+    # Numbers right-aligned under right-aligned headers, text to the left.
+    for cell in ("th.col_heading.col0", "td.col0"):
+        assert re.search(re.escape(cell) + r"\s*\{\s*text-align: right", en), cell
+    for cell in ("th.col_heading.col7", "td.col7"):
+        assert re.search(re.escape(cell) + r"\s*\{\s*text-align: left", en), cell
     zh = styled(table, "zh", "CNY").to_html()
-    for text in ("预计购买次数", "总量偏差", "P(活跃)", "CLV（CNY）", "预计客单价（CNY）", "订单数", "模型"):
+    for text in ("预计购买次数", "总量偏差", "仍活跃的概率", "CLV（CNY）", "预计客单价（CNY）", "订单数", "模型"):
         assert text in zh, text
     assert "expected" not in zh and "total" not in zh
 
