@@ -102,6 +102,40 @@ HEADER_EVALUATION = ("Client: **{client}** · calibration to {start} · holdout 
 
 #: The run line of the report's footer.
 RUN_STAMP = "folder {folder}, started {started}, computed in {seconds} s"
+#: The appendix's glossary: each term the report uses, in plain words (English, Chinese).
+GLOSSARY = (
+    (("calibration period", "校准期"),
+     ("the earlier part of the history a model is fitted on when it is tested", "检验模型时用来拟合模型的较早一段历史")),
+    (("holdout period", "保留期"),
+     ("the later part of the history kept from the model, to compare its forecast with what happened",
+      "检验时不给模型看的较晚一段历史，用来比较预测与实际")),
+    (("repeat-purchase model", "复购模型"),
+     ("a model of how often each customer buys and how likely they have stopped (BG/NBD, MBG/NBD and "
+      "Pareto/NBD are three such models)", "刻画每位客户购买频率以及已经流失的可能性的模型（BG/NBD、MBG/NBD 和 Pareto/NBD 是其中三种）")),
+    (("spend model", "消费模型"),
+     ("a model of how much a customer spends per order (Gamma-Gamma), kept apart from how often they buy",
+      "刻画客户每笔订单消费多少的模型（Gamma-Gamma），与购买频率分开建模")),
+    (("probability still active", "仍活跃的概率"),
+     ("the model's probability that a customer has not stopped buying for good", "模型给出的客户尚未永久停止购买的概率")),
+    (("CLV", "CLV"),
+     ("customer lifetime value: expected purchases x expected order value x gross margin, discounted, over the "
+      "forecast horizon", "客户终身价值：预测期内预计购买次数 × 预计客单价 × 毛利率，并折现")),
+    (("recency", "最近购买"),
+     ("days since a customer's last purchase (the R in RFM)", "距离客户最后一次购买的天数（RFM 中的 R）")),
+    (("time from first to last purchase", "首购到末次购买的时间"),
+     ("what the repeat-purchase models use instead of recency", "复购模型使用的量，代替最近购买")),
+    (("frequency", "购买频次"),
+     ("the number of purchase days after the first (repeat purchases)", "首购之后的购买天数（重复购买次数）")),
+    (("90% interval", "90% 区间"),
+     ("the range the total should fall in nine times out of ten, counting the uncertainty of the parameters, "
+      "the luck of individual customers and the model's own error measured on this client's history",
+      "十次中有九次总量应落在其中的范围，计入参数的不确定性、个别客户的偶然性以及在本客户历史上测得的模型误差")),
+    (("mean absolute error", "平均绝对误差"),
+     ("the average, over customers, of the gap between predicted and actual purchases", "各客户预测购买次数与实际之差的平均值")),
+    (("Gini", "基尼系数"),
+     ("how unequal customer value is: 0 when everyone is worth the same, 1 when one customer holds everything",
+      "客户价值的不均衡程度：人人相同为 0，一位客户占有全部为 1")),
+)
 #: Said under a table whose groups of recent starters are empty, and whose other groups are.
 EMPTY_RECENT = ("No customer is in {groups}: these groups hold customers who started buying recently, and in "
                 "these data no customer did; the table leaves them out.")
@@ -423,6 +457,7 @@ LABELS: dict[str, dict[str, str]] = {
         "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 预测期 {months} 个月"},
     "Contents": {"zh": "目录"},
     "Technical appendix": {"zh": "技术附录"},
+    "Glossary": {"zh": "术语表"},
     APPENDIX_INTRO: {"zh": "附录供技术读者查阅：数据质量明细、模型的选择与参数、诊断和回测。正文的结论不依赖于阅读附录。"},
     "Figure: {section}": {"zh": "图表：{section}"},
     "How this report was made": {"zh": "报告生成信息"},
@@ -478,6 +513,12 @@ LABELS: dict[str, dict[str, str]] = {
     "the calibration period if that is shorter, scaled up)": {
         "zh": "基于RFM与客户年龄特征，在上一个时间窗（与保留期等长；若校准期较短则取其后半段并按比例放大）上训练"},
 }
+
+
+def glossary_markdown(language: str = "en") -> str:
+    """The glossary as a Markdown list, each term in bold."""
+    i = LANGUAGES.index(language) if language in LANGUAGES else 0
+    return "\n".join(f"- **{term[i]}**: {text[i]}" for term, text in GLOSSARY)
 
 
 def label(key: str, language: str = "en") -> str:

@@ -51,6 +51,8 @@ def use_theme(language: str = "en") -> str:
     warning names the problem and figures are labelled in English.
     """
     sns.set_theme(style="whitegrid", context="notebook")
+    for key in ("font.weight", "axes.titleweight", "axes.labelweight", "figure.titleweight", "figure.labelweight"):
+        plt.rcParams[key] = "normal"  # a Chinese theme before may have chosen its font's one weight
     plt.rcParams["figure.dpi"] = 100
     plt.rcParams["axes.unicode_minus"] = False
     # Labels carry the operator's currency ("HK$", "$$"): text, never matplotlib's $...$ math.
@@ -63,6 +65,15 @@ def use_theme(language: str = "en") -> str:
             return "en"
         plt.rcParams["font.sans-serif"] = [font] + list(plt.rcParams["font.sans-serif"])
         plt.rcParams["font.family"] = "sans-serif"
+        # Some CJK fonts come in one weight only (WenQuanYi Zen Hei: 500): ask for it, or matplotlib
+        # logs "findfont: Failed to find font weight normal" for every figure.
+        weights = {font_manager.weight_dict.get(f.weight, f.weight) for f in font_manager.fontManager.ttflist
+                   if f.name == font}
+        if weights and 400 not in weights:
+            weight = min(weights, key=lambda w: abs(int(w) - 400))
+            for key in ("font.weight", "axes.titleweight", "axes.labelweight", "figure.titleweight",
+                        "figure.labelweight"):
+                plt.rcParams[key] = weight
     return language
 
 

@@ -509,7 +509,7 @@ def assemble_report(run_dir, language: str = "en") -> Path:
 
     import nbformat
 
-    from ltv_helpers.labels import APPENDIX_INTRO, label
+    from ltv_helpers.labels import APPENDIX_INTRO, glossary_markdown, label
 
     run_dir = Path(run_dir)
     summary = nbformat.read(run_dir / f"{SUMMARY_NOTEBOOK}.ipynb", as_version=4)
@@ -531,6 +531,9 @@ def assemble_report(run_dir, language: str = "en") -> Path:
                              if level == 2]
             appendix += part
     if appendix:
+        glossary = [nbformat.v4.new_markdown_cell(f"## {label('Glossary', language)}\n\n" + glossary_markdown(language))]
+        appendix_toc += [(level, anchor, text) for level, anchor, text in _anchor_headings(glossary, "glossary")]
+        appendix += glossary
         appendix_toc.insert(0, (1, "appendix", label("Technical appendix", language)))
         appendix.insert(0, nbformat.v4.new_markdown_cell(
             f'<div class="ltv-page-break"></div>\n\n<a id="appendix"></a>\n\n# {label("Technical appendix", language)}\n\n'

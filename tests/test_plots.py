@@ -223,3 +223,22 @@ def test_a_currency_with_dollar_signs_is_text_not_math(cdnow_sample):
         fig.canvas.draw()  # math parsing would fail here, or draw italics
         labels = [ax.get_ylabel() for ax in fig.axes]
         assert any(currency in text for text in labels), labels
+
+
+def test_chinese_figures_log_no_missing_font_weight(caplog):
+    import io
+    import logging
+
+    if plots.cjk_font() is None:
+        pytest.skip("no CJK font installed")
+    with caplog.at_level(logging.INFO, logger="matplotlib.font_manager"):
+        assert plots.use_theme("zh") == "zh"
+        fig, ax = plt.subplots()
+        ax.set_title("价值分层")
+        ax.set_xlabel("客户")
+        fig.suptitle("总标题")
+        fig.savefig(io.BytesIO(), format="png")
+        plt.close(fig)
+    assert not [r for r in caplog.records if "findfont" in r.getMessage()]
+    plots.use_theme("en")
+    assert plt.rcParams["font.weight"] == "normal"
