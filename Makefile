@@ -23,6 +23,9 @@ demo: $(STAMP)
 screenshots: $(STAMP)
 	@test -e reports/demo/latest/report.html || $(BIN)/ltv demo --output reports/demo
 	$(BIN)/ltv screenshots reports/demo/latest/report.html
+	@test -e reports/demo-zh/latest/report.html || $(BIN)/ltv demo --output reports/demo-zh --language zh
+	$(BIN)/ltv screenshots reports/demo/latest/report.html --pages docs/screenshots
+	$(BIN)/ltv screenshots reports/demo-zh/latest/report.html --pages docs/screenshots
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
@@ -42,4 +45,4 @@ bench-scale: $(STAMP)
 	$(BIN)/python benchmarks/bench_scale.py --write
 
 clean:
-	rm -rf $(VENV) reports/demo *.egg-info
+	rm -rf $(VENV) reports/demo reports/demo-zh *.egg-info

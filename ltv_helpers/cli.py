@@ -130,9 +130,19 @@ def _report(args) -> int:
 
 
 def _screenshots(args) -> int:
-    from ltv_helpers.report import screenshots
+    import json
+    from pathlib import Path
 
-    for path in screenshots(args.report, args.output):
+    from ltv_helpers.report import page_pictures, screenshots
+
+    if args.pages:  # pictures of printed pages, e.g. for the README
+        report = Path(args.report)
+        stamp = json.loads((report.parent / "run.json").read_text(encoding="utf-8"))
+        language = stamp["parameters"].get("language", "en")
+        files = page_pictures(report.with_suffix(".pdf"), args.pages, name=args.name or language, language=language)
+    else:
+        files = screenshots(args.report, args.output)
+    for path in files:
         print(path)
     return 0
 
@@ -270,6 +280,9 @@ def main(argv: list[str] | None = None) -> int:
     shots = sub.add_parser("screenshots", help="PNG pictures of a rendered report (summary and each section)")
     shots.add_argument("report", help="a report.html, e.g. reports/demo/latest/report.html")
     shots.add_argument("-o", "--output", help="folder for the PNGs (default: screenshots/ beside the report)")
+    shots.add_argument("--pages", metavar="DIR", help="instead: PNGs of three printed pages of report.pdf (summary, "
+                                                      "first section, appendix) into DIR")
+    shots.add_argument("--name", help="with --pages: file name prefix (default: the report's language)")
     shots.set_defaults(run=_screenshots)
     args = parser.parse_args(argv)
     from ltv_helpers.report import stop_on_sigterm

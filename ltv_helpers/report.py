@@ -758,6 +758,37 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
     return files
 
 
+def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", dpi: int = 70) -> list[Path]:
+    """PNGs of three printed pages of a report, as a client sees them on paper: the summary
+    (page 1), the first section's page (page 3, after the contents) and the first page of the
+    technical appendix: ``<name>-summary.png``, ``<name>-section.png``, ``<name>-appendix.png``.
+    Uses poppler's ``pdftotext`` (to find the appendix) and ``pdftoppm``."""
+    import shutil
+    import subprocess
+
+    from ltv_helpers.labels import label
+
+    tools = {tool: shutil.which(tool) for tool in ("pdftotext", "pdftoppm")}
+    if None in tools.values():
+        raise LTVError("Page pictures need poppler's pdftotext and pdftoppm (Debian: apt-get install poppler-utils).")
+    pdf, out = Path(pdf), Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    text = subprocess.run([tools["pdftotext"], "-layout", str(pdf), "-"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout.split("\f")
+    title = label("Technical appendix", language)
+    appendix = next((i + 1 for i, page in enumerate(text) if page.strip().startswith(title)), None)
+    pages = {"summary": 1, "section": 3, "appendix": appendix}
+    files = []
+    for part, number in pages.items():
+        if number is None or number > len(text):
+            continue
+        target = out / f"{name}-{part}"
+        subprocess.run([tools["pdftoppm"], "-png", "-r", str(dpi), "-f", str(number), "-l", str(number),
+                        "-singlefile", str(pdf), str(target)], check=True, timeout=120, capture_output=True)
+        files.append(target.with_suffix(".png"))
+    return files
+
+
 #: Columns holding a fraction shown as a percentage (besides every "share" column).
 SHARE_COLUMNS = {"p_alive", "retention", "margin"}
 #: Columns holding money (shown with separators and the currency in the header).
