@@ -63,6 +63,9 @@ def _customers(tx) -> tuple[int, int]:
     if len(tx) == 0:
         return 0, 0
     ids = pa.array(tx["customer_id"].astype("str").array)
+    if not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py():  # not in customer order: put it so
+        tx = tx.sort_values(["customer_id", "order_date"], kind="stable")
+        ids = pa.array(tx["customer_id"].astype("str").array)
     new_customer = np.r_[True, pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)]
     day = tx["order_date"].to_numpy().astype("datetime64[D]")
     new_day = new_customer | np.r_[True, day[1:] != day[:-1]]

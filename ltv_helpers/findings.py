@@ -181,10 +181,10 @@ def cards(h: Headline, language: str = "en") -> str:
     if h.gross_margin < 1:
         value_name = ahead("CLV")
         value_note = label("margin {margin}, discounted at {rate} a year; {interval}", language)
-    else:  # no margin given: the value is revenue, and the card says how to get CLV
+    else:  # a margin of 100% (the default): the value is revenue, and the card says how to get CLV
         value_name = ahead("discounted expected revenue")
-        value_note = label("CLV = this x gross margin (none was given); discounted at {rate} a year; {interval}",
-                           language)
+        value_note = label("CLV = this x gross margin (a margin of 100% was used); discounted at {rate} a year; "
+                           "{interval}", language)
     if np.isnan(h.gain):
         model_card = (label("repeat-purchase model", language), label("forecast model", language),
                       label("not checked on the holdout", language))

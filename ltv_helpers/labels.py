@@ -77,6 +77,8 @@ HEADER_SEGMENTATION = "Client: **{client}** · {customers} customers · data to 
 HEADER_PREDICTION = ("Client: **{client}** · {customers} customers · data to {end} · horizon {months} months · "
                      "discount {rate} a year · gross margin {margin}")
 HEADER_MODEL_CHOICE = "Holdout from {start} to {end}. Model used: **{model}**."
+#: The header's gross margin when none was given: the CLV columns are then discounted revenue.
+NO_MARGIN = "not given, so CLV here is discounted expected revenue (CLV = it x margin)"
 #: How the forecast's model is chosen among the fitted ones (``BacktestResult.choose``).
 CHOICE_RULE = ("The model is chosen on the holdout by one charge per model: how much larger its error per "
                "customer is than the best model's, in percent, plus how far its total missed, in percent. "
@@ -457,6 +459,7 @@ LABELS: dict[str, dict[str, str]] = {
         "zh": "数据截至 {end} · {customers} 位客户 · 货币单位 {currency} · 预测期 {months} 个月"},
     "Contents": {"zh": "目录"},
     "Technical appendix": {"zh": "技术附录"},
+    NO_MARGIN: {"zh": "未提供，因此这里的 CLV 是折现后的预计销售额（CLV = 它 × 毛利率）"},
     "Glossary": {"zh": "术语表"},
     APPENDIX_INTRO: {"zh": "附录供技术读者查阅：数据质量明细、模型的选择与参数、诊断和回测。正文的结论不依赖于阅读附录。"},
     "Figure: {section}": {"zh": "图表：{section}"},
@@ -474,8 +477,8 @@ LABELS: dict[str, dict[str, str]] = {
     "CLV": {"zh": "CLV"},
     "{value} per customer": {"zh": "每位客户 {value}"},
     "discounted expected revenue": {"zh": "折现后的预计销售额"},
-    "CLV = this x gross margin (none was given); discounted at {rate} a year; {interval}": {
-        "zh": "CLV = 此值 × 毛利率（未提供毛利率）；年折现率 {rate}；{interval}"},
+    "CLV = this x gross margin (a margin of 100% was used); discounted at {rate} a year; {interval}": {
+        "zh": "CLV = 此值 × 毛利率（按 100% 毛利率计算）；年折现率 {rate}；{interval}"},
     "repeat-purchase model": {"zh": "复购模型"},
     "less error per customer than the best simple baseline": {"zh": "单客户误差低于最佳简单基准的幅度"},
     "repeat-purchase model, tested on the last {days} days": {"zh": "复购模型，在最后 {days} 天的数据上检验"},
@@ -515,10 +518,15 @@ LABELS: dict[str, dict[str, str]] = {
 }
 
 
-def glossary_markdown(language: str = "en") -> str:
-    """The glossary as a Markdown list, each term in bold."""
+#: Glossary terms of the segmentation alone (a report without a forecast defines only these).
+HISTORY_TERMS = {"recency", "frequency", "Gini"}
+
+
+def glossary_markdown(language: str = "en", forecast: bool = True) -> str:
+    """The glossary as a Markdown list, each term in bold; without a forecast, only the terms of
+    the data and the segmentation."""
     i = LANGUAGES.index(language) if language in LANGUAGES else 0
-    return "\n".join(f"- **{term[i]}**: {text[i]}" for term, text in GLOSSARY)
+    return "\n".join(f"- **{term[i]}**: {text[i]}" for term, text in GLOSSARY if forecast or term[0] in HISTORY_TERMS)
 
 
 def label(key: str, language: str = "en") -> str:

@@ -165,7 +165,9 @@ def _log_ticks(ax, *axes: str) -> None:
     plain = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
     for name in axes or ("x",):
         axis = getattr(ax, f"{name}axis")
-        axis.set_major_locator(mticker.LogLocator(base=10))
+        low, high = sorted(getattr(ax, f"get_{name}lim")())
+        narrow = low > 0 and np.log10(high / low) < 1.5  # too few powers of ten: label 1, 2 and 5 of each
+        axis.set_major_locator(mticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0) if narrow else (1.0,)))
         axis.set_major_formatter(plain)
         axis.set_minor_formatter(mticker.NullFormatter())
 

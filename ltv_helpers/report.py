@@ -203,21 +203,34 @@ def split_appendix(cells) -> tuple[list, list]:
     for cell in cells:
         level = _heading_level(cell)
         if level is not None and (moving_level is None or level <= moving_level):
-            moving_level = level if APPENDIX_TAG in cell.get("metadata", {}).get("tags", []) else None
+            tagged = APPENDIX_TAG in cell.get("metadata", {}).get("tags", [])
+            moving_level = level if tagged and level > 1 else None  # a section's title stays in the body
         if moving_level is None:
             body.append(cell)
         else:
             if cell.cell_type == "markdown":
-                cell.source = re.sub(r"^(#{1,5})(\s)", r"#\1\2", cell.source, flags=re.M)
+                cell.source = _outside_fences(cell.source, lambda text: re.sub(r"^(#{1,5})(\s)", r"#\1\2", text, flags=re.M))
             appendix.append(cell)
     return body, appendix
 
 
+#: A fenced code block of Markdown (its ``#`` lines are code, not headings).
+_FENCE = r"^```.*?^```[^\n]*$"
+
+
+def _outside_fences(text: str, change) -> str:
+    """``change`` applied to the parts of Markdown ``text`` outside fenced code blocks."""
+    parts = re.split(f"({_FENCE})", text, flags=re.M | re.S)
+    return "".join(part if i % 2 else change(part) for i, part in enumerate(parts))
+
+
 def _heading_level(cell) -> int | None:
-    """The level of a markdown cell's first heading (``## x`` is 2), None when it has none."""
+    """The level of a markdown cell's first heading (``## x`` is 2; not a ``#`` line in fenced
+    code), None when it has none."""
     if cell.cell_type != "markdown":
         return None
-    found = re.search(r"^(#{1,6})\s+\S", cell.source, re.M)
+    plain = re.sub(_FENCE, "", cell.source, flags=re.M | re.S)
+    found = re.search(r"^(#{1,6})\s+\S", plain, re.M)
     return len(found.group(1)) if found else None
 
 
@@ -531,7 +544,9 @@ def assemble_report(run_dir, language: str = "en") -> Path:
                              if level == 2]
             appendix += part
     if appendix:
-        glossary = [nbformat.v4.new_markdown_cell(f"## {label('Glossary', language)}\n\n" + glossary_markdown(language))]
+        forecast = all((run_dir / f"{name}.ipynb").is_file() for name in FORECAST_NOTEBOOKS)
+        glossary = [nbformat.v4.new_markdown_cell(f"## {label('Glossary', language)}\n\n"
+                                                  + glossary_markdown(language, forecast))]
         appendix_toc += [(level, anchor, text) for level, anchor, text in _anchor_headings(glossary, "glossary")]
         appendix += glossary
         appendix_toc.insert(0, (1, "appendix", label("Technical appendix", language)))
@@ -760,8 +775,8 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
 
 def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", dpi: int = 70) -> list[Path]:
     """PNGs of three printed pages of a report, as a client sees them on paper: the summary
-    (page 1), the first section's page (page 3, after the contents) and the first page of the
-    technical appendix: ``<name>-summary.png``, ``<name>-section.png``, ``<name>-appendix.png``.
+    (page 1), the first section's first page (found by its title in ``report.html`` beside the
+    PDF) and the first page of the technical appendix (none without one): ``<name>-summary.png``, ``<name>-section.png``, ``<name>-appendix.png``.
     Uses poppler's ``pdftotext`` (to find the appendix) and ``pdftoppm``."""
     import shutil
     import subprocess
@@ -775,9 +790,15 @@ def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", d
     out.mkdir(parents=True, exist_ok=True)
     text = subprocess.run([tools["pdftotext"], "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True, timeout=60).stdout.split("\f")
-    title = label("Technical appendix", language)
-    appendix = next((i + 1 for i, page in enumerate(text) if page.strip().startswith(title)), None)
-    pages = {"summary": 1, "section": 3, "appendix": appendix}
+    def first_page(title: str):
+        return next((i + 1 for i, page in enumerate(text) if page.strip().startswith(title)), None)
+
+    # The first section's title: the report's second level-1 heading (the first is its own title).
+    html = pdf.with_suffix(".html")
+    titles = re.findall(r"<h1[^>]*>(.*?)</h1>", html.read_text(encoding="utf-8"), re.S) if html.is_file() else []
+    section = re.sub(r"<a class=\"anchor-link\".*?</a>|<[^>]+>", "", titles[1], flags=re.S).strip() if len(titles) > 1 else ""
+    pages = {"summary": 1, "section": (first_page(section) if section else None) or 3,
+             "appendix": first_page(label("Technical appendix", language))}
     files = []
     for part, number in pages.items():
         if number is None or number > len(text):
@@ -843,7 +864,7 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     shown.index.names = [html_escape(label(str(n), language)) if n is not None else None for n in shown.index.names]
     if shown.columns.name is not None:
         shown.columns.name = html_escape(label(str(shown.columns.name), language))
-    elif shown.index.nlevels == 1 and shown.index.name is not None:
+    elif shown.index.nlevels == 1 and shown.columns.nlevels == 1 and shown.index.name is not None:
         # The index's name in the header row's corner, not on a row of its own.
         shown.columns.name, shown.index.name = shown.index.name, None
     # Numbers right-aligned under right-aligned headers, text (actions, names) to the left.

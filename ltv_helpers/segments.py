@@ -348,7 +348,10 @@ def empty_groups_note(labels: pd.Series, language: str = "en") -> str:
     empty = [group_name(str(g), language) for g in labels.cat.categories if counts.get(g, 0) == 0]
     if not empty:
         return ""
-    recent = {g for g in labels.cat.categories if counts.get(g, 0) == 0} <= _RECENT_GROUPS
+    # The reason holds only when every group of recent starters in this labelling is empty.
+    starters = set(labels.cat.categories) & _RECENT_GROUPS
+    recent = bool(starters) and all(counts.get(g, 0) == 0 for g in starters) and set(
+        g for g in labels.cat.categories if counts.get(g, 0) == 0) <= _RECENT_GROUPS
     return label(EMPTY_RECENT if recent else EMPTY_OTHER, language).format(
         groups=("、" if language == "zh" else ", ").join(empty))
 

@@ -124,3 +124,15 @@ def test_check_raises_an_input_limit_from_the_command_line(tmp_path, capsys):
     assert main(["check", str(path), "--max-columns", "4"]) == 2
     assert "more than the limit of 4; raise it with limits=" in capsys.readouterr().err
     assert main(["check", str(path), "--max-columns", "5", "--max-line-bytes", "100"]) == 0
+
+
+def test_customers_and_repeat_buyers_are_counted_in_any_row_order():
+    import pandas as pd
+
+    from ltv_helpers.cli import _customers
+
+    tx = pd.DataFrame({"customer_id": ["b", "a", "b", "a", "c"],
+                       "order_date": pd.to_datetime(["2024-01-02 00:00", "2024-01-01 00:00", "2024-01-05 00:00", "2024-01-01 10:00",
+                                                     "2024-01-03 00:00"])})
+    assert _customers(tx) == (3, 1)  # a bought twice on one day: one purchase day
+    assert _customers(tx.sort_values(["customer_id", "order_date"])) == (3, 1)

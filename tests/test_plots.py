@@ -229,8 +229,12 @@ def test_chinese_figures_log_no_missing_font_weight(caplog):
     import io
     import logging
 
+    from matplotlib import font_manager
+
     if plots.cjk_font() is None:
         pytest.skip("no CJK font installed")
+    # matplotlib warns once per process and font: forget earlier look-ups (other tests drew Chinese).
+    font_manager.fontManager._findfont_cached.cache_clear()
     with caplog.at_level(logging.INFO, logger="matplotlib.font_manager"):
         assert plots.use_theme("zh") == "zh"
         fig, ax = plt.subplots()

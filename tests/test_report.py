@@ -547,3 +547,25 @@ def test_a_report_without_repeat_buyers_renders_collection_and_segmentation_and_
     stamp = json.loads((run / "run.json").read_text(encoding="utf-8"))
     assert stamp["status"] == "complete" and stamp["forecast"] is False and "Only 0 customers" in stamp["no_forecast"]
     assert (run.parent / "latest").resolve() == run
+
+
+def test_split_appendix_moves_tagged_sections_and_reads_code_fences_as_code():
+    import nbformat
+
+    from ltv_helpers.report import split_appendix
+
+    new = nbformat.v4
+    cells = [new.new_markdown_cell("# Title"), new.new_markdown_cell("## A", metadata={"tags": ["appendix"]}),
+             new.new_markdown_cell("text\n```\n# a comment\n```"), new.new_code_cell("x = 1"),
+             new.new_markdown_cell("### A.1"), new.new_markdown_cell("## B"),
+             new.new_markdown_cell("# Section title", metadata={"tags": ["appendix"]})]
+    body, appendix = split_appendix(cells)
+    assert [c.source for c in body] == ["# Title", "## B", "# Section title"]  # a section's title stays
+    assert [c.source for c in appendix] == ["### A", "text\n```\n# a comment\n```", "x = 1", "#### A.1"]
+
+
+def test_styled_keeps_the_index_name_with_two_header_rows():
+    from ltv_helpers.report import styled
+
+    table = pd.DataFrame({("a", "x"): [1.5], ("a", "y"): [2.5]}, index=pd.Index(["p"], name="model"))
+    assert ">model<" in styled(table).to_html()

@@ -219,3 +219,14 @@ def test_value_tiers_refuse_a_lifetimes_summary_and_warn_on_collapsed_cuts(cdnow
     with pytest.warns(UserWarning, match="tier cuts coincide.*no customer in: medium value"):
         tiers = sg.value_tiers(flat)
     assert tiers.value_counts()["medium value"] == 0
+
+
+def test_empty_groups_are_explained_only_when_the_reason_holds():
+    from ltv_helpers import segments as sg
+
+    stages = lambda *values: pd.Series(pd.Categorical(values, categories=sg.STAGES))  # noqa: E731
+    assert "started buying recently" in sg.empty_groups_note(stages("maturity", "decline"))
+    # Customers in introduction: an empty growth stage is not for want of recent starters.
+    note = sg.empty_groups_note(stages("maturity", "introduction", "decline"))
+    assert note.startswith("No customer is in growth") and "recently" not in note
+    assert sg.empty_groups_note(stages(*sg.STAGES)) == ""
