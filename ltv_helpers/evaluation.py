@@ -132,6 +132,7 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
     return None
 
 
+@mdl.one_blas_thread
 def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_end=None,
              models: tuple[str, ...] | list[str] = ("bgnbd", "pareto_nbd", "mbgnbd"), freq: str = "D",
              freq_multiplier: float = 1, baselines: bool = True, intervals: bool = True,
@@ -278,6 +279,7 @@ def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model
                         freq_multiplier=freq_multiplier, origins=origins)[model]
 
 
+@mdl.one_blas_thread
 def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, models: tuple[str, ...],
                  freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS) -> dict:
     """:func:`model_error` of several models at once, by model: each earlier cut-off's summary is
@@ -513,6 +515,7 @@ def _period_start_days(periods: np.ndarray, freq: str) -> np.ndarray:
     raise LTVError("tracking supports freq D, W or M.")
 
 
+@mdl.one_blas_thread
 def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float,
                      models: tuple[str, ...] = ("bgnbd",), freq: str = "D", freq_multiplier: float = 1,
                      intervals: bool = True) -> pd.DataFrame:
