@@ -144,17 +144,25 @@ def test_styled_tables_have_human_labels_and_reading_formats():
     assert "expected" not in zh and "total" not in zh
 
 
+def _headline(**changes):
+    """A client's headline numbers, as the summary page quotes them."""
+    from ltv_helpers.findings import Headline
+
+    values = dict(client="acme", currency="CNY", observation_end="2024-06-30", customers=1000, revenue=5e5,
+                  repeat_share=0.4, top20_share=0.7, high_customers=150, high_share=0.15, high_revenue_share=0.55,
+                  risk_customers=80, risk_revenue_share=0.2, past_revenue=2e5, horizon_months=12, gross_margin=0.4,
+                  annual_discount_rate=0.1, purchases=(900.0, 850.0, 950.0), forecast_revenue=(1.5e5, 1.4e5, 1.6e5),
+                  clv=(5e4, 4.6e4, 5.4e4), model="bgnbd", holdout_days=182, mae=0.5, total_error_pct=-3.2,
+                  baseline="naive", baseline_mae=0.625)
+    return Headline(**{**values, **changes})
+
+
 def test_findings_are_written_from_the_numbers_in_both_languages():
     import re
 
     from ltv_helpers.findings import Headline, findings
 
-    h = Headline(client="acme", currency="CNY", observation_end="2024-06-30", customers=1000, revenue=5e5,
-                 repeat_share=0.4, top20_share=0.7, high_customers=150, high_share=0.15, high_revenue_share=0.55,
-                 risk_customers=80, risk_revenue_share=0.2, past_revenue=2e5, horizon_months=12, gross_margin=0.4,
-                 annual_discount_rate=0.1, purchases=(900.0, 850.0, 950.0), forecast_revenue=(1.5e5, 1.4e5, 1.6e5),
-                 clv=(5e4, 4.6e4, 5.4e4), model="bgnbd", holdout_days=182, mae=0.5, total_error_pct=-3.2,
-                 baseline="naive", baseline_mae=0.625)
+    h = _headline()
     en = findings(h, "en")
     assert len(en) == 5
     assert "top 20% of customers brought 70%" in en[0] and "150 high-value customers" in en[0]
@@ -174,12 +182,7 @@ def test_findings_are_written_from_the_numbers_in_both_languages():
 def test_the_summary_cards_give_value_per_customer_and_call_revenue_without_a_margin_what_it_is():
     from ltv_helpers.findings import Headline, cards
 
-    h = Headline(client="acme", currency="CNY", observation_end="2024-06-30", customers=1000, revenue=5e5,
-                 repeat_share=0.4, top20_share=0.7, high_customers=150, high_share=0.15, high_revenue_share=0.55,
-                 risk_customers=80, risk_revenue_share=0.2, past_revenue=2e5, horizon_months=12, gross_margin=1.0,
-                 annual_discount_rate=0.1, purchases=(900.0, 850.0, 950.0), forecast_revenue=(1.5e5, 1.4e5, 1.6e5),
-                 clv=(5e4, 4.6e4, 5.4e4), model="bgnbd", holdout_days=182, mae=0.5, total_error_pct=-3.2,
-                 baseline="naive", baseline_mae=0.625)
+    h = _headline(gross_margin=1.0)
     page = cards(h)
     assert "discounted expected revenue, next 12 months" in page and "CLV = this x gross margin" in page
     assert "CNY 150.00 per customer" in page and "CNY 50.00 per customer" in page
