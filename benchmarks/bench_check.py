@@ -98,7 +98,8 @@ def main() -> None:
             ours.append(_timed(OURS, path))
         report = json.loads(ours[0][2])
         assert report["rows_in"] == written == report["rows_kept"] + report["rows_rejected"]
-        for name, runs in (("DuckDB read_csv + group-by (floor):", floors), ("ltv check --json (ours):           ", ours)):
+        sides = (("DuckDB read_csv + group-by (floor):", floors), ("ltv check --json (ours):           ", ours))
+        for name, runs in sides:
             times = sorted(r[0] for r in runs)
             print(f"{name} {statistics.median(times):7.1f} s median ({times[0]:.1f}-{times[-1]:.1f})"
                   f"  {max(r[1] for r in runs) / 2**20:7,.0f} MiB peak")

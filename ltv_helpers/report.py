@@ -209,9 +209,14 @@ def split_appendix(cells) -> tuple[list, list]:
             body.append(cell)
         else:
             if cell.cell_type == "markdown":
-                cell.source = _outside_fences(cell.source, lambda text: re.sub(r"^(#{1,5})(\s)", r"#\1\2", text, flags=re.M))
+                cell.source = _outside_fences(cell.source, _demote)
             appendix.append(cell)
     return body, appendix
+
+
+def _demote(text: str) -> str:
+    """Markdown headings one level down (``## x`` becomes ``### x``)."""
+    return re.sub(r"^(#{1,5})(\s)", r"#\1\2", text, flags=re.M)
 
 
 #: A fenced code block of Markdown (its ``#`` lines are code, not headings).
@@ -550,11 +555,12 @@ def assemble_report(run_dir, language: str = "en") -> Path:
         appendix_toc += [(level, anchor, text) for level, anchor, text in _anchor_headings(glossary, "glossary")]
         appendix += glossary
         appendix_toc.insert(0, (1, "appendix", label("Technical appendix", language)))
-        appendix.insert(0, nbformat.v4.new_markdown_cell(
-            f'<div class="ltv-page-break"></div>\n\n<a id="appendix"></a>\n\n# {label("Technical appendix", language)}\n\n'
-            + label(APPENDIX_INTRO, language)))
+        title = label("Technical appendix", language)
+        opening = f'<div class="ltv-page-break"></div>\n\n<a id="appendix"></a>\n\n# {title}'
+        appendix.insert(0, nbformat.v4.new_markdown_cell(f"{opening}\n\n{label(APPENDIX_INTRO, language)}"))
     contents = ['<div class="ltv-page-break ltv-contents"></div>', "", f"## {label('Contents', language)}", ""]
-    contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})" for level, anchor, text in toc + appendix_toc]
+    contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})"
+                 for level, anchor, text in toc + appendix_toc]
     cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
     summary.cells = cells + sections + appendix
     stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
@@ -776,8 +782,9 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
 def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", dpi: int = 70) -> list[Path]:
     """PNGs of three printed pages of a report, as a client sees them on paper: the summary
     (page 1), the first section's first page (found by its title in ``report.html`` beside the
-    PDF) and the first page of the technical appendix (none without one): ``<name>-summary.png``, ``<name>-section.png``, ``<name>-appendix.png``.
-    Uses poppler's ``pdftotext`` (to find the appendix) and ``pdftoppm``."""
+    PDF) and the first page of the technical appendix (none without one): ``<name>-summary.png``,
+    ``<name>-section.png``, ``<name>-appendix.png``. Uses poppler's ``pdftotext`` (to find the
+    pages) and ``pdftoppm``."""
     import shutil
     import subprocess
 
@@ -790,13 +797,14 @@ def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", d
     out.mkdir(parents=True, exist_ok=True)
     text = subprocess.run([tools["pdftotext"], "-layout", str(pdf), "-"], capture_output=True, text=True,
                           check=True, timeout=60).stdout.split("\f")
+
     def first_page(title: str):
         return next((i + 1 for i, page in enumerate(text) if page.strip().startswith(title)), None)
 
     # The first section's title: the report's second level-1 heading (the first is its own title).
     html = pdf.with_suffix(".html")
     titles = re.findall(r"<h1[^>]*>(.*?)</h1>", html.read_text(encoding="utf-8"), re.S) if html.is_file() else []
-    section = re.sub(r"<a class=\"anchor-link\".*?</a>|<[^>]+>", "", titles[1], flags=re.S).strip() if len(titles) > 1 else ""
+    section = re.sub(r'<a class="anchor-link".*?</a>|<[^>]+>', "", titles[1], flags=re.S).strip() if titles[1:] else ""
     pages = {"summary": 1, "section": (first_page(section) if section else None) or 3,
              "appendix": first_page(label("Technical appendix", language))}
     files = []

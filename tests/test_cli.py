@@ -131,8 +131,7 @@ def test_customers_and_repeat_buyers_are_counted_in_any_row_order():
 
     from ltv_helpers.cli import _customers
 
-    tx = pd.DataFrame({"customer_id": ["b", "a", "b", "a", "c"],
-                       "order_date": pd.to_datetime(["2024-01-02 00:00", "2024-01-01 00:00", "2024-01-05 00:00", "2024-01-01 10:00",
-                                                     "2024-01-03 00:00"])})
+    days = ["2024-01-02 00:00", "2024-01-01 00:00", "2024-01-05 00:00", "2024-01-01 10:00", "2024-01-03 00:00"]
+    tx = pd.DataFrame({"customer_id": ["b", "a", "b", "a", "c"], "order_date": pd.to_datetime(days)})
     assert _customers(tx) == (3, 1)  # a bought twice on one day: one purchase day
     assert _customers(tx.sort_values(["customer_id", "order_date"])) == (3, 1)

@@ -134,7 +134,8 @@ def _as_numpy(column: pa.ChunkedArray) -> np.ndarray:
     if array.null_count == 0:
         return array.to_numpy(zero_copy_only=False)
     kind = array.type
-    fill = "" if pa.types.is_string(kind) or pa.types.is_large_string(kind) else False if pa.types.is_boolean(kind) else 0
+    text = pa.types.is_string(kind) or pa.types.is_large_string(kind)
+    fill = "" if text else False if pa.types.is_boolean(kind) else 0
     values = array.fill_null(pa.scalar(fill, type=array.type)).to_numpy(zero_copy_only=False)
     return np.ma.masked_array(values, mask=array.is_null().to_numpy(zero_copy_only=False))
 
