@@ -23,7 +23,6 @@ from ltv_helpers import segments as sg
 from ltv_helpers.labels import (FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
                                  FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_ONE_TIME, label,
                                  markdown, md_escape)
-from ltv_helpers.models import PURCHASE_MODELS
 from ltv_helpers.schema import LTVError
 
 #: The files of a run the summary page reads; the forecast's are absent when the data allow none.

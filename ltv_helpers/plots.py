@@ -44,6 +44,10 @@ def cjk_font() -> str | None:
     return found
 
 
+#: The font weights of text in figures (all "normal" unless a CJK font has one other weight only).
+_WEIGHTS = ("font.weight", "axes.titleweight", "axes.labelweight", "figure.titleweight", "figure.labelweight")
+
+
 def use_theme(language: str = "en") -> str:
     """Apply the house seaborn theme; returns the language figures can really use.
 
@@ -51,7 +55,7 @@ def use_theme(language: str = "en") -> str:
     warning names the problem and figures are labelled in English.
     """
     sns.set_theme(style="whitegrid", context="notebook")
-    for key in ("font.weight", "axes.titleweight", "axes.labelweight", "figure.titleweight", "figure.labelweight"):
+    for key in _WEIGHTS:
         plt.rcParams[key] = "normal"  # a Chinese theme before may have chosen its font's one weight
     plt.rcParams["figure.dpi"] = 100
     plt.rcParams["axes.unicode_minus"] = False
@@ -71,8 +75,7 @@ def use_theme(language: str = "en") -> str:
                    if f.name == font}
         if weights and 400 not in weights:
             weight = min(weights, key=lambda w: abs(int(w) - 400))
-            for key in ("font.weight", "axes.titleweight", "axes.labelweight", "figure.titleweight",
-                        "figure.labelweight"):
+            for key in _WEIGHTS:
                 plt.rcParams[key] = weight
     return language
 

@@ -164,8 +164,6 @@ def _client_cells(nb, language: str):
     """The cells a client sees: no set-up or parameter cells, no narrative in the other language,
     no warnings printed to stderr, computed outputs sanitized (:func:`_sanitize_outputs`);
     figures get the section's heading as alternative text."""
-    import re
-
     from ltv_helpers.labels import label
 
     other = {LANGUAGE_TAG.format(lang) for lang in ("en", "zh") if lang != language}
@@ -461,8 +459,6 @@ def _forecast_blocker(run: Path, parameters: dict):
 
 def _anchor_headings(cells, prefix: str) -> list[tuple[int, str, str]]:
     """Give each markdown heading (levels 1 and 2) an anchor; returns (level, anchor, text)."""
-    import re
-
     toc = []
     for cell in cells:
         if cell.cell_type != "markdown":
@@ -558,7 +554,7 @@ def assemble_report(run_dir, language: str = "en") -> Path:
         title = label("Technical appendix", language)
         opening = f'<div class="ltv-page-break"></div>\n\n<a id="appendix"></a>\n\n# {title}'
         appendix.insert(0, nbformat.v4.new_markdown_cell(f"{opening}\n\n{label(APPENDIX_INTRO, language)}"))
-    contents = ['<div class="ltv-page-break ltv-contents"></div>', "", f"## {label('Contents', language)}", ""]
+    contents = ['<div class="ltv-page-break"></div>', "", f"## {label('Contents', language)}", ""]
     contents += [("" if level == 1 else "    ") + f"- [{text}](#{anchor})"
                  for level, anchor, text in toc + appendix_toc]
     cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
@@ -589,7 +585,6 @@ def check_client_html(text: str, name: str = "report.html") -> str:
     viewport and the Content-Security-Policy, no URL but ``data:image/...`` and ``#anchors``, no
     ``url(...)`` or ``@import`` in styles except ``data:`` images. This is the last line after the
     escaping and the sanitizer: whatever the data or the operator typed, the page cannot act."""
-    import re
     from html.parser import HTMLParser
 
     problems: list[str] = []
@@ -728,8 +723,6 @@ def print_pdf(html) -> Path | None:
 def pdf_pages(path) -> int:
     """The number of pages of a whole PDF file, 0 when it is not one: it must start with the PDF
     header, end with the end-of-file marker after its cross-reference offset, and hold pages."""
-    import re
-
     data = Path(path).read_bytes()
     tail = data[-64:].rstrip()
     if not data.startswith(b"%PDF-") or not tail.endswith(b"%%EOF") or b"startxref" not in data[-1024:]:
@@ -779,6 +772,15 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
     return files
 
 
+def pdf_text(path, pdftotext: str = "pdftotext") -> str:
+    """The text of a PDF as laid out on its pages (pages separated by form feeds), by poppler's
+    ``pdftotext``."""
+    import subprocess
+
+    return subprocess.run([pdftotext, "-layout", str(path), "-"], capture_output=True, text=True,
+                          check=True, timeout=60).stdout
+
+
 def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", dpi: int = 70) -> list[Path]:
     """PNGs of three printed pages of a report, as a client sees them on paper: the summary
     (page 1), the first section's first page (found by its title in ``report.html`` beside the
@@ -795,8 +797,7 @@ def page_pictures(pdf, out_dir, *, name: str = "report", language: str = "en", d
         raise LTVError("Page pictures need poppler's pdftotext and pdftoppm (Debian: apt-get install poppler-utils).")
     pdf, out = Path(pdf), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    text = subprocess.run([tools["pdftotext"], "-layout", str(pdf), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout.split("\f")
+    text = pdf_text(pdf, tools["pdftotext"]).split("\f")
 
     def first_page(title: str):
         return next((i + 1 for i, page in enumerate(text) if page.strip().startswith(title)), None)
@@ -918,7 +919,6 @@ def pseudonym_key(client: str) -> bytes:
     import contextlib
     import hashlib
     import os
-    import re
     import secrets
     import tempfile
 

@@ -150,7 +150,6 @@ def pdftotext():
 
 def pdf_text(pdftotext, path) -> str:
     """The text of a PDF as laid out on its pages (pages separated by form feeds)."""
-    import subprocess
+    from ltv_helpers.report import pdf_text as read
 
-    return subprocess.run([pdftotext, "-layout", str(path), "-"], capture_output=True, text=True,
-                          check=True, timeout=60).stdout
+    return read(path, pdftotext)

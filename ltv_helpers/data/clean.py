@@ -209,19 +209,20 @@ def clean_transactions(
         reject(raw[READ_ERROR].notna(), "malformed line")
 
     ids = _clean_ids(raw[CUSTOMER_ID])
-    _why_missing(df.attrs.get("cell_hints", {}), raw, ids.isna().to_numpy(), CUSTOMER_ID, reject)
+    hints = df.attrs.get("cell_hints", {})
+    _why_missing(hints, raw, ids.isna().to_numpy(), CUSTOMER_ID, reject)
     reject(ids.isna(), "missing customer id")
 
     dates, date_missing, date_notes = parse_dates(raw[ORDER_DATE], date_format, dayfirst)
     notes += date_notes
-    _why_missing(df.attrs.get("cell_hints", {}), raw, np.asarray(date_missing, dtype=bool), ORDER_DATE, reject)
+    _why_missing(hints, raw, np.asarray(date_missing, dtype=bool), ORDER_DATE, reject)
     reject(date_missing, "missing date")
     reject(dates.isna(), "unparseable date")
     tomorrow = _end_cut(pd.Timestamp.now().normalize())
     reject((dates < earliest) | (dates >= tomorrow), "implausible date")
 
     if AMOUNT in raw:
-        _why_missing(df.attrs.get("cell_hints", {}), raw, raw[AMOUNT].isna().to_numpy(), AMOUNT, reject)
+        _why_missing(hints, raw, raw[AMOUNT].isna().to_numpy(), AMOUNT, reject)
     amounts, quantity = _amounts(raw, reject, notes, decimal, df.attrs.get("columns", {}))
     cancel = (amounts < 0).to_numpy().copy()
     if quantity is not None:
