@@ -30,10 +30,11 @@ screenshots: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
-# JupyterLab on notebooks/ with the project's kernel; open the URL it prints (with its token).
+# JupyterLab on notebooks/ with the project's kernel and the narrative in one language
+# (make lab LANGUAGE=zh for Chinese); open the URL it prints (with its token).
+LANGUAGE ?= en
 lab: $(STAMP)
-	@echo "JupyterLab on notebooks/ (kernel: LTV toolkit (Python 3.11)); open the http://127.0.0.1 URL below, Ctrl-C to stop."
-	$(BIN)/jupyter lab --notebook-dir=notebooks --no-browser --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root,)
+	$(BIN)/ltv lab --language $(LANGUAGE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rfm.py

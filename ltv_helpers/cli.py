@@ -132,6 +132,13 @@ def _report(args) -> int:
     return 0
 
 
+def _lab(args) -> int:
+    from ltv_helpers import lab
+    from ltv_helpers.report import NOTEBOOKS_DIR
+
+    return lab.run(args.language, args.notebook_dir or NOTEBOOKS_DIR, port=args.port)
+
+
 def _screenshots(args) -> int:
     import json
     from pathlib import Path
@@ -280,6 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     score_cmd.add_argument("--annual-discount-rate", type=float, default=0.0)
     _engine_options(score_cmd)
     score_cmd.set_defaults(run=_score)
+    lab_cmd = sub.add_parser("lab", help="JupyterLab on the notebooks with the narrative in one language "
+                                         "(the other folded; the files keep both)")
+    lab_cmd.add_argument("--language", default="en", choices=["en", "zh"])
+    lab_cmd.add_argument("--notebook-dir", help="folder to open (default: the toolkit's notebooks/)")
+    lab_cmd.add_argument("--port", type=int, help="port (default: JupyterLab's, 8888 or the next free one)")
+    lab_cmd.set_defaults(run=_lab)
     shots = sub.add_parser("screenshots", help="PNG pictures of a rendered report (summary and each section)")
     shots.add_argument("report", help="a report.html, e.g. reports/demo/latest/report.html")
     shots.add_argument("-o", "--output", help="folder for the PNGs (default: screenshots/ beside the report)")
