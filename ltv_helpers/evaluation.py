@@ -90,6 +90,8 @@ class BacktestResult:
 #: Metrics where a larger value is better; for the others smaller is better (errors by size).
 HIGHER_IS_BETTER = {"correlation", "spend_spearman", "top10_capture", "top20_capture", "gains_gini",
                     "top20_precision", "log_likelihood"}
+#: Metrics that are shares, shown as percentages.
+SHARE_METRICS = ("top10_capture", "top20_capture", "top20_precision")
 
 
 def default_calibration_end(transactions: pd.DataFrame, observation_end) -> pd.Timestamp:
@@ -647,9 +649,12 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
         best = values.max() if row.name in HIGHER_IS_BETTER else values.min()
         return ["font-weight: bold; color: #1a7f37" if v == best else "" for v in values]
 
+    # Each metric in the unit it has everywhere in the report: shares in %, money to the cent.
     formats = {}
     for name in shown.index:
         formats[name] = ("{:+.1f}%" if name.endswith("error_pct") else
+                         "{:.1%}" if name in SHARE_METRICS else
+                         "{:,.2f}" if name == "spend_mae" else
                          "{:,.0f}" if name in ("predicted", "actual", "predicted_low", "predicted_high", "log_likelihood",
                                                 "bic") else "{:,.3f}")
     styler = shown.style.apply(mark, axis=1).format("{:,.3f}", na_rep="–")

@@ -20,6 +20,7 @@ import pandas as pd
 
 from ltv_helpers import data
 from ltv_helpers import segments as sg
+from ltv_helpers.labels import money  # noqa: F401 (findings.money is public)
 from ltv_helpers.labels import (FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
                                  FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_ONE_TIME, label,
                                  markdown, md_escape)
@@ -142,12 +143,6 @@ def headline(run) -> Headline:
         mae=float(checked["mae"]), total_error_pct=float(checked["total_error_pct"]),
         baseline=str(best_baseline), baseline_mae=float(baselines.loc[best_baseline, "mae"]),
     )
-
-
-def money(value: float, currency: str, decimals: int = 0) -> str:
-    """``USD 1,234``: money rounded to whole units (or to ``decimals``, for values per customer or
-    order), with thousands separators."""
-    return f"{currency} {value:,.{decimals}f}".strip()
 
 
 def title(h: Headline, language: str = "en", text: str | None = None) -> str:

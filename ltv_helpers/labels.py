@@ -142,6 +142,23 @@ GLOSSARY = (
 EMPTY_RECENT = ("No customer is in {groups}: these groups hold customers who started buying recently, and in "
                 "these data no customer did; the table leaves them out.")
 EMPTY_OTHER = "No customer is in {groups}; the table leaves them out."
+#: Why a score level has no customer (equal values get equal scores).
+SCORE_GAP = ("No customer has {score} score {levels}: the {count} customers ({share}) with score {below} all "
+             "have the same value ({what} {value}), and equal values get equal scores, so they fill more than one "
+             "level.")
+#: The lowest point of one customer's probability still active, explained.
+ALIVE_DIP = ("The probability fell to {p} on {date}, after {gap} days without a purchase, while this customer "
+             "bought every {mean_gap} days on average: for them a silence that long was rare, so the model "
+             "doubted they were still active.")
+ALIVE_DIP_BACK = " The next purchase, on {next}, restored it."
+#: The ML baseline's total set against the model's and the last window's.
+ML_COMPARISON = ("Gradient boosting expects {ml} purchases, {vs_model} the {model_name} forecast and "
+                 "{vs_past} the {past} purchases of the last {months} months. It learned how customers of each "
+                 "profile bought in the {months} months before that{younger}; the purchase model instead lets "
+                 "each customer drop out as they age. The backtest in the evaluation section shows which was "
+                 "closer on unseen data.")
+ML_YOUNGER = (", when the customers were {months} months younger and many had only just made their first "
+              "purchase")
 #: The first lines of the report's technical appendix.
 APPENDIX_INTRO = ("For technical readers: data-quality detail, how the model was chosen and its parameters, "
                   "diagnostics and backtests. The findings in the body do not depend on reading it.")
@@ -270,6 +287,21 @@ LABELS: dict[str, dict[str, str]] = {
     "customers and revenue by {group}": {"zh": "各{group}的客户占比与销售额占比"},
     EMPTY_RECENT: {"zh": "{groups}没有客户：这些分组只包含最近才开始购买的客户，而这份数据中没有这样的客户；表中不列出它们。"},
     EMPTY_OTHER: {"zh": "{groups}没有客户，表中不列出它们。"},
+    SCORE_GAP: {"zh": "没有客户的 {score} 得分为 {levels}：得分为 {below} 的 {count} 位客户（{share}）数值完全相同"
+                      "（{what} {value}），而相同的数值得到相同的得分，所以他们占满了不止一个得分档。"},
+    "repeat purchases": {"zh": "重复购买次数"},
+    "days since the last purchase": {"zh": "距上次购买天数"},
+    "total spend": {"zh": "总消费额"},
+    ALIVE_DIP: {"zh": "{date} 这一概率降到 {p}：此前已有 {gap} 天没有购买，而该客户平均每 {mean_gap} 天购买一次；"
+                      "对这位客户来说这么长的沉默很少见，所以模型怀疑其是否仍然活跃。"},
+    ALIVE_DIP_BACK: {"zh": "下一次购买（{next}）使概率恢复。"},
+    ML_COMPARISON: {"zh": "梯度提升预计购买 {ml} 次，比 {model_name} 的预测{vs_model}，比最近 {months} 个月的 "
+                          "{past} 次购买{vs_past}。它学习的是每类客户在此前 {months} 个月中的购买表现{younger}；复购模型"
+                          "则让每位客户随着时间推移可能流失。评估部分的回测显示哪一个在未见过的数据上更接近。"},
+    "{pct} more than": {"zh": "多 {pct}"},
+    "less than 1%": {"zh": "不到 1%"},
+    "{pct} fewer than": {"zh": "少 {pct}"},
+    ML_YOUNGER: {"zh": "，那时客户们年轻 {months} 个月，许多人刚刚完成首次购买"},
     "share (%)": {"zh": "占比（%）"},
     "R score (recency, 5 = most recent)": {"zh": "R得分（最近购买，5=最近）"},
     "F score (frequency)": {"zh": "F得分（购买频次）"},
@@ -312,8 +344,9 @@ LABELS: dict[str, dict[str, str]] = {
     "per period": {"zh": "每期"},
     "Repeat transactions, {what}: actual and predicted": {"zh": "{what}重复购买：实际与预测"},
     "{model}: predicted vs actual per customer": {"zh": "{model}：预测与实际"},
-    "predicted holdout purchases + 0.1 (log scale)": {"zh": "预测保留期购买次数 + 0.1（对数）"},
-    "actual holdout purchases + 0.1 (log scale)": {"zh": "实际保留期购买次数 + 0.1（对数）"},
+    "predicted holdout purchases": {"zh": "预测保留期购买次数"},
+    "actual holdout purchases": {"zh": "实际保留期购买次数"},
+    "top 20%: {pct}%": {"zh": "前20%：{pct}%"},
     "weeks": {"zh": "周"},
     "units of {n} days": {"zh": "{n}天单位"},
     # table columns and index values: raw names get a human English label ("en") and a Chinese one
@@ -498,7 +531,7 @@ LABELS: dict[str, dict[str, str]] = {
     FINDING_CONCENTRATION: {"zh": "前 20% 的客户贡献了 {top20} 的销售额；其中 {high} 位高价值客户"
                                            "（占客户 {high_share}）贡献了 {high_revenue}。"},
     FINDING_ONE_TIME: {"zh": "{one_time} 的客户只购买过一次，促成第二次购买是提升终身价值的首要抓手。"},
-    FINDING_CHURN_RISK: {"zh": "{risk} 位消费不低于中位数的客户已经沉默（流失风险），他们贡献了 "
+    FINDING_CHURN_RISK: {"zh": "{risk} 位消费不低于中位数的客户已经沉默（流失风险客户），他们贡献了 "
                                         "{risk_revenue} 的销售额，应优先对他们进行挽回。"},
     FINDING_FORECAST: {"zh": "未来 {months} 个月，现有客户预计购买 {purchases} 次，销售额 {revenue}"
                                       "（90% 区间 {low} 至 {high}），{change}最近 {months} 个月的 {past}。"},
@@ -575,6 +608,12 @@ def translate_index(frame, language: str):
     return out
 
 
+#: Note values that name an option for the user to pass (spelt by ``options.spell``).
+OPTION_KEYS = ("option", "dayfirst", "monthfirst", "date_format", "quantity", "comma_option", "dot_option")
+#: Where a note's template splits into clauses: after a sentence or a semicolon.
+_CLAUSE = re.compile(r"(?<=\.)\s+(?=[A-Z])|(?<=;)\s+|(?<=[。；])")
+
+
 @dataclass(frozen=True)
 class Note:
     """A sentence for the user kept as a :data:`LABELS` template and its values, so it can be
@@ -587,9 +626,30 @@ class Note:
     key: str
     values: dict = field(default_factory=dict)
 
-    def text(self, language: str = "en") -> str:
+    def text(self, language: str = "en", part: str = "all") -> str:
+        """The sentence in ``language``: ``part="all"``; ``"facts"``, without the clauses that
+        tell the user which option to pass (a client's report states what was done, not how to
+        run the tool); ``"advice"``, those clauses alone ('' when there are none)."""
+        if part not in ("all", "facts", "advice"):
+            raise LTVError(f"part must be 'all', 'facts' or 'advice', got {part!r}.")
         values = {k: label(v, language) if isinstance(v, str) else v for k, v in self.values.items()}
-        return label(self.key, language).format(**values)
+        template = label(self.key, language)
+        if part != "all":
+            clauses = [c.strip() for c in _CLAUSE.split(template) if c.strip()]
+            kept = [c for c in clauses if any(f"{{{k}" in c for k in OPTION_KEYS) == (part == "advice")]
+            if not kept:
+                return ""
+            stop = "。" if language == "zh" else "."
+            template = ("" if language == "zh" else " ").join(kept).rstrip("；;")
+            template = template[:1].upper() + template[1:]
+            template = template if template.endswith((".", "。")) else template + stop
+        return template.format(**values)
 
     def __str__(self) -> str:
         return self.text("en")
+
+
+def money(value: float, currency: str, decimals: int = 0) -> str:
+    """``USD 1,234``: money rounded to whole units (or to ``decimals``, for values per customer or
+    order), with thousands separators."""
+    return f"{currency} {value:,.{decimals}f}".strip()

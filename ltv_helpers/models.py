@@ -561,6 +561,28 @@ def p_alive_path(model: LTVModel, purchases, *, observation_end) -> pd.DataFrame
     return pd.DataFrame({"p_alive": np.asarray(p, dtype=float), "frequency": seen - 1}, index=grid)
 
 
+def alive_path_note(model: LTVModel, purchases, *, observation_end, language: str = "en",
+                    below: float = 0.5) -> str:
+    """A sentence explaining the lowest point of one customer's P(alive) path when it falls below
+    ``below`` (a frequent buyer's long silence), and whether a purchase restored it; '' otherwise."""
+    from ltv_helpers.labels import ALIVE_DIP, ALIVE_DIP_BACK, label
+
+    path = p_alive_path(model, purchases, observation_end=observation_end)
+    days = path.index[path["frequency"].diff().fillna(1).to_numpy() > 0]      # purchase days
+    low = path["p_alive"].idxmin()
+    if len(days) < 2 or not path["p_alive"].loc[low] < below:
+        return ""
+    before, after = days[days <= low][-1], days[days > low]
+    mean_gap = (days[-1] - days[0]).days / (len(days) - 1)
+    lowest = path["p_alive"].loc[low]
+    text = label(ALIVE_DIP, language).format(p=f"{lowest:.0%}" if lowest >= 0.005 else label("less than 1%", language),
+                                             date=f"{low:%Y-%m-%d}",
+                                             gap=f"{(low - before).days:,}", mean_gap=f"{mean_gap:,.0f}")
+    if len(after):
+        text += label(ALIVE_DIP_BACK, language).format(next=f"{after[0]:%Y-%m-%d}")
+    return text
+
+
 class _BGNBDLikelihood:
     """lifetimes' BG/NBD objective (mean negative log-likelihood per customer, log parameters,
     time divided by lifetimes' scale, plus its penalizer) with an analytic gradient.
@@ -1376,6 +1398,49 @@ class MLBaseline:
                              "expected_revenue": np.clip(revenue, 0, None)}, index=feats.index)
 
 
+def _window_purchases(transactions: pd.DataFrame, start, end) -> tuple[pd.Series, pd.Series]:
+    """Per customer with orders after ``start`` up to ``end`` (whole days): purchases, counted as
+    the models count them (distinct purchase days), and spend."""
+    from ltv_helpers.data.parse import _end_cut
+
+    tx = transactions
+    window = tx[(tx["order_date"] >= _end_cut(pd.Timestamp(start))) & (tx["order_date"] < _end_cut(pd.Timestamp(end)))]
+    days = window["order_date"].dt.normalize()
+    return (days.groupby(window["customer_id"]).nunique(), window.groupby("customer_id")["amount"].sum())
+
+
+def compare_ml_baseline(predictions: pd.DataFrame, ml: "MLBaseline", ml_predictions: pd.DataFrame,
+                        transactions: pd.DataFrame, *, observation_end, model_name: str,
+                        language: str = "en") -> tuple[pd.DataFrame, str]:
+    """The purchase model's and the ML baseline's totals side by side (expected purchases and
+    revenue), and a sentence setting the baseline against the model and the last window of the
+    same length, with why they differ."""
+    from ltv_helpers.labels import ML_COMPARISON, ML_YOUNGER, label
+
+    end = pd.Timestamp(observation_end)
+    ours, theirs = float(predictions["expected_purchases"].sum()), float(ml_predictions["expected_purchases"].sum())
+    table = pd.DataFrame({"expected purchases": [ours, theirs],
+                          "expected revenue": [float((predictions["expected_purchases"] * predictions["expected_spend"]).sum()),
+                                               float(ml_predictions["expected_revenue"].sum())]},
+                         index=[label("{model} + Gamma-Gamma", language).format(model=model_name),
+                                label("gradient boosting", language)])
+    past = float(_window_purchases(transactions, end - pd.Timedelta(days=ml.horizon_days), end)[0].sum())
+
+    def versus(a, b):
+        if b <= 0:
+            return "–"
+        return label("{pct} more than" if a >= b else "{pct} fewer than", language).format(pct=f"{abs(a / b - 1):.0%}")
+
+    months = round(ml.horizon_days / 30.4375)
+    first = transactions.groupby("customer_id")["order_date"].min()
+    recent = (first >= ml.train_end - pd.Timedelta(days=ml.horizon_days)) & (first < ml.train_end)
+    younger = label(ML_YOUNGER, language).format(months=months) if recent.sum() >= 0.5 * (first < ml.train_end).sum() else ""
+    text = label(ML_COMPARISON, language).format(ml=f"{theirs:,.0f}", vs_model=versus(theirs, ours), model_name=model_name,
+                                                 vs_past=versus(theirs, past), past=f"{past:,.0f}", months=months,
+                                                 younger=younger)
+    return table, text
+
+
 def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days: float,
                     seed: int = 0) -> MLBaseline:
     """Train :class:`MLBaseline` on the window that ends at ``observation_end``: features at
@@ -1397,10 +1462,7 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     if tx["order_date"].min() >= _end_cut(train_end):
         raise LTVError(f"No history before {train_end.date()} to train on; use a shorter horizon_days.")
     feats = _ml_features(customer_history(tx, observation_end=train_end))
-    window = tx[(tx["order_date"] >= _end_cut(train_end)) & (tx["order_date"] < _end_cut(end))]
-    days = window.assign(day=window["order_date"].dt.normalize())
-    purchases = days.groupby("customer_id")["day"].nunique().reindex(feats.index, fill_value=0)
-    spend = window.groupby("customer_id")["amount"].sum().reindex(feats.index, fill_value=0.0)
+    purchases, spend = (v.reindex(feats.index, fill_value=0) for v in _window_purchases(tx, train_end, end))
     if len(feats) < MIN_CUSTOMERS:
         raise LTVError(f"{len(feats)} customers are too few to train the ML baseline.")
     X = feats[list(ML_FEATURES)].to_numpy()
@@ -1420,25 +1482,29 @@ def describe(model: LTVModel, language: str = "en") -> str:
     """Plain-language reading of the fitted parameters (Markdown bullet points)."""
     zh = language == "zh"
     p = model.params
-    unit = (("天" if zh else "days") if model.unit_days == 1
-            else (f"{model.unit_days:g} 天" if zh else f"x {model.unit_days:g} days"))
+    days = model.unit_days
+
+    def span(units: float) -> str:  # a duration in the model's time unit, said in days
+        return f"{units * days:,.0f} 天" if zh else f"{units * days:,.0f} days"
+
     mean_rate = p["r"] / p["alpha"]  # purchases per unit while active, averaged over customers
-    gap = 1 / mean_rate
     lines = []
     if zh:
-        lines.append(f"- 活跃客户的平均购买率为每 {gap:,.0f} 个时间单位（{unit}）一次；r = {p['r']:.2f} "
-                     f"越小，客户之间的购买频率差异越大。")
+        lines.append(f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {p['r']:.2f} 越小，客户之间的购买频率差异越大。")
     else:
-        lines.append(f"- While active, customers buy on average once every {gap:,.0f} time units ({unit}); "
-                     f"r = {p['r']:.2f} measures how alike they are (the smaller, the more customers differ).")
+        lines.append(f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {p['r']:.2f} "
+                     "measures how alike they are (the smaller, the more customers differ).")
     if model.model in ("bgnbd", "mbgnbd"):
         drop = p["a"] / (p["a"] + p["b"])
-        lines.append(f"- 每次购买后平均有 {drop:.0%} 的客户流失（a/(a+b)）。" if zh else
-                     f"- After each purchase, {drop:.0%} of customers drop out on average (a / (a + b)).")
+        lines.append(f"- 每次购买后平均有 {drop:.0%} 的客户流失。" if zh else
+                     f"- After each purchase, {drop:.0%} of customers drop out on average.")
     else:
-        life = p["beta"] / p["s"]
-        lines.append(f"- 客户的平均活跃寿命约为 {life:,.0f} 个时间单位（β/s）。" if zh else
-                     f"- A customer stays active for about {life:,.0f} time units on average (beta / s).")
+        # Lifetimes are exponential with a gamma(s, beta) rate: P(still active at t) = (beta / (beta + t))^s.
+        median = p["beta"] * (2 ** (1 / p["s"]) - 1)
+        year = (p["beta"] / (p["beta"] + 365.25 / days)) ** p["s"]
+        lines.append(f"- 一半客户的活跃期超过 {span(median)}（中位数）；首次购买一年后仍有 {year:.0%} 的客户活跃。" if zh else
+                     f"- Half of the customers stay active for more than {span(median)} (the median lifetime); "
+                     f"{year:.0%} are still active a year after their first purchase.")
     if model.spend_model is not None:
         sp = model.spend_model.params
         mean_spend = sp["p"] * sp["gamma"] / (sp["q"] - 1)

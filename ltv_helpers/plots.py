@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 
+import matplotlib.dates as mdates
 import matplotlib.pyplot as plt
 import matplotlib.ticker as mticker
 import numpy as np
@@ -86,9 +87,12 @@ def _title(target, text: str):
     (target.suptitle if isinstance(target, plt.Figure) else target.set_title)(text)
 
 
+#: Whole numbers with thousands separators (40,000, not 40000), for axes and colour bars.
+_THOUSANDS = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+
+
 def _money_axis(ax, axis="y"):
-    fmt = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
-    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(fmt)
+    (ax.yaxis if axis == "y" else ax.xaxis).set_major_formatter(_THOUSANDS)
 
 
 def new_customers_per_month(activity: pd.DataFrame, language: str = "en") -> plt.Figure:
@@ -230,7 +234,8 @@ def rf_heatmap(scores: pd.DataFrame, summary: pd.DataFrame, *, value: str = "mon
     fig, ax = plt.subplots(figsize=(7, 5))
     sns.heatmap(grid, annot=True, fmt=fmt, cmap="YlGnBu", ax=ax, linewidths=0.5,
                 cbar_kws={"label": (label("revenue", language) + (f" ({currency})" if currency else ""))
-                          if value == "monetary" else label("customers", language)})
+                          if value == "monetary" else label("customers", language), "format": _THOUSANDS})
+    ax.grid(False)  # empty cells show the background, not grid lines
     _title(ax, label(title, language))
     ax.set_ylabel(label("R score (recency, 5 = most recent)", language))
     ax.set_xlabel(label("F score (frequency)", language))
@@ -273,11 +278,14 @@ def tier_stage_heatmap(tiers: pd.Series, stages: pd.Series, language: str = "en"
     from ltv_helpers.segments import group_name
 
     cross = pd.crosstab(tiers, stages, dropna=False)
+    # Tiers and stages without any customer are left out, as in their tables (whose note says why).
+    cross = cross.loc[cross.sum(axis=1) > 0, cross.sum(axis=0) > 0]
     cross.index = [group_name(str(t), language) for t in cross.index]
     cross.columns = [group_name(str(s), language) for s in cross.columns]
     fig, ax = plt.subplots(figsize=(7.5, 4))
     sns.heatmap(cross, annot=True, fmt=",d", cmap="Blues", ax=ax, linewidths=0.5,
-                cbar_kws={"label": label("customers", language)})
+                cbar_kws={"label": label("customers", language), "format": _THOUSANDS})
+    ax.grid(False)
     _title(ax, label("value tier by lifecycle stage (customers)", language))
     ax.set_xlabel(label("stage", language))
     ax.set_ylabel(label("tier", language))
@@ -439,75 +447,100 @@ _MODEL_LINES = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
 
 def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str = "en") -> plt.Figure:
     """Actual and predicted repeat transactions per period, cumulative or incremental, with the
-    end of the calibration period marked. ``track`` is :func:`ltv_helpers.evaluation.tracking`'s."""
-    fig, ax = plt.subplots(figsize=(9, 4.2))
+    end of the calibration period marked: one panel per model (their lines lie too close to tell
+    apart on one), each with the actual line. ``track`` is :func:`ltv_helpers.evaluation.tracking`'s."""
     if not cumulative and "complete" in track:  # a period cut short by the end of the data would dip
         track = track[track["complete"].to_numpy(bool)]
-    names = [c for c in track.columns if c.startswith("cumulative_") and c != "cumulative_actual"]
+    names = [c[len("cumulative_"):] for c in track.columns if c.startswith("cumulative_") and c != "cumulative_actual"]
+    fig, axes = plt.subplots(1, max(len(names), 1), figsize=(9, 3.6), sharey=True, squeeze=False)
     actual = track["cumulative_actual"] if cumulative else track["actual"]
-    ax.plot(track.index, actual, color="black", linewidth=2, label=label("actual", language))
-    for i, col in enumerate(names):
-        name = col[len("cumulative_"):]
-        ax.plot(track.index, track[col] if cumulative else track[name], linestyle=_MODEL_LINES[i % len(_MODEL_LINES)],
-                linewidth=1.6, color=sns.color_palette()[i], label=label(name, language))
-    if track["holdout"].any():
-        boundary = track.index[track["holdout"].to_numpy().argmax()]
-        ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)
-        ax.annotate(label("holdout →", language), (boundary, ax.get_ylim()[1] * 0.95),
-                    xytext=(4, 0), textcoords="offset points", fontsize=9, va="top")
+    boundary = track.index[track["holdout"].to_numpy().argmax()] if track["holdout"].any() else None
+    for i, (ax, name) in enumerate(zip(axes[0], names or [None])):
+        ax.plot(track.index, actual, color="black", linewidth=1.8, label=label("actual", language))
+        if name is not None:
+            ax.plot(track.index, track[f"cumulative_{name}"] if cumulative else track[name],
+                    linestyle=_MODEL_LINES[0], linewidth=1.6, color=sns.color_palette()[i], label=label(name, language))
+            ax.set_title(label(name, language), fontsize=10)
+        if boundary is not None:
+            ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)
+            ax.annotate(label("holdout →", language), (boundary, 1), xycoords=("data", "axes fraction"),
+                        xytext=(3, -3), textcoords="offset points", fontsize=8, va="top")
+        ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
+        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        ax.tick_params(axis="x", rotation=30, labelsize=8)
+    axes[0][0].yaxis.set_major_formatter(_THOUSANDS)
+    axes[0][0].set_ylabel(label("repeat transactions", language))
     what = label("cumulative" if cumulative else "per period", language)
-    _title(ax, label("Repeat transactions, {what}: actual and predicted", language).format(what=what))
-    ax.set_xlabel(label("date", language))
-    ax.set_ylabel(label("repeat transactions", language))
-    ax.legend()
-    fig.autofmt_xdate()
+    _title(fig, label("Repeat transactions, {what}: actual and predicted", language).format(what=what))
+    # One legend for all panels (each panel's title names its model), above them on the right.
+    handles = [plt.Line2D([], [], color="black", linewidth=1.8),
+               plt.Line2D([], [], color="grey", linestyle=_MODEL_LINES[0], linewidth=1.6)]
+    fig.legend(handles, [label("actual", language), label("model", language)], loc="upper right", ncol=2,
+               fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
 
 def gains_plot(result, language: str = "en") -> plt.Figure:
     """Cumulative-gains curves: share of holdout revenue captured by the top x% of customers as
-    ranked by each model (by predicted spend), against random and perfect ranking."""
+    ranked by each model (by predicted spend) and baseline, one panel each (six curves on one
+    axis cannot be told apart), each against random and perfect ranking, with its top 20% marked."""
     from ltv_helpers.evaluation import gains_curve
 
     pred = result.predictions
     actual = pred["actual_spend"]
-    fig, ax = plt.subplots(figsize=(6.5, 5.5))
     perfect = gains_curve(actual, actual)
-    ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=1,
-            label=label("perfect", language))
-    ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=1,
-            label=label("random", language))
     names = list(result.fitted) + [b for b in ("ml", "rfm", "naive") if f"{b}_spend" in pred]
-    for i, name in enumerate(names):
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(9, 3.1 * rows + 0.6), sharex=True, sharey=True, squeeze=False)
+    for i, (ax, name) in enumerate(zip(axes.flat, names)):
         score = pred["rfm_score"] if name == "rfm" else pred[f"{name}_spend"]
         curve = gains_curve(score, actual)
-        ax.plot(curve.iloc[:, 0] * 100, curve.iloc[:, 1] * 100, color=sns.color_palette()[i],
-                label=label(name, language))
-    _title(ax, label("Cumulative gains of the rankings", language))
-    ax.set_xlabel(label("customers, ranked by prediction (%)", language))
-    ax.set_ylabel(label("share of holdout revenue (%)", language))
-    ax.set_xlim(0, 100)
-    ax.set_ylim(0, 100)
-    ax.legend(loc="lower right")
+        x, y = curve.iloc[:, 0].to_numpy() * 100, curve.iloc[:, 1].to_numpy() * 100
+        ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=0.8,
+                label=label("perfect", language))
+        ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=0.8, label=label("random", language))
+        ax.plot(x, y, color=sns.color_palette()[i], linewidth=2, label=label(name, language))
+        at20 = float(np.interp(20, x, y))
+        ax.scatter([20], [at20], color=sns.color_palette()[i], zorder=3, s=18)
+        ax.annotate(label("top 20%: {pct}%", language).format(pct=f"{at20:.0f}"), (20, at20), xytext=(6, -14),
+                    textcoords="offset points", fontsize=8)
+        ax.set_title(label(name, language), fontsize=10)
+        ax.set_xlim(0, 100)
+        ax.set_ylim(0, 100)
+    for ax in axes.flat[len(names):]:
+        ax.set_visible(False)
+    for ax in axes[-1]:
+        ax.set_xlabel(label("customers, ranked by prediction (%)", language), fontsize=9)
+    for ax in axes[:, 0]:
+        ax.set_ylabel(label("share of holdout revenue (%)", language), fontsize=9)
+    handles = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles[0][:2], handles[1][:2], loc="upper right", ncol=2, fontsize=8, frameon=False)
+    _title(fig, label("Cumulative gains of the rankings", language))
     fig.tight_layout()
     return fig
 
 
 def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
-    """Predicted against actual holdout purchases per customer, log-log (values + 0.1 so zeros show)."""
+    """Predicted against actual holdout purchases per customer, on axes that are linear from 0 to 1
+    and logarithmic above (symlog), so customers with no purchase show at 0 without shifting."""
     pred = result.predictions
-    x = pred[f"{model}_purchases"] + 0.1
-    y = pred["actual_purchases"] + 0.1
+    x, y = pred[f"{model}_purchases"], pred["actual_purchases"]
     fig, ax = plt.subplots(figsize=(6, 5.5))
     ax.scatter(x, y, s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
-    top = max(x.max(), y.max()) * 1.2
-    ax.plot([0.1, top], [0.1, top], color="grey", linestyle="--", linewidth=1)
-    ax.set_xscale("log")
-    ax.set_yscale("log")
+    top = max(float(x.max()), float(y.max()), 1.0) * 1.2
+    ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
+    ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= top]
+    for axis, setter in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):
+        setter("symlog", linthresh=1, linscale=0.6)
+        axis.set_major_locator(mticker.FixedLocator(ticks))
+        axis.set_major_formatter(_THOUSANDS)
+        axis.set_minor_locator(mticker.NullLocator())
+    ax.set_xlim(-0.05, top)
+    ax.set_ylim(-0.05, top)
     _title(ax, label("{model}: predicted vs actual per customer", language).format(model=label(model, language)))
-    ax.set_xlabel(label("predicted holdout purchases + 0.1 (log scale)", language))
-    ax.set_ylabel(label("actual holdout purchases + 0.1 (log scale)", language))
-    _log_ticks(ax, "x", "y")
+    ax.set_xlabel(label("predicted holdout purchases", language))
+    ax.set_ylabel(label("actual holdout purchases", language))
     fig.tight_layout()
     return fig

@@ -878,7 +878,7 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
         shown.columns.name, shown.index.name = shown.index.name, None
     # Numbers right-aligned under right-aligned headers, text (actions, names) to the left.
     align = [{"selector": f"th.col_heading.col{j}, td.col{j}",
-              "props": "text-align: right" if pd.api.types.is_numeric_dtype(table[col]) else "text-align: left"}
+              "props": "text-align: right" if _numbers(table[col]) else "text-align: left"}
              for j, col in enumerate(table.columns)]
     align.append({"selector": "th.row_heading, th.index_name, th.blank", "props": "text-align: left"})
     # Labels and values come from the client's data (column headers, ids) and the operator
@@ -886,6 +886,19 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     return (shown.style.format(formats, na_rep="–", escape="html")
             .format_index(escape="html", axis=0).format_index(escape="html", axis=1)
             .set_table_styles(align))
+
+
+#: A number, percentage or date written out (12,313; +1.9%; 1998-06-30).
+_NUMBER_TEXT = re.compile(r"[+\-–]?[\d,.]+%?|\d{4}-\d{2}-\d{2}")
+
+
+def _numbers(values: pd.Series) -> bool:
+    """Whether a column holds numbers: numeric, or text that is mostly numbers already formatted
+    (a table of measures such as the data-quality table)."""
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    text = values.dropna().astype(str)
+    return len(text) > 0 and text.map(lambda v: bool(_NUMBER_TEXT.fullmatch(v.strip()))).mean() >= 0.5
 
 
 def _whole(values: pd.Series) -> bool:

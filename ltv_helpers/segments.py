@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.labels import EMPTY_OTHER, EMPTY_RECENT, label
+from ltv_helpers.labels import EMPTY_OTHER, EMPTY_RECENT, SCORE_GAP, label, md_escape, money
 from ltv_helpers.schema import CUSTOMER_ID, FREQUENCY, MONETARY_VALUE, ORDER_DATE, RECENCY, T, LTVError
 
 # ---------------------------------------------------------------------------------- playbook
@@ -44,7 +44,7 @@ PLAYBOOK: dict[str, str] = {
     "Promising": "Build the habit: brand content, small incentives for the next order",
     "Need attention": "Limited-time offers based on past purchases, reactivation reminders",
     "About to sleep": "Recommend popular products, renewal discounts, reconnect before they lapse",
-    "At risk": "Personal win-back messages, renewals, helpful content",
+    "Slipping away": "Personal win-back messages, renewals, helpful content",
     "Can't lose them": "Win them back with new products and personal outreach; do not lose them "
                        "to a competitor",
     "Hibernating": "Offer relevant products and special discounts; keep the cost low",
@@ -64,10 +64,10 @@ PLAYBOOK_ZH: dict[str, tuple[str, str]] = {
     "Loyal": ("忠诚客户", "向上销售更高价值产品、会员升级、邀请评价"),
     "Potential loyalists": ("潜在忠诚客户", "会员或忠诚度计划、个性化推荐"),
     "New": ("新客户", "新客引导，尽快促成第二次购买"),
-    "Promising": ("有潜力客户", "培养习惯：品牌内容、下一单的小额激励"),
+    "Promising": ("值得培养", "培养习惯：品牌内容、下一单的小额激励"),
     "Need attention": ("需要关注", "基于历史购买的限时优惠、唤醒提醒"),
     "About to sleep": ("即将沉睡", "推荐热门产品、续购折扣，在流失前重新联系"),
-    "At risk": ("有流失风险", "个性化挽回信息、续购提醒、有用的内容"),
+    "Slipping away": ("渐行渐远", "个性化挽回信息、续购提醒、有用的内容"),
     "Can't lose them": ("不能失去", "用新品和一对一沟通赢回，避免流向竞争对手"),
     "Hibernating": ("沉睡客户", "推荐相关产品与专属折扣；控制成本"),
     "Lost": ("已流失", "发起召回活动，否则不再投入"),
@@ -76,7 +76,7 @@ PLAYBOOK_ZH: dict[str, tuple[str, str]] = {
 TIERS = ("high value", "medium value", "low value", "churn risk")
 STAGES = ("introduction", "growth", "maturity", "decline")
 RFM_SEGMENTS = ("Champions", "Loyal", "Potential loyalists", "New", "Promising", "Need attention",
-                "About to sleep", "At risk", "Can't lose them", "Hibernating", "Lost")
+                "About to sleep", "Slipping away", "Can't lose them", "Hibernating", "Lost")
 
 #: The standard RFM map: segment by R score (rows, 5 = most recent) and FM score (columns, the
 #: rounded mean of F and M), both on a 1..5 scale. Every cell has exactly one segment.
@@ -84,8 +84,8 @@ RFM_GRID = pd.DataFrame(
     [["New", "Potential loyalists", "Potential loyalists", "Champions", "Champions"],
      ["Promising", "Potential loyalists", "Potential loyalists", "Loyal", "Champions"],
      ["About to sleep", "About to sleep", "Need attention", "Loyal", "Loyal"],
-     ["Lost", "Hibernating", "At risk", "At risk", "Can't lose them"],
-     ["Lost", "Lost", "Hibernating", "At risk", "Can't lose them"]],
+     ["Lost", "Hibernating", "Slipping away", "Slipping away", "Can't lose them"],
+     ["Lost", "Lost", "Hibernating", "Slipping away", "Can't lose them"]],
     index=pd.Index([5, 4, 3, 2, 1], name="R"), columns=pd.Index([1, 2, 3, 4, 5], name="FM"),
 )
 
@@ -213,19 +213,20 @@ class TierRule:
     inactive_days: float | None
     p_alive_below: float | None
 
-    def describe(self, language: str = "en") -> str:
+    def describe(self, language: str = "en", currency: str = "") -> str:
+        """The rule in one Markdown sentence; thresholds in ``currency`` (``USD 43.39``) when given."""
+        past, high, low = (money(v, md_escape(currency), decimals=2) for v in (self.past_value_cut, self.high_cut, self.low_cut))
         if language == "zh":
             churn = (f"存活概率低于 {self.p_alive_below:.0%}" if self.p_alive_below is not None
                      else f"超过 {self.inactive_days:.0f} 天未购买")
             basis = "预测CLV" if self.basis == "predicted CLV" else "历史消费额"
-            return (f"流失风险：历史消费额不低于 {self.past_value_cut:,.2f} 且{churn}；"
-                    f"其余客户按{basis}分层：高价值 ≥ {self.high_cut:,.2f}，"
-                    f"中价值 ≥ {self.low_cut:,.2f}，低价值为其余。")
-        churn = (f"P(alive) below {self.p_alive_below:.0%}" if self.p_alive_below is not None
+            return (f"流失风险客户：历史消费额不低于 {past} 且{churn}；"
+                    f"其余客户按{basis}分层：高价值 ≥ {high}，中价值 ≥ {low}，低价值为其余。")
+        churn = (f"a probability still active below {self.p_alive_below:.0%}" if self.p_alive_below is not None
                  else f"no purchase for more than {self.inactive_days:.0f} days")
-        return (f"Churn risk: historical spend of at least {self.past_value_cut:,.2f} and {churn}. "
-                f"Everyone else by {self.basis}: high value at {self.high_cut:,.2f} or more, "
-                f"medium value at {self.low_cut:,.2f} or more, low value below.")
+        return (f"Churn risk: historical spend of at least {past} and {churn}. "
+                f"Everyone else by {self.basis}: high value at {high} or more, "
+                f"medium value at {low} or more, low value below.")
 
 
 def value_tiers(summary: pd.DataFrame, *, predictions: pd.DataFrame | None = None,
@@ -354,6 +355,28 @@ def empty_groups_note(labels: pd.Series, language: str = "en") -> str:
         g for g in labels.cat.categories if counts.get(g, 0) == 0) <= _RECENT_GROUPS
     return label(EMPTY_RECENT if recent else EMPTY_OTHER, language).format(
         groups=("、" if language == "zh" else ", ").join(empty))
+
+
+def score_gaps_note(scores: pd.DataFrame, summary: pd.DataFrame, language: str = "en") -> str:
+    """Sentences explaining score levels no customer has (an F score 2 missing when half the
+    customers bought once: their equal frequency fills levels 1 and 2); '' when none is missing."""
+    bins = scores.attrs.get("bins", int(scores[["R", "F", "M"]].max().max()))
+    values = {"R": ("days since the last purchase", _days_since_last(summary)),
+              "F": ("repeat purchases", summary[FREQUENCY]), "M": ("total spend", _revenue(summary))}
+    notes = []
+    for score, (what, value) in values.items():
+        present = set(scores[score].unique())
+        missing = [k for k in range(1, bins + 1) if k not in present and any(j < k for j in present)]
+        for below in sorted({max(j for j in present if j < k) for k in missing}):
+            levels = [k for k in missing if max(j for j in present if j < k) == below]
+            group = value[scores[score] == below]
+            if group.nunique() != 1:
+                continue
+            notes.append(label(SCORE_GAP, language).format(
+                score=score, levels=("、" if language == "zh" else ", ").join(map(str, levels)), below=below,
+                count=f"{len(group):,}", share=f"{len(group) / len(scores):.0%}", what=label(what, language),
+                value=f"{group.iloc[0]:,.0f}" if score != "M" else f"{group.iloc[0]:,.2f}"))
+    return " ".join(notes)
 
 
 #: Groups that only customers who started buying recently can be in.

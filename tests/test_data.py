@@ -529,6 +529,11 @@ def test_ambiguous_day_month_order_is_assumed_with_a_warning_and_overridable(tmp
     zh = data.collection_notes(res, "zh")
     assert zh.startswith("**注意:**") and "已按“月/日/年”读取" in zh and "read as" not in zh
     assert data.collection_notes(res) == f"**Note:** {md_escape(res.warnings[0])}"
+    # The client's report states what was done; which option to pass is for the consultant.
+    facts, advice = data.collection_notes(res, part="facts"), data.collection_notes(res, part="advice")
+    assert "read as month/day/year" in facts and "dayfirst" not in facts and facts.endswith("year\\.")
+    assert "cannot be told" not in advice and "pass dayfirst" in advice
+    assert "dayfirst" not in data.collection_notes(res, "zh", part="facts") and "已按" in data.collection_notes(res, "zh", part="facts")
     for day_first in (clean_transactions(read_transactions(path, dayfirst=True)),
                       clean_transactions(read_transactions(path), dayfirst=True),
                       clean_transactions(read_transactions(path, date_format="%d/%m/%Y"))):

@@ -182,3 +182,12 @@ def test_forecast_blocker_says_why_no_model_can_forecast(cdnow_sample):
     # Repeat buyers only at the very end: none in the first two thirds, which the backtest fits on.
     late = pd.concat([one_each, one_each.head(10).assign(order_date=days[-1] + pd.Timedelta(days=1))])
     assert str(ev.forecast_blocker(late)).startswith("Only 0 customers bought on more than one day before 2023-07-20")
+
+
+def test_metrics_table_shows_shares_in_percent_and_money_to_the_cent(weekly):
+    """The same metric in the same unit as the verdict and the stability table (72.5%, not 0.725)."""
+    html = ev.highlight_best(weekly.metrics).to_html()
+    row = weekly.metrics.iloc[0]
+    assert f"{row['top20_capture']:.1%}" in html and f"{row['top20_precision']:.1%}" in html
+    assert f"{row['spend_mae']:,.2f}<" in html and f"{row['spend_mae']:,.3f}<" not in html
+    assert f">{row['mae']:,.3f}<" in html

@@ -422,11 +422,59 @@ def test_p_alive_path_matches_the_model_at_the_end(bgnbd, cdnow_sample):
     assert path["frequency"].iloc[-1] == summary["frequency"].iloc[0]
 
 
+def test_ml_comparison_counts_the_last_window_as_the_models_do(cdnow_sample):
+    ml = models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=180)
+    ml_pred = ml.predict(cdnow_sample, observation_end="1998-06-30")
+    ours = pd.DataFrame({"expected_purchases": ml_pred["expected_purchases"] / 2, "expected_spend": 30.0})
+    table, text = models.compare_ml_baseline(ours, ml, ml_pred, cdnow_sample, observation_end="1998-06-30",
+                                             model_name="BG/NBD")
+    assert table.iloc[1, 0] == pytest.approx(ml_pred["expected_purchases"].sum())
+    assert table.iloc[0, 1] == pytest.approx(ours["expected_purchases"].sum() * 30)
+    # Distinct purchase days per customer from 1998-01-02 to 1998-06-30, counted independently.
+    window = cdnow_sample[(cdnow_sample["order_date"] > "1998-01-01") & (cdnow_sample["order_date"] < "1998-07-01")]
+    past = window.assign(d=window["order_date"].dt.date).drop_duplicates(["customer_id", "d"])
+    assert f"the {len(past):,} purchases of the last 6 months" in text
+    assert "100% more than the BG/NBD forecast" in text
+    assert "比 BG/NBD 的预测多 100%" in models.compare_ml_baseline(ours, ml, ml_pred, cdnow_sample,
+                                                                   observation_end="1998-06-30",
+                                                                   model_name="BG/NBD", language="zh")[1]
+
+
+def test_alive_path_note_explains_a_frequent_buyers_silence(bgnbd):
+    frequent = pd.Series(pd.Timestamp("1997-01-01") + pd.to_timedelta(list(range(0, 140, 7)) + [300], "D"))
+    text = models.alive_path_note(bgnbd, frequent, observation_end="1997-12-31")
+    path = models.p_alive_path(bgnbd, frequent, observation_end="1997-12-31")
+    low = path["p_alive"].idxmin()
+    assert low == pd.Timestamp("1997-01-01") + pd.Timedelta(days=299)        # the day before the return
+    assert path["p_alive"].min() < 0.005 and f"fell to less than 1% on {low:%Y-%m-%d}, after 166 days" in text
+    assert "every 15 days on average" in text and "The next purchase, on 1997-10-28, restored it." in text
+    # A customer whose probability never falls below one half needs no note.
+    steady = pd.Series(pd.to_datetime(["1997-12-01", "1997-12-20"]))
+    assert models.alive_path_note(bgnbd, steady, observation_end="1997-12-31") == ""
+
+
 def test_describe_reads_the_parameters(bgnbd):
     text = models.describe(bgnbd)
-    assert "once every 18 time units" in text  # alpha / r = 4.414 / 0.243 weeks
+    assert "once every 127 days" in text  # alpha / r = 4.414 / 0.243 weeks, x 7 days
     assert f"{0.793 / (0.793 + 2.426):.0%}" in text
     assert "每次购买后" in models.describe(bgnbd, "zh")
+
+
+def test_describe_gives_pareto_lifetimes_a_reader_can_check(cal):
+    """Pareto/NBD: lifetimes are exponential with gamma(s, beta) rates, so the share still active
+    at t is (beta / (beta + t))^s; the median and the one-year share are checked by simulation."""
+    import re
+
+    pareto = models.fit(cal, model="pareto_nbd", unit_days=7)
+    s_, beta = pareto.params["s"], pareto.params["beta"]
+    text = models.describe(pareto)
+    median_days = float(re.search(r"more than ([\d,]+) days", text)[1].replace(",", ""))
+    year = float(re.search(r"(\d+)% are still active a year", text)[1]) / 100
+    rng = np.random.default_rng(0)
+    life_weeks = rng.exponential(1 / rng.gamma(s_, 1 / beta, 400_000))
+    assert np.median(life_weeks) * 7 == pytest.approx(median_days, rel=0.02)
+    assert (life_weeks > 365.25 / 7).mean() == pytest.approx(year, abs=0.01)
+    assert "time units" not in text and "beta / s" not in text
 
 
 def test_a_failing_fit_prints_nothing_and_warns_once(cal, monkeypatch, capsys):

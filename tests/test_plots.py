@@ -109,7 +109,10 @@ def test_tier_stage_heatmap_counts(seg_inputs):
     stages = sg.lifecycle_stages(tx, observation_end="1998-06-30")
     fig = plots.tier_stage_heatmap(tiers, stages)
     values = [int(t.get_text().replace(",", "")) for t in fig.axes[0].texts]
-    assert sum(values) == len(hist) and len(values) == 16
+    # Stages no customer is in (CDNOW has no recent starters) are left out, as in their table.
+    present = stages.value_counts().gt(0).sum() * tiers.value_counts().gt(0).sum()
+    assert sum(values) == len(hist) and len(values) == present < 16
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == [s for s in sg.STAGES if (stages == s).any()]
     plt.close(fig)
 
 
@@ -186,26 +189,41 @@ def test_tracking_plot_marks_the_holdout(backtested, cdnow_sample, cumulative):
     ev, res = backtested
     track = ev.tracking(cdnow_sample, res)
     fig = plots.tracking_plot(track, cumulative=cumulative)
-    ax = fig.axes[0]
-    boundary = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
-    assert len(boundary) == 1
-    actual = ax.lines[0].get_ydata()
-    # Per period, a last period cut short by the end of the data is left out (it would dip).
-    expected = track["cumulative_actual"] if cumulative else track["actual"][track["complete"]]
-    assert list(actual) == expected.tolist()
+    # One panel per model, each with the actual line, its model's line and the holdout boundary.
+    assert [ax.get_title() for ax in fig.axes] == ["BG/NBD", "Pareto/NBD", "MBG/NBD"]
+    for ax, name in zip(fig.axes, ("bgnbd", "pareto_nbd", "mbgnbd")):
+        boundary = [ln for ln in ax.lines if ln.get_linestyle() == ":"]
+        assert len(boundary) == 1
+        actual = ax.lines[0].get_ydata()
+        # Per period, a last period cut short by the end of the data is left out (it would dip).
+        expected = track["cumulative_actual"] if cumulative else track["actual"][track["complete"]]
+        assert list(actual) == expected.tolist()
+        model = track[f"cumulative_{name}"] if cumulative else track[name][track["complete"]]
+        assert list(ax.lines[1].get_ydata()) == model.tolist()
+    fig.canvas.draw()
+    assert all("," in t.get_text() for t in fig.axes[0].get_yticklabels() if len(t.get_text()) > 4)
     plt.close(fig)
 
 
 def test_gains_and_scatter(backtested):
     ev, res = backtested
     fig = plots.gains_plot(res)
-    labels = [ln.get_label() for ln in fig.axes[0].lines]
-    assert {"perfect", "random", "BG/NBD", "RFM score ranking", "naive (past rate continues)"} <= set(labels)
-    assert all(ln.get_ydata()[-1] == pytest.approx(100) for ln in fig.axes[0].lines)
+    # One panel per ranking: perfect, random and its own curve, marked at the top 20%.
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    titles = [ax.get_title() for ax in shown]
+    assert {"BG/NBD", "RFM score ranking", "naive (past rate continues)"} <= set(titles) and len(titles) == len(set(titles))
+    for ax in shown:
+        assert [ln.get_label() for ln in ax.lines] == ["perfect", "random", ax.get_title()]
+        assert all(ln.get_ydata()[-1] == pytest.approx(100) for ln in ax.lines)
+        x, y = ax.lines[2].get_xdata(), ax.lines[2].get_ydata()
+        assert ax.collections[0].get_offsets()[0][1] == pytest.approx(np.interp(20, x, y))
     plt.close(fig)
     fig = plots.predicted_vs_actual(res, "bgnbd")
-    assert fig.axes[0].get_xscale() == "log" and fig.axes[0].get_yscale() == "log"
-    assert len(fig.axes[0].collections[0].get_offsets()) == len(res.predictions)
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "symlog" and ax.get_yscale() == "symlog"
+    assert "0.1" not in ax.get_xlabel() + ax.get_ylabel()
+    offsets = ax.collections[0].get_offsets()
+    assert len(offsets) == len(res.predictions) and offsets[:, 1].min() == 0      # zeros as they are
     plt.close(fig)
 
 

@@ -138,6 +138,14 @@ def test_styled_tables_have_human_labels_and_reading_formats():
         assert re.search(re.escape(cell) + r"\s*\{\s*text-align: right", en), cell
     for cell in ("th.col_heading.col7", "td.col7"):
         assert re.search(re.escape(cell) + r"\s*\{\s*text-align: left", en), cell
+    # A table of measures whose values are already formatted text (the data-quality table) reads
+    # as numbers too: right-aligned, with the index name in the corner.
+    measures = pd.DataFrame({"value": ["69,659", "0", "1997-01-01", "2,500,315.63", "customer_id"]},
+                            index=pd.Index(["lines read", "lines rejected", "first order", "revenue", "column"],
+                                           name="measure"))
+    text = styled(measures, "en").to_html()
+    assert re.search(r"td\.col0\s*\{\s*text-align: right", text)
+    assert text.split("<thead>")[1].split("</thead>")[0].count("<tr>") == 1
     zh = styled(table, "zh", "CNY").to_html()
     for text in ("预计购买次数", "总量偏差", "仍活跃的概率", "CLV（CNY）", "预计客单价（CNY）", "订单数", "模型"):
         assert text in zh, text

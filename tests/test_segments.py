@@ -92,6 +92,9 @@ def test_value_tiers_history_rule(cdnow_history):
     assert f"more than {rule.inactive_days:.0f} days" in rule.describe()
     assert f"high value at {rule.high_cut:,.2f} or more" in rule.describe()
     assert "流失风险" in rule.describe("zh")
+    # Thresholds carry their currency, as literal text.
+    assert f"high value at USD {rule.high_cut:,.2f} or more" in rule.describe("en", "USD")
+    assert f"高价值 ≥ &lt;b&gt;HK\\$ {rule.high_cut:,.2f}" in rule.describe("zh", "<b>HK$")
 
 
 def test_value_tiers_with_predictions(synthetic):
@@ -230,3 +233,25 @@ def test_empty_groups_are_explained_only_when_the_reason_holds():
     note = sg.empty_groups_note(stages("maturity", "introduction", "decline"))
     assert note.startswith("No customer is in growth") and "recently" not in note
     assert sg.empty_groups_note(stages(*sg.STAGES)) == ""
+
+
+def test_tier_segment_and_stage_names_never_share_a_word():
+    """A reader must not confuse a tier with a segment ("churn risk" against "At risk" once)."""
+    families = [sg.TIERS, sg.RFM_SEGMENTS, sg.STAGES]
+    # The tiers are all "... value"; 客户 is "customers"; 流失 (churn) is the subject of both
+    # 流失风险客户 (churn risk: may leave) and 已流失 (Lost: has left), which say different things.
+    generic = {"value", "客户", "价值", "流失"}
+
+    def words(name, language):
+        if language == "en":
+            return {w.strip("'").lower() for w in name.replace("/", " ").split()} - {"to", "them"} - generic
+        zh = sg.group_name(name, "zh").replace(" ", "")
+        return {zh[i:i + 2] for i in range(len(zh) - 1)} - generic
+
+    for language in ("en", "zh"):
+        for a, first in enumerate(families):
+            for second in families[a + 1:]:
+                for x in first:
+                    for y in second:
+                        shared = words(x, language) & words(y, language)
+                        assert not shared, (language, x, y, shared)

@@ -155,9 +155,12 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
                         ).set_index("file")
 
 
-def collection_notes(result: CleanResult, language: str = "en") -> str:
-    """The cleaning's warnings (assumptions it made) as Markdown notes, or '' when there are none."""
-    return "\n\n".join(f"**{label('Note', language)}:** {md_escape(note.text(language))}" for note in result.notes)
+def collection_notes(result: CleanResult, language: str = "en", part: str = "all") -> str:
+    """The cleaning's warnings (assumptions it made) as Markdown notes, or '' when there are none;
+    ``part="facts"`` leaves out which option to pass (the client's report), ``"advice"`` gives
+    only that (for the consultant), as :meth:`ltv_helpers.labels.Note.text`."""
+    texts = [note.text(language, part) for note in result.notes]
+    return "\n\n".join(f"**{label('Note', language)}:** {md_escape(text)}" for text in texts if text)
 
 
 def collection_highlights(result: CleanResult, activity: pd.DataFrame, language: str = "en") -> str:
