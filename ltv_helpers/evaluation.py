@@ -8,8 +8,10 @@ frequency) and ``tracking`` (repeat transactions per period, incremental and cum
 
 from __future__ import annotations
 
+import json
 import warnings
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -138,7 +140,7 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
 def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_end=None,
              models: tuple[str, ...] | list[str] = ("bgnbd", "pareto_nbd", "mbgnbd"), freq: str = "D",
              freq_multiplier: float = 1, baselines: bool = True, intervals: bool = True,
-             level: float = 0.9) -> BacktestResult:
+             level: float = 0.9, reuse: BacktestResult | None = None) -> BacktestResult:
     """Fit each model on the calibration period, predict the holdout, score models and baselines.
 
     ``calibration_end`` defaults to :func:`default_calibration_end`; ``observation_end`` to the
@@ -159,6 +161,12 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
       luck of individual customers, and the model error :func:`model_error` measures at earlier
       cut-offs), from calibration data only; ``actual`` inside it is what an honest interval
       promises ``level`` of the time.
+
+    ``reuse``: an earlier result on the same data, split and settings (the prediction notebook's,
+    read back with :func:`load_backtest`); its models are taken as they are instead of being
+    fitted, backtested and given intervals again, so only the rest (e.g. the baselines) is
+    computed. The result is the same as without it (tested). A result on other data or another
+    split is not used.
     """
     if observation_end is None:
         observation_end = transactions[ORDER_DATE].max().normalize()
@@ -168,8 +176,13 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     for name in models:
         if name not in mdl.PURCHASE_MODELS:
             raise LTVError(f"models must be among {', '.join(mdl.PURCHASE_MODELS)}, got {name!r}.")
-    summary = calibration_holdout(transactions, calibration_end=cal_end, observation_end=obs_end,
-                                  freq=freq, freq_multiplier=freq_multiplier)
+    if reuse is not None and not _reusable(reuse, transactions, cal_end, obs_end, freq, freq_multiplier,
+                                           intervals, level):
+        reuse = None
+    summary = (reuse.summary if reuse is not None else
+               calibration_holdout(transactions, calibration_end=cal_end, observation_end=obs_end,
+                                   freq=freq, freq_multiplier=freq_multiplier))
+    summary.attrs.update(backtest_freq=[freq, float(freq_multiplier)], transactions=_fingerprint(transactions))
     duration = float(summary["duration_holdout"].iloc[0])
     holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(cal_end))
                            & (transactions[ORDER_DATE] < _end_cut(obs_end))]
@@ -178,7 +191,19 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     pred = pd.DataFrame({"actual_purchases": summary["frequency_holdout"],
                          "actual_spend": spend.reindex(summary.index, fill_value=0.0)})
     fitted, fit_stats, left_out, errors = {}, {}, {}, {}
+    reused = [name for name in models if reuse is not None and (name in reuse.fitted or name in reuse.left_out)]
     for name in models:
+        if name in reused:
+            if name in reuse.left_out:
+                left_out[name] = reuse.left_out[name]
+                continue
+            for col in (f"{name}_purchases", f"{name}_spend"):
+                pred[col] = reuse.predictions[col]
+            fitted[name] = reuse.fitted[name]
+            fit_stats[name] = {k: reuse.metrics.loc[name, k] for k in _FIT_STATS if k in reuse.metrics.columns}
+            if name in reuse.model_errors:
+                errors[name] = reuse.model_errors[name]
+            continue
         try:  # a model that cannot be fitted or predicted is left out, with one sentence
             m = mdl.fit(summary, model=name)
             p = m.predict(summary, horizon=duration)
@@ -190,13 +215,15 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
         pred[f"{name}_spend"] = p["clv"]
         fitted[name] = m
         fit_stats[name] = {"log_likelihood": m.log_likelihood, "bic": m.bic}
-    if intervals and fitted:
+    fresh = tuple(name for name in fitted if name not in reused)
+    if intervals and fresh:
         # One set of earlier cut-offs for all the models (their summaries are made once).
-        errors = model_errors(transactions, as_of=cal_end, horizon_days=duration * mdl._time_unit(summary, None),
-                              models=tuple(fitted), freq=freq, freq_multiplier=freq_multiplier)
-        for name, m in fitted.items():
-            fit_stats[name].update(_holdout_interval(m, summary, duration, pred[f"{name}_purchases"].sum(),
+        errors.update(model_errors(transactions, as_of=cal_end, horizon_days=duration * mdl._time_unit(summary, None),
+                                   models=fresh, freq=freq, freq_multiplier=freq_multiplier))
+        for name in fresh:
+            fit_stats[name].update(_holdout_interval(fitted[name], summary, duration, pred[f"{name}_purchases"].sum(),
                                                      errors[name], level))
+    errors = {name: errors[name] for name in fitted if name in errors}
     if baselines:
         _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
     names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
@@ -205,6 +232,77 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
     return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
+
+
+#: What a backtest keeps of each model's calibration fit beside its holdout metrics.
+_FIT_STATS = ("log_likelihood", "bic", "predicted_low", "predicted_high")
+#: The files a backtest is handed over in (the prediction notebook to the evaluation notebook).
+BACKTEST_FILES = ("backtest.json", "backtest_predictions.parquet", "backtest_summary.parquet",
+                  "backtest_metrics.parquet")
+
+
+def _reusable(reuse: BacktestResult, transactions: pd.DataFrame, cal_end, obs_end, freq, freq_multiplier,
+              intervals: bool, level: float) -> bool:
+    """Whether ``reuse`` was made on these transactions with this split and these settings."""
+    same = (reuse.calibration_end == cal_end and reuse.observation_end == obs_end and reuse.level == level
+            and reuse.summary.attrs.get("backtest_freq") == [freq, float(freq_multiplier)]
+            and reuse.summary.attrs.get("transactions") == _fingerprint(transactions))
+    has_intervals = all("predicted_low" in reuse.metrics.columns and pd.notna(reuse.metrics.loc[n, "predicted_low"])
+                        for n in reuse.fitted)
+    return bool(same and (has_intervals or not intervals))
+
+
+def _fingerprint(transactions: pd.DataFrame) -> list:
+    """A cheap identity of the transactions a backtest ran on: rows, customers, first and last
+    order, total amount (a different client or export changes one of them)."""
+    tx = transactions
+    return [int(len(tx)), int(tx[CUSTOMER_ID].nunique()), str(tx[ORDER_DATE].min()), str(tx[ORDER_DATE].max()),
+            round(float(tx[AMOUNT].sum()), 6)]
+
+
+def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame, *, freq: str = "D",
+                  freq_multiplier: float = 1) -> list[Path]:
+    """Write ``result`` (its models, predictions, metrics and model errors) to ``folder`` for
+    :func:`load_backtest`: the evaluation notebook reuses what the prediction notebook computed."""
+    from ltv_helpers.files import write_parquet, write_text
+
+    folder = Path(folder)
+    spec = {"calibration_end": str(result.calibration_end), "observation_end": str(result.observation_end),
+            "duration": result.duration, "level": result.level, "left_out": result.left_out,
+            "freq": [freq, float(freq_multiplier)], "transactions": _fingerprint(transactions),
+            "unit_days": result.summary.attrs.get("unit_days", 1.0),
+            "models": {name: m.to_dict() for name, m in result.fitted.items()},
+            # Python's JSON writes floats exactly (pandas' to_json rounds them to 10 digits).
+            "model_errors": {name: {**{k: v for k, v in vars(e).items() if k != "origins"},
+                                    "origins": e.origins.to_dict(orient="split")}
+                             for name, e in result.model_errors.items()}}
+    names = BACKTEST_FILES
+    return [write_text(folder / names[0], json.dumps(spec, indent=1, default=str)),
+            write_parquet(result.predictions, folder / names[1]),
+            write_parquet(result.summary, folder / names[2]),
+            write_parquet(result.metrics, folder / names[3])]
+
+
+def load_backtest(folder) -> BacktestResult | None:
+    """The backtest :func:`save_backtest` wrote to ``folder``, or None when there is none."""
+    folder = Path(folder)
+    if not all((folder / name).is_file() for name in BACKTEST_FILES):
+        return None
+    spec = json.loads((folder / BACKTEST_FILES[0]).read_text(encoding="utf-8"))
+    summary = pd.read_parquet(folder / BACKTEST_FILES[2])
+    summary.attrs = {"unit_days": spec["unit_days"], "backtest_freq": spec["freq"], "transactions": spec["transactions"]}
+    metrics = pd.read_parquet(folder / BACKTEST_FILES[3])
+    errors = {}
+    for name, e in spec["model_errors"].items():
+        split = e.pop("origins")
+        origins = pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
+        if "cutoff" in origins:
+            origins["cutoff"] = [pd.Timestamp(c).date() for c in origins["cutoff"]]  # dates, as model_errors makes
+        errors[name] = ModelError(origins=origins, **e)
+    return BacktestResult(pd.read_parquet(folder / BACKTEST_FILES[1]), metrics, summary,
+                          {name: mdl.model_from_dict(d) for name, d in spec["models"].items()},
+                          pd.Timestamp(spec["calibration_end"]), pd.Timestamp(spec["observation_end"]),
+                          spec["duration"], spec["left_out"], errors, spec["level"])
 
 
 def _noise_variances(m, summary: pd.DataFrame, horizon: float) -> tuple[dict, dict]:

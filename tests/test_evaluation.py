@@ -191,3 +191,31 @@ def test_metrics_table_shows_shares_in_percent_and_money_to_the_cent(weekly):
     assert f"{row['top20_capture']:.1%}" in html and f"{row['top20_precision']:.1%}" in html
     assert f"{row['spend_mae']:,.2f}<" in html and f"{row['spend_mae']:,.3f}<" not in html
     assert f">{row['mae']:,.3f}<" in html
+
+
+def test_a_saved_backtest_is_reused_and_gives_the_same_result(cdnow_sample, tmp_path):
+    """The prediction notebook's backtest, saved and read back, spares the evaluation notebook the
+    fits, backtests and intervals of its models; the result is identical to computing it again."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        models_only = ev.backtest(cdnow_sample, observation_end="1998-06-30", baselines=False,
+                                  models=("bgnbd", "pareto_nbd"))
+        ev.save_backtest(models_only, tmp_path, cdnow_sample)
+        saved = ev.load_backtest(tmp_path)
+        again = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd", "pareto_nbd", "mbgnbd"),
+                            reuse=saved)
+        fresh = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd", "pareto_nbd", "mbgnbd"))
+    assert again.fitted["bgnbd"] is saved.fitted["bgnbd"]                  # reused, not refitted
+    pd.testing.assert_frame_equal(again.metrics, fresh.metrics)
+    pd.testing.assert_frame_equal(again.predictions, fresh.predictions)
+    for name in fresh.model_errors:
+        pd.testing.assert_frame_equal(again.model_errors[name].origins, fresh.model_errors[name].origins)
+    # Other data (another client, or the same client's other export) is never reused.
+    other = cdnow_sample[cdnow_sample["customer_id"] != cdnow_sample["customer_id"].iloc[0]]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        elsewhere = ev.backtest(other, observation_end="1998-06-30", models=("bgnbd",), baselines=False,
+                                intervals=False, reuse=saved)
+    assert elsewhere.fitted["bgnbd"] is not saved.fitted["bgnbd"]
+    assert len(elsewhere.predictions) == len(saved.predictions) - 1
+    assert ev.load_backtest(tmp_path / "missing") is None
