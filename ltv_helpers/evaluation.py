@@ -626,7 +626,7 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
     ``intervals``, also ``predicted_low`` / ``predicted_high`` (:func:`backtest`) and
     ``inside`` (whether the actual total fell in them).
     """
-    rows = []
+    rows, edges = [], {}
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         res = backtest(transactions, calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
@@ -636,13 +636,33 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
         for name, m in res.fitted.items():
             met = res.metrics.loc[name]
             row = {"cutoff": cut.date(), "model": name, **m.params, **{k: met[k] for k in keys}}
+            if mdl.edge_parameters(m.fitter):
+                edges[(cut.date(), name)] = mdl.edge_parameters(m.fitter)
             if intervals:
                 row.update(predicted_low=met["predicted_low"], predicted_high=met["predicted_high"],
                            inside=bool(met["predicted_low"] <= met["actual"] <= met["predicted_high"]))
             rows.append(row)
     if not rows:
         raise LTVError("No backtest could be fitted at any cutoff.")
-    return pd.DataFrame(rows).set_index(["cutoff", "model"])
+    out = pd.DataFrame(rows).set_index(["cutoff", "model"])
+    out.attrs["edge"] = edges  # (cutoff, model) -> the parameters that ran to the edge
+    return out
+
+
+def stability_note(stability: pd.DataFrame, language: str = "en") -> str:
+    """Sentences explaining the rows of :func:`rolling_backtest` whose fit ran to the edge of the
+    parameter space (a parameter near 0 or very large, which looks like an error in the table);
+    '' when none did."""
+    from ltv_helpers.labels import EDGE_FIT, EDGE_MEANING
+
+    notes = []
+    for (cutoff, name), params in stability.attrs.get("edge", {}).items():
+        values = ", ".join(f"{p} = {stability.loc[(cutoff, name), p]:,.4g}" for p in params
+                           if p in stability.columns)
+        meaning = EDGE_MEANING.get(name, "")
+        notes.append(label(EDGE_FIT, language).format(cutoff=cutoff, model=mdl.PURCHASE_MODELS[name], values=values,
+                                                      meaning=label(meaning, language) if meaning else ""))
+    return " ".join(notes).strip()
 
 
 def verdict(result: BacktestResult, language: str = "en") -> str:

@@ -146,6 +146,19 @@ EMPTY_OTHER = "No customer is in {groups}; the table leaves them out."
 SCORE_GAP = ("No customer has {score} score {levels}: the {count} customers ({share}) with score {below} all "
              "have the same value ({what} {value}), and equal values get equal scores, so they fill more than one "
              "level.")
+#: A fit in the stability table whose parameters ran to the edge, explained.
+EDGE_FIT = ("At the cut-off of {cutoff}, the {model} fit ran to the edge of its parameters ({values}): {meaning}"
+            "Such a fit can still forecast well, which its row shows; its parameters are not to be read as "
+            "properties of the customers.")
+#: What running to the edge means, per model (and parameters).
+EDGE_MEANING = {
+    "pareto_nbd": "the history before it showed too little dropout to estimate it, so the model treats "
+                  "customers as almost never leaving. ",
+    "bgnbd": "the history before it showed too little dropout after purchases to estimate it, so the model "
+             "treats customers as almost never leaving (BG/NBD then becomes a model without dropout). ",
+    "mbgnbd": "the history before it showed too little dropout after purchases to estimate it, so the model "
+              "treats customers as almost never leaving. ",
+}
 #: The lowest point of one customer's probability still active, explained.
 ALIVE_DIP = ("The probability fell to {p} on {date}, after {gap} days without a purchase, while this customer "
              "bought every {mean_gap} days on average: for them a silence that long was rare, so the model "
@@ -292,6 +305,12 @@ LABELS: dict[str, dict[str, str]] = {
     "repeat purchases": {"zh": "重复购买次数"},
     "days since the last purchase": {"zh": "距上次购买天数"},
     "total spend": {"zh": "总消费额"},
+    EDGE_FIT: {"zh": "在截止日期 {cutoff}，{model} 的拟合参数到达了参数空间的边界（{values}）：{meaning}"
+                     "这样的拟合仍可能预测得不错（见该行）；但其参数不宜解读为客户的特征。"},
+    EDGE_MEANING["pareto_nbd"]: {"zh": "此前的历史显示的流失太少，无法估计流失率，模型因此把客户视为几乎不会离开。"},
+    EDGE_MEANING["bgnbd"]: {"zh": "此前的历史显示购买后的流失太少，无法估计，模型因此把客户视为几乎不会离开"
+                                  "（此时 BG/NBD 变为没有流失的模型）。"},
+    EDGE_MEANING["mbgnbd"]: {"zh": "此前的历史显示购买后的流失太少，无法估计，模型因此把客户视为几乎不会离开。"},
     ALIVE_DIP: {"zh": "{date} 这一概率降到 {p}：此前已有 {gap} 天没有购买，而该客户平均每 {mean_gap} 天购买一次；"
                       "对这位客户来说这么长的沉默很少见，所以模型怀疑其是否仍然活跃。"},
     ALIVE_DIP_BACK: {"zh": "下一次购买（{next}）使概率恢复。"},

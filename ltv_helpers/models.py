@@ -913,7 +913,8 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
     For BG/NBD and MBG/NBD the expensive part (a Gauss hypergeometric function of r + x, b + x,
     a + b + x and t / (alpha + T + t)) depends on (x, T) and t only, so it is computed once per
     distinct (frequency, T) pair and time, then combined with the recency term per row; far fewer
-    pairs than rows. Pareto/NBD goes through lifetimes once per time.
+    pairs than rows. For Pareto/NBD only a term of T and t depends on the time: the customer's
+    likelihood is computed once (:func:`_pareto_purchase_terms`).
     """
     numerator, pairs, denominator = _purchase_terms(model, rows, times)
     return numerator[:, pairs] / denominator
@@ -935,9 +936,7 @@ def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times) -> tuple[np.nd
 
     times = np.atleast_1d(np.asarray(times, dtype=float))
     if model.model == "pareto_nbd":
-        numerator = np.vstack([model._on_rows("conditional_expected_number_of_purchases_up_to_time", rows, t)
-                               for t in times])
-        return numerator, np.arange(len(rows)), np.ones(len(rows))
+        return _pareto_purchase_terms(model, rows, times)
     p = model.fitter.params_
     r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
@@ -964,6 +963,30 @@ def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times) -> tuple[np.nd
     return numerator, inverse, 1 + recency_term
 
 
+def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndarray):
+    """Pareto/NBD's expected purchases (Fader and Hardie 2005, eq. 41, as lifetimes'
+    ``conditional_expected_number_of_purchases_up_to_time`` writes it) as ``numerator[:, pairs] /
+    denominator``: ``exp(first + second + third(t) - ll)``, where only ``third`` depends on t, and
+    on T alone, so it is computed per time and distinct T; the customer's log-likelihood ``ll``
+    (two hypergeometric functions, lifetimes' ``_log_A_0``) once per row, not once per time as
+    lifetimes does."""
+    from lifetimes import ParetoNBDFitter
+    from scipy.special import gammaln
+
+    r, alpha, s, beta = (float(model.fitter.params_[k]) for k in ("r", "alpha", "s", "beta"))
+    x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
+    with np.errstate(all="ignore"):
+        ll = ParetoNBDFitter._conditional_log_likelihood((r, alpha, s, beta), x, tx, T_)
+        first = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
+                 - (r + x) * np.log(alpha + T_) - s * np.log(beta + T_))
+        second = np.log(r + x) + np.log(beta + T_) - np.log(alpha + T_)
+        pairs = _row_codes(pd.DataFrame({"T": T_}), ["T"])
+        pT = T_[_first_rows(pairs)]
+        t = times[:, None]
+        third = np.log((1 - ((beta + pT) / (beta + pT + t)) ** (s - 1)) / (s - 1))
+        return np.exp(third), pairs, np.exp(-(first + second - ll))
+
+
 #: A fitted parameter outside this range (on lifetimes' time scale, ``max(T) / 10``) has run to
 #: the edge of the parameter space, e.g. Pareto/NBD's s -> 0 and beta -> infinity, or BG/NBD's
 #: a -> 0, when the data show no dropout. That limit is often a fine model (BG/NBD becomes the NBD),
@@ -972,13 +995,18 @@ BOUNDARY = (1e-5, 1e5)
 
 
 def _at_boundary(fitter) -> bool:
+    return bool(edge_parameters(fitter))
+
+
+def edge_parameters(fitter) -> list[str]:
+    """The parameters of a fit that ran to the edge of the parameter space (:data:`BOUNDARY`, on
+    lifetimes' time scale), e.g. ``["s", "beta"]`` for a Pareto/NBD that sees no dropout."""
     values = fitter.params_.copy()
     scale = getattr(fitter, "_scale", 1.0)
     for name in ("alpha", "beta"):
         if name in values:
             values[name] *= scale
-    values = values.to_numpy(dtype=float)
-    return not ((values > BOUNDARY[0]) & (values < BOUNDARY[1])).all()
+    return [name for name, v in values.items() if not BOUNDARY[0] < float(v) < BOUNDARY[1]]
 
 
 def _predicts_finite(fitter, rows: pd.DataFrame) -> bool:

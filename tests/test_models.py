@@ -116,7 +116,7 @@ def test_fast_mbgnbd_and_gamma_gamma_fits_equal_lifetimes(days):
     assert ours.spend_model.log_likelihood == pytest.approx(-gg._negative_log_likelihood_ * repeat.sum(), rel=1e-10)
 
 
-@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd"])
+@pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto_nbd"])
 def test_expected_purchases_for_every_step_at_once_equal_lifetimes(days, name):
     m = models.fit(days, model=name, spend=None)
     sim = synthetic_transactions(3000, seed=5)
@@ -545,6 +545,29 @@ def test_a_boundary_fit_that_overflows_is_refitted_penalised_and_the_nbd_limit_i
     for fitted in (pareto, bgnbd):
         pred = fitted.predict(summary, horizon=365)
         assert np.isfinite(pred.to_numpy()).all() and pred["expected_purchases"].sum() > 0
+
+
+def test_a_stability_row_at_the_edge_is_explained():
+    """BG/NBD on a world without dropout runs to a -> 0: the stability table's note says what that
+    means, in both languages, and names the parameter with its value."""
+    import warnings
+
+    from ltv_helpers import evaluation as ev
+    from ltv_helpers.data import clean_transactions
+
+    tx = clean_transactions(_no_dropout_world()).transactions
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = ev.rolling_backtest(tx, cutoffs=["2024-09-30"], holdout_days=92, models=("bgnbd",), intervals=False)
+    a = table["a"].iloc[0]
+    assert a < 1e-5 and table.attrs["edge"] == {(pd.Timestamp("2024-09-30").date(), "bgnbd"): ["a"]}
+    note = ev.stability_note(table)
+    assert note.startswith("At the cut-off of 2024-09-30, the BG/NBD fit ran to the edge of its parameters "
+                           f"(a = {a:,.4g}): ") and "almost never leaving" in note
+    assert "参数空间的边界" in ev.stability_note(table, "zh")
+    plain = table.copy()
+    plain.attrs["edge"] = {}
+    assert ev.stability_note(plain) == ""
 
 
 def test_a_prediction_that_fails_names_a_count_never_a_customer(cal, bgnbd, monkeypatch):
