@@ -167,22 +167,33 @@ def scenario_table(*, margin: float, retention, discount_rate: float = 0.1, cac:
 def explorer(*, margin: float = 600.0, retention: float = 0.6, discount_rate: float = 0.1, cac: float = 300.0,
              language: str = "en"):
     """Sliders for margin, retention, discount rate and CAC, with the resulting LTV (ipywidgets; the
-    sliders work where a kernel is live, e.g. JupyterLab)."""
+    sliders work where a kernel is live, e.g. JupyterLab).
+
+    The table is an HTML widget that the sliders rewrite, not ``ipywidgets.interactive``: its
+    Output widget makes papermill/nbclient (which emulate Output widgets when no browser is
+    attached) send comm messages on the shell channel while they wait for the cell's reply there,
+    and under load that wait never ended (2 runs in 8 of 40 explorers, beside two busy processes).
+    Without an Output widget nothing is sent back, so a notebook run cannot hang here."""
     import ipywidgets as widgets
 
     from ltv_helpers.labels import label
 
-    def show(margin, retention, discount_rate, cac):
-        from IPython.display import display
+    sliders = {
+        "margin": widgets.FloatSlider(value=margin, min=50, max=2000, step=50, description=label("margin", language)),
+        "retention": widgets.FloatSlider(value=retention, min=0.0, max=0.95, step=0.05,
+                                         description=label("retention", language)),
+        "discount_rate": widgets.FloatSlider(value=discount_rate, min=0.0, max=0.3, step=0.01,
+                                             description=label("discount", language)),
+        "cac": widgets.FloatSlider(value=cac, min=0, max=2000, step=50, description="CAC"),
+    }
+    result = widgets.HTML()
 
-        display(scenario_table(margin=margin, retention=[retention], discount_rate=discount_rate, cac=cac,
-                               language=language).round(2))
+    def show(_change=None):
+        values = {name: slider.value for name, slider in sliders.items()}
+        values["retention"] = [values["retention"]]
+        result.value = scenario_table(**values, language=language).round(2).to_html()  # labels and numbers, escaped
 
-    return widgets.interactive(
-        show,
-        margin=widgets.FloatSlider(value=margin, min=50, max=2000, step=50, description=label("margin", language)),
-        retention=widgets.FloatSlider(value=retention, min=0.0, max=0.95, step=0.05,
-                                      description=label("retention", language)),
-        discount_rate=widgets.FloatSlider(value=discount_rate, min=0.0, max=0.3, step=0.01,
-                                          description=label("discount", language)),
-        cac=widgets.FloatSlider(value=cac, min=0, max=2000, step=50, description="CAC"))
+    for slider in sliders.values():
+        slider.observe(show, names="value")
+    show()
+    return widgets.VBox([*sliders.values(), result])

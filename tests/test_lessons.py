@@ -56,3 +56,42 @@ def test_names_are_right_in_either_language(cdnow_sample):
     assert lessons.check("3.2", "high value", history=history, tiers=tiers)
     assert lessons.check("3.2", "高价值客户", "zh", history=history, tiers=tiers)
     assert not lessons.check("3.2", "low value", history=history, tiers=tiers)
+
+
+def _widgets(widget):
+    yield widget
+    for child in getattr(widget, "children", ()):
+        yield from _widgets(child)
+
+
+def test_the_explorer_has_no_output_widget_and_follows_its_sliders():
+    """An Output widget made notebook runs hang (nbclient answers it on the shell channel while it
+    waits there for the cell's reply); the explorer is sliders and an HTML table."""
+    import ipywidgets as widgets
+
+    box = lessons.explorer(language="zh")
+    assert not any(isinstance(w, widgets.Output) for w in _widgets(box))
+    sliders = [w for w in box.children if isinstance(w, widgets.FloatSlider)]
+    table = next(w for w in box.children if isinstance(w, widgets.HTML))
+    before = table.value
+    sliders[1].value = 0.9                                               # retention
+    assert table.value != before and "<table" in table.value
+    expected = lessons.scenario_table(margin=600.0, retention=[0.9], discount_rate=0.1, cac=300.0,
+                                      language="zh").round(2).to_html()
+    assert table.value == expected
+
+
+def test_a_notebook_of_explorers_runs_to_the_end_every_time(tmp_path):
+    """The run that hung: many explorers under papermill, three times, each with a timeout."""
+    import nbformat
+    import papermill
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.cells = ([nbformat.v4.new_code_cell("from ltv_helpers import lessons")]
+                + [nbformat.v4.new_code_cell("lessons.explorer(language='zh')") for _ in range(25)])
+    nbformat.write(nb, tmp_path / "explorers.ipynb")
+    for run in range(3):
+        out = papermill.execute_notebook(str(tmp_path / "explorers.ipynb"), str(tmp_path / f"out{run}.ipynb"),
+                                         execution_timeout=60, progress_bar=False, kernel_name="python3")
+        assert all(c.metadata.papermill.status == "completed" for c in out.cells)
