@@ -31,10 +31,11 @@ test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
 
 # JupyterLab on notebooks/ with the project's kernel and the narrative in one language
-# (make lab LANGUAGE=zh for Chinese); open the URL it prints (with its token).
-LANGUAGE ?= en
+# (make lab LANGUAGE=zh for Chinese); open the URL it prints (with its token). Only a LANGUAGE
+# given on the make command line counts: the environment's LANGUAGE is gettext's (en_US:en).
+LAB_LANGUAGE := $(if $(filter command line,$(origin LANGUAGE)),$(LANGUAGE),en)
 lab: $(STAMP)
-	$(BIN)/ltv lab --language $(LANGUAGE)
+	$(BIN)/ltv lab --language $(LAB_LANGUAGE)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_rfm.py

@@ -182,7 +182,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     summary = (reuse.summary if reuse is not None else
                calibration_holdout(transactions, calibration_end=cal_end, observation_end=obs_end,
                                    freq=freq, freq_multiplier=freq_multiplier))
-    summary.attrs.update(backtest_freq=[freq, float(freq_multiplier)], transactions=_fingerprint(transactions))
+    summary.attrs["backtest_freq"] = [freq, float(freq_multiplier)]
     duration = float(summary["duration_holdout"].iloc[0])
     holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(cal_end))
                            & (transactions[ORDER_DATE] < _end_cut(obs_end))]
@@ -200,8 +200,9 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
             for col in (f"{name}_purchases", f"{name}_spend"):
                 pred[col] = reuse.predictions[col]
             fitted[name] = reuse.fitted[name]
-            fit_stats[name] = {k: reuse.metrics.loc[name, k] for k in _FIT_STATS if k in reuse.metrics.columns}
-            if name in reuse.model_errors:
+            kept = _FIT_STATS if intervals else _FIT_STATS[:2]
+            fit_stats[name] = {k: reuse.metrics.loc[name, k] for k in kept if k in reuse.metrics.columns}
+            if intervals and name in reuse.model_errors:
                 errors[name] = reuse.model_errors[name]
             continue
         try:  # a model that cannot be fitted or predicted is left out, with one sentence
@@ -243,33 +244,45 @@ BACKTEST_FILES = ("backtest.json", "backtest_predictions.parquet", "backtest_sum
 
 def _reusable(reuse: BacktestResult, transactions: pd.DataFrame, cal_end, obs_end, freq, freq_multiplier,
               intervals: bool, level: float) -> bool:
-    """Whether ``reuse`` was made on these transactions with this split and these settings."""
+    """Whether ``reuse`` was made on these very transactions (their content, hashed) with this
+    split, time unit and interval level, and has intervals if they are asked for."""
+    attrs = reuse.summary.attrs
     same = (reuse.calibration_end == cal_end and reuse.observation_end == obs_end and reuse.level == level
-            and reuse.summary.attrs.get("backtest_freq") == [freq, float(freq_multiplier)]
-            and reuse.summary.attrs.get("transactions") == _fingerprint(transactions))
+            and attrs.get("backtest_freq") == [freq, float(freq_multiplier)]
+            and attrs.get("transactions") is not None)
+    if not same:
+        return False
     has_intervals = all("predicted_low" in reuse.metrics.columns and pd.notna(reuse.metrics.loc[n, "predicted_low"])
                         for n in reuse.fitted)
-    return bool(same and (has_intervals or not intervals))
+    return bool((has_intervals or not intervals) and attrs["transactions"] == _fingerprint(transactions))
 
 
-def _fingerprint(transactions: pd.DataFrame) -> list:
-    """A cheap identity of the transactions a backtest ran on: rows, customers, first and last
-    order, total amount (a different client or export changes one of them)."""
-    tx = transactions
-    return [int(len(tx)), int(tx[CUSTOMER_ID].nunique()), str(tx[ORDER_DATE].min()), str(tx[ORDER_DATE].max()),
-            round(float(tx[AMOUNT].sum()), 6)]
+def _fingerprint(transactions: pd.DataFrame) -> str:
+    """The identity of the transactions a backtest ran on: a SHA-256 of every customer id, order
+    time and amount, in order (another client, export, re-keyed ids or one moved order differ)."""
+    import hashlib
+
+    hashed = pd.util.hash_pandas_object(transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]], index=False)
+    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
 
 
-def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame, *, freq: str = "D",
-                  freq_multiplier: float = 1) -> list[Path]:
+def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame) -> list[Path]:
     """Write ``result`` (its models, predictions, metrics and model errors) to ``folder`` for
-    :func:`load_backtest`: the evaluation notebook reuses what the prediction notebook computed."""
+    :func:`load_backtest`: the evaluation notebook reuses what the prediction notebook computed.
+    ``transactions`` are the ones the backtest ran on (checked against its holdout revenue);
+    their hash goes with it, so that it is reused on the same transactions only. The JSON file is
+    written last: without it nothing is loaded."""
     from ltv_helpers.files import write_parquet, write_text
 
+    holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(result.calibration_end))
+                           & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
+    if not np.isclose(float(holdout[AMOUNT].sum()), float(result.predictions["actual_spend"].sum()), rtol=1e-9,
+                      atol=1e-6):
+        raise LTVError("These are not the transactions the backtest ran on (their holdout revenue differs).")
     folder = Path(folder)
     spec = {"calibration_end": str(result.calibration_end), "observation_end": str(result.observation_end),
             "duration": result.duration, "level": result.level, "left_out": result.left_out,
-            "freq": [freq, float(freq_multiplier)], "transactions": _fingerprint(transactions),
+            "freq": result.summary.attrs.get("backtest_freq"), "transactions": _fingerprint(transactions),
             "unit_days": result.summary.attrs.get("unit_days", 1.0),
             "models": {name: m.to_dict() for name, m in result.fitted.items()},
             # Python's JSON writes floats exactly (pandas' to_json rounds them to 10 digits).
@@ -277,32 +290,38 @@ def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame, *,
                                     "origins": e.origins.to_dict(orient="split")}
                              for name, e in result.model_errors.items()}}
     names = BACKTEST_FILES
-    return [write_text(folder / names[0], json.dumps(spec, indent=1, default=str)),
-            write_parquet(result.predictions, folder / names[1]),
-            write_parquet(result.summary, folder / names[2]),
-            write_parquet(result.metrics, folder / names[3])]
+    (folder / names[0]).unlink(missing_ok=True)  # a half-written set is never read
+    paths = [write_parquet(result.predictions, folder / names[1]),
+             write_parquet(result.summary, folder / names[2]),
+             write_parquet(result.metrics, folder / names[3])]
+    return [write_text(folder / names[0], json.dumps(spec, indent=1, default=str)), *paths]
 
 
 def load_backtest(folder) -> BacktestResult | None:
-    """The backtest :func:`save_backtest` wrote to ``folder``, or None when there is none."""
+    """The backtest :func:`save_backtest` wrote to ``folder``, or None when there is none or it
+    cannot be read (then :func:`backtest` simply computes everything)."""
     folder = Path(folder)
     if not all((folder / name).is_file() for name in BACKTEST_FILES):
         return None
-    spec = json.loads((folder / BACKTEST_FILES[0]).read_text(encoding="utf-8"))
-    summary = pd.read_parquet(folder / BACKTEST_FILES[2])
-    summary.attrs = {"unit_days": spec["unit_days"], "backtest_freq": spec["freq"], "transactions": spec["transactions"]}
-    metrics = pd.read_parquet(folder / BACKTEST_FILES[3])
-    errors = {}
-    for name, e in spec["model_errors"].items():
-        split = e.pop("origins")
-        origins = pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
-        if "cutoff" in origins:
-            origins["cutoff"] = [pd.Timestamp(c).date() for c in origins["cutoff"]]  # dates, as model_errors makes
-        errors[name] = ModelError(origins=origins, **e)
-    return BacktestResult(pd.read_parquet(folder / BACKTEST_FILES[1]), metrics, summary,
-                          {name: mdl.model_from_dict(d) for name, d in spec["models"].items()},
-                          pd.Timestamp(spec["calibration_end"]), pd.Timestamp(spec["observation_end"]),
-                          spec["duration"], spec["left_out"], errors, spec["level"])
+    try:
+        spec = json.loads((folder / BACKTEST_FILES[0]).read_text(encoding="utf-8"))
+        summary = pd.read_parquet(folder / BACKTEST_FILES[2])
+        summary.attrs = {"unit_days": spec["unit_days"], "backtest_freq": spec["freq"],
+                         "transactions": spec["transactions"]}
+        metrics = pd.read_parquet(folder / BACKTEST_FILES[3])
+        errors = {}
+        for name, e in spec["model_errors"].items():
+            split = e.pop("origins")
+            origins = pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
+            if "cutoff" in origins:
+                origins["cutoff"] = [pd.Timestamp(c).date() for c in origins["cutoff"]]  # dates, as model_errors makes
+            errors[name] = ModelError(origins=origins, **e)
+        return BacktestResult(pd.read_parquet(folder / BACKTEST_FILES[1]), metrics, summary,
+                              {name: mdl.model_from_dict(d) for name, d in spec["models"].items()},
+                              pd.Timestamp(spec["calibration_end"]), pd.Timestamp(spec["observation_end"]),
+                              spec["duration"], spec["left_out"], errors, spec["level"])
+    except (LTVError, KeyError, ValueError, TypeError, OSError):
+        return None
 
 
 def _noise_variances(m, summary: pd.DataFrame, horizon: float) -> tuple[dict, dict]:

@@ -51,7 +51,7 @@ def one_language(nb, language: str):
             found = _LANGUAGE_LINE.search(cell.source)
             if found and found["lang"] != language:
                 cell.source = cell.source[:found.start("lang")] + language + cell.source[found.end("lang"):]
-                mark["language"] = found["lang"]
+                mark["language"] = [found["lang"], language]  # what the file said, what the lab shows
         if mark:
             cell.metadata[MARK] = mark
     return nb
@@ -71,9 +71,10 @@ def both_languages(nb, language: str):
             if not jupyter:
                 del cell.metadata["jupyter"]
         if "language" in mark:
+            original, shown = mark["language"]
             found = _LANGUAGE_LINE.search(cell.source)
-            if found and found["lang"] == language:
-                cell.source = cell.source[:found.start("lang")] + mark["language"] + cell.source[found.end("lang"):]
+            if found and found["lang"] == shown:  # left as the lab showed it (whatever the lab shows now)
+                cell.source = cell.source[:found.start("lang")] + original + cell.source[found.end("lang"):]
     return nb
 
 
@@ -120,7 +121,22 @@ def run(language: str, notebook_dir, port: int | None = None) -> int:
     print(f"JupyterLab on {notebook_dir}, narrative in {'Chinese' if language == 'zh' else 'English'} "
           "(the other language folded; files keep both). Open the http://127.0.0.1 URL below; Ctrl-C stops.",
           flush=True)
+    import signal
+
+    server = subprocess.Popen(cmd)
     try:
-        return subprocess.call(cmd)
+        return server.wait()
     except KeyboardInterrupt:
-        return 0
+        # Ctrl-C (or a SIGTERM, which the ltv command turns into one): a second interrupt is
+        # JupyterLab's own clean shutdown (kernels stopped, runtime files removed), without its
+        # "Shutdown this Jupyter server (y/[n])?" question; killed only if it does not end.
+        server.send_signal(signal.SIGINT)
+        try:
+            return server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.terminate()
+            try:
+                return server.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                return server.wait()

@@ -143,9 +143,9 @@ EMPTY_RECENT = ("No customer is in {groups}: these groups hold customers who sta
                 "these data no customer did; the table leaves them out.")
 EMPTY_OTHER = "No customer is in {groups}; the table leaves them out."
 #: Why a score level has no customer (equal values get equal scores).
-SCORE_GAP = ("No customer has {score} score {levels}: the {count} customers ({share}) with score {below} all "
-             "have the same value ({what} {value}), and equal values get equal scores, so they fill more than one "
-             "level.")
+SCORE_GAP = ("No customer has {score} score {levels}: the {count} customers ({share}) with the same value "
+             "({what} {value}) all get score {below}, since equal values get equal scores, and they fill more than "
+             "one level.")
 #: A fit in the stability table whose parameters ran to the edge, explained.
 EDGE_FIT = ("At the cut-off of {cutoff}, the {model} fit ran to the edge of its parameters ({values}): {meaning}"
             "Such a fit can still forecast well, which its row shows; its parameters are not to be read as "
@@ -300,8 +300,8 @@ LABELS: dict[str, dict[str, str]] = {
     "customers and revenue by {group}": {"zh": "各{group}的客户占比与销售额占比"},
     EMPTY_RECENT: {"zh": "{groups}没有客户：这些分组只包含最近才开始购买的客户，而这份数据中没有这样的客户；表中不列出它们。"},
     EMPTY_OTHER: {"zh": "{groups}没有客户，表中不列出它们。"},
-    SCORE_GAP: {"zh": "没有客户的 {score} 得分为 {levels}：得分为 {below} 的 {count} 位客户（{share}）数值完全相同"
-                      "（{what} {value}），而相同的数值得到相同的得分，所以他们占满了不止一个得分档。"},
+    SCORE_GAP: {"zh": "没有客户的 {score} 得分为 {levels}：数值相同（{what} {value}）的 {count} 位客户（{share}）"
+                      "都得到 {below} 分，因为相同的数值得到相同的得分，他们占满了不止一个得分档。"},
     "repeat purchases": {"zh": "重复购买次数"},
     "days since the last purchase": {"zh": "距上次购买天数"},
     "total spend": {"zh": "总消费额"},
@@ -319,6 +319,7 @@ LABELS: dict[str, dict[str, str]] = {
                           "则让每位客户随着时间推移可能流失。评估部分的回测显示哪一个在未见过的数据上更接近。"},
     "{pct} more than": {"zh": "多 {pct}"},
     "less than 1%": {"zh": "不到 1%"},
+    "the export": {"zh": "导出文件"},
     "{pct} fewer than": {"zh": "少 {pct}"},
     ML_YOUNGER: {"zh": "，那时客户们年轻 {months} 个月，许多人刚刚完成首次购买"},
     "share (%)": {"zh": "占比（%）"},
@@ -652,6 +653,8 @@ class Note:
         if part not in ("all", "facts", "advice"):
             raise LTVError(f"part must be 'all', 'facts' or 'advice', got {part!r}.")
         values = {k: label(v, language) if isinstance(v, str) else v for k, v in self.values.items()}
+        if part == "facts" and "file" in values:  # a client's report names no file
+            values["file"] = label("the export", language)
         template = label(self.key, language)
         if part != "all":
             clauses = [c.strip() for c in _CLAUSE.split(template) if c.strip()]
@@ -661,6 +664,8 @@ class Note:
             stop = "。" if language == "zh" else "."
             template = ("" if language == "zh" else " ").join(kept).rstrip("；;")
             template = template[:1].upper() + template[1:]
+            if template.startswith("{file}") and "file" in values:  # "The export is not UTF-8 text"
+                values["file"] = values["file"][:1].upper() + values["file"][1:]
             template = template if template.endswith((".", "。")) else template + stop
         return template.format(**values)
 

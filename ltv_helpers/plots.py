@@ -88,7 +88,7 @@ def _title(target, text: str):
 
 
 #: Whole numbers with thousands separators (40,000, not 40000), for axes and colour bars.
-_THOUSANDS = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}")
+_THOUSANDS = mticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if float(v).is_integer() else f"{v:,.1f}")
 
 
 def _money_axis(ax, axis="y"):
@@ -465,8 +465,9 @@ def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str
             ax.axvline(boundary, color="grey", linestyle=":", linewidth=1.5)
             ax.annotate(label("holdout →", language), (boundary, 1), xycoords=("data", "axes fraction"),
                         xytext=(3, -3), textcoords="offset points", fontsize=8, va="top")
-        ax.xaxis.set_major_locator(mdates.MonthLocator(bymonth=(1, 7)))
-        ax.xaxis.set_major_formatter(mdates.DateFormatter("%Y-%m"))
+        dates = mdates.AutoDateLocator(minticks=2, maxticks=4)  # a few ticks per panel, for any span
+        ax.xaxis.set_major_locator(dates)
+        ax.xaxis.set_major_formatter(mdates.ConciseDateFormatter(dates))
         ax.tick_params(axis="x", rotation=30, labelsize=8)
     axes[0][0].yaxis.set_major_formatter(_THOUSANDS)
     axes[0][0].set_ylabel(label("repeat transactions", language))
@@ -491,10 +492,15 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
     actual = pred["actual_spend"]
     perfect = gains_curve(actual, actual)
     names = list(result.fitted) + [b for b in ("ml", "rfm", "naive") if f"{b}_spend" in pred]
-    cols = min(3, len(names))
+    cols = max(1, min(3, len(names)))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(9, 3.1 * rows + 0.6), sharex=True, sharey=True, squeeze=False)
-    for i, (ax, name) in enumerate(zip(axes.flat, names)):
+    for i, (ax, name) in enumerate(zip(axes.flat, names or [None])):
+        if name is None:  # nothing to rank with: the reference lines alone
+            ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=0.8,
+                    label=label("perfect", language))
+            ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=0.8, label=label("random", language))
+            continue
         score = pred["rfm_score"] if name == "rfm" else pred[f"{name}_spend"]
         curve = gains_curve(score, actual)
         x, y = curve.iloc[:, 0].to_numpy() * 100, curve.iloc[:, 1].to_numpy() * 100
@@ -509,7 +515,7 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
         ax.set_title(label(name, language), fontsize=10)
         ax.set_xlim(0, 100)
         ax.set_ylim(0, 100)
-    for ax in axes.flat[len(names):]:
+    for ax in axes.flat[max(len(names), 1):]:
         ax.set_visible(False)
     for ax in axes[-1]:
         ax.set_xlabel(label("customers, ranked by prediction (%)", language), fontsize=9)
@@ -529,7 +535,8 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     x, y = pred[f"{model}_purchases"], pred["actual_purchases"]
     fig, ax = plt.subplots(figsize=(6, 5.5))
     ax.scatter(x, y, s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
-    top = max(float(x.max()), float(y.max()), 1.0) * 1.2
+    top = max(float(np.nanmax(x.to_numpy(dtype=float), initial=0.0)), float(np.nanmax(y.to_numpy(dtype=float), initial=0.0)),
+              1.0) * 1.2
     ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
     ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= top]
     for axis, setter in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):

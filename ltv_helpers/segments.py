@@ -369,13 +369,13 @@ def score_gaps_note(scores: pd.DataFrame, summary: pd.DataFrame, language: str =
         missing = [k for k in range(1, bins + 1) if k not in present and any(j < k for j in present)]
         for below in sorted({max(j for j in present if j < k) for k in missing}):
             levels = [k for k in missing if max(j for j in present if j < k) == below]
+            # The levels were skipped by the customers who share the top value of the score below.
             group = value[scores[score] == below]
-            if group.nunique() != 1:
-                continue
+            tie = group[group == group.max()]
             notes.append(label(SCORE_GAP, language).format(
                 score=score, levels=("、" if language == "zh" else ", ").join(map(str, levels)), below=below,
-                count=f"{len(group):,}", share=f"{len(group) / len(scores):.0%}", what=label(what, language),
-                value=f"{group.iloc[0]:,.0f}" if score != "M" else f"{group.iloc[0]:,.2f}"))
+                count=f"{len(tie):,}", share=f"{len(tie) / len(scores):.0%}", what=label(what, language),
+                value=f"{tie.iloc[0]:,.0f}" if score != "M" else f"{tie.iloc[0]:,.2f}"))
     return " ".join(notes)
 
 

@@ -210,12 +210,29 @@ def test_a_saved_backtest_is_reused_and_gives_the_same_result(cdnow_sample, tmp_
     pd.testing.assert_frame_equal(again.predictions, fresh.predictions)
     for name in fresh.model_errors:
         pd.testing.assert_frame_equal(again.model_errors[name].origins, fresh.model_errors[name].origins)
-    # Other data (another client, or the same client's other export) is never reused.
-    other = cdnow_sample[cdnow_sample["customer_id"] != cdnow_sample["customer_id"].iloc[0]]
+    # Without intervals, the reused models give what a fresh run without intervals gives.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        elsewhere = ev.backtest(other, observation_end="1998-06-30", models=("bgnbd",), baselines=False,
-                                intervals=False, reuse=saved)
-    assert elsewhere.fitted["bgnbd"] is not saved.fitted["bgnbd"]
-    assert len(elsewhere.predictions) == len(saved.predictions) - 1
+        plain = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd",), intervals=False,
+                            baselines=False, reuse=saved)
+        plain_fresh = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd",), intervals=False,
+                                  baselines=False)
+    assert plain.fitted["bgnbd"] is saved.fitted["bgnbd"] and plain.model_errors == {}
+    pd.testing.assert_frame_equal(plain.metrics, plain_fresh.metrics)
+    # Other data (another client, re-keyed ids, one order moved) or another time unit: never reused.
+    rekeyed = cdnow_sample.assign(customer_id="m" + cdnow_sample["customer_id"].astype(str))
+    moved = cdnow_sample.copy()
+    moved.loc[moved.index[0], "order_date"] += pd.Timedelta(days=30)
+    fewer = cdnow_sample[cdnow_sample["customer_id"] != cdnow_sample["customer_id"].iloc[0]]
+    for other, options in ((rekeyed, {}), (moved, {}), (fewer, {}), (cdnow_sample, {"freq_multiplier": 7})):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            elsewhere = ev.backtest(other, observation_end="1998-06-30", models=("bgnbd",), baselines=False,
+                                    intervals=False, reuse=saved, **options)
+        assert elsewhere.fitted["bgnbd"] is not saved.fitted["bgnbd"]
+    # Saving needs the transactions the backtest ran on; a damaged or missing set is not loaded.
+    with pytest.raises(LTVError, match="not the transactions the backtest ran on"):
+        ev.save_backtest(models_only, tmp_path / "x", cdnow_sample.assign(amount=cdnow_sample["amount"] * 2))
     assert ev.load_backtest(tmp_path / "missing") is None
+    (tmp_path / "backtest.json").write_text("{}", encoding="utf-8")
+    assert ev.load_backtest(tmp_path) is None

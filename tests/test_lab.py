@@ -59,6 +59,16 @@ def test_the_users_own_folds_and_edits_are_kept():
     assert nb2.cells[3].source == 'language = "en"  # "en" or "zh"\nbins = 4'
 
 
+def test_a_lab_restarted_in_the_other_language_still_saves_the_files_language():
+    """Opened in Chinese, saved by a lab that now shows English: the file keeps its own "en"."""
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('language = "en"\nbins = 5', metadata={"tags": ["parameters"]})]
+    shown = lab.one_language(nb, "zh")
+    assert shown.cells[0].source.startswith('language = "zh"')
+    back = lab.both_languages(nbformat.from_dict(json.loads(json.dumps(shown))), "en")
+    assert back.cells[0].source == 'language = "en"\nbins = 5' and lab.MARK not in back.cells[0].metadata
+
+
 def test_bad_language_and_folder_fail_in_one_sentence(tmp_path):
     with pytest.raises(LTVError, match="language must be one of en, zh, not 'fr'"):
         lab.one_language(nbformat.v4.new_notebook(), "fr")
@@ -78,8 +88,9 @@ def test_a_real_jupyterlab_serves_one_language_and_saves_both(tmp_path):
     shutil.copy(source, tmp_path / source.name)
     token, port = secrets.token_hex(16), _free_port()
     cmd = lab.command("zh", tmp_path, port=port, extra=[f"--IdentityProvider.token={token}"])
-    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config"), "JUPYTER_RUNTIME_DIR": str(tmp_path / "rt")}
-    server = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    env = {**os.environ, **{f"JUPYTER_{d}_DIR": str(tmp_path / d.lower()) for d in ("CONFIG", "RUNTIME", "DATA")}}
+    log = open(tmp_path / "lab.log", "w")
+    server = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}/api/contents/{source.name}"
     headers = {"Authorization": f"token {token}", "Content-Type": "application/json"}
     try:
@@ -91,7 +102,7 @@ def test_a_real_jupyterlab_serves_one_language_and_saves_both(tmp_path):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"JupyterLab did not start: {server.stderr.read()[-2000:] if server.poll() is not None else 'timeout'}")
+                    pytest.fail(f"JupyterLab did not start: {(tmp_path / 'lab.log').read_text()[-2000:]}")
                 time.sleep(0.5)
         nb = nbformat.from_dict(model["content"])
         assert {t for c in _shown(nb, "zh") for t in c.metadata["tags"] if t.startswith("lang-")} == {"lang-zh"}
@@ -108,3 +119,4 @@ def test_a_real_jupyterlab_serves_one_language_and_saves_both(tmp_path):
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
+        log.close()

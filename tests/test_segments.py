@@ -255,3 +255,26 @@ def test_tier_segment_and_stage_names_never_share_a_word():
                     for y in second:
                         shared = words(x, language) & words(y, language)
                         assert not shared, (language, x, y, shared)
+
+
+def test_score_gaps_are_explained_by_the_tie_that_skipped_them(cdnow_history):
+    _, hist = cdnow_history
+    scores = sg.rfm_scores(hist)
+    one_time = int((hist["frequency"] == 0).sum())
+    assert sorted(scores["F"].unique()) == [1, 3, 4, 5]
+    assert sg.score_gaps_note(scores, hist) == (
+        f"No customer has F score 2: the {one_time:,} customers ({one_time / len(hist):.0%}) with the same value "
+        "(repeat purchases 0) all get score 1, since equal values get equal scores, and they fill more than one level.")
+    assert "没有客户的 F 得分为 2" in sg.score_gaps_note(scores, hist, "zh")
+    # A tie at the top of a score that also holds smaller values (frequency 3 six times of ten).
+    small = pd.DataFrame({"frequency": [0, 1, 2, 3, 3, 3, 3, 3, 3, 9], "recency": 100.0, "T": 200.0,
+                          "revenue": np.arange(10.0) + 1})
+    scores = sg.rfm_scores(small)
+    missing = sorted(set(range(1, 6)) - set(scores["F"]))
+    note = sg.score_gaps_note(scores, small)
+    assert missing and f"No customer has F score {', '.join(map(str, missing))}: the 6 customers (60%)" in note
+    assert "(repeat purchases 3)" in note
+    # No gap, no note.
+    even = pd.DataFrame({"frequency": np.arange(10.0), "recency": 50.0 + np.arange(10), "T": 200.0,
+                         "revenue": np.arange(10.0) + 1})
+    assert sg.score_gaps_note(sg.rfm_scores(even), even) == ""
