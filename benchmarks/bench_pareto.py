@@ -1,10 +1,13 @@
 """Pareto/NBD predictions and forecast intervals at a million customers: our closed forms against
 lifetimes' per-time functions, on the same fitted model and data, in one run.
 
-Usage: python benchmarks/bench_pareto.py [--customers 1000000] [--draws 100] [--reference-draws 5]
+Usage: python benchmarks/bench_pareto.py [--customers 1000000] [--draws 100] [--reference-draws 20]
+                                         [--world cdnow|dense]
 
 A synthetic client (``synthetic_transactions``, daily ``rfm_summary``) gets a Pareto/NBD +
-Gamma-Gamma fit. Then, each way:
+Gamma-Gamma fit. ``--world cdnow`` (default) buys at CDNOW's rates (the BG/NBD parameters of the
+CDNOW paper in days, about 3 orders per customer, as issue 25's client); ``dense`` is the
+generator's default world (about 17 orders per customer, most histories distinct). Then, each way:
 
 - ``predict(horizon=365, annual_discount_rate=0.1)``: expected purchases per monthly step (12),
   P(alive), CLV;
@@ -29,6 +32,11 @@ import warnings
 import numpy as np
 
 
+#: CDNOW's BG/NBD purchase parameters (Fader, Hardie and Lee 2005) in days, and the Gamma-Gamma
+#: spend parameters of their 2013 note (as benchmarks/bench_scale.py).
+CDNOW_RATES = {"r": 0.243, "alpha": 30.9, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "gamma": 15.44}
+
+
 def _lifetimes_terms(model, rows, times):
     """The old Pareto/NBD path: lifetimes' function once per time."""
     numerator = np.vstack([model._on_rows("conditional_expected_number_of_purchases_up_to_time", rows, t)
@@ -40,7 +48,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--draws", type=int, default=100)
-    parser.add_argument("--reference-draws", type=int, default=5)
+    parser.add_argument("--world", choices=["cdnow", "dense"], default="cdnow")
+    parser.add_argument("--reference-draws", type=int, default=20, help="at least 20 (models.intervals)")
     args = parser.parse_args()
 
     from ltv_helpers import data, models
@@ -48,7 +57,8 @@ def main() -> None:
 
     warnings.simplefilter("ignore")
     started = time.perf_counter()
-    tx = synthetic_transactions(args.customers, seed=7)
+    rates = CDNOW_RATES if args.world == "cdnow" else {}
+    tx = synthetic_transactions(args.customers, seed=7, **rates)
     summary = data.rfm_summary(tx, observation_end=tx.attrs["true_params"]["observation_end"])
     fitted = models.fit(summary, model="pareto_nbd")
     print(f"{args.customers:,} customers, {len(tx):,} orders; data and fit in {time.perf_counter() - started:.1f} s; "
@@ -62,6 +72,7 @@ def main() -> None:
         return pred, totals, t1 - t0, time.perf_counter() - t1
 
     ours = run(args.draws)
+    print(f"ours: predict {ours[2]:.2f} s, intervals with {args.draws} draws {ours[3]:.2f} s", flush=True)
     own_terms = models._pareto_purchase_terms
     models._pareto_purchase_terms = _lifetimes_terms
     try:

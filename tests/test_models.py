@@ -130,6 +130,23 @@ def test_expected_purchases_for_every_step_at_once_equal_lifetimes(days, name):
             assert np.allclose(ours[k], ref, rtol=1e-11, atol=0)
 
 
+def test_pareto_p_alive_equals_lifetimes(days):
+    """Our stable P(alive) for Pareto/NBD against lifetimes' closed form, on CDNOW and a synthetic
+    client (every customer where lifetimes' value is finite)."""
+    m = models.fit(days, model="pareto_nbd", spend=None)
+    sim = synthetic_transactions(3000, seed=5)
+    summary = rfm_summary(sim, observation_end=sim.attrs["true_params"]["observation_end"])
+    for frame in (days.rename(columns=lambda c: c.removesuffix("_cal")), summary):
+        rows = frame[["frequency", "recency", "T"]]
+        with np.errstate(all="ignore"):
+            ref = np.asarray(m.fitter.conditional_probability_alive(rows["frequency"], rows["recency"], rows["T"]))
+        ours = models._pareto_alive(m, rows)
+        finite = np.isfinite(ref)
+        assert finite.mean() > 0.99 and np.isfinite(ours).all()
+        assert np.allclose(ours[finite], ref[finite], rtol=1e-10, atol=1e-13)
+        assert ((ours >= 0) & (ours <= 1)).all()
+
+
 @pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto_nbd"])
 def test_discounted_purchases_weight_the_increments_of_every_step(days, name):
     m = models.fit(days, model=name, spend=None)
