@@ -123,8 +123,8 @@ def test_every_stage_notebook_ends_with_a_next_step_in_both_languages():
 
 
 def test_make_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
-    """`make lab` is `jupyter lab --notebook-dir=notebooks`; the server lists the notebooks and lessons
-    and offers the kernel `make setup` registers."""
+    """`make lab` is `ltv lab` (JupyterLab on notebooks/, one language shown); the server lists the
+    notebooks and lessons and offers the kernel `make setup` registers."""
     import secrets
     import socket
     import subprocess
@@ -136,16 +136,17 @@ def test_make_lab_serves_the_notebooks_with_the_project_kernel(tmp_path):
                              capture_output=True, text=True, check=True)
     specs = json.loads(kernels.stdout)["kernelspecs"]
     assert specs["ltv-toolkit"]["spec"]["display_name"] == "LTV toolkit (Python 3.11)"
-    assert "lab:" in (ROOT / "Makefile").read_text() and "--notebook-dir=notebooks" in (ROOT / "Makefile").read_text()
+    from ltv_helpers import lab as one_language
+
+    assert "lab:" in (ROOT / "Makefile").read_text() and "$(BIN)/ltv lab --language" in (ROOT / "Makefile").read_text()
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     token = secrets.token_hex(16)
-    server = subprocess.Popen([sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--ServerApp.port={port}",
-                               "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
-                               f"--notebook-dir={ROOT / 'notebooks'}", f"--ServerApp.runtime_dir={tmp_path}",
-                               *(["--allow-root"] if os.geteuid() == 0 else [])],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "HOME": str(tmp_path)})
+    command = one_language.command("en", ROOT / "notebooks", port=port,
+                                   extra=[f"--IdentityProvider.token={token}", f"--ServerApp.runtime_dir={tmp_path}"])
+    server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "HOME": str(tmp_path)})
     try:
         def get(path):
             url = f"http://127.0.0.1:{port}{path}?token={token}"
