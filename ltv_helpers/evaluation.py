@@ -276,6 +276,8 @@ def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame) ->
 
     holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(result.calibration_end))
                            & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
+    # The backtest's customers are those seen by the calibration end; newcomers in the holdout are not.
+    holdout = holdout[holdout[CUSTOMER_ID].astype("str").isin(result.predictions.index)]
     if not np.isclose(float(holdout[AMOUNT].sum()), float(result.predictions["actual_spend"].sum()), rtol=1e-9,
                       atol=1e-6):
         raise LTVError("These are not the transactions the backtest ran on (their holdout revenue differs).")

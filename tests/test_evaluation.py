@@ -234,5 +234,17 @@ def test_a_saved_backtest_is_reused_and_gives_the_same_result(cdnow_sample, tmp_
     with pytest.raises(LTVError, match="not the transactions the backtest ran on"):
         ev.save_backtest(models_only, tmp_path / "x", cdnow_sample.assign(amount=cdnow_sample["amount"] * 2))
     assert ev.load_backtest(tmp_path / "missing") is None
+    # Customers who first buy in the holdout are not the backtest's, and saving still works.
+    newcomer = pd.DataFrame({"customer_id": ["new-1", "new-1"], "order_date": pd.to_datetime(["1998-03-01", "1998-04-01"]),
+                             "amount": [20.0, 30.0]})
+    arrivals = pd.concat([cdnow_sample, newcomer.astype({"customer_id": cdnow_sample["customer_id"].dtype})],
+                         ignore_index=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with_new = ev.backtest(arrivals, observation_end="1998-06-30", models=("bgnbd",), baselines=False,
+                               intervals=False)
+    assert "new-1" not in with_new.predictions.index
+    ev.save_backtest(with_new, tmp_path / "arrivals", arrivals)
+    assert ev.load_backtest(tmp_path / "arrivals") is not None
     (tmp_path / "backtest.json").write_text("{}", encoding="utf-8")
     assert ev.load_backtest(tmp_path) is None
