@@ -749,6 +749,25 @@ class _GammaGammaLikelihood:
 PARETO_MAX_TERMS = 20_000
 
 
+def _hyp_value(e: np.ndarray, c1: np.ndarray, z: np.ndarray) -> np.ndarray:
+    """The ``G`` of :func:`_hyp_series` alone (no derivatives), summed in blocks of terms as running
+    products, the blocks doubling from 8 to 1,024 terms: the same positive terms, few steps both
+    when a handful of terms suffice and when z is near 1 and thousands are needed (a fit at the
+    edge of Pareto/NBD's parameters)."""
+    G, last = np.ones(len(z)), np.ones(len(z))
+    active = np.flatnonzero(z > 0)
+    n, block = 0, 8
+    while active.size and n < PARETO_MAX_TERMS:
+        k = n + np.arange(block, dtype=float)
+        ratios = (e[active, None] + k) * z[active, None] / (c1[active, None] + k)
+        terms = last[active, None] * np.cumprod(ratios, axis=1)
+        G[active] += terms.sum(axis=1)
+        last[active] = terms[:, -1]
+        n, block = n + block, min(2 * block, 1024)
+        active = active[last[active] > 1e-17 * G[active]]
+    return G
+
+
 def _hyp_series(e: np.ndarray, c1: np.ndarray, z: np.ndarray):
     """``G = sum_n prod_{k<n} (e+k) / (c1+k) z^n`` (that is 2F1(1, e; c1; z)) and the derivatives of
     ``ln G`` in e, c1 and z, for arrays with 0 <= z < 1 and e <= c1. Every term is positive and at
@@ -806,8 +825,8 @@ class _ParetoNBDLikelihood:
         self.px, self.pt = both["x"].to_numpy()[first], both["t"].to_numpy()[first]
         self.i_tx, self.i_T = codes[:k], codes[k:]
 
-    def _log_j(self, r, alpha, s, beta):
-        """ln J per distinct pair and its derivatives in r, alpha, s, beta."""
+    def _log_j(self, r, alpha, s, beta, grads: bool = True):
+        """ln J per distinct pair and (unless ``grads=False``) its derivatives in r, alpha, s, beta."""
         px, pt = self.px, self.pt
         c0 = r + s + px
         if alpha < beta:
@@ -818,6 +837,8 @@ class _ParetoNBDLikelihood:
             m, b, e, z = alpha, np.full(len(px), s + 1.0), r + px, (alpha - beta) / (alpha + pt)
             dz_alpha, dz_beta = (beta + pt) / (alpha + pt) ** 2, -1 / (alpha + pt)
             db_r, db_s, de_r, de_s, dm_alpha, dm_beta = 0.0, 1.0, 1.0, 0.0, 1.0, 0.0
+        if not grads:
+            return (1 - b) * np.log1p(-z) + np.log(_hyp_value(e, c0 + 1, z)) - c0 * np.log(m + pt), None
         G, g_e, g_c, g_z = _hyp_series(e, c0 + 1, z)
         log1mz, log_mt = np.log1p(-z), np.log(m + pt)
         log_j = (1 - b) * log1mz + np.log(G) - c0 * log_mt
@@ -830,7 +851,7 @@ class _ParetoNBDLikelihood:
     def alive(self, r, alpha, s, beta) -> np.ndarray:
         """P(alive) per row: the posterior weight of "active at T" (the share1 of __call__)."""
         x, T_ = self.x, self.T
-        log_j, _ = self._log_j(r, alpha, s, beta)
+        log_j, _ = self._log_j(r, alpha, s, beta, grads=False)
         lj_tx, lj_T = log_j[self.i_tx], log_j[self.i_T]
         rho = np.exp(lj_T - lj_tx)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -994,15 +1015,14 @@ def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times) -> tuple[np.nd
 
 def _pareto_alive(model: "LTVModel", rows: pd.DataFrame) -> np.ndarray:
     """Pareto/NBD's P(alive | x, t_x, T) per row, from the same stable terms as the fitted
-    likelihood (:class:`_ParetoNBDLikelihood`: the hypergeometric parts once per distinct
-    (frequency, recency) and (frequency, T) pair, by a series with positive terms): the posterior
-    weight of "still active" against "dropped out between the last purchase and T". Equals
-    lifetimes' ``conditional_probability_alive`` (tested), also where scipy 1.16's hyp2f1 makes
-    lifetimes' form NaN."""
+    likelihood (:meth:`_ParetoNBDLikelihood.alive`: the hypergeometric parts once per distinct
+    (frequency, recency) and (frequency, T) pair, by a series with positive terms summed in blocks):
+    the posterior weight of "still active" against "dropped out between the last purchase and T".
+    Equals lifetimes' ``conditional_probability_alive`` (tested), also where scipy 1.16's hyp2f1
+    makes lifetimes' form NaN."""
     r, alpha, s, beta = (float(model.fitter.params_[k]) for k in ("r", "alpha", "s", "beta"))
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
-    terms = _ParetoNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0, 1.0)
-    return terms.alive(r, alpha, s, beta)
+    return _ParetoNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0, 1.0).alive(r, alpha, s, beta)
 
 
 def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndarray):

@@ -130,6 +130,14 @@ def test_expected_purchases_for_every_step_at_once_equal_lifetimes(days, name):
             assert np.allclose(ours[k], ref, rtol=1e-11, atol=0)
 
 
+def test_the_blocked_series_equals_the_term_by_term_one_also_near_one():
+    rng = np.random.default_rng(0)
+    e = rng.uniform(0.5, 800, 3000)
+    c1 = e + rng.uniform(0.1, 50, 3000)
+    z = np.r_[rng.uniform(0, 0.9, 1000), rng.uniform(0.99, 0.998, 2000)]  # both converge within PARETO_MAX_TERMS
+    assert np.allclose(models._hyp_value(e, c1, z), models._hyp_series(e, c1, z)[0], rtol=1e-13, atol=0)
+
+
 def test_pareto_p_alive_equals_lifetimes(days):
     """Our stable P(alive) for Pareto/NBD against lifetimes' closed form, on CDNOW and a synthetic
     client (every customer where lifetimes' value is finite)."""
