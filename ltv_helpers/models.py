@@ -1027,7 +1027,8 @@ def _pareto_alive(model: "LTVModel", rows: pd.DataFrame) -> np.ndarray:
 
 def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndarray):
     """Pareto/NBD's expected purchases (Fader and Hardie 2005, eq. 41) as ``numerator[:, pairs] /
-    denominator``: ``P(alive) (r + x) (beta + T) / (alpha + T) x (1 - ((beta + T) / (beta + T + t))^(s-1)) / (s - 1)``.
+    denominator``: ``P(alive) (r + x) (beta + T) / (alpha + T)`` times
+    ``(1 - ((beta + T) / (beta + T + t))^(s-1)) / (s - 1)``.
     Only the last factor depends on t, and on T alone, so it is computed per time and distinct T;
     P(alive) once per row (:func:`_pareto_alive`), not once per time as lifetimes'
     ``conditional_expected_number_of_purchases_up_to_time`` does."""
@@ -1515,9 +1516,9 @@ def compare_ml_baseline(predictions: pd.DataFrame, ml: "MLBaseline", ml_predicti
 
     end = pd.Timestamp(observation_end)
     ours, theirs = float(predictions["expected_purchases"].sum()), float(ml_predictions["expected_purchases"].sum())
+    revenue = float((predictions["expected_purchases"] * predictions["expected_spend"]).sum())
     table = pd.DataFrame({"expected purchases": [ours, theirs],
-                          "expected revenue": [float((predictions["expected_purchases"] * predictions["expected_spend"]).sum()),
-                                               float(ml_predictions["expected_revenue"].sum())]},
+                          "expected revenue": [revenue, float(ml_predictions["expected_revenue"].sum())]},
                          index=[label("{model} + Gamma-Gamma", language).format(model=model_name),
                                 label("gradient boosting", language)])
     past = float(_window_purchases(transactions, end - pd.Timedelta(days=ml.horizon_days), end)[0].sum())
@@ -1530,10 +1531,11 @@ def compare_ml_baseline(predictions: pd.DataFrame, ml: "MLBaseline", ml_predicti
     months = round(ml.horizon_days / 30.4375)
     first = transactions.groupby("customer_id")["order_date"].min()
     recent = (first >= ml.train_end - pd.Timedelta(days=ml.horizon_days)) & (first < ml.train_end)
-    younger = label(ML_YOUNGER, language).format(months=months) if recent.sum() >= 0.5 * (first < ml.train_end).sum() else ""
-    text = label(ML_COMPARISON, language).format(ml=f"{theirs:,.0f}", vs_model=versus(theirs, ours), model_name=model_name,
-                                                 vs_past=versus(theirs, past), past=f"{past:,.0f}", months=months,
-                                                 younger=younger)
+    young = recent.sum() >= 0.5 * (first < ml.train_end).sum()  # most had just arrived then
+    younger = label(ML_YOUNGER, language).format(months=months) if young else ""
+    text = label(ML_COMPARISON, language).format(ml=f"{theirs:,.0f}", vs_model=versus(theirs, ours),
+                                                 model_name=model_name, vs_past=versus(theirs, past),
+                                                 past=f"{past:,.0f}", months=months, younger=younger)
     return table, text
 
 

@@ -535,8 +535,8 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     x, y = pred[f"{model}_purchases"], pred["actual_purchases"]
     fig, ax = plt.subplots(figsize=(6, 5.5))
     ax.scatter(x, y, s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
-    top = max(float(np.nanmax(x.to_numpy(dtype=float), initial=0.0)), float(np.nanmax(y.to_numpy(dtype=float), initial=0.0)),
-              1.0) * 1.2
+    largest = [float(np.nanmax(v.to_numpy(dtype=float), initial=0.0)) for v in (x, y)]
+    top = max(*largest, 1.0) * 1.2
     ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)
     ticks = [t for t in (0, 1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000) if t <= top]
     for axis, setter in ((ax.xaxis, ax.set_xscale), (ax.yaxis, ax.set_yscale)):

@@ -215,7 +215,8 @@ class TierRule:
 
     def describe(self, language: str = "en", currency: str = "") -> str:
         """The rule in one Markdown sentence; thresholds in ``currency`` (``USD 43.39``) when given."""
-        past, high, low = (money(v, md_escape(currency), decimals=2) for v in (self.past_value_cut, self.high_cut, self.low_cut))
+        cuts = (self.past_value_cut, self.high_cut, self.low_cut)
+        past, high, low = (money(v, md_escape(currency), decimals=2) for v in cuts)
         if language == "zh":
             churn = (f"存活概率低于 {self.p_alive_below:.0%}" if self.p_alive_below is not None
                      else f"超过 {self.inactive_days:.0f} 天未购买")

@@ -235,8 +235,8 @@ def test_a_saved_backtest_is_reused_and_gives_the_same_result(cdnow_sample, tmp_
         ev.save_backtest(models_only, tmp_path / "x", cdnow_sample.assign(amount=cdnow_sample["amount"] * 2))
     assert ev.load_backtest(tmp_path / "missing") is None
     # Customers who first buy in the holdout are not the backtest's, and saving still works.
-    newcomer = pd.DataFrame({"customer_id": ["new-1", "new-1"], "order_date": pd.to_datetime(["1998-03-01", "1998-04-01"]),
-                             "amount": [20.0, 30.0]})
+    newcomer = pd.DataFrame({"customer_id": ["new-1", "new-1"], "amount": [20.0, 30.0],
+                             "order_date": pd.to_datetime(["1998-03-01", "1998-04-01"])})
     arrivals = pd.concat([cdnow_sample, newcomer.astype({"customer_id": cdnow_sample["customer_id"].dtype})],
                          ignore_index=True)
     with warnings.catch_warnings():

@@ -44,7 +44,8 @@ def test_the_users_own_folds_and_edits_are_kept():
                 nbformat.v4.new_markdown_cell("zh folded by its author",
                                               metadata={"tags": ["lang-zh"], "jupyter": {"source_hidden": True}}),
                 nbformat.v4.new_markdown_cell("zh", metadata={"tags": ["lang-zh"]}),
-                nbformat.v4.new_code_cell('language = "en"  # "en" or "zh"\nbins = 5', metadata={"tags": ["parameters"]})]
+                nbformat.v4.new_code_cell('language = "en"  # "en" or "zh"\nbins = 5',
+                                          metadata={"tags": ["parameters"]})]
     lab.one_language(nb, "en")
     assert [c.metadata.get("jupyter", {}).get("source_hidden", False) for c in nb.cells[:3]] == [False, True, True]
     assert lab.MARK not in nb.cells[1].metadata and lab.MARK not in nb.cells[3].metadata

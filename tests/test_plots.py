@@ -211,7 +211,8 @@ def test_gains_and_scatter(backtested):
     # One panel per ranking: perfect, random and its own curve, marked at the top 20%.
     shown = [ax for ax in fig.axes if ax.get_visible()]
     titles = [ax.get_title() for ax in shown]
-    assert {"BG/NBD", "RFM score ranking", "naive (past rate continues)"} <= set(titles) and len(titles) == len(set(titles))
+    assert {"BG/NBD", "RFM score ranking", "naive (past rate continues)"} <= set(titles)
+    assert len(titles) == len(set(titles))
     for ax in shown:
         assert [ln.get_label() for ln in ax.lines] == ["perfect", "random", ax.get_title()]
         assert all(ln.get_ydata()[-1] == pytest.approx(100) for ln in ax.lines)
