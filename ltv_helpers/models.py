@@ -395,8 +395,9 @@ class LTVModel:
         check_prediction_options(horizon, gross_margin, annual_discount_rate)
         summary = purchase_rows(summary)
         prepared = _prepare(summary)
-        purchases, spend, clv = self._predicted(prepared, horizon, gross_margin, annual_discount_rate)
-        out = pd.DataFrame({"expected_purchases": purchases, "p_alive": self._alive(prepared[1])[prepared[2]],
+        alive = self._alive(prepared[1])
+        purchases, spend, clv = self._predicted(prepared, horizon, gross_margin, annual_discount_rate, alive)
+        out = pd.DataFrame({"expected_purchases": purchases, "p_alive": alive[prepared[2]],
                             "expected_spend": spend, "clv": clv}, index=summary.index)
         bad = ~np.isfinite(out.to_numpy()).all(axis=1)
         if bad.any():  # a count, never a customer's id: messages reach logs and batch tables
@@ -404,16 +405,17 @@ class LTVModel:
                            f"{int(bad.sum()):,} of {len(out):,} customers; try another model.")
         return out
 
-    def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float):
+    def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float, alive=None):
         """Expected purchases, expected spend and CLV per customer of a :func:`_prepare` d summary
-        (the arithmetic of :meth:`predict`, without its checks and table)."""
+        (the arithmetic of :meth:`predict`, without its checks and table); ``alive``: P(alive) of
+        the distinct rows when already known (Pareto/NBD's purchases are built on it)."""
         data, rows, inverse = prepared
         step = DAYS_PER_YEAR / 12 / self.unit_days
         if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
             step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
         years = ends * self.unit_days / DAYS_PER_YEAR
-        discounted, purchases = discounted_purchases(self, rows, ends, (1 + annual_discount_rate) ** -years)
+        discounted, purchases = discounted_purchases(self, rows, ends, (1 + annual_discount_rate) ** -years, alive)
         # Spend is a closed form per customer: no need to compress on monetary_value too.
         if self.spend_model is not None:
             spend = np.asarray(self.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE]), dtype=float)
@@ -848,18 +850,23 @@ class _ParetoNBDLikelihood:
                  d_b * db_s + g_e * de_s + d_c0, d_z * dz_beta + d_m * dm_beta)
         return log_j, grads
 
-    def alive(self, r, alpha, s, beta) -> np.ndarray:
-        """P(alive) per row: the posterior weight of "active at T" (the share1 of __call__)."""
+    def _parts(self, r, alpha, s, beta, log_j):
+        """Per row: rho = J(T) / J(t_x), the log-likelihoods of "active at T" (a1) and of "dropped
+        out between t_x and T" (a2, without the common factor), and both scaled by their maximum
+        (top, e1, e2)."""
         x, T_ = self.x, self.T
-        log_j, _ = self._log_j(r, alpha, s, beta, grads=False)
         lj_tx, lj_T = log_j[self.i_tx], log_j[self.i_T]
-        rho = np.exp(lj_T - lj_tx)
+        rho = np.exp(lj_T - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
         with np.errstate(divide="ignore", invalid="ignore"):
             a2 = np.log(s) - np.log(r + s + x) + lj_tx + np.log1p(-rho)
         a1 = -(r + x) * np.log(alpha + T_) - s * np.log(beta + T_)
-        # 1 / (1 + e^(a2 - a1)), without overflow for either sign.
-        with np.errstate(over="ignore"):
-            return np.where(a2 > a1, np.exp(a1 - a2) / (1 + np.exp(a1 - a2)), 1 / (1 + np.exp(a2 - a1)))
+        top = np.maximum(a1, a2)
+        return rho, top, np.exp(a1 - top), np.exp(a2 - top)
+
+    def alive(self, r, alpha, s, beta) -> np.ndarray:
+        """P(alive) per row: the posterior weight of "active at T" (the share1 of __call__)."""
+        _, _, e1, e2 = self._parts(r, alpha, s, beta, self._log_j(r, alpha, s, beta, grads=False)[0])
+        return e1 / (e1 + e2)
 
     def __call__(self, log_params):
         from scipy.special import digamma, gammaln
@@ -867,14 +874,8 @@ class _ParetoNBDLikelihood:
         r, alpha, s, beta = params = np.exp(log_params)
         x, T_, w = self.x, self.T, self.w
         log_j, grads = self._log_j(r, alpha, s, beta)
-        lj_tx, lj_T = log_j[self.i_tx], log_j[self.i_T]
-        rho = np.exp(lj_T - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
+        rho, top, e1, e2 = self._parts(r, alpha, s, beta, log_j)
         c0 = r + s + x
-        with np.errstate(divide="ignore", invalid="ignore"):
-            a2 = np.log(s) - np.log(c0) + lj_tx + np.log1p(-rho)
-        a1 = -(r + x) * np.log(alpha + T_) - s * np.log(beta + T_)
-        top = np.maximum(a1, a2)
-        e1, e2 = np.exp(a1 - top), np.exp(a2 - top)
         ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + top + np.log(e1 + e2)
         share2 = e2 / (e1 + e2)  # posterior weight of "dropped out between t_x and T"
         share1 = 1 - share2
@@ -970,23 +971,26 @@ def expected_purchases_by_step(model: "LTVModel", rows: pd.DataFrame, times) -> 
     return numerator[:, pairs] / denominator
 
 
-def discounted_purchases(model: "LTVModel", rows: pd.DataFrame, times, factors) -> tuple[np.ndarray, np.ndarray]:
+def discounted_purchases(model: "LTVModel", rows: pd.DataFrame, times, factors,
+                         alive=None) -> tuple[np.ndarray, np.ndarray]:
     """``sum_k factors[k] (E[N(times[k])] - E[N(times[k-1])])`` per row (E[N(0)] = 0), and the
     expected purchases up to the last time: the increments are taken and weighted per distinct
-    (frequency, T) pair, so no (times x rows) array is made."""
-    numerator, pairs, denominator = _purchase_terms(model, rows, times)
+    (frequency, T) pair, so no (times x rows) array is made. ``alive``: as in :func:`_purchase_terms`."""
+    numerator, pairs, denominator = _purchase_terms(model, rows, times, alive)
     per_pair = np.asarray(factors, dtype=float) @ np.diff(numerator, axis=0, prepend=0.0)
     return per_pair[pairs] / denominator, numerator[-1][pairs] / denominator
 
 
-def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times,
+                    alive=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Expected purchases as ``numerator[:, pairs] / denominator``: the numerator per time and
-    distinct (frequency, T) pair, each row's pair, and each row's recency term."""
+    distinct (frequency, T) pair, each row's pair, and each row's recency term. ``alive``:
+    Pareto/NBD's P(alive) of the rows when the caller already has it (used only there)."""
     from scipy.special import hyp2f1
 
     times = np.atleast_1d(np.asarray(times, dtype=float))
     if model.model == "pareto_nbd":
-        return _pareto_purchase_terms(model, rows, times)
+        return _pareto_purchase_terms(model, rows, times, alive)
     p = model.fitter.params_
     r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
@@ -1025,7 +1029,7 @@ def _pareto_alive(model: "LTVModel", rows: pd.DataFrame) -> np.ndarray:
     return _ParetoNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0, 1.0).alive(r, alpha, s, beta)
 
 
-def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndarray):
+def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndarray, alive=None):
     """Pareto/NBD's expected purchases (Fader and Hardie 2005, eq. 41) as ``numerator[:, pairs] /
     denominator``: ``P(alive) (r + x) (beta + T) / (alpha + T)`` times
     ``(1 - ((beta + T) / (beta + T + t))^(s-1)) / (s - 1)``.
@@ -1034,7 +1038,7 @@ def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndar
     ``conditional_expected_number_of_purchases_up_to_time`` does."""
     r, alpha, s, beta = (float(model.fitter.params_[k]) for k in ("r", "alpha", "s", "beta"))
     x, T_ = rows[FREQUENCY].to_numpy(dtype=float), rows[T].to_numpy(dtype=float)
-    alive = _pareto_alive(model, rows)
+    alive = _pareto_alive(model, rows) if alive is None else alive
     pairs = _row_codes(pd.DataFrame({"T": T_}), ["T"])
     pT = T_[_first_rows(pairs)]
     t = np.asarray(times, dtype=float)[:, None]

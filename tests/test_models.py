@@ -596,7 +596,7 @@ def test_a_stability_row_at_the_edge_is_explained():
 
 
 def test_a_prediction_that_fails_names_a_count_never_a_customer(cal, bgnbd, monkeypatch):
-    def overflow(model, rows, times, factors):
+    def overflow(model, rows, times, factors, alive=None):
         values = np.full((len(rows),), np.nan)
         return values, values
 
