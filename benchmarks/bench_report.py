@@ -1,6 +1,7 @@
 """Client report speed: the CDNOW demo report, and a batch of synthetic clients with 1 and N workers.
 
 Usage: python benchmarks/bench_report.py [--clients 8] [--customers 3000] [--workers 2] [--skip-demo]
+       python benchmarks/bench_report.py --million [--sizes 10000 100000 1000000] [--busy 0]
 
 1. The full demo report (`ltv demo`: four stage notebooks and the summary on CDNOW master,
    report.html and report.pdf), timed end to end. Target: under 90 s on a 2-core machine.
@@ -9,6 +10,15 @@ Usage: python benchmarks/bench_report.py [--clients 8] [--customers 3000] [--wor
    with ``--workers`` workers, in one run. Prints both times and the speed-up (target: 1.7x with
    2 workers on 2 cores) and checks that both runs rendered every client and give the same
    numbers (prediction.json).
+3. ``--million``: one synthetic client at CDNOW's purchase rates (``--sizes``, default 10k, 100k
+   and 1M customers; 1M is about 2.85M order rows) written as a CSV export; at each size, in one
+   run, lifetimes' bare pipeline on the same file (``read_csv``, ``summary_data_from_transaction_data``,
+   ``BetaGeoFitter``, ``GammaGammaFitter`` (tol 1e-6) and the 12-month ``customer_lifetime_value``)
+   and ``ltv report --no-pdf`` (all five notebooks: three models backtested, intervals, figures), each
+   in its own process. Prints both times, the ratio (target: at most 3x at 1M), the report's peak
+   memory (the sum of its processes' resident memory, sampled every 50 ms; target under 1.2 GB),
+   each notebook's time, and the growth from the smallest size to the largest. ``--busy N`` runs N
+   numpy-busy processes (BLAS on every core) beside both sides.
 """
 
 from __future__ import annotations
@@ -62,16 +72,120 @@ def _batch(root: Path, clients: int, customers: int, workers: int) -> tuple[floa
     return times[1], times[workers]
 
 
+LIFETIMES_PIPELINE = """
+import sys, time, warnings
+warnings.simplefilter("ignore")
+import pandas as pd
+from lifetimes import BetaGeoFitter, GammaGammaFitter
+from lifetimes.utils import summary_data_from_transaction_data
+started = time.perf_counter()
+tx = pd.read_csv(sys.argv[1], parse_dates=["order_date"])
+s = summary_data_from_transaction_data(tx, "customer_id", "order_date", monetary_value_col="amount",
+                                       observation_period_end=sys.argv[2], freq="D")
+bg = BetaGeoFitter().fit(s["frequency"], s["recency"], s["T"])
+repeat = s[(s["frequency"] > 0) & (s["monetary_value"] > 0)]
+gg = GammaGammaFitter().fit(repeat["frequency"], repeat["monetary_value"], tol=1e-6)
+clv = gg.customer_lifetime_value(bg, s["frequency"], s["recency"], s["T"], s["monetary_value"],
+                                 time=12, discount_rate=0.01, freq="D")
+print(time.perf_counter() - started, float(clv.sum()))
+"""
+
+
+def _tree_peak(proc) -> tuple[float, float]:
+    """Wait for ``proc``; the peak of the summed resident memory of it and its descendants, and
+    the largest single process's, in MB (sampled every 50 ms)."""
+    import psutil
+
+    root = psutil.Process(proc.pid)
+    total = single = 0
+    while proc.poll() is None:
+        try:
+            rss = [p.memory_info().rss for p in [root, *root.children(recursive=True)]]
+        except psutil.Error:  # a process ended between listing and reading
+            continue
+        total, single = max(total, sum(rss)), max(single, max(rss))
+        time.sleep(0.05)
+    return total / 2**20, single / 2**20
+
+
+def _notebook_times(run: Path) -> dict:
+    import nbformat
+
+    return {p.stem: nbformat.read(p, 4).metadata.get("papermill", {}).get("duration") or 0.0
+            for p in sorted(run.glob("0*.ipynb"))}
+
+
+def _million(root: Path, sizes: list[int], busy: int) -> None:
+    import subprocess
+
+    import pandas as pd
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_busy import BUSY
+    from bench_pareto import CDNOW_RATES
+
+    from ltv_helpers.datasets import synthetic_transactions
+
+    ltv = Path(sys.executable).with_name("ltv")
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(busy)]
+    rows = []
+    try:
+        for n in sizes:
+            tx = synthetic_transactions(n, seed=7, **CDNOW_RATES)
+            end = str(pd.Timestamp(tx.attrs["true_params"]["observation_end"]).date())
+            path = root / f"client_{n}.csv"
+            tx.to_csv(path, index=False)
+            orders = len(tx)
+            del tx
+            ref = subprocess.run([sys.executable, "-c", LIFETIMES_PIPELINE, str(path), end],
+                                 capture_output=True, text=True, check=True, timeout=3600)
+            lifetimes_s = float(ref.stdout.split()[0])
+            started = time.perf_counter()
+            proc = subprocess.Popen([str(ltv), "report", str(path), "--client", f"synthetic {n}",
+                                     "--output", str(root / f"report_{n}"), "--no-pdf",
+                                     "-p", f"observation_end={end}"],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            total_mb, single_mb = _tree_peak(proc)
+            seconds = time.perf_counter() - started
+            if proc.returncode:
+                sys.exit(f"ltv report failed at {n:,} customers: {proc.stderr.read()[-2000:]}")
+            books = _notebook_times(root / f"report_{n}" / "latest")
+            rows.append((n, orders, lifetimes_s, seconds, total_mb, single_mb))
+            print(f"{n:,} customers ({orders:,} orders): lifetimes' pipeline {lifetimes_s:.1f} s, "
+                  f"ltv report --no-pdf {seconds:.1f} s ({seconds / lifetimes_s:.1f}x), peak memory "
+                  f"{total_mb:,.0f} MB in all ({single_mb:,.0f} MB the largest process)", flush=True)
+            print("   notebooks: " + ", ".join(f"{k} {v:.1f} s" for k, v in books.items()), flush=True)
+    finally:
+        for hog in hogs:
+            hog.kill()
+    print(f"\n| customers | orders | lifetimes' pipeline | ltv report --no-pdf | ratio | peak memory (all / largest) |")
+    print("|---|---|---|---|---|---|")
+    for n, orders, lt, ours, total_mb, single_mb in rows:
+        print(f"| {n:,} | {orders:,} | {lt:.1f} s | {ours:.1f} s | {ours / lt:.1f}x | {total_mb:,.0f} / {single_mb:,.0f} MB |")
+    if len(rows) > 1:
+        (n0, _, lt0, us0, *_), (n1, _, lt1, us1, *_) = rows[0], rows[-1]
+        print(f"growth {n0:,} -> {n1:,} customers: report x{us1 / us0:.1f}, lifetimes x{lt1 / lt0:.1f}")
+    n, _, lt, ours, total_mb, _ = rows[-1]
+    print(f"at {n:,}: ratio {ours / lt:.1f}x (target at most 3x: {'met' if ours <= 3 * lt else 'MISSED'}), "
+          f"peak {total_mb:,.0f} MB (target under 1,200 MB: {'met' if total_mb < 1200 else 'MISSED'})")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--customers", type=int, default=3000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--skip-demo", action="store_true")
+    parser.add_argument("--million", action="store_true", help="the large client against lifetimes' pipeline")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--busy", type=int, default=0, help="numpy-busy processes beside both sides")
     args = parser.parse_args()
     print(f"{os.cpu_count()} cores")
     with tempfile.TemporaryDirectory(prefix="bench-report-") as tmp:
         root = Path(tmp)
+        if args.million:
+            _million(root, args.sizes, args.busy)
+            return
         if not args.skip_demo:
             demo = _demo(root)
             print(f"  target under 90 s: {'met' if demo < 90 else 'MISSED'}")

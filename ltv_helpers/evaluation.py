@@ -205,13 +205,12 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
             if intervals and name in reuse.model_errors:
                 errors[name] = reuse.model_errors[name]
             continue
-        try:  # a model that cannot be fitted or predicted is left out, with one sentence
-            m = mdl.fit(summary, model=name)
-            p = m.predict(summary, horizon=duration)
-        except LTVError as err:
-            warnings.warn(f"{mdl.PURCHASE_MODELS[name]} left out of the backtest: {err}", stacklevel=2)
-            left_out[name] = str(err)
+        fit = _fit_and_predict(summary, name, duration)
+        if isinstance(fit, str):
+            warnings.warn(f"{mdl.PURCHASE_MODELS[name]} left out of the backtest: {fit}", stacklevel=2)
+            left_out[name] = fit
             continue
+        m, p = fit
         pred[f"{name}_purchases"] = p["expected_purchases"]
         pred[f"{name}_spend"] = p["clv"]
         fitted[name] = m
@@ -233,6 +232,16 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
     return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
+
+
+def _fit_and_predict(summary: pd.DataFrame, name: str, duration: float):
+    """``model`` fitted on a calibration summary and its prediction of the holdout, or the
+    sentence saying why it could not be fitted or predicted."""
+    try:
+        m = mdl.fit(summary, model=name)
+        return m, m.predict(summary, horizon=duration)
+    except LTVError as err:
+        return str(err)
 
 
 #: What a backtest keeps of each model's calibration fit beside its holdout metrics.
@@ -419,21 +428,27 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
             cut = as_of - pd.Timedelta(days=h + j * step)
             if cut < first + pd.Timedelta(days=span * MODEL_ERROR_MIN_HISTORY):
                 break
+            # Only the totals count here: the calibration summary and each model's fit and
+            # prediction, without a backtest's per-customer metrics.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    res = backtest(tx, calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
-                                   models=models, freq=freq, freq_multiplier=freq_multiplier,
-                                   baselines=False, intervals=False)
+                    summary = calibration_holdout(tx, calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
+                                                  freq=freq, freq_multiplier=freq_multiplier)
                 except LTVError:
                     continue
-            p = res.predictions
-            for name, m in res.fitted.items():
-                totals = [p[f"{name}_purchases"].sum(), p["actual_purchases"].sum(),
-                          p[f"{name}_spend"].sum(), p["actual_spend"].sum()]
+                duration = float(summary["duration_holdout"].iloc[0])
+                actual = [float(summary["frequency_holdout"].sum()),
+                          float((summary["frequency_holdout"] * summary["monetary_value_holdout"]).sum())]
+                fits = {name: _fit_and_predict(summary, name, duration) for name in models}
+            for name, fit in fits.items():
+                if isinstance(fit, str):
+                    continue
+                m, p = fit
+                totals = [p["expected_purchases"].sum(), actual[0], p["clv"].sum(), actual[1]]
                 if min(totals) <= 0:
                     continue  # no log error of a zero total
-                params, customers = _noise_variances(m, res.summary, res.duration)
+                params, customers = _noise_variances(m, summary, duration)
                 rows[name].append([cut.date(), h, totals[0], totals[1], np.log(totals[1] / totals[0]),
                                    params["purchases"] + customers["purchases"], totals[2], totals[3],
                                    np.log(totals[3] / totals[2]), params["revenue"] + customers["revenue"]])
@@ -535,12 +550,13 @@ def _ranking(score: pd.Series, actual: pd.Series) -> dict:
     perfect = gains_curve(actual, actual)
     area = lambda c: np.trapezoid(c["share of value"], c["share of customers"]) - 0.5  # noqa: E731
     k10, k20 = max(1, int(np.ceil(0.1 * n))), max(1, int(np.ceil(0.2 * n)))
-    top_pred = set(score.index[np.argsort(-score.to_numpy(dtype=float), kind="stable")[:k20]])
-    top_actual = set(actual.index[np.argsort(-actual.to_numpy(dtype=float), kind="stable")[:k20]])
+    # The same customers in the same order (columns of one table), compared by position.
+    top_pred = np.argsort(-score.to_numpy(dtype=float), kind="stable")[:k20]
+    top_actual = np.argsort(-actual.to_numpy(dtype=float), kind="stable")[:k20]
     return {"top10_capture": float(curve["share of value"].iloc[k10]),
             "top20_capture": float(curve["share of value"].iloc[k20]),
             "gains_gini": float(area(curve) / area(perfect)) if area(perfect) > 0 else np.nan,
-            "top20_precision": len(top_pred & top_actual) / k20}
+            "top20_precision": len(np.intersect1d(top_pred, top_actual, assume_unique=True)) / k20}
 
 
 def conditional_expectations(result: BacktestResult, *, max_frequency: int = 7) -> pd.DataFrame:
@@ -639,20 +655,22 @@ def _period_start_days(periods: np.ndarray, freq: str) -> np.ndarray:
 @mdl.one_blas_thread
 def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float,
                      models: tuple[str, ...] = ("bgnbd",), freq: str = "D", freq_multiplier: float = 1,
-                     intervals: bool = True) -> pd.DataFrame:
+                     intervals: bool = True, reuse: BacktestResult | None = None) -> pd.DataFrame:
     """Backtests at several calibration cut-offs, each with a holdout of ``holdout_days``.
 
     One row per (cutoff, model): the fitted parameters and the main metrics (mae,
     total_error_pct, top20_capture, gains_gini), to show how stable they are over time; with
     ``intervals``, also ``predicted_low`` / ``predicted_high`` (:func:`backtest`) and
-    ``inside`` (whether the actual total fell in them).
+    ``inside`` (whether the actual total fell in them). ``reuse``: a backtest already made on
+    these transactions (the evaluation's main one); the cut-off it shares is taken from it, not
+    fitted again (:func:`backtest`'s ``reuse``).
     """
     rows, edges = [], {}
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         res = backtest(transactions, calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
                        models=models, freq=freq, freq_multiplier=freq_multiplier, baselines=False,
-                       intervals=intervals)
+                       intervals=intervals, reuse=reuse)
         keys = ["mae", "total_error_pct", "top20_capture", "gains_gini"]
         for name, m in res.fitted.items():
             met = res.metrics.loc[name]
