@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ import pandas as pd
 from ltv_helpers import models as mdl
 from ltv_helpers.data.engines import DuckDBEngine
 from ltv_helpers.data.parse import _end_cut
-from ltv_helpers.data.summary import _PERIOD_SQL, _check_freq, calibration_holdout, period_of
+from ltv_helpers.data.summary import _PERIOD_SQL, OrderDays, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
@@ -140,7 +141,8 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
 def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_end=None,
              models: tuple[str, ...] | list[str] = ("bgnbd", "pareto_nbd", "mbgnbd"), freq: str = "D",
              freq_multiplier: float = 1, baselines: bool = True, intervals: bool = True,
-             level: float = 0.9, reuse: BacktestResult | None = None) -> BacktestResult:
+             level: float = 0.9, reuse: BacktestResult | None = None,
+             orders: OrderDays | None = None) -> BacktestResult:
     """Fit each model on the calibration period, predict the holdout, score models and baselines.
 
     ``calibration_end`` defaults to :func:`default_calibration_end`; ``observation_end`` to the
@@ -166,7 +168,8 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     read back with :func:`load_backtest`); its models are taken as they are instead of being
     fitted, backtested and given intervals again, so only the rest (e.g. the baselines) is
     computed. The result is the same as without it (tested). A result on other data or another
-    split is not used.
+    split is not used. ``orders``: the same transactions as an :class:`OrderDays`, when the caller
+    makes many backtests of them (made here when the model errors need summaries at earlier cut-offs).
     """
     if observation_end is None:
         observation_end = transactions[ORDER_DATE].max().normalize()
@@ -179,9 +182,11 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if reuse is not None and not _reusable(reuse, transactions, cal_end, obs_end, freq, freq_multiplier,
                                            intervals, level):
         reuse = None
+    if orders is None and reuse is None and intervals and _check_freq(freq, freq_multiplier) in OrderDays.FREQS:
+        orders = OrderDays(transactions)  # the model errors make a summary at every earlier cut-off
     summary = (reuse.summary if reuse is not None else
-               calibration_holdout(transactions, calibration_end=cal_end, observation_end=obs_end,
-                                   freq=freq, freq_multiplier=freq_multiplier))
+               (orders.calibration_holdout if orders is not None else partial(calibration_holdout, transactions))(
+                   calibration_end=cal_end, observation_end=obs_end, freq=freq, freq_multiplier=freq_multiplier))
     summary.attrs["backtest_freq"] = [freq, float(freq_multiplier)]
     duration = float(summary["duration_holdout"].iloc[0])
     holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(cal_end))
@@ -219,7 +224,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if intervals and fresh:
         # One set of earlier cut-offs for all the models (their summaries are made once).
         errors.update(model_errors(transactions, as_of=cal_end, horizon_days=duration * mdl._time_unit(summary, None),
-                                   models=fresh, freq=freq, freq_multiplier=freq_multiplier))
+                                   models=fresh, freq=freq, freq_multiplier=freq_multiplier, orders=orders))
         for name in fresh:
             fit_stats[name].update(_holdout_interval(fitted[name], summary, duration, pred[f"{name}_purchases"].sum(),
                                                      errors[name], level))
@@ -266,6 +271,12 @@ def _reusable(reuse: BacktestResult, transactions: pd.DataFrame, cal_end, obs_en
     return bool((has_intervals or not intervals) and attrs["transactions"] == _fingerprint(transactions))
 
 
+def _among(ids: pd.Series, index: pd.Index) -> np.ndarray:
+    """Whether each id is in ``index`` (unique ids, a summary's): a hash lookup, ten times faster
+    than ``Series.isin`` on pandas' Arrow strings (3.7 s for 1M ids among 900k)."""
+    return index.get_indexer(ids.astype("str")) >= 0
+
+
 def _fingerprint(transactions: pd.DataFrame) -> str:
     """The identity of the transactions a backtest ran on: a SHA-256 of every customer id, order
     time and amount, in order (another client, export, re-keyed ids or one moved order differ)."""
@@ -286,7 +297,7 @@ def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame) ->
     holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(result.calibration_end))
                            & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
     # The backtest's customers are those seen by the calibration end; newcomers in the holdout are not.
-    holdout = holdout[holdout[CUSTOMER_ID].astype("str").isin(result.predictions.index)]
+    holdout = holdout[_among(holdout[CUSTOMER_ID], result.predictions.index)]
     if not np.isclose(float(holdout[AMOUNT].sum()), float(result.predictions["actual_spend"].sum()), rtol=1e-9,
                       atol=1e-6):
         raise LTVError("These are not the transactions the backtest ran on (their holdout revenue differs).")
@@ -389,7 +400,8 @@ class ModelError:
 
 
 def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model: str = "bgnbd",
-                freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS) -> ModelError:
+                freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS,
+                orders: OrderDays | None = None) -> ModelError:
     """The model error of ``model`` for a forecast ``horizon_days`` long made at ``as_of``,
     measured on the orders before it (rolling-origin backtests).
 
@@ -406,16 +418,22 @@ def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model
     squared error includes it.
     """
     return model_errors(transactions, as_of=as_of, horizon_days=horizon_days, models=(model,), freq=freq,
-                        freq_multiplier=freq_multiplier, origins=origins)[model]
+                        freq_multiplier=freq_multiplier, origins=origins, orders=orders)[model]
 
 
 @mdl.one_blas_thread
 def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, models: tuple[str, ...],
-                 freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS) -> dict:
+                 freq: str = "D", freq_multiplier: float = 1, origins: int = MODEL_ERROR_ORIGINS,
+                 orders: OrderDays | None = None) -> dict:
     """:func:`model_error` of several models at once, by model: each earlier cut-off's summary is
-    made once and every model backtested on it."""
+    made once and every model backtested on it. ``orders``: the transactions as an
+    :class:`OrderDays` when the caller has them so (made here otherwise, for days and weeks)."""
     as_of = pd.Timestamp(as_of)
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
+    if orders is None and _check_freq(freq, freq_multiplier) in OrderDays.FREQS and len(tx):
+        orders = OrderDays(transactions)
+    # Every summary ends by as_of, so the orders after it change none of them.
+    summarize = orders.calibration_holdout if orders is not None else partial(calibration_holdout, tx)
     columns = ["cutoff", "holdout_days", "predicted", "actual", "log_error", "noise_var",
                "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
     rows = {name: [] for name in models}
@@ -433,8 +451,8 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 try:
-                    summary = calibration_holdout(tx, calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
-                                                  freq=freq, freq_multiplier=freq_multiplier)
+                    summary = summarize(calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
+                                        freq=freq, freq_multiplier=freq_multiplier)
                 except LTVError:
                     continue
                 duration = float(summary["duration_holdout"].iloc[0])
@@ -590,7 +608,7 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     freq = _check_freq(freq, 1)
     unit_days = result.summary.attrs.get("unit_days", 1.0)
     ids = result.summary.index
-    tx = transactions[transactions[CUSTOMER_ID].astype("str").isin(ids)
+    tx = transactions[_among(transactions[CUSTOMER_ID], ids)
                       & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
     with DuckDBEngine(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]]) as src:
         per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
@@ -666,11 +684,12 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
     fitted again (:func:`backtest`'s ``reuse``).
     """
     rows, edges = [], {}
+    orders = OrderDays(transactions) if _check_freq(freq, freq_multiplier) in OrderDays.FREQS else None
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         res = backtest(transactions, calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),
                        models=models, freq=freq, freq_multiplier=freq_multiplier, baselines=False,
-                       intervals=intervals, reuse=reuse)
+                       intervals=intervals, reuse=reuse, orders=orders)
         keys = ["mae", "total_error_pct", "top20_capture", "gains_gini"]
         for name, m in res.fitted.items():
             met = res.metrics.loc[name]

@@ -405,10 +405,19 @@ class LTVModel:
                            f"{int(bad.sum()):,} of {len(out):,} customers; try another model.")
         return out
 
-    def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float, alive=None):
+    def _spend(self, data: pd.DataFrame) -> np.ndarray:
+        """Expected spend per customer of :func:`_prepare` d columns: a closed form per customer
+        (no need to compress on monetary_value too); the customer's own average without a spend model."""
+        if self.spend_model is not None:
+            return np.asarray(self.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE]), dtype=float)
+        return data[MONETARY_VALUE].to_numpy(dtype=float)
+
+    def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float, alive=None,
+                   spend=None):
         """Expected purchases, expected spend and CLV per customer of a :func:`_prepare` d summary
         (the arithmetic of :meth:`predict`, without its checks and table); ``alive``: P(alive) of
-        the distinct rows when already known (Pareto/NBD's purchases are built on it)."""
+        the distinct rows when already known (Pareto/NBD's purchases are built on it); ``spend``:
+        the expected spend per customer when already known (:meth:`_spend`)."""
         data, rows, inverse = prepared
         step = DAYS_PER_YEAR / 12 / self.unit_days
         if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
@@ -416,11 +425,7 @@ class LTVModel:
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
         years = ends * self.unit_days / DAYS_PER_YEAR
         discounted, purchases = discounted_purchases(self, rows, ends, (1 + annual_discount_rate) ** -years, alive)
-        # Spend is a closed form per customer: no need to compress on monetary_value too.
-        if self.spend_model is not None:
-            spend = np.asarray(self.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE]), dtype=float)
-        else:
-            spend = data[MONETARY_VALUE].to_numpy(dtype=float)
+        spend = self._spend(data) if spend is None else spend
         clv = np.clip(gross_margin * discounted[inverse] * spend, 0.0, None)  # rounding can leave -1e-16
         return purchases[inverse], spend, clv
 
@@ -1447,9 +1452,15 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
     summary = purchase_rows(summary)
     weights = _weights(summary)
     prepared = _prepare(summary)  # once: every shifted model predicts on its distinct histories
+    base_spend = model._spend(prepared[0])
+    base_purchases = model._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0]
 
-    def log_totals(m: LTVModel) -> np.ndarray:
-        purchases, spend, _ = m._predicted(prepared, horizon, 1.0, 0.0)
+    def log_totals(m: LTVModel, kind: str) -> np.ndarray:
+        # A shifted purchase parameter leaves the spend as it is, and a spend parameter the purchases.
+        if kind == "purchase":
+            purchases, spend = m._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0], base_spend
+        else:
+            purchases, spend = base_purchases, m._spend(prepared[0])
         with np.errstate(all="ignore"):
             return np.log([(purchases * weights).sum(), (purchases * spend * weights).sum()])
 
@@ -1468,7 +1479,7 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
             step = np.zeros(len(keys))
             step[j] = eps
             up, down = (_with_params(model, **{kind: dict(zip(keys, np.exp(base + s)))}) for s in (step, -step))
-            grad[:, j] = (log_totals(up) - log_totals(down)) / (2 * eps)
+            grad[:, j] = (log_totals(up, kind) - log_totals(down, kind)) / (2 * eps)
         var += np.einsum("ij,jk,ik->i", grad, cov, grad)
     return {"purchases": float(var[0]), "revenue": float(var[1])}
 

@@ -384,6 +384,38 @@ def test_calibration_holdout_includes_the_whole_end_day(tiny):
         calibration_holdout(tx, calibration_end="2024-01-25", observation_end="2024-01-31")
 
 
+@pytest.mark.parametrize("freq,mult", [("D", 1), ("D", 7), ("W", 1)])
+def test_prepared_order_days_give_the_same_summaries_as_the_query(cdnow_sample, freq, mult):
+    """OrderDays (numpy, for a backtest's many cut-offs) equals calibration_holdout bit for bit:
+    the same customers in the same order, periods and exact sums, at several cut-offs, on
+    shuffled rows with several orders a day, times of day and awkward amounts."""
+    from ltv_helpers.data.summary import OrderDays
+
+    rng = np.random.default_rng(5)
+    tx = cdnow_sample.sample(frac=1.0, random_state=1).reset_index(drop=True)
+    extra = tx.sample(400, random_state=2).assign(
+        order_date=lambda d: d["order_date"] + pd.to_timedelta(rng.integers(0, 86_399, len(d)), "s"),
+        amount=lambda d: np.round(rng.gamma(2.0, 20.0, len(d)), 2) + 0.005)
+    tx = pd.concat([tx, extra, pd.DataFrame({"customer_id": ["Zoë-1", "äb", "10"], "amount": [0.1, 0.2, 0.3],
+                                             "order_date": pd.to_datetime(["1997-01-03 23:59:59", "1997-05-01 00:00:00",
+                                                                          "1998-01-01 00:00:01"])})],
+                   ignore_index=True)
+    prepared = OrderDays(tx)
+    for cal_end, obs_end in [("1997-09-30", "1998-06-30"), ("1997-03-31 12:00", "1997-12-31"),
+                             ("1997-06-15", "1997-07-01")]:
+        ours = prepared.calibration_holdout(calibration_end=cal_end, observation_end=obs_end, freq=freq,
+                                            freq_multiplier=mult)
+        ref = calibration_holdout(tx, calibration_end=cal_end, observation_end=obs_end, freq=freq,
+                                  freq_multiplier=mult)
+        pd.testing.assert_frame_equal(ours, ref, check_exact=True)
+        assert ours.attrs["unit_days"] == ref.attrs["unit_days"]
+    with pytest.raises(LTVError, match="No purchases fall between"):
+        prepared.calibration_holdout(calibration_end="1998-06-30", observation_end="1998-07-31")
+    monthly = prepared.calibration_holdout(calibration_end="1997-09-30", observation_end="1998-06-30", freq="M")
+    pd.testing.assert_frame_equal(monthly, calibration_holdout(tx, calibration_end="1997-09-30",
+                                                               observation_end="1998-06-30", freq="M"))
+
+
 # ------------------------------------------------------------------------------- notebook helpers
 
 def test_monthly_activity_and_simple_estimate(tiny):
