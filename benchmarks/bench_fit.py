@@ -1,6 +1,7 @@
 """Fit and CLV speed: plain lifetimes vs ltv_helpers.models, on the same data, in one run.
 
-Usage: python benchmarks/bench_fit.py [--customers 100000 1000000] [--pareto 100000] [--repeats 3] [--write]
+Usage: python benchmarks/bench_fit.py [--customers 100000 1000000] [--pareto 100000] [--repeats 3] [--load 0]
+                                      [--write]
 
 For each size, synthetic transactions (``synthetic_transactions``: a BG/NBD + Gamma-Gamma world)
 are summarized once with ``rfm_summary`` (daily). Then, on the same summary:
@@ -19,7 +20,10 @@ Parameters must agree to 1e-6 relative (Pareto/NBD: 2e-4, where lifetimes' Nelde
 the CLV under lifetimes' convention to 1e-6. Each step runs ``--repeats`` times per side and
 the median run is reported (single runs vary by 20-40% here, and a first call pays for touching
 fresh memory). Peak memory is the highest resident size of this process during the step, above
-what it held before (sampled every 10 ms). ``--write`` keeps the table in benchmarks/results.md.
+what it held before (sampled every 10 ms). ``--load N`` runs N numpy-busy processes (matrix
+products, BLAS on every core: two other clients of a batch) during all the timings, beside both
+sides alike; issue 25's target is a pipeline ratio of at least 10x with ``--load 2`` as well as
+quiet. ``--write`` keeps the table in benchmarks/results.md.
 """
 
 from __future__ import annotations
@@ -113,8 +117,24 @@ def main() -> None:
     parser.add_argument("--pareto", type=int, nargs="*", default=[100_000],
                         help="sizes at which Pareto/NBD is fitted (lifetimes: minutes)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per step and side; the median is kept")
+    parser.add_argument("--load", type=int, default=0, help="numpy-busy processes running during the timings")
     parser.add_argument("--write", action="store_true", help="write the table to benchmarks/results.md")
     args = parser.parse_args()
+    import subprocess
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parent))
+    from bench_busy import BUSY
+
+    hogs = [subprocess.Popen([sys.executable, "-c", BUSY]) for _ in range(args.load)]
+    try:
+        _run(args)
+    finally:
+        for hog in hogs:
+            hog.kill()
+
+
+def _run(args) -> None:
 
     from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
@@ -123,7 +143,7 @@ def main() -> None:
     from ltv_helpers.datasets import synthetic_transactions
 
     rows = []
-    print(f"machine: {os.cpu_count()} cores")
+    print(f"machine: {os.cpu_count()} cores; {args.load} numpy-busy processes beside both sides")
     for n in args.customers:
         tx = synthetic_transactions(n, seed=7)
         summary = rfm_summary(tx, observation_end="2024-12-31", freq="D")
@@ -175,7 +195,9 @@ def main() -> None:
     if args.write:
         path = Path(__file__).with_name("results.md")
         path.write_text("# Fit and CLV speed (benchmarks/bench_fit.py)\n\n"
-                        f"Measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine; each step the "
+                        f"Measured {time.strftime('%Y-%m-%d')} on a {os.cpu_count()}-core machine"
+                        + (f" with {args.load} numpy-busy processes running" if args.load else "")
+                        + "; each step the "
                         f"median of {args.repeats} runs per side (lifetimes' Pareto/NBD: one run).\n\n"
                         + table + "\n", encoding="utf-8")
         print(f"written to {path}")

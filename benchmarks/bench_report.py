@@ -91,28 +91,39 @@ print(time.perf_counter() - started, float(clv.sum()))
 """
 
 
-def _tree_peak(proc) -> tuple[float, float]:
-    """Wait for ``proc``; the peak of the summed resident memory of it and its descendants, and
-    the largest single process's, in MB (sampled every 50 ms)."""
+def _tree_peak(proc) -> tuple[float, float, dict]:
+    """Wait for ``proc``; the peak of the summed resident memory of it and its descendants, the
+    largest single process's, in MB (sampled every 50 ms), and each process's peak by command."""
     import psutil
 
     root = psutil.Process(proc.pid)
     total = single = 0
+    each: dict = {}
     while proc.poll() is None:
         try:
-            rss = [p.memory_info().rss for p in [root, *root.children(recursive=True)]]
+            procs = [root, *root.children(recursive=True)]
+            rss = [p.memory_info().rss for p in procs]
+            for p, r in zip(procs, rss):
+                key = (p.pid, " ".join(p.cmdline()[-2:])[-60:])
+                each[key] = max(each.get(key, 0), r)
         except psutil.Error:  # a process ended between listing and reading
             continue
         total, single = max(total, sum(rss)), max(single, max(rss))
         time.sleep(0.05)
-    return total / 2**20, single / 2**20
+    return total / 2**20, single / 2**20, {k: v / 2**20 for k, v in each.items()}
 
 
 def _notebook_times(run: Path) -> dict:
+    """Per notebook: its time and its three slowest cells (seconds, first line)."""
     import nbformat
 
-    return {p.stem: nbformat.read(p, 4).metadata.get("papermill", {}).get("duration") or 0.0
-            for p in sorted(run.glob("0*.ipynb"))}
+    out = {}
+    for path in sorted(run.glob("0*.ipynb")):
+        nb = nbformat.read(path, 4)
+        cells = sorted(((c.metadata.get("papermill", {}).get("duration") or 0.0, c.source.splitlines()[0][:50])
+                        for c in nb.cells if c.cell_type == "code" and c.source), reverse=True)
+        out[path.stem] = (nb.metadata.get("papermill", {}).get("duration") or 0.0, cells[:3])
+    return out
 
 
 def _million(root: Path, sizes: list[int], busy: int) -> None:
@@ -145,7 +156,7 @@ def _million(root: Path, sizes: list[int], busy: int) -> None:
                                      "--output", str(root / f"report_{n}"), "--no-pdf",
                                      "-p", f"observation_end={end}"],
                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-            total_mb, single_mb = _tree_peak(proc)
+            total_mb, single_mb, each = _tree_peak(proc)
             seconds = time.perf_counter() - started
             if proc.returncode:
                 sys.exit(f"ltv report failed at {n:,} customers: {proc.stderr.read()[-2000:]}")
@@ -154,7 +165,11 @@ def _million(root: Path, sizes: list[int], busy: int) -> None:
             print(f"{n:,} customers ({orders:,} orders): lifetimes' pipeline {lifetimes_s:.1f} s, "
                   f"ltv report --no-pdf {seconds:.1f} s ({seconds / lifetimes_s:.1f}x), peak memory "
                   f"{total_mb:,.0f} MB in all ({single_mb:,.0f} MB the largest process)", flush=True)
-            print("   notebooks: " + ", ".join(f"{k} {v:.1f} s" for k, v in books.items()), flush=True)
+            for name, (secs, cells) in books.items():
+                print(f"   {name} {secs:.1f} s; slowest cells: "
+                      + "; ".join(f"{d:.1f} s {line!r}" for d, line in cells), flush=True)
+            big = sorted(each.items(), key=lambda kv: -kv[1])[:4]
+            print("   largest processes: " + "; ".join(f"{mb:,.0f} MB {cmd!r}" for (_, cmd), mb in big), flush=True)
     finally:
         for hog in hogs:
             hog.kill()
