@@ -104,7 +104,7 @@ def _tree_peak(proc) -> tuple[float, float, dict]:
             procs = [root, *root.children(recursive=True)]
             rss = [p.memory_info().rss for p in procs]
             for p, r in zip(procs, rss):
-                key = (p.pid, " ".join(p.cmdline()[-2:])[-60:])
+                key = (p.pid, " ".join(p.cmdline()[1:])[-80:])
                 each[key] = max(each.get(key, 0), r)
         except psutil.Error:  # a process ended between listing and reading
             continue
@@ -168,8 +168,12 @@ def _million(root: Path, sizes: list[int], busy: int) -> None:
             for name, (secs, cells) in books.items():
                 print(f"   {name} {secs:.1f} s; slowest cells: "
                       + "; ".join(f"{d:.1f} s {line!r}" for d, line in cells), flush=True)
-            big = sorted(each.items(), key=lambda kv: -kv[1])[:4]
-            print("   largest processes: " + "; ".join(f"{mb:,.0f} MB {cmd!r}" for (_, cmd), mb in big), flush=True)
+            # Kernels start one per notebook, in order: the n-th kernel seen ran the n-th notebook.
+            kernels = sorted(pid for pid, cmd in each if "ipykernel" in cmd or "HistoryManager" in cmd)
+            names = dict(zip(kernels, books))
+            print("   peak memory per process: " + "; ".join(
+                f"{names.get(pid, 'ltv report' if cmd.startswith('report') else cmd)} {mb:,.0f} MB"
+                for (pid, cmd), mb in sorted(each.items())), flush=True)
     finally:
         for hog in hogs:
             hog.kill()

@@ -162,6 +162,7 @@ def _prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.ndar
     data = _summary_columns(summary)
     if MONETARY_VALUE not in data:
         data[MONETARY_VALUE] = 0.0
+        data.attrs["no_monetary_value"] = True
     rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
     return data, rows, inverse
 
@@ -381,8 +382,9 @@ class LTVModel:
         - ``expected_purchases``: E[repeat purchases in (T, T + horizon] | history];
         - ``p_alive``: P(still active | history);
         - ``expected_spend``: Gamma-Gamma E[average order value | history] (population mean for
-          customers without repeat purchases); NaN columns are never returned: without a spend
-          model ``expected_spend`` is the customer's own average and ``clv`` uses it;
+          customers without repeat purchases); without a spend model, the customer's own average
+          (``monetary_value``), and missing (NaN, as ``clv``) when the summary has no
+          ``monetary_value``: a purchase model alone does not know what customers spend;
         - ``clv`` = gross_margin x sum over monthly steps k of
           (E[N(t_k)] - E[N(t_{k-1})]) x expected_spend / (1 + annual_discount_rate)^(t_k in years),
           with steps of 365.25 / 12 days expressed in the model's time unit, the last step ending
@@ -399,7 +401,8 @@ class LTVModel:
         purchases, spend, clv = self._predicted(prepared, horizon, gross_margin, annual_discount_rate, alive)
         out = pd.DataFrame({"expected_purchases": purchases, "p_alive": alive[prepared[2]],
                             "expected_spend": spend, "clv": clv}, index=summary.index)
-        bad = ~np.isfinite(out.to_numpy()).all(axis=1)
+        checked = out if self.spend_model is not None or MONETARY_VALUE in summary else out.iloc[:, :2]
+        bad = ~np.isfinite(checked.to_numpy()).all(axis=1)
         if bad.any():  # a count, never a customer's id: messages reach logs and batch tables
             raise LTVError(f"{PURCHASE_MODELS[self.model]} gave no finite prediction for "
                            f"{int(bad.sum()):,} of {len(out):,} customers; try another model.")
@@ -410,6 +413,8 @@ class LTVModel:
         (no need to compress on monetary_value too); the customer's own average without a spend model."""
         if self.spend_model is not None:
             return np.asarray(self.spend_model.expected_spend(data[FREQUENCY], data[MONETARY_VALUE]), dtype=float)
+        if data.attrs.get("no_monetary_value"):  # nothing to say what they spend
+            return np.full(len(data), np.nan)
         return data[MONETARY_VALUE].to_numpy(dtype=float)
 
     def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float, alive=None,

@@ -605,3 +605,16 @@ def test_a_prediction_that_fails_names_a_count_never_a_customer(cal, bgnbd, monk
         bgnbd.predict(cal, horizon=52)
     assert str(err.value) == f"BG/NBD gave no finite prediction for {len(cal):,} of {len(cal):,} customers; try another model."
     assert not any(str(i) in str(err.value) for i in cal.index[:50] if len(str(i)) > 2)
+
+
+def test_a_purchase_model_alone_leaves_spend_and_clv_missing_without_amounts(days):
+    """spend=None on a summary without monetary values: the purchases are forecast, the spend and
+    CLV are missing (NaN), never 0; with monetary values the customer's own average is used."""
+    purchases_only = days[["frequency_cal", "recency_cal", "T_cal"]]
+    m = models.fit(purchases_only, model="bgnbd", spend=None)
+    pred = m.predict(purchases_only, horizon=52, annual_discount_rate=0.1)
+    assert np.isfinite(pred[["expected_purchases", "p_alive"]].to_numpy()).all()
+    assert pred["expected_spend"].isna().all() and pred["clv"].isna().all()
+    with_amounts = m.predict(days, horizon=52)
+    assert (with_amounts["expected_spend"] == days["monetary_value_cal"]).all()
+    assert with_amounts["clv"].notna().all()
