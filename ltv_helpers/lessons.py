@@ -20,12 +20,16 @@ from ltv_helpers.schema import LTVError
 
 @dataclass(frozen=True)
 class Exercise:
-    """What an exercise expects (a function of the lesson's data) and the hint for a wrong answer."""
+    """What an exercise expects (a function of the lesson's data), the hint for a wrong answer, and
+    the precision its question asks for: ``decimals`` (an answer within half a unit of the last
+    decimal is right: 1.60 for 1.604 at two decimals), or ``rtol`` relative to the expected value
+    (0: a name, compared as text)."""
 
     expected: Callable[..., object]
     hint_en: str
     hint_zh: str
     rtol: float = 1e-3
+    decimals: int | None = None
 
 
 def _average_order_value(tx):
@@ -43,67 +47,87 @@ def _best_lever(table, group):
 
 
 EXERCISES: dict[str, Exercise] = {
-    "1.1": Exercise(lambda: 500 * 4 * 3,
+    "1.1": Exercise(lambda: 80 * 6 * 5,
                     "Multiply the average order value by the orders per year and by the years.",
-                    "把平均订单金额乘以每年订单数，再乘以年数。"),
+                    "把平均订单金额乘以每年订单数，再乘以年数。", decimals=0),
     "1.2": Exercise(_average_order_value,
                     "Average order value = total revenue / number of orders (rows of tx).",
-                    "平均订单金额 = 总销售额 / 订单数（tx 的行数）。"),
+                    "平均订单金额 = 总销售额 / 订单数（tx 的行数）。", decimals=2),
     "1.3": Exercise(lambda history: float((history["orders"] == 1).mean()),
                     "The share of customers whose number of orders is exactly 1 (a number between 0 and 1).",
-                    "订单数恰好为 1 的客户占比（0 到 1 之间的数）。"),
+                    "订单数恰好为 1 的客户占比（0 到 1 之间的数）。", decimals=2),
     "2.1": Exercise(lambda: 100 * 0.8 / (1 + 0.1 - 0.8),
                     "Infinite horizon: m x r / (1 + d - r) with m = 100, r = 0.8, d = 0.1.",
-                    "无限期公式：m × r / (1 + d − r)，其中 m = 100，r = 0.8，d = 0.1。"),
+                    "无限期公式：m × r / (1 + d − r)，其中 m = 100，r = 0.8，d = 0.1。", decimals=2),
     "2.2": Exercise(lambda: 600 / 200,
                     "LTV / CAC: divide the lifetime value by the cost of acquiring the customer.",
-                    "LTV / CAC：用终身价值除以获客成本。"),
+                    "LTV / CAC：用终身价值除以获客成本。", decimals=2),
     "2.3": Exercise(lambda: 200 / 25,
                     "Payback: months of margin needed to earn back the acquisition cost (CAC / monthly margin).",
-                    "回收期：赚回获客成本所需的月数（CAC / 每月毛利）。"),
+                    "回收期：赚回获客成本所需的月数（CAC / 每月毛利）。", decimals=1),
     "3.1": Exercise(lambda segments: int((segments == "Champions").sum()),
                     "Count the customers whose segment is 'Champions'.",
-                    "统计细分为 'Champions' 的客户人数。"),
+                    "统计细分为 'Champions' 的客户人数。", decimals=0),
     "3.2": Exercise(_tier_with_most_revenue,
                     "Sum revenue by tier and take the tier with the largest sum (its name).",
                     "按分层汇总销售额，取总和最大的分层（分层名称）。", rtol=0),
     "4.1": Exercise(lambda model: round(model.params["r"], 2),
                     "Read model.params['r'] and round it to 2 decimals.",
-                    "读取 model.params['r']，保留两位小数。"),
+                    "读取 model.params['r']，保留两位小数。", decimals=2),
     "4.2": Exercise(lambda model: float(model.predict(pd.DataFrame(
                         {"frequency": [2.0], "recency": [30.0], "T": [52.0]}), horizon=52)["expected_purchases"].iloc[0]),
                     "Use model.predict on a one-row summary (frequency 2, recency 30, T 52) with horizon=52.",
-                    "对一行汇总（frequency 2、recency 30、T 52）调用 model.predict，horizon=52。"),
+                    "对一行汇总（frequency 2、recency 30、T 52）调用 model.predict，horizon=52。", decimals=2),
     "5.1": Exercise(lambda result: float(result.predictions["actual_purchases"].sum()),
                     "Sum the actual purchases of the holdout in result.predictions.",
-                    "对 result.predictions 中保留期的实际购买次数求和。"),
+                    "对 result.predictions 中保留期的实际购买次数求和。", decimals=0),
     "5.2": Exercise(lambda result: result.best("mae"),
                     "The model with the smallest mean absolute error (mae) per customer: bgnbd, mbgnbd or pareto_nbd.",
                     "单客户平均绝对误差（mae）最小的模型：bgnbd、mbgnbd 或 pareto_nbd。", rtol=0),
     "6.1": Exercise(lambda regular: round(regular.params["alpha"], 3),
                     "Fit fit_sbg to the 'regular' counts and round alpha to 3 decimals.",
-                    "对“regular”计数调用 fit_sbg，把 alpha 保留三位小数。"),
+                    "对“regular”计数调用 fit_sbg，把 alpha 保留三位小数。", decimals=3),
     "6.2": Exercise(lambda high_end: float(high_end.project(8, 1000)["active"].iloc[8]),
                     "high_end.project(8, 1000) gives the expected active customers; take period 8.",
-                    "high_end.project(8, 1000) 给出预计活跃人数；取第 8 期。"),
+                    "high_end.project(8, 1000) 给出预计活跃人数；取第 8 期。", decimals=0),
     "7.1": Exercise(lambda table: _best_lever(table, "high value"),
                     "In the what-if table, keep the 'high value' rows and take the lever with the largest net_value.",
                     "在假设分析表中只看“high value”行，取 net_value 最大的杠杆。", rtol=0),
     "7.2": Exercise(lambda table: float(table.loc[("medium value", "order value"), "gain"]),
                     "The gain per customer of the 'order value' lever for the 'medium value' tier.",
-                    "“medium value”分层在“order value”杠杆下的每客户增益。"),
+                    "“medium value”分层在“order value”杠杆下的每客户增益。", decimals=2),
 }
 
 _TEXT = {
     "none": {"en": "Exercise {id}: not answered yet. Replace None with your answer and run the cell again.",
              "zh": "练习 {id}：尚未作答。把 None 换成你的答案，再运行本单元格。"},
     "right": {"en": "Exercise {id}: correct.", "zh": "练习 {id}：正确。"},
-    "wrong": {"en": "Exercise {id}: not quite ({answer!r}). Hint: {hint}",
-              "zh": "练习 {id}：还不对（{answer!r}）。提示：{hint}"},
+    "wrong": {"en": "Exercise {id}: not quite ({answer}). Hint: {hint}",
+              "zh": "练习 {id}：还不对（{answer}）。提示：{hint}"},
+    "many": {"en": "a table of {n:,} values: the answer is one value",
+             "zh": "一张含 {n:,} 个值的表：答案是一个值"},
 }
 
 
-def _matches(answer, expected, rtol: float) -> bool:
+def _shown(answer, language: str) -> str:
+    """An answer as a learner would write it: 1.6, not ``np.float64(1.6)``; a table or array is
+    named, not printed."""
+    if isinstance(answer, (pd.Series, pd.DataFrame, np.ndarray, list, tuple, dict)) and np.size(answer) != 1:
+        return _TEXT["many"]["zh" if language == "zh" else "en"].format(n=int(np.size(answer)))
+    if isinstance(answer, (pd.Series, pd.DataFrame, np.ndarray)):
+        answer = np.asarray(answer).ravel()[0]
+    if isinstance(answer, (bool, np.bool_)):
+        return str(bool(answer))
+    if isinstance(answer, (int, float, np.integer, np.floating)):
+        return f"{float(answer):,.10g}"
+    return repr(str(answer)) if isinstance(answer, np.str_) else repr(answer)
+
+
+def _matches(answer, expected, rtol: float, decimals: int | None = None) -> bool:
+    if isinstance(answer, (pd.Series, pd.DataFrame, np.ndarray)):
+        if np.size(answer) != 1:
+            return False
+        answer = np.asarray(answer).ravel()[0]
     if isinstance(expected, str) or rtol == 0:
         from ltv_helpers.labels import label
         from ltv_helpers.segments import group_name
@@ -112,9 +136,12 @@ def _matches(answer, expected, rtol: float) -> bool:
         names = {str(expected), label(str(expected), "zh"), group_name(str(expected), "zh")}
         return str(answer).strip().lower() in {n.strip().lower() for n in names}
     try:
-        return bool(np.isclose(float(answer), float(expected), rtol=rtol, atol=1e-9))
+        answer, expected = float(answer), float(expected)
     except (TypeError, ValueError):
         return False
+    if decimals is not None and abs(answer - expected) <= 0.5 * 10.0 ** -decimals * (1 + 1e-9) + 1e-12:
+        return True  # right at the precision the question asks for
+    return bool(np.isclose(answer, expected, rtol=rtol, atol=1e-9))
 
 
 def check(exercise: str, answer, language: str = "en", *, strict: bool = False, **data) -> bool:
@@ -132,13 +159,34 @@ def check(exercise: str, answer, language: str = "en", *, strict: bool = False, 
     if answer is None:
         ok, text = False, _TEXT["none"]["zh" if zh else "en"].format(id=exercise)
     else:
-        ok = _matches(answer, ex.expected(**data), ex.rtol)
+        from ltv_helpers.labels import md_escape
+
+        ok = _matches(answer, ex.expected(**data), ex.rtol, ex.decimals)
         text = (_TEXT["right" if ok else "wrong"]["zh" if zh else "en"]
-                .format(id=exercise, answer=answer, hint=ex.hint_zh if zh else ex.hint_en))
+                .format(id=exercise, answer=md_escape(_shown(answer, language)), hint=ex.hint_zh if zh else ex.hint_en))
     display(Markdown(f"**{text}**" if ok else text))
     if strict and not ok:
         raise AssertionError(f"The solution of exercise {exercise} does not pass its own check.")
     return ok
+
+
+def spend_check(spend, language: str = "en") -> str:
+    """A sentence on Gamma-Gamma's assumption for a fitted spend model (:class:`~ltv_helpers.models.SpendModel`):
+    the correlation between repeat buyers' number of purchases and their average order value, and
+    whether it is small enough (:data:`~ltv_helpers.models.SPEND_CORRELATION_WARNING`)."""
+    from ltv_helpers.models import SPEND_CORRELATION_WARNING
+
+    corr = spend.frequency_spend_correlation
+    ok = abs(corr) <= SPEND_CORRELATION_WARNING
+    if language == "zh":
+        verdict = ("接近 0，符合模型的假设。" if ok else
+                   f"绝对值超过 {SPEND_CORRELATION_WARNING}：买得多的客户每单花费不同，CLV 中的消费部分要谨慎看待。")
+        return f"{spend.n_customers:,} 位重复购买客户的购买次数与平均订单金额的相关系数为 {corr:.2f}：{verdict}"
+    verdict = ("close to 0, as the model assumes." if ok else
+               f"beyond {SPEND_CORRELATION_WARNING} either way: customers who buy more often spend differently per "
+               "order, so treat the spend part of CLV with care.")
+    return (f"Among the {spend.n_customers:,} repeat buyers, the correlation between the number of purchases and the "
+            f"average order value is {corr:.2f}: {verdict}")
 
 
 def scenario_table(*, margin: float, retention, discount_rate: float = 0.1, cac: float | None = None,

@@ -441,6 +441,49 @@ def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> 
     return fig
 
 
+def sbg_survival(cohorts: dict, fitted_periods: int, language: str = "en") -> plt.Figure:
+    """Survival curves of subscription cohorts: the share still active after each period, actual
+    (markers) and the sBG model fitted on the first ``fitted_periods`` (line), its projection past
+    them set against what happened. ``cohorts``: name -> (:class:`~ltv_helpers.subscription.SBGModel`,
+    actual active counts from period 0)."""
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for i, (name, (model, actual)) in enumerate(cohorts.items()):
+        actual = np.asarray(actual, dtype=float)
+        t = np.arange(len(actual))
+        color = sns.color_palette()[i]
+        ax.plot(t, 100 * model.survival(t), color=color, label=f"{label(name, language)}: {label('model', language)}")
+        ax.plot(t, 100 * actual / actual[0], "o", color=color, markerfacecolor="white",
+                label=f"{label(name, language)}: {label('actual', language)}")
+    ax.axvline(fitted_periods, color="grey", linestyle=":")
+    ax.annotate(label("projection →", language), (fitted_periods, 0.97), xycoords=("data", "axes fraction"),
+                xytext=(4, 0), textcoords="offset points", va="top", fontsize=9)
+    ax.set_ylim(0, 100)
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter())
+    _title(ax, label("Share of the cohort still active", language))
+    ax.set_xlabel(label("period (year)", language))
+    ax.set_ylabel(label("still active", language))
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def sbg_retention(models: dict, periods: int, language: str = "en") -> plt.Figure:
+    """Retention rate by period of tenure (the share of those active after t - 1 periods who stay
+    through t) for each fitted sBG model: ``models``, name -> model."""
+    fig, ax = plt.subplots(figsize=(8, 3.6))
+    t = np.arange(1, periods + 1)
+    for i, (name, model) in enumerate(models.items()):
+        ax.plot(t, 100 * model.retention(t), marker="o", color=sns.color_palette()[i], label=label(name, language))
+    ax.yaxis.set_major_formatter(mticker.PercentFormatter(decimals=0))
+    ax.set_xticks(t)
+    _title(ax, label("Retention rises with tenure", language))
+    ax.set_xlabel(label("period (year)", language))
+    ax.set_ylabel(label("retention rate", language))
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 #: Line styles that tell the models apart in print, also without colour (":" marks the holdout).
 _MODEL_LINES = ("--", "-.", (0, (1, 1)), (0, (5, 1, 1, 1, 1, 1)))
 

@@ -94,6 +94,21 @@ class SBGModel:
         return (f"SBGModel(alpha={p['alpha']:.4g}, beta={p['beta']:.4g}, cohorts={len(self.cohorts)}, "
                 f"log_likelihood={self.log_likelihood:.2f})")
 
+    def describe(self, language: str = "en", periods: int = 7) -> str:
+        """The fit in a sentence: the parameters with their standard errors, the average churn
+        probability of a new customer, and how retention rises over the first ``periods``."""
+        a, b = self.params["alpha"], self.params["beta"]
+        sa, sb = self.standard_errors["alpha"], self.standard_errors["beta"]
+        first, last = self.retention([1, periods])
+        if language == "zh":
+            return (f"alpha = {a:.3f}（标准误 {sa:.3f}），beta = {b:.3f}（标准误 {sb:.3f}）："
+                    f"新客户每期的流失概率平均为 alpha / (alpha + beta) = {a / (a + b):.0%}；"
+                    f"由于最可能离开的客户先离开，留存率从第 1 期的 {first:.0%} 升到第 {periods} 期的 {last:.0%}。")
+        return (f"alpha = {a:.3f} (standard error {sa:.3f}) and beta = {b:.3f} ({sb:.3f}): a new customer's churn "
+                f"probability per period averages alpha / (alpha + beta) = {a / (a + b):.0%}; as the customers most "
+                f"likely to leave go first, retention rises from {first:.0%} in period 1 to {last:.0%} in period "
+                f"{periods}.")
+
     def survival(self, periods) -> np.ndarray:
         """Share of a new cohort still active after each of ``periods`` renewal opportunities."""
         return np.exp(_log_survival(self.params["alpha"], self.params["beta"], periods))

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 from ltv_helpers import lessons
@@ -40,11 +42,27 @@ def test_every_lesson_runs_with_its_solutions_filled_in(name, language, tmp_path
 def test_a_wrong_answer_gets_a_hint_not_a_traceback(capsys):
     assert lessons.check("1.1", None) is False
     assert lessons.check("1.1", 5000) is False
-    assert lessons.check("1.1", 6000.0) is True
+    assert lessons.check("1.1", 2400.0) is True
     assert lessons.check("2.1", 266.6667) is True  # within the tolerance
     assert lessons.check("1.1", "six thousand") is False
     with pytest.raises(AssertionError, match="exercise 1.1"):
         lessons.check("1.1", 1, strict=True)
+
+
+def test_answers_are_checked_at_the_precision_the_question_asks_for():
+    """"To two decimals": 1.60 for 1.604 is right, 1.61 is not; a hint shows the answer as the
+    learner wrote it (no numpy repr) and names a table instead of printing it."""
+    from ltv_helpers.lessons import _matches, _shown
+
+    assert _matches(1.60, 1.604, 1e-3, 2) and _matches(np.float64(1.6), 1.604, 1e-3, 2)
+    assert not _matches(1.61, 1.604, 1e-3, 2)
+    assert _matches(0.24, 0.2431, 1e-3, 2) and not _matches(0.25, 0.2431, 1e-3, 2)
+    assert _matches(pd.Series([3.0]), 3.0, 1e-3, 2) and not _matches(pd.Series([3.0, 4.0]), 3.0, 1e-3, 2)
+    assert _shown(np.float64(1.6), "en") == "1.6" and _shown(np.int64(2400), "en") == "2,400"
+    assert _shown(pd.Series(range(5)), "en") == "a table of 5 values: the answer is one value"
+    assert "np." not in _shown(np.float64(0.1 + 0.2), "en")
+    for name, ex in lessons.EXERCISES.items():  # every number states the precision it is checked at
+        assert ex.rtol == 0 or ex.decimals is not None, name
 
 
 def test_names_are_right_in_either_language(cdnow_sample):

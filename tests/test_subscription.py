@@ -84,3 +84,24 @@ def test_retention_table_feeds_fit_sbg_and_recovers_the_simulation():
     assert table.shape == (12, 24) and (table[0] > 0).all()
     fitted = fit_sbg(table).params
     assert fitted["alpha"] == pytest.approx(0.7, rel=0.1) and fitted["beta"] == pytest.approx(1.2, rel=0.1)
+
+
+def test_the_fit_in_a_sentence_and_its_figures():
+    """The model as a sentence (never a repr), in both languages; the survival figure draws each
+    cohort's model and actual counts (shares of the cohort) and marks the end of the fit; the
+    retention figure rises with tenure."""
+    from ltv_helpers import plots
+
+    m = fit_sbg(REGULAR)
+    text = m.describe("en")
+    assert "0.704" in text and "1.182" in text and "37%" in text and "SBGModel" not in text
+    assert "alpha = 0.704" in m.describe("zh") and "留存率" in m.describe("zh")
+    fig = plots.sbg_survival({"regular": (m, REGULAR)}, fitted_periods=7)
+    ax = fig.axes[0]
+    model_line, actual = ax.lines[0], ax.lines[1]
+    assert np.allclose(model_line.get_ydata(), 100 * m.survival(np.arange(len(REGULAR))))
+    assert np.allclose(actual.get_ydata(), 100 * np.asarray(REGULAR) / REGULAR[0])
+    assert any(np.allclose(line.get_xdata(), [7, 7]) for line in ax.lines[2:])  # the end of the fit
+    fig = plots.sbg_retention({"regular": m}, 12, "zh")
+    y = fig.axes[0].lines[0].get_ydata()
+    assert len(y) == 12 and (np.diff(y) > 0).all()
