@@ -138,3 +138,30 @@ def cac_payback_months(cac, monthly_margin):
     _check(c > 0, "cac must be greater than zero.")
     _check(m > 0, "monthly_margin must be greater than zero: without margin CAC is never paid back.")
     return _out(c / m, cac, monthly_margin)
+
+
+def retained_payback_months(cac, monthly_margin, monthly_retention, monthly_discount=0.0):
+    """Payback that counts only the customers still there and discounts later months: the months
+    ``n`` until ``sum_{k=1..n} margin x (retention / (1 + discount))^(k-1)`` reaches CAC (the
+    first month's margin counted in full, as :func:`cac_payback_months` counts every month), as a
+    fractional month; ``inf`` when the expected margin never adds up to CAC.
+
+    With q = retention / (1 + discount) < 1 the sum is m (1 - q^n) / (1 - q), so
+    n = log(1 - CAC (1 - q) / m) / log(q).
+
+    >>> retained_payback_months(300, 50, 1.0)   # nobody leaves, no discounting: CAC / margin
+    6.0
+    >>> round(retained_payback_months(300, 50, 0.96, 0.008), 1)
+    6.9
+    """
+    c, m = _arr(cac, "cac"), _arr(monthly_margin, "monthly_margin")
+    r, d = _arr(monthly_retention, "monthly_retention"), _arr(monthly_discount, "monthly_discount")
+    _check(c > 0, "cac must be greater than zero.")
+    _check(m > 0, "monthly_margin must be greater than zero: without margin CAC is never paid back.")
+    _check((r >= 0) & (r <= 1), "monthly_retention must be in [0, 1]: a share of customers kept per month.")
+    _check(d >= 0, "monthly_discount must not be negative.")
+    q = r / (1 + d)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = c * (1 - q) / m  # the part of the infinite sum's reach that CAC needs
+        n = np.where(q >= 1, c / m, np.where(share < 1, np.log1p(-np.minimum(share, 1)) / np.log(q), np.inf))
+    return _out(n, cac, monthly_margin, monthly_retention, monthly_discount)

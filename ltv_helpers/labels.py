@@ -476,6 +476,13 @@ LABELS: dict[str, dict[str, str]] = {
     "LTV, {years} years": {"zh": "{years} 年 LTV"},
     "LTV, forever": {"zh": "永续 LTV"},
     "yearly retention": {"zh": "年留存率"},
+    # lessons 2 and 7: figures
+    "LTV grows faster than retention": {"zh": "LTV 比留存率增长得更快"},
+    "Net value of each lever, by tier": {"zh": "各分层每个杠杆的净价值"},
+    "net value": {"zh": "净价值"},
+    "simple: forever, nobody leaves": {"zh": "简单版：永续、无人流失"},
+    "5 years; payback with churn and discounting": {"zh": "5 年；回收期计入流失和折现"},
+    "payback (months)": {"zh": "回收期（月）"},
     # lesson 6: subscription cohorts
     "projection →": {"zh": "预测 →"},
     "Share of the cohort still active": {"zh": "队列中仍然活跃的比例"},

@@ -441,6 +441,47 @@ def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> 
     return fig
 
 
+def ltv_by_retention(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
+    """LTV against yearly retention, one line per horizon: the value columns of
+    :func:`ltv_helpers.lessons.scenario_table` (LTV / CAC, a ratio, is left out)."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    values = [c for c in table.columns if "CAC" not in str(c)]
+    for i, col in enumerate(values):
+        ax.plot(table.index, table[col], marker="o", linestyle=_MODEL_LINES[i % len(_MODEL_LINES)] if i else "-",
+                color=sns.color_palette()[i], label=str(col))
+    ax.xaxis.set_major_formatter(mticker.PercentFormatter(xmax=1, decimals=0))
+    _money_axis(ax)
+    _title(ax, label("LTV grows faster than retention", language))
+    ax.set_xlabel(str(table.index.name or label("yearly retention", language)))
+    ax.set_ylabel(f"LTV ({currency})" if currency else "LTV")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def lever_values(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
+    """Net value of each lever in each group (:func:`ltv_helpers.levers.what_if`'s ``net_value``):
+    bars grouped by tier, one colour per lever, the zero line marking where a campaign stops paying."""
+    from ltv_helpers.segments import group_name
+
+    net = table["net_value"].unstack("lever")  # unstack sorts: back to the table's order of tiers and levers
+    net = net.loc[table.index.get_level_values("group").unique(), table.index.get_level_values("lever").unique()]
+    fig, ax = plt.subplots(figsize=(8, 4))
+    x = np.arange(len(net))
+    width = 0.8 / max(len(net.columns), 1)
+    for i, lever in enumerate(net.columns):
+        ax.bar(x + (i - (len(net.columns) - 1) / 2) * width, net[lever], width, label=label(str(lever), language),
+               color=sns.color_palette()[i])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xticks(x, [group_name(str(g), language) for g in net.index])
+    _money_axis(ax)
+    _title(ax, label("Net value of each lever, by tier", language))
+    ax.set_ylabel(label("net value", language) + (f" ({currency})" if currency else ""))
+    ax.legend(title=label("lever", language), fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def sbg_survival(cohorts: dict, fitted_periods: int, language: str = "en") -> plt.Figure:
     """Survival curves of subscription cohorts: the share still active after each period, actual
     (markers) and the sBG model fitted on the first ``fitted_periods`` (line), its projection past

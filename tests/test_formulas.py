@@ -38,12 +38,26 @@ def test_ratios():
     assert f.cac_payback_months(1200, 100) == 12.0
 
 
+def test_the_payback_that_counts_churn_and_discounting_against_month_by_month_sums():
+    assert f.retained_payback_months(1200, 100, 1.0) == 12.0  # nobody leaves: the simple payback
+    for cac, margin, r, d in [(300, 50, 0.96, 0.008), (500, 40, 0.99, 0.0), (50, 30, 0.5, 0.01)]:
+        n = f.retained_payback_months(cac, margin, r, d)
+        months = np.arange(1, 2000)
+        cumulative = np.cumsum(margin * (r / (1 + d)) ** (months - 1))
+        whole = months[np.argmax(cumulative >= cac)]  # the month in which it is paid back
+        assert whole - 1 < n <= whole
+        assert n > f.cac_payback_months(cac, margin) or r == 1
+    assert f.retained_payback_months(300, 10, 0.9) == np.inf  # 10 a month, 90% stay: at most 100 in all
+    assert list(f.retained_payback_months(300, 50, np.array([1.0, 0.96]))) == pytest.approx([6.0, 6.7228], rel=1e-4)
+
+
 @pytest.mark.parametrize("call, name", [
     (lambda: f.infinite_horizon_ltv(100, 1.0, 0.1), "retention"),
     (lambda: f.infinite_horizon_ltv(100, -0.1, 0.1), "retention"),
     (lambda: f.discounted_ltv(100, 0.5, -0.01, 3), "discount"),
     (lambda: f.ltv_cac_ratio(100, 0), "cac"),
     (lambda: f.cac_payback_months(0, 10), "cac"),
+    (lambda: f.retained_payback_months(300, 10, 1.2), "monthly_retention"),
     (lambda: f.margin_ltv(1, 1, 1, 1.5), "gross_margin"),
     (lambda: f.discounted_ltv(100, 0.5, 0.1, 2.5), "periods"),
     (lambda: f.simple_ltv(-1, 1, 1), "aov"),

@@ -37,6 +37,19 @@ def test_every_lesson_runs_with_its_solutions_filled_in(name, language, tmp_path
     text = json.dumps(outputs, ensure_ascii=False)
     solved = [c for c in nb["cells"] if "solution" in c["metadata"].get("tags", [])]
     assert solved and text.count("正确" if language == "zh" else "correct.") >= len(solved)
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # every lesson has a figure
+    assert "np.float64" not in text and "SBGModel(" not in text  # numbers as numbers, models as sentences
+
+
+def test_every_lesson_says_what_you_will_learn_and_ends_with_a_recap_and_the_next_step():
+    for name in LESSONS:
+        nb = json.loads((NOTEBOOKS_DIR / "lessons" / f"{name}.ipynb").read_text(encoding="utf-8"))
+        for language, start, recap, next_step in (("en", "In this lesson you will", "## Recap", "**Next:**"),
+                                                  ("zh", "本课你将", "## 小结", "**下一课：**")):
+            cells = ["".join(c["source"]) for c in nb["cells"] if f"lang-{language}" in c["metadata"].get("tags", [])]
+            assert start in cells[0], (name, language)
+            assert recap in cells[-1] or "课程小结" in cells[-1] or "Recap of the course" in cells[-1], (name, language)
+            assert next_step in cells[-1] or name.startswith("07"), (name, language)
 
 
 def test_a_wrong_answer_gets_a_hint_not_a_traceback(capsys):

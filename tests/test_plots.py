@@ -264,3 +264,25 @@ def test_chinese_figures_log_no_missing_font_weight(caplog):
     assert not [r for r in caplog.records if "findfont" in r.getMessage()]
     plots.use_theme("en")
     assert plt.rcParams["font.weight"] == "normal"
+
+
+def test_lesson_figures_draw_the_tables_they_are_given():
+    """Lesson 2's LTV-by-retention lines are the scenario table's value columns; lesson 7's bars are
+    the what-if table's net values, tiers in the table's order."""
+    from ltv_helpers import datasets, lessons, levers
+    from ltv_helpers import segments as sg
+
+    table = lessons.scenario_table(margin=600, retention=[0.3, 0.6, 0.9], cac=300)
+    ax = plots.ltv_by_retention(table).axes[0]
+    assert len(ax.lines) == 2  # LTV / CAC, a ratio, is not drawn on a money axis
+    assert np.allclose(ax.lines[1].get_ydata(), table.iloc[:, 1])
+    tx = datasets.load_cdnow(sample=True)
+    history = data.customer_history(tx)
+    tiers = sg.value_tiers(history)
+    what_if = levers.what_if(levers.lever_baseline(history, tiers, gross_margin=0.3), {"order value": 0.1, "margin": 0.05},
+                             cost_per_customer={"order value": 2, "margin": 0.5})
+    ax = plots.lever_values(what_if, "USD").axes[0]
+    groups = list(what_if.index.get_level_values("group").unique())
+    assert [t.get_text() for t in ax.get_xticklabels()] == groups
+    heights = [bar.get_height() for bar in ax.patches[:len(groups)]]  # the first lever, tier by tier
+    assert np.allclose(heights, what_if.xs("order value", level="lever").loc[groups, "net_value"])
