@@ -458,12 +458,13 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
                 duration = float(summary["duration_holdout"].iloc[0])
                 actual = [float(summary["frequency_holdout"].sum()),
                           float((summary["frequency_holdout"] * summary["monetary_value_holdout"]).sum())]
-                fits = {name: _fit_and_predict(summary, name, duration) for name in models}
-            for name, fit in fits.items():
-                if isinstance(fit, str):
-                    continue
-                m, p = fit
-                totals = [p["expected_purchases"].sum(), actual[0], p["clv"].sum(), actual[1]]
+                fits = {}
+                for name in models:  # each model's totals only: its per-customer table is let go at once
+                    fit = _fit_and_predict(summary, name, duration)
+                    if not isinstance(fit, str):
+                        fits[name] = (fit[0], float(fit[1]["expected_purchases"].sum()), float(fit[1]["clv"].sum()))
+            for name, (m, predicted, predicted_revenue) in fits.items():
+                totals = [predicted, actual[0], predicted_revenue, actual[1]]
                 if min(totals) <= 0:
                     continue  # no log error of a zero total
                 params, customers = _noise_variances(m, summary, duration)

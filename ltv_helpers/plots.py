@@ -612,13 +612,35 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
     return fig
 
 
+#: Points a scatter plot draws at most: beyond, a fixed random sample and the largest values on
+#: either axis (1M points took 5.6 s to draw and look the same as 50k at this size).
+SCATTER_POINTS = 50_000
+
+
+def _scatter_sample(x: np.ndarray, y: np.ndarray, top: int = 500) -> np.ndarray:
+    """Positions to draw: all of them up to SCATTER_POINTS, else a random sample (seed 0) with the
+    ``top`` largest of x and of y, so the outliers stay on the plot."""
+    n = len(x)
+    if n <= SCATTER_POINTS:
+        return np.arange(n)
+    keep = np.random.default_rng(0).choice(n, SCATTER_POINTS - 2 * top, replace=False)
+    largest = [np.argsort(np.nan_to_num(v, nan=-np.inf))[-top:] for v in (x, y)]
+    return np.unique(np.concatenate([keep, *largest]))
+
+
 def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     """Predicted against actual holdout purchases per customer, on axes that are linear from 0 to 1
-    and logarithmic above (symlog), so customers with no purchase show at 0 without shifting."""
+    and logarithmic above (symlog), so customers with no purchase show at 0 without shifting.
+    Beyond :data:`SCATTER_POINTS` customers, a random sample and the largest are drawn (and said)."""
     pred = result.predictions
     x, y = pred[f"{model}_purchases"], pred["actual_purchases"]
     fig, ax = plt.subplots(figsize=(6, 5.5))
-    ax.scatter(x, y, s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
+    shown = _scatter_sample(x.to_numpy(dtype=float), y.to_numpy(dtype=float))
+    ax.scatter(x.iloc[shown], y.iloc[shown], s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
+    if len(shown) < len(x):
+        ax.annotate(label("a random {shown} of {total} customers, and the largest", language).format(
+                    shown=f"{len(shown):,}", total=f"{len(x):,}"), (0.02, 0.98), xycoords="axes fraction",
+                    va="top", fontsize=8, color="grey")
     largest = [float(np.nanmax(v.to_numpy(dtype=float), initial=0.0)) for v in (x, y)]
     top = max(*largest, 1.0) * 1.2
     ax.plot([0, top], [0, top], color="grey", linestyle="--", linewidth=1)

@@ -226,6 +226,10 @@ def test_gains_and_scatter(backtested):
     offsets = ax.collections[0].get_offsets()
     assert len(offsets) == len(res.predictions) and offsets[:, 1].min() == 0      # zeros as they are
     plt.close(fig)
+    x = np.random.default_rng(1).gamma(0.5, 2.0, 200_000)
+    shown = plots._scatter_sample(x, x[::-1].copy())
+    assert len(shown) <= plots.SCATTER_POINTS and x.argmax() in shown and (len(x) - 1 - x.argmax()) in shown
+    assert (plots._scatter_sample(x[:1000], x[:1000]) == np.arange(1000)).all()
 
 
 def test_a_currency_with_dollar_signs_is_text_not_math(cdnow_sample):
