@@ -14,6 +14,7 @@ from ltv_helpers.schema import LTVError
 
 def _check(args) -> int:
     from ltv_helpers.data import clean_transactions, data_quality, read_transactions
+    from ltv_helpers.data.summary import buyer_counts
     from ltv_helpers.options import from_arguments
 
     read, clean, limits = from_arguments(args)
@@ -21,8 +22,16 @@ def _check(args) -> int:
     result = clean_transactions(raw, **clean)
     tx = result.transactions
     usable = result.rows_kept > 0
-    customers, repeat = _customers(tx)
-    warnings_ = result.warnings + ([NO_REPEAT_BUYERS] if usable and repeat == 0 else [])
+    customers, repeat = buyer_counts(tx)
+    warnings_ = list(result.warnings)
+    if usable and repeat == 0:
+        warnings_.append(NO_REPEAT_BUYERS)
+    elif usable:  # the report's own reason when it could not forecast (too few customers or repeat buyers)
+        from ltv_helpers.evaluation import forecast_blocker
+
+        blocker = forecast_blocker(tx, observation_end=clean.get("observation_end"))
+        if blocker is not None:
+            warnings_.append(f"no forecast is possible: {blocker.text('en')}")
     if args.json:
         print(json.dumps({
             "source": raw.attrs.get("source"),
@@ -51,26 +60,6 @@ def _check(args) -> int:
         raise LTVError(f"No usable rows: all {result.rows_in} rows were rejected "
                        f"({', '.join(f'{n} {r}' for r, n in result.report['rows'].items())}).")
     return 0
-
-
-def _customers(tx) -> tuple[int, int]:
-    """Customers, and those who bought on two days or more, in one pass over the cleaned
-    transactions (sorted by customer and date, as :func:`clean_transactions` returns them)."""
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    if len(tx) == 0:
-        return 0, 0
-    ids = pa.array(tx["customer_id"].astype("str").array)
-    if not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py():  # not in customer order: put it so
-        tx = tx.sort_values(["customer_id", "order_date"], kind="stable")
-        ids = pa.array(tx["customer_id"].astype("str").array)
-    new_customer = np.r_[True, pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)]
-    day = tx["order_date"].to_numpy().astype("datetime64[D]")
-    new_day = new_customer | np.r_[True, day[1:] != day[:-1]]
-    days = np.bincount(np.cumsum(new_customer) - 1, weights=new_day)
-    return len(days), int((days > 1).sum())
 
 
 #: Said by ``ltv check`` when no customer bought on two days: the report could show no forecast.

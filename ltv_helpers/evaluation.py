@@ -116,21 +116,21 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
     from ltv_helpers.labels import (NO_FORECAST_CALIBRATION, NO_FORECAST_CUSTOMERS, NO_FORECAST_REPEAT,
                                     NO_FORECAST_SPAN, Note)
 
+    from ltv_helpers.data.summary import buyer_counts
+
     tx = transactions
-    customers = int(tx[CUSTOMER_ID].nunique())
+    customers, repeat = buyer_counts(tx)
     if customers < mdl.MIN_CUSTOMERS:
         return Note(NO_FORECAST_CUSTOMERS, {"customers": f"{customers:,}", "needed": f"{mdl.MIN_CUSTOMERS:,}"})
-    days = tx[ORDER_DATE].dt.normalize()
-    if days.nunique() < 2:
+    day = tx[ORDER_DATE].to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
+    if day.min() == day.max():
         return Note(NO_FORECAST_SPAN)
     needed = f"{mdl.MIN_REPEAT_BUYERS:,}"
-    repeat = int((days.groupby(tx[CUSTOMER_ID]).nunique() > 1).sum())
     if repeat < mdl.MIN_REPEAT_BUYERS:
         return Note(NO_FORECAST_REPEAT, {"repeat": f"{repeat:,}", "needed": needed})
-    end = pd.Timestamp(observation_end) if observation_end is not None else days.max()
+    end = pd.Timestamp(observation_end) if observation_end is not None else pd.Timestamp(day.max())
     cal_end = pd.Timestamp(calibration_end) if calibration_end is not None else default_calibration_end(tx, end)
-    early = days < _end_cut(cal_end)
-    repeat_cal = int((days[early].groupby(tx.loc[early, CUSTOMER_ID]).nunique() > 1).sum())
+    repeat_cal = buyer_counts(tx[tx[ORDER_DATE] < _end_cut(cal_end)])[1]
     if repeat_cal < mdl.MIN_REPEAT_BUYERS:
         return Note(NO_FORECAST_CALIBRATION, {"repeat": f"{repeat_cal:,}", "needed": needed,
                                               "calibration_end": cal_end.date().isoformat()})

@@ -129,9 +129,21 @@ def test_check_raises_an_input_limit_from_the_command_line(tmp_path, capsys):
 def test_customers_and_repeat_buyers_are_counted_in_any_row_order():
     import pandas as pd
 
-    from ltv_helpers.cli import _customers
+    from ltv_helpers.data.summary import buyer_counts as _customers
 
     days = ["2024-01-02 00:00", "2024-01-01 00:00", "2024-01-05 00:00", "2024-01-01 10:00", "2024-01-03 00:00"]
     tx = pd.DataFrame({"customer_id": ["b", "a", "b", "a", "c"], "order_date": pd.to_datetime(days)})
     assert _customers(tx) == (3, 1)  # a bought twice on one day: one purchase day
     assert _customers(tx.sort_values(["customer_id", "order_date"])) == (3, 1)
+
+
+def test_check_warns_with_the_reports_reason_when_no_forecast_is_possible(tmp_path, capsys):
+    """Repeat buyers, but too few for the models: ltv check says so in the report's own sentence."""
+    rows = [f"c{i},2024-01-{1 + i % 20:02d},10" for i in range(25)] + [f"c{i},2024-03-01,12" for i in range(3)]
+    path = tmp_path / "few.csv"
+    path.write_text("customer_id,order_date,amount\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    assert main(["check", str(path), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["customers"] == 25 and out["repeat_buyers"] == 3
+    assert out["warnings"] == ["no forecast is possible: Only 3 customers bought on more than one day; the purchase "
+                               "models need at least 5 repeat buyers to learn how often customers come back."]

@@ -352,6 +352,26 @@ def calibration_holdout(transactions, *, calibration_end, observation_end, freq:
         return _run(eng, sql, output, meta, freq, mult)
 
 
+def buyer_counts(tx: pd.DataFrame) -> tuple[int, int]:
+    """Customers, and those who bought on two days or more (repeat buyers, as the models count
+    purchases), in one pass over transactions sorted by customer and date (as
+    :func:`~ltv_helpers.data.clean_transactions` returns them; others are sorted first)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(tx) == 0:
+        return 0, 0
+    ids = pa.array(tx["customer_id"].astype("str").array)
+    if not pc.all(pc.less_equal(ids[:-1], ids[1:])).as_py():  # not in customer order: put it so
+        tx = tx.sort_values(["customer_id", "order_date"], kind="stable")
+        ids = pa.array(tx["customer_id"].astype("str").array)
+    new_customer = np.r_[True, pc.not_equal(ids[1:], ids[:-1]).to_numpy(zero_copy_only=False)]
+    day = tx["order_date"].to_numpy().astype("datetime64[D]")
+    new_day = new_customer | np.r_[True, day[1:] != day[:-1]]
+    days = np.bincount(np.cumsum(new_customer) - 1, weights=new_day)
+    return len(days), int((days > 1).sum())
+
+
 class OrderDays:
     """One client's orders prepared once for many :func:`calibration_holdout` summaries of a
     pandas DataFrame (a backtest's earlier cut-offs): customer ids as sorted codes, days as
