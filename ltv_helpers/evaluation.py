@@ -735,9 +735,13 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
     span = (f"{result.duration:g} days" if unit_days == 1 else f"{result.duration * unit_days:g} days")
     span_zh = span.replace(" days", " 天")
     lines = []
+    lowest = result.best("mae")  # the choice weighs the total too: another model can err less per customer
+    other = (None if lowest == best else
+             (mdl.PURCHASE_MODELS[lowest], m.loc[lowest, "mae"]))
     if language == "zh":
         lines.append(f"- 建议使用 **{name}**：在未参与拟合的 {span_zh}里，"
-                     f"它的单客户误差与总量偏差合计最小（单客户平均误差 {row['mae']:.3f} 次购买）。")
+                     f"它的单客户误差与总量偏差合计最小（单客户平均误差 {row['mae']:.3f} 次购买"
+                     + (f"；只看单客户误差，{other[0]} 最小，为 {other[1]:.3f}" if other else "") + "）。")
         lines.append(f"- 总购买次数预测为 {row['predicted']:,.0f}，实际为 {row['actual']:,.0f}"
                      f"（偏差 {row['total_error_pct']:+.1f}%）。")
         lines += _interval_line(row, language)
@@ -745,8 +749,9 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
         if beat:
             lines.append(f"- 在单客户误差上优于基准方法：{'、'.join(label(b, language) for b in beat)}。")
     else:
-        lines.append(f"- Use **{name}**: over the {span} it had not seen, it had the smallest error per "
-                     f"customer and on the total together ({row['mae']:.3f} purchases per customer).")
+        lines.append(f"- Use **{name}**: over the {span} it had not seen, it had the smallest error per customer "
+                     f"and on the total taken together. Its error per customer was {row['mae']:.3f} purchases"
+                     + (f"; {other[0]} had the smallest on its own ({other[1]:.3f})" if other else "") + ".")
         lines.append(f"- It forecast {row['predicted']:,.0f} purchases in total against {row['actual']:,.0f} "
                      f"actual ({row['total_error_pct']:+.1f}%).")
         lines += _interval_line(row, language)

@@ -42,6 +42,12 @@ def _tier_with_most_revenue(history, tiers):
     return str(history["revenue"].groupby(tiers.astype(str)).sum().idxmax())
 
 
+def _levers():
+    from ltv_helpers import levers
+
+    return levers
+
+
 def _best_lever(table, group):
     return str(table.xs(group, level="group")["net_value"].idxmax())
 
@@ -71,31 +77,34 @@ EXERCISES: dict[str, Exercise] = {
     "3.2": Exercise(_tier_with_most_revenue,
                     "Sum revenue by tier and take the tier with the largest sum (its name).",
                     "按分层汇总销售额，取总和最大的分层（分层名称）。", rtol=0),
-    "4.1": Exercise(lambda model: round(model.params["r"], 2),
-                    "Read model.params['r'] and round it to 2 decimals.",
-                    "读取 model.params['r']，保留两位小数。", decimals=2),
+    "4.1": Exercise(lambda model: model.params["r"] / model.params["alpha"],
+                    "Divide model.params['r'] by model.params['alpha'] (both in days).",
+                    "用 model.params['r'] 除以 model.params['alpha']（都以天为单位）。", decimals=4),
     "4.2": Exercise(lambda model: float(model.predict(pd.DataFrame(
                         {"frequency": [2.0], "recency": [30.0], "T": [52.0]}), horizon=52)["expected_purchases"].iloc[0]),
                     "Use model.predict on a one-row summary (frequency 2, recency 30, T 52) with horizon=52.",
                     "对一行汇总（frequency 2、recency 30、T 52）调用 model.predict，horizon=52。", decimals=2),
-    "5.1": Exercise(lambda result: float(result.predictions["actual_purchases"].sum()),
-                    "Sum the actual purchases of the holdout in result.predictions.",
-                    "对 result.predictions 中保留期的实际购买次数求和。", decimals=0),
+    "5.1": Exercise(lambda result: int((result.predictions["actual_purchases"] == 0).sum()),
+                    "Count the rows of result.predictions whose actual_purchases is 0.",
+                    "统计 result.predictions 中 actual_purchases 为 0 的行数。", decimals=0),
     "5.2": Exercise(lambda result: result.best("mae"),
                     "The model with the smallest mean absolute error (mae) per customer: bgnbd, mbgnbd or pareto_nbd.",
                     "单客户平均绝对误差（mae）最小的模型：bgnbd、mbgnbd 或 pareto_nbd。", rtol=0),
-    "6.1": Exercise(lambda regular: round(regular.params["alpha"], 3),
-                    "Fit fit_sbg to the 'regular' counts and round alpha to 3 decimals.",
-                    "对“regular”计数调用 fit_sbg，把 alpha 保留三位小数。", decimals=3),
-    "6.2": Exercise(lambda high_end: float(high_end.project(8, 1000)["active"].iloc[8]),
-                    "high_end.project(8, 1000) gives the expected active customers; take period 8.",
-                    "high_end.project(8, 1000) 给出预计活跃人数；取第 8 期。", decimals=0),
+    "6.1": Exercise(lambda regular: regular.params["alpha"] / (regular.params["alpha"] + regular.params["beta"]),
+                    "Fit fit_sbg to the 'regular' counts, then alpha / (alpha + beta) of its params.",
+                    "对“regular”计数调用 fit_sbg，再用其参数计算 alpha / (alpha + beta)。", decimals=3),
+    "6.2": Exercise(lambda high_end: float(high_end.project(15, 1000)["active"].iloc[15]),
+                    "high_end.project(15, 1000) gives the expected active customers; take period 15.",
+                    "high_end.project(15, 1000) 给出预计活跃人数；取第 15 期。", decimals=0),
     "7.1": Exercise(lambda table: _best_lever(table, "high value"),
                     "In the what-if table, keep the 'high value' rows and take the lever with the largest net_value.",
                     "在假设分析表中只看“high value”行，取 net_value 最大的杠杆。", rtol=0),
-    "7.2": Exercise(lambda table: float(table.loc[("medium value", "order value"), "gain"]),
-                    "The gain per customer of the 'order value' lever for the 'medium value' tier.",
-                    "“medium value”分层在“order value”杠杆下的每客户增益。", decimals=2),
+    "7.2": Exercise(lambda baseline: float(_levers().what_if(baseline, {"order value": 0.2}, cost_per_customer=0)
+                                           .loc[("medium value", "order value"), "gain"]),
+                    "levers.what_if(baseline, {'order value': 0.2}, cost_per_customer=0), then the 'gain' of "
+                    "('medium value', 'order value').",
+                    "levers.what_if(baseline, {'order value': 0.2}, cost_per_customer=0)，再取 "
+                    "('medium value', 'order value') 的 'gain'。", decimals=2),
 }
 
 _TEXT = {
@@ -123,6 +132,10 @@ def _shown(answer, language: str) -> str:
     return repr(str(answer)) if isinstance(answer, np.str_) else repr(answer)
 
 
+#: Other words the lessons' Chinese narrative uses for a name an exercise expects.
+_ALIASES = {"frequency": ("频次", "购买频次"), "retention": ("留存", "留存率"), "order value": ("客单价", "订单金额")}
+
+
 def _matches(answer, expected, rtol: float, decimals: int | None = None) -> bool:
     if isinstance(answer, (pd.Series, pd.DataFrame, np.ndarray)):
         if np.size(answer) != 1:
@@ -133,14 +146,15 @@ def _matches(answer, expected, rtol: float, decimals: int | None = None) -> bool
         from ltv_helpers.segments import group_name
 
         # A name is right in either language: "high value" or "高价值客户", "margin" or "毛利".
-        names = {str(expected), label(str(expected), "zh"), group_name(str(expected), "zh")}
+        names = {str(expected), label(str(expected), "zh"), group_name(str(expected), "zh"),
+                 *_ALIASES.get(str(expected), ())}
         return str(answer).strip().lower() in {n.strip().lower() for n in names}
     try:
         answer, expected = float(answer), float(expected)
     except (TypeError, ValueError):
         return False
-    if decimals is not None and abs(answer - expected) <= 0.5 * 10.0 ** -decimals * (1 + 1e-9) + 1e-12:
-        return True  # right at the precision the question asks for
+    if decimals is not None:  # right at the precision the question asks for, and only then
+        return bool(abs(answer - expected) <= 0.5 * 10.0 ** -decimals * (1 + 1e-9) + 1e-12)
     return bool(np.isclose(answer, expected, rtol=rtol, atol=1e-9))
 
 
