@@ -182,6 +182,8 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if reuse is not None and not _reusable(reuse, transactions, cal_end, obs_end, freq, freq_multiplier,
                                            intervals, level):
         reuse = None
+    if orders is not None and orders.transactions is not transactions:
+        raise LTVError("orders must be OrderDays of the same transactions the backtest is given.")
     if orders is None and reuse is None and intervals and _check_freq(freq, freq_multiplier) in OrderDays.FREQS:
         orders = OrderDays(transactions)  # the model errors make a summary at every earlier cut-off
     summary = (reuse.summary if reuse is not None else
@@ -429,6 +431,8 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
     made once and every model backtested on it. ``orders``: the transactions as an
     :class:`OrderDays` when the caller has them so (made here otherwise, for days and weeks)."""
     as_of = pd.Timestamp(as_of)
+    if orders is not None and orders.transactions is not transactions:
+        raise LTVError("orders must be OrderDays of the same transactions model_errors is given.")
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
     if orders is None and _check_freq(freq, freq_multiplier) in OrderDays.FREQS and len(tx):
         orders = OrderDays(transactions)

@@ -163,5 +163,7 @@ def retained_payback_months(cac, monthly_margin, monthly_retention, monthly_disc
     q = r / (1 + d)
     with np.errstate(divide="ignore", invalid="ignore"):
         share = c * (1 - q) / m  # the part of the infinite sum's reach that CAC needs
-        n = np.where(q >= 1, c / m, np.where(share < 1, np.log1p(-np.minimum(share, 1)) / np.log(q), np.inf))
+        later = np.log1p(-np.minimum(share, 1)) / np.log(np.where(q > 0, q, 0.5))
+        n = np.where(q >= 1, c / m, np.where(share >= 1, np.inf, later))
+        n = np.where(q == 0, np.where(c <= m, c / m, np.inf), n)  # nobody stays: only the first month counts
     return _out(n, cac, monthly_margin, monthly_retention, monthly_discount)

@@ -416,6 +416,25 @@ def test_prepared_order_days_give_the_same_summaries_as_the_query(cdnow_sample, 
                                                                observation_end="1998-06-30", freq="M"))
 
 
+def test_prepared_order_days_round_sort_and_refuse_as_the_query_does():
+    """Halves of a millionth round away from zero (the query's DECIMAL cast); number ids sort by
+    value as the query sorts them; a missing id or amount is refused in one sentence."""
+    from ltv_helpers.data.summary import OrderDays
+
+    tx = pd.DataFrame({"customer_id": [1, 10, 2, 1, 2, 10, 1],
+                       "order_date": pd.to_datetime(["2024-01-01", "2024-01-02", "2024-01-03", "2024-02-01",
+                                                     "2024-03-05", "2024-03-06", "2024-03-07"]),
+                       "amount": [1234.5678905, 0.0000005, 2.5e-6, 1.0000015, 3.0, 4.0, 5.0]})
+    kw = dict(calibration_end="2024-02-15", observation_end="2024-03-31")
+    ours = OrderDays(tx).calibration_holdout(**kw)
+    pd.testing.assert_frame_equal(ours, calibration_holdout(tx, **kw), check_exact=True)
+    assert list(ours.index) == ["1", "2", "10"]
+    with pytest.raises(LTVError, match="have no customer id"):
+        OrderDays(tx.assign(customer_id=["a", None, "b", "a", "b", "a", "a"]))
+    with pytest.raises(LTVError, match="Amounts must be finite"):
+        OrderDays(tx.assign(amount=[np.nan, 1, 1, 1, 1, 1, 1]))
+
+
 # ------------------------------------------------------------------------------- notebook helpers
 
 def test_monthly_activity_and_simple_estimate(tiny):

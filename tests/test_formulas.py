@@ -48,6 +48,8 @@ def test_the_payback_that_counts_churn_and_discounting_against_month_by_month_su
         assert whole - 1 < n <= whole
         assert n > f.cac_payback_months(cac, margin) or r == 1
     assert f.retained_payback_months(300, 10, 0.9) == np.inf  # 10 a month, 90% stay: at most 100 in all
+    assert f.retained_payback_months(30, 50, 0.0) == 0.6 and f.retained_payback_months(50, 50, 0.0) == 1.0
+    assert f.retained_payback_months(60, 50, 0.0) == np.inf  # nobody stays past the first month
     assert list(f.retained_payback_months(300, 50, np.array([1.0, 0.96]))) == pytest.approx([6.0, 6.7228], rel=1e-4)
 
 

@@ -283,8 +283,8 @@ def test_lesson_figures_draw_the_tables_they_are_given():
     tx = datasets.load_cdnow(sample=True)
     history = data.customer_history(tx)
     tiers = sg.value_tiers(history)
-    what_if = levers.what_if(levers.lever_baseline(history, tiers, gross_margin=0.3), {"order value": 0.1, "margin": 0.05},
-                             cost_per_customer={"order value": 2, "margin": 0.5})
+    what_if = levers.what_if(levers.lever_baseline(history, tiers, gross_margin=0.3),
+                             {"order value": 0.1, "margin": 0.05}, cost_per_customer={"order value": 2, "margin": 0.5})
     ax = plots.lever_values(what_if, "USD").axes[0]
     groups = list(what_if.index.get_level_values("group").unique())
     assert [t.get_text() for t in ax.get_xticklabels()] == groups

@@ -372,6 +372,17 @@ def buyer_counts(tx: pd.DataFrame) -> tuple[int, int]:
     return len(days), int((days > 1).sum())
 
 
+def _millionths(amount: np.ndarray) -> np.ndarray:
+    """Amounts as whole millionths, as the summaries' ``DECIMAL(18, 6)`` holds them (DuckDB's own
+    cast, which rounds halves away from zero): sums of them are exact."""
+    if not np.isfinite(amount).all() or (np.abs(amount) >= 1e12).any():
+        raise LTVError("Amounts must be finite numbers below 1,000,000,000,000; clean the transactions first.")
+    with duckdb.connect() as con:
+        con.register("amounts", pd.DataFrame({"x": amount}))
+        out = con.execute("SELECT CAST(CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS m FROM amounts").fetchnumpy()
+    return np.asarray(out["m"], dtype=np.int64)
+
+
 class OrderDays:
     """One client's orders prepared once for many :func:`calibration_holdout` summaries of a
     pandas DataFrame (a backtest's earlier cut-offs): customer ids as sorted codes, days as
@@ -389,24 +400,30 @@ class OrderDays:
             if col not in transactions:
                 raise LTVError(f"The transactions have no {col} column; they have: "
                                f"{', '.join(map(str, transactions.columns))}.")
-        self.transactions = transactions
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        codes, ids = pd.factorize(transactions[CUSTOMER_ID].astype("str"))  # hashing, then the ids sorted
-        by_id = pc.sort_indices(pa.array(np.asarray(ids, dtype=object), type=pa.string())).to_numpy()
+        self.transactions = transactions
+        column = transactions[CUSTOMER_ID]
+        numeric = pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column)
+        codes, ids = pd.factorize(column if numeric else column.astype("str"))  # hashing; the ids sorted below
+        if (codes < 0).any():
+            raise LTVError(f"{int((codes < 0).sum()):,} orders have no customer id; clean the transactions first "
+                           "(clean_transactions rejects them).")
+        # The order the query returns customers in: numbers by value, text by its characters.
+        by_id = (np.argsort(np.asarray(ids), kind="stable") if numeric else
+                 pc.sort_indices(pa.array(np.asarray(ids, dtype=object), type=pa.string())).to_numpy())
         rank = np.empty(len(by_id), dtype=np.int64)
         rank[by_id] = np.arange(len(by_id))
         codes = rank[codes]
         when = transactions[ORDER_DATE].to_numpy(dtype="datetime64[us]")
         days = when.astype("datetime64[D]").astype(np.int64)
-        ordered = len(codes) < 2 or bool(((codes[1:] > codes[:-1]) | ((codes[1:] == codes[:-1]) & (days[1:] >= days[:-1]))).all())
+        same = codes[1:] == codes[:-1]
+        ordered = len(codes) < 2 or bool(((codes[1:] > codes[:-1]) | (same & (days[1:] >= days[:-1]))).all())
         order = np.arange(len(codes)) if ordered else np.lexsort((days, codes))
-        self.ids = pd.Index(np.asarray(ids, dtype=object)[by_id], dtype="str", name=CUSTOMER_ID)
+        self.ids = pd.Index(pd.Series(np.asarray(ids)[by_id]).astype("str").to_numpy(), dtype="str", name=CUSTOMER_ID)
         self.codes, self.days, self.when = codes[order], days[order], when[order]
-        # Amounts as whole millionths, as the SQL's DECIMAL(18, 6) holds them: sums are exact.
-        amount = transactions[AMOUNT].to_numpy(dtype=float)[order]
-        self.micros = np.round(amount * 1e6).astype(np.int64)
+        self.micros = _millionths(transactions[AMOUNT].to_numpy(dtype=float)[order])
 
     def _periods(self, freq: str) -> np.ndarray:
         return self.days if freq == "D" else np.floor_divide(self.days - 4, 7)  # weeks from Monday 1970-01-05
