@@ -1654,7 +1654,7 @@ def describe(model: LTVModel, language: str = "en") -> str:
     mean_rate = p["r"] / p["alpha"]  # purchases per unit while active, averaged over customers
     lines = []
     if zh:
-        lines.append(f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {p['r']:.2f} 越小，客户之间的购买频率差异越大。")
+        lines.append(f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {p['r']:.2f}（r 越小，客户之间的购买频率差异越大）。")
     else:
         lines.append(f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {p['r']:.2f} "
                      "measures how alike they are (the smaller, the more customers differ).")
