@@ -601,8 +601,9 @@ def conditional_expectations(result: BacktestResult, *, max_frequency: int = 7) 
 def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = "W") -> pd.DataFrame:
     """Actual and predicted repeat transactions per period, over calibration and holdout.
 
-    Repeat transactions are purchase days after a customer's first, counted in ``freq`` periods
-    (weekly by default), for the backtest's customers. Predicted: for each group of customers
+    Repeat transactions are purchase days after a customer's first (purchase weeks for a weekly
+    backtest, as its summary counts them), counted in ``freq`` periods (weekly by default), for the
+    backtest's customers. Predicted: for each group of customers
     whose first purchase was on day f, the model's unconditional
     ``expected_number_of_purchases_up_to_time`` from f to the period's end, in the backtest's time
     unit, times the group's size, summed; this is lifetimes' ``expected_cumulative_transactions``
@@ -612,16 +613,21 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     """
     freq = _check_freq(freq, 1)
     unit_days = result.summary.attrs.get("unit_days", 1.0)
+    # Purchases are counted in the periods the backtest's summary merged them in: days, or weeks
+    # for a weekly backtest (two purchases in a week are one to a weekly model).
+    unit = (result.summary.attrs.get("backtest_freq") or ["D", 1.0])[0]
+    unit = unit if unit in _PERIOD_SQL else "D"
     ids = result.summary.index
     tx = transactions[_among(transactions[CUSTOMER_ID], ids)
                       & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
     with DuckDBEngine(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]]) as src:
         per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
         day = _PERIOD_SQL["D"].format(c=ORDER_DATE)
-        # Repeat transactions: lifetimes' definition in the backtest's own unit (days here),
-        # counted in the tracking period that contains them.
+        counted = _PERIOD_SQL[unit].format(c=ORDER_DATE)
+        # Repeat transactions: lifetimes' definition in the backtest's own unit, counted in the
+        # tracking period that contains the first day of each.
         rows = src.query(f"""
-            WITH days AS (SELECT {CUSTOMER_ID} AS cid, {day} AS d, MIN({per}) AS p FROM src GROUP BY ALL),
+            WITH days AS (SELECT {CUSTOMER_ID} AS cid, {counted} AS d, MIN({per}) AS p FROM src GROUP BY ALL),
             marked AS (SELECT p, d = MIN(d) OVER (PARTITION BY cid) AS is_first FROM days)
             SELECT p, SUM(CASE WHEN is_first THEN 0 ELSE 1 END) AS repeat FROM marked GROUP BY p
         """)

@@ -248,3 +248,16 @@ def test_a_saved_backtest_is_reused_and_gives_the_same_result(cdnow_sample, tmp_
     assert ev.load_backtest(tmp_path / "arrivals") is not None
     (tmp_path / "backtest.json").write_text("{}", encoding="utf-8")
     assert ev.load_backtest(tmp_path) is None
+
+
+def test_tracking_counts_purchases_as_a_weekly_backtest_does(cdnow_sample):
+    """A weekly backtest's model counts purchase weeks: the tracking chart's actual line must too, so
+    its cumulative count at the calibration end is the summary's calibration repeat purchases."""
+    # Sundays: the weeks of the summary (from Monday) and of the chart end together at the split.
+    result = ev.backtest(cdnow_sample, calibration_end="1997-09-28", observation_end="1998-06-28", freq="W",
+                         models=["bgnbd"], baselines=False, intervals=False)
+    track = ev.tracking(cdnow_sample, result, freq="W")
+    calibration = track.loc[~track["holdout"], "actual"].sum()
+    assert calibration == result.summary["frequency_cal"].sum()
+    holdout = track.loc[track["holdout"], "actual"].sum()
+    assert holdout == result.summary["frequency_holdout"].sum()
