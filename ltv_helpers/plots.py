@@ -441,6 +441,17 @@ def conditional_expectations_plot(table: pd.DataFrame, language: str = "en") -> 
     return fig
 
 
+def _finish(fig: plt.Figure, ax, heading: str, xlabel: str, ylabel: str, **legend) -> plt.Figure:
+    """Title, axis labels (already in the figure's language), the legend (``legend``: its options)
+    and a tight layout: how the lessons' figures end."""
+    _title(ax, heading)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(**legend)
+    fig.tight_layout()
+    return fig
+
+
 def ltv_by_retention(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
     """LTV against yearly retention, one line per horizon: the value columns of
     :func:`ltv_helpers.lessons.scenario_table` (LTV / CAC, a ratio, is left out)."""
@@ -451,12 +462,8 @@ def ltv_by_retention(table: pd.DataFrame, currency: str = "", language: str = "e
                 color=sns.color_palette()[i], label=str(col))
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(xmax=1, decimals=0))
     _money_axis(ax)
-    _title(ax, label("LTV grows faster than retention", language))
-    ax.set_xlabel(str(table.index.name or label("yearly retention", language)))
-    ax.set_ylabel(f"LTV ({currency})" if currency else "LTV")
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, label("LTV grows faster than retention", language),
+                   str(table.index.name or label("yearly retention", language)), f"LTV ({currency})" if currency else "LTV")
 
 
 def lever_values(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
@@ -475,11 +482,9 @@ def lever_values(table: pd.DataFrame, currency: str = "", language: str = "en") 
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(x, [group_name(str(g), language) for g in net.index])
     _money_axis(ax)
-    _title(ax, label("Net value of each lever, by tier", language))
-    ax.set_ylabel(label("net value", language) + (f" ({currency})" if currency else ""))
-    ax.legend(title=label("lever", language), fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, label("Net value of each lever, by tier", language), "",
+                   label("net value", language) + (f" ({currency})" if currency else ""),
+                   title=label("lever", language), fontsize=8)
 
 
 def sbg_survival(cohorts: dict, fitted_periods: int, language: str = "en") -> plt.Figure:
@@ -500,12 +505,8 @@ def sbg_survival(cohorts: dict, fitted_periods: int, language: str = "en") -> pl
                 xytext=(4, 0), textcoords="offset points", va="top", fontsize=9)
     ax.set_ylim(0, 100)
     ax.yaxis.set_major_formatter(mticker.PercentFormatter())
-    _title(ax, label("Share of the cohort still active", language))
-    ax.set_xlabel(label("period (year)", language))
-    ax.set_ylabel(label("still active", language))
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, label("Share of the cohort still active", language), label("period (year)", language),
+                   label("still active", language), fontsize=8)
 
 
 def sbg_retention(models: dict, periods: int, language: str = "en") -> plt.Figure:
@@ -517,12 +518,8 @@ def sbg_retention(models: dict, periods: int, language: str = "en") -> plt.Figur
         ax.plot(t, 100 * model.retention(t), marker="o", color=sns.color_palette()[i], label=label(name, language))
     ax.yaxis.set_major_formatter(mticker.PercentFormatter(decimals=0))
     ax.set_xticks(t)
-    _title(ax, label("Retention rises with tenure", language))
-    ax.set_xlabel(label("period (year)", language))
-    ax.set_ylabel(label("retention rate", language))
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, label("Retention rises with tenure", language), label("period (year)", language),
+                   label("retention rate", language))
 
 
 #: Line styles that tell the models apart in print, also without colour (":" marks the holdout).
