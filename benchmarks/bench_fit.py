@@ -135,7 +135,6 @@ def main() -> None:
 
 
 def _run(args) -> None:
-
     from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
     from ltv_helpers import models

@@ -182,13 +182,11 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if reuse is not None and not _reusable(reuse, transactions, cal_end, obs_end, freq, freq_multiplier,
                                            intervals, level):
         reuse = None
-    if orders is not None and orders.transactions is not transactions:
-        raise LTVError("orders must be OrderDays of the same transactions the backtest is given.")
-    if orders is None and reuse is None and intervals and _check_freq(freq, freq_multiplier) in OrderDays.FREQS:
-        orders = OrderDays(transactions)  # the model errors make a summary at every earlier cut-off
+    # With intervals, the model errors make a summary at every earlier cut-off: prepare the orders once.
+    orders = _orders(transactions, orders, freq, freq_multiplier, many=reuse is None and intervals)
     summary = (reuse.summary if reuse is not None else
-               (orders.calibration_holdout if orders is not None else partial(calibration_holdout, transactions))(
-                   calibration_end=cal_end, observation_end=obs_end, freq=freq, freq_multiplier=freq_multiplier))
+               _summarize(transactions, orders)(calibration_end=cal_end, observation_end=obs_end, freq=freq,
+                                                freq_multiplier=freq_multiplier))
     summary.attrs["backtest_freq"] = [freq, float(freq_multiplier)]
     duration = float(summary["duration_holdout"].iloc[0])
     holdout = transactions[(transactions[ORDER_DATE] >= _end_cut(cal_end))
@@ -239,6 +237,23 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
     return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
+
+
+def _orders(transactions: pd.DataFrame, orders: OrderDays | None, freq: str, freq_multiplier: float,
+            many: bool) -> OrderDays | None:
+    """The :class:`OrderDays` to make calibration summaries of ``transactions`` from: ``orders``
+    when given (they must be of these transactions), made here when ``many`` summaries are to come
+    in days or weeks (preparing costs about what two queries do), else None (one query each)."""
+    if orders is not None:
+        if orders.transactions is not transactions:
+            raise LTVError("orders must be OrderDays of the same transactions the backtest is given.")
+        return orders
+    return OrderDays(transactions) if many and _check_freq(freq, freq_multiplier) in OrderDays.FREQS else None
+
+
+def _summarize(transactions: pd.DataFrame, orders: OrderDays | None):
+    """:func:`calibration_holdout` of ``transactions``, through ``orders`` when there are."""
+    return orders.calibration_holdout if orders is not None else partial(calibration_holdout, transactions)
 
 
 def _fit_and_predict(summary: pd.DataFrame, name: str, duration: float):
@@ -431,13 +446,9 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
     made once and every model backtested on it. ``orders``: the transactions as an
     :class:`OrderDays` when the caller has them so (made here otherwise, for days and weeks)."""
     as_of = pd.Timestamp(as_of)
-    if orders is not None and orders.transactions is not transactions:
-        raise LTVError("orders must be OrderDays of the same transactions model_errors is given.")
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
-    if orders is None and _check_freq(freq, freq_multiplier) in OrderDays.FREQS and len(tx):
-        orders = OrderDays(transactions)
     # Every summary ends by as_of, so the orders after it change none of them.
-    summarize = orders.calibration_holdout if orders is not None else partial(calibration_holdout, tx)
+    summarize = _summarize(transactions, _orders(transactions, orders, freq, freq_multiplier, many=len(tx) > 0))
     columns = ["cutoff", "holdout_days", "predicted", "actual", "log_error", "noise_var",
                "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
     rows = {name: [] for name in models}
@@ -695,7 +706,7 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
     fitted again (:func:`backtest`'s ``reuse``).
     """
     rows, edges = [], {}
-    orders = OrderDays(transactions) if _check_freq(freq, freq_multiplier) in OrderDays.FREQS else None
+    orders = _orders(transactions, None, freq, freq_multiplier, many=True)
     for cutoff in cutoffs:
         cut = pd.Timestamp(cutoff)
         res = backtest(transactions, calibration_end=cut, observation_end=cut + pd.Timedelta(days=holdout_days),

@@ -476,7 +476,7 @@ LABELS: dict[str, dict[str, str]] = {
     "LTV, {years} years": {"zh": "{years} 年 LTV"},
     "LTV, forever": {"zh": "永续 LTV"},
     "yearly retention": {"zh": "年留存率"},
-    "a random {shown} of {total} customers, and the largest": {"zh": "随机抽取 {total} 位客户中的 {shown} 位，另加最大值"},
+    "{shown} of {total} customers: a random sample and the largest": {"zh": "{total} 位客户中的 {shown} 位：随机样本加上最大值"},
     # lessons 2 and 7: figures
     "LTV grows faster than retention": {"zh": "LTV 比留存率增长得更快"},
     "Net value of each lever, by tier": {"zh": "各分层每个杠杆的净价值"},

@@ -42,10 +42,10 @@ def _tier_with_most_revenue(history, tiers):
     return str(history["revenue"].groupby(tiers.astype(str)).sum().idxmax())
 
 
-def _levers():
-    from ltv_helpers import levers
+def _order_value_gain(baseline, change: float, group: str) -> float:
+    from ltv_helpers.levers import what_if
 
-    return levers
+    return float(what_if(baseline, {"order value": change}, cost_per_customer=0).loc[(group, "order value"), "gain"])
 
 
 def _best_lever(table, group):
@@ -99,8 +99,7 @@ EXERCISES: dict[str, Exercise] = {
     "7.1": Exercise(lambda table: _best_lever(table, "high value"),
                     "In the what-if table, keep the 'high value' rows and take the lever with the largest net_value.",
                     "在假设分析表中只看“high value”行，取 net_value 最大的杠杆。", rtol=0),
-    "7.2": Exercise(lambda baseline: float(_levers().what_if(baseline, {"order value": 0.2}, cost_per_customer=0)
-                                           .loc[("medium value", "order value"), "gain"]),
+    "7.2": Exercise(lambda baseline: _order_value_gain(baseline, 0.2, "medium value"),
                     "levers.what_if(baseline, {'order value': 0.2}, cost_per_customer=0), then the 'gain' of "
                     "('medium value', 'order value').",
                     "levers.what_if(baseline, {'order value': 0.2}, cost_per_customer=0)，再取 "

@@ -635,7 +635,7 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     shown = _scatter_sample(x.to_numpy(dtype=float), y.to_numpy(dtype=float))
     ax.scatter(x.iloc[shown], y.iloc[shown], s=8, alpha=0.3, color=sns.color_palette()[0], edgecolor="none")
     if len(shown) < len(x):
-        ax.annotate(label("a random {shown} of {total} customers, and the largest", language).format(
+        ax.annotate(label("{shown} of {total} customers: a random sample and the largest", language).format(
                     shown=f"{len(shown):,}", total=f"{len(x):,}"), (0.02, 0.98), xycoords="axes fraction",
                     va="top", fontsize=8, color="grey")
     largest = [float(np.nanmax(v.to_numpy(dtype=float), initial=0.0)) for v in (x, y)]

@@ -138,3 +138,29 @@ def test_the_choice_rule_weighs_the_total_as_well_as_the_error_per_customer():
     assert res.choose() == "bgnbd"
     with pytest.raises(LTVError, match="No purchase model"):
         ev.BacktestResult(pd.DataFrame(), pd.DataFrame(columns=["mae"]), pd.DataFrame(), {}).choose()
+
+
+def test_the_customers_spread_on_a_budget_gives_the_many_shared_histories_more_draws(cdnow_sample, cal, fitted,
+                                                                                      monkeypatch):
+    """Beyond SPREAD_BUDGET, a history gets draws in proportion to its customers (powers of two,
+    SPREAD_MIN_DRAWS to SPREAD_DRAWS); the totals stay those of the full simulation within Monte
+    Carlo error (the variances are unbiased), and a compressed summary gets the very same purchases."""
+    m = fitted["bgnbd"]
+    full = models.customer_spread(m, cal, horizon=273).loc["all customers"]
+    monkeypatch.setattr(models, "SPREAD_BUDGET", 20_000)
+    _, rows, inverse = models._prepare(cal)
+    counts = np.bincount(inverse)
+    draws = models._spread_draws(counts.astype(float), models.SPREAD_DRAWS)
+    assert len(rows) * models.SPREAD_DRAWS > models.SPREAD_BUDGET  # the budget binds
+    assert ((draws >= models.SPREAD_MIN_DRAWS) & (draws <= models.SPREAD_DRAWS)).all()
+    assert set(np.log2(draws[draws < models.SPREAD_DRAWS])) <= set(range(2, 8))  # powers of two
+    assert (np.diff(draws[np.argsort(counts, kind="stable")]) >= 0).all()  # more customers, more draws
+    assert draws[counts.argmax()] == models.SPREAD_DRAWS and draws.sum() < 3 * models.SPREAD_BUDGET
+    lean = models.customer_spread(m, cal, horizon=273).loc["all customers"]
+    assert lean["purchases"] == pytest.approx(full["purchases"], rel=0.03)
+    assert lean["purchases_var"] == pytest.approx(full["purchases_var"], rel=0.15)
+    packed = calibration_holdout(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                                 compress=True)
+    same = models.customer_spread(m, packed, horizon=273).loc["all customers"]
+    assert same["purchases"] == pytest.approx(lean["purchases"], rel=1e-12)
+    assert same["purchases_var"] == pytest.approx(lean["purchases_var"], rel=1e-12)

@@ -421,7 +421,7 @@ class OrderDays:
         same = codes[1:] == codes[:-1]
         ordered = len(codes) < 2 or bool(((codes[1:] > codes[:-1]) | (same & (days[1:] >= days[:-1]))).all())
         order = np.arange(len(codes)) if ordered else np.lexsort((days, codes))
-        self.ids = pd.Index(pd.Series(np.asarray(ids)[by_id]).astype("str").to_numpy(), dtype="str", name=CUSTOMER_ID)
+        self.ids = pd.Index(np.asarray(ids)[by_id], name=CUSTOMER_ID).astype("str")
         self.codes, self.days, self.when = codes[order], days[order], when[order]
         self.micros = _millionths(transactions[AMOUNT].to_numpy(dtype=float)[order])
 
