@@ -261,3 +261,19 @@ def test_tracking_counts_purchases_as_a_weekly_backtest_does(cdnow_sample):
     assert calibration == result.summary["frequency_cal"].sum()
     holdout = track.loc[track["holdout"], "actual"].sum()
     assert holdout == result.summary["frequency_holdout"].sum()
+
+
+def test_fits_in_threads_give_what_one_at_a_time_gives(cdnow_sample, weekly, monkeypatch):
+    """The backtest's models and the model errors' cut-offs are fitted FIT_THREADS at a time: the
+    result is the same, bit for bit, as one at a time."""
+    monkeypatch.setattr(ev, "FIT_THREADS", 1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                            freq="D", freq_multiplier=7)
+    assert ev.FIT_THREADS == 1 and len(alone.fitted) == 3
+    pd.testing.assert_frame_equal(alone.metrics, weekly.metrics, check_exact=True)
+    pd.testing.assert_frame_equal(alone.predictions, weekly.predictions, check_exact=True)
+    for name, error in weekly.model_errors.items():
+        assert error.cutoffs >= 2
+        pd.testing.assert_frame_equal(alone.model_errors[name].origins, error.origins, check_exact=True)

@@ -430,6 +430,10 @@ def test_ml_baseline_learns_and_predicts(cdnow_sample):
         5 * pred.loc[hist_orders[hist_orders == 1].index, "expected_revenue"].mean()
     again = models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=180)
     pd.testing.assert_frame_equal(pred, again.predict(cdnow_sample, observation_end="1998-06-30"))
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="openmp"):  # predictions use every core, and do not depend on it
+        pd.testing.assert_frame_equal(pred, ml.predict(cdnow_sample, observation_end="1998-06-30"), check_exact=True)
     with pytest.raises(LTVError, match="No history"):
         models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=800)
 
@@ -618,3 +622,44 @@ def test_a_purchase_model_alone_leaves_spend_and_clv_missing_without_amounts(day
     with_amounts = m.predict(days, horizon=52)
     assert (with_amounts["expected_spend"] == days["monetary_value_cal"]).all()
     assert with_amounts["clv"].notna().all()
+
+
+def test_one_blas_thread_is_shared_by_nested_calls_and_threads_and_lifted_after():
+    """The BLAS limit is the process's: the first call sets it, the last to end lifts it, whether
+    the calls nest or run in several threads at once (the backtest's fits). Here the first thread
+    to start ends first, while the second still works."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+
+    before = blas_threads()
+    seen = []
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+
+    @models.one_blas_thread
+    def inner():
+        seen.append(blas_threads())
+
+    @models.one_blas_thread
+    def first():
+        first_in.set()
+        second_in.wait(timeout=10)
+        inner()
+
+    @models.one_blas_thread
+    def second():
+        second_in.set()
+        first_out.wait(timeout=10)
+        seen.append(blas_threads())  # the first thread has ended: the limit must hold for this one
+
+    one = threading.Thread(target=lambda: (first(), first_out.set()))
+    two = threading.Thread(target=lambda: (first_in.wait(timeout=10), second()))
+    for thread in (one, two):
+        thread.start()
+    for thread in (one, two):
+        thread.join(timeout=30)
+    assert len(seen) == 2 and all(set(s) <= {1} for s in seen), seen
+    assert blas_threads() == before and models._BLAS["depth"] == 0
