@@ -147,15 +147,15 @@ def test_the_customers_spread_on_a_budget_gives_the_many_shared_histories_more_d
     Carlo error (the variances are unbiased), and a compressed summary gets the very same purchases."""
     m = fitted["bgnbd"]
     full = models.customer_spread(m, cal, horizon=273).loc["all customers"]
-    monkeypatch.setattr(models, "SPREAD_BUDGET", 20_000)
+    monkeypatch.setattr(models.uncertainty, "SPREAD_BUDGET", 20_000)
     _, rows, inverse = models._prepare(cal)
     counts = np.bincount(inverse)
     draws = models._spread_draws(counts.astype(float), models.SPREAD_DRAWS)
-    assert len(rows) * models.SPREAD_DRAWS > models.SPREAD_BUDGET  # the budget binds
+    assert len(rows) * models.SPREAD_DRAWS > models.uncertainty.SPREAD_BUDGET  # the budget binds
     assert ((draws >= models.SPREAD_MIN_DRAWS) & (draws <= models.SPREAD_DRAWS)).all()
     assert set(np.log2(draws[draws < models.SPREAD_DRAWS])) <= set(range(2, 8))  # powers of two
     assert (np.diff(draws[np.argsort(counts, kind="stable")]) >= 0).all()  # more customers, more draws
-    assert draws[counts.argmax()] == models.SPREAD_DRAWS and draws.sum() < 3 * models.SPREAD_BUDGET
+    assert draws[counts.argmax()] == models.SPREAD_DRAWS and draws.sum() < 3 * models.uncertainty.SPREAD_BUDGET
     lean = models.customer_spread(m, cal, horizon=273).loc["all customers"]
     assert lean["purchases"] == pytest.approx(full["purchases"], rel=0.03)
     assert lean["purchases_var"] == pytest.approx(full["purchases_var"], rel=0.15)

@@ -62,7 +62,7 @@ def test_purchase_objectives_do_not_depend_on_the_block_size(cal, monkeypatch, o
     w = np.random.default_rng(1).integers(1, 5, len(f)).astype(float)
     theta = np.array([-0.3, 0.4, -0.5, 0.2])
     whole = getattr(models, ours_class)(f, r, t, w, 0.0, 0.1)(theta)
-    monkeypatch.setattr(models, "OBJECTIVE_BLOCK", 97)  # 2,357 customers: 25 blocks, the last one short
+    monkeypatch.setattr(models.bgnbd, "OBJECTIVE_BLOCK", 97)  # 2,357 customers: 25 blocks, the last one short
     blocks = getattr(models, ours_class)(f, r, t, w, 0.0, 0.1)(theta)
     assert blocks[0] == pytest.approx(whole[0], rel=1e-13)
     assert np.allclose(blocks[1], whole[1], rtol=1e-12, atol=1e-15)
@@ -604,7 +604,7 @@ def test_a_prediction_that_fails_names_a_count_never_a_customer(cal, bgnbd, monk
         values = np.full((len(rows),), np.nan)
         return values, values
 
-    monkeypatch.setattr(models, "discounted_purchases", overflow)
+    monkeypatch.setattr(models.fitted, "discounted_purchases", overflow)
     with pytest.raises(LTVError) as err:
         bgnbd.predict(cal, horizon=52)
     assert str(err.value) == f"BG/NBD gave no finite prediction for {len(cal):,} of {len(cal):,} customers; try another model."
@@ -624,11 +624,12 @@ def test_a_purchase_model_alone_leaves_spend_and_clv_missing_without_amounts(day
     assert with_amounts["clv"].notna().all()
 
 
-def test_one_blas_thread_is_shared_by_nested_calls_and_threads_and_lifted_after():
-    """The BLAS limit is the process's: the first call sets it, the last to end lifts it, whether
-    the calls nest or run in several threads at once (the backtest's fits). Here the first thread
-    to start ends first, while the second still works."""
-    import threading
+def test_one_blas_thread_holds_in_worker_threads_and_is_lifted_after():
+    """The BLAS limit is the process's: a decorated call that hands work to threads (the
+    backtest's fits, the intervals' draws) keeps BLAS on one thread in them, nested calls in the
+    workers neither lift nor reset it, and it is lifted when the outer call ends, also when a
+    worker fails."""
+    from concurrent.futures import ThreadPoolExecutor
 
     from threadpoolctl import threadpool_info
 
@@ -636,30 +637,27 @@ def test_one_blas_thread_is_shared_by_nested_calls_and_threads_and_lifted_after(
         return [lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"]
 
     before = blas_threads()
-    seen = []
-    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
 
     @models.one_blas_thread
-    def inner():
-        seen.append(blas_threads())
+    def inner(k: int) -> list[int]:
+        if k == 3:
+            raise ValueError("a worker fails")
+        return blas_threads()
 
     @models.one_blas_thread
-    def first():
-        first_in.set()
-        second_in.wait(timeout=10)
-        inner()
+    def work(k: int) -> list[int]:
+        try:
+            inner(k)
+        except ValueError:
+            pass
+        return blas_threads()
 
     @models.one_blas_thread
-    def second():
-        second_in.set()
-        first_out.wait(timeout=10)
-        seen.append(blas_threads())  # the first thread has ended: the limit must hold for this one
+    def outer() -> list[list[int]]:
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(work, range(6)))
 
-    one = threading.Thread(target=lambda: (first(), first_out.set()))
-    two = threading.Thread(target=lambda: (first_in.wait(timeout=10), second()))
-    for thread in (one, two):
-        thread.start()
-    for thread in (one, two):
-        thread.join(timeout=30)
-    assert len(seen) == 2 and all(set(s) <= {1} for s in seen), seen
-    assert blas_threads() == before and models._BLAS["depth"] == 0
+    for _ in range(3):
+        seen = outer()
+        assert len(seen) == 6 and all(set(s) <= {1} for s in seen), seen
+        assert blas_threads() == before and models._BLAS["depth"] == 0

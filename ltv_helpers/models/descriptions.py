@@ -1,0 +1,46 @@
+"""The fitted parameters in plain language (English and Chinese)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ltv_helpers.models.fitted import LTVModel
+
+
+def describe(model: LTVModel, language: str = "en") -> str:
+    """Plain-language reading of the fitted parameters (Markdown bullet points)."""
+    zh = language == "zh"
+    p = model.params
+    days = model.unit_days
+
+    def span(units: float) -> str:  # a duration in the model's time unit, said in days
+        return f"{units * days:,.0f} 天" if zh else f"{units * days:,.0f} days"
+
+    mean_rate = p["r"] / p["alpha"]  # purchases per unit while active, averaged over customers
+    lines = []
+    if zh:
+        lines.append(f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {p['r']:.2f}（r 越小，客户之间的购买频率差异越大）。")
+    else:
+        lines.append(f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {p['r']:.2f} "
+                     "measures how alike they are (the smaller, the more customers differ).")
+    if model.model in ("bgnbd", "mbgnbd"):
+        drop = p["a"] / (p["a"] + p["b"])
+        lines.append(f"- 每次购买后平均有 {drop:.0%} 的客户流失。" if zh else
+                     f"- After each purchase, {drop:.0%} of customers drop out on average.")
+    else:
+        # Lifetimes are exponential with a gamma(s, beta) rate: P(still active at t) = (beta / (beta + t))^s.
+        median = p["beta"] * (2 ** (1 / p["s"]) - 1)
+        year = (p["beta"] / (p["beta"] + 365.25 / days)) ** p["s"]
+        lines.append(f"- 一半客户的活跃期超过 {span(median)}（中位数）；首次购买一年后仍有 {year:.0%} 的客户活跃。" if zh else
+                     f"- Half of the customers stay active for more than {span(median)} (the median lifetime); "
+                     f"{year:.0%} are still active a year after their first purchase.")
+    if model.spend_model is not None:
+        sp = model.spend_model.params
+        mean_spend = sp["p"] * sp["gamma"] / (sp["q"] - 1)
+        corr = model.spend_model.frequency_spend_correlation
+        lines.append(f"- 平均每单消费约 {mean_spend:,.2f}；消费额与购买频次的相关系数为 {corr:.2f}"
+                     f"（Gamma-Gamma 假设二者独立）。" if zh else
+                     f"- An order is worth {mean_spend:,.2f} on average across customers; spend and "
+                     f"frequency correlate at {corr:.2f} (Gamma-Gamma assumes independence).")
+    return "\n".join(lines)

@@ -1,0 +1,146 @@
+""":func:`fit`: a purchase model and the spend model on a summary, with checks and one retry."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from ltv_helpers.models.base import (
+    _FITTERS,
+    FALLBACK_PENALIZER,
+    MIN_CUSTOMERS,
+    MIN_REPEAT_BUYERS,
+    PURCHASE_MODELS,
+    ConvergenceError,
+    ParetoNBDFitter,
+    one_blas_thread,
+)
+from ltv_helpers.models.bgnbd import _BGNBDLikelihood
+from ltv_helpers.models.fitted import LTVModel
+from ltv_helpers.models.gamma_gamma import _fit_spend
+from ltv_helpers.models.mbgnbd import _MBGNBDLikelihood
+from ltv_helpers.models.optimize import _at_boundary, _fitted, _standard_errors
+from ltv_helpers.models.pareto_nbd import _ParetoNBDLikelihood
+from ltv_helpers.models.rows import (
+    _parts,
+    _spend_columns,
+    _summary_columns,
+    _time_unit,
+    _weighted_quantile,
+    _weights,
+    compress,
+)
+
+from ltv_helpers.schema import CUSTOMERS, FREQUENCY, RECENCY, LTVError, T
+
+
+@one_blas_thread
+def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gamma_gamma",
+        penalizer: float = 0.0, unit_days: float | None = None) -> LTVModel:
+    """Fit a purchase model (``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``) and, unless
+    ``spend=None``, the Gamma-Gamma spend model on an RFM summary.
+
+    ``summary`` is :func:`ltv_helpers.data.rfm_summary`'s output or
+    :func:`ltv_helpers.data.calibration_holdout`'s (its ``_cal`` columns are used).
+    ``unit_days`` is the length of the summary's time unit in days (default: taken from the
+    summary when rfm_summary made it, else 1); it is used to discount and to convert horizons.
+
+    Raises :class:`LTVError` for data no model can fit (fewer than 20 customers or 5 repeat
+    buyers). A fit that does not converge is retried once with a small penalizer, with a warning
+    that names the model.
+
+    >>> from ltv_helpers.datasets import load_cdnow
+    >>> from ltv_helpers.data import calibration_holdout
+    >>> cal = calibration_holdout(load_cdnow(sample=True), calibration_end="1997-09-30",
+    ...                           observation_end="1998-06-30", freq="D", freq_multiplier=7)
+    >>> m = fit(cal, model="bgnbd")
+    >>> round(m.params["r"], 3), round(m.params["alpha"], 2)
+    (0.243, 4.41)
+    """
+    if model not in _FITTERS:
+        raise LTVError(f"model must be one of {', '.join(_FITTERS)}, got {model!r}.")
+    if spend not in ("gamma_gamma", None):
+        raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
+    unit = _time_unit(summary, unit_days)
+    summary, spend_rows = _parts(summary)
+    data = _summary_columns(summary)
+    weights = _weights(data)
+    n = int(round(weights.sum()))
+    repeat = int(round(weights[data[FREQUENCY].to_numpy() > 0].sum()))
+    if n < MIN_CUSTOMERS:
+        raise LTVError(f"{n} customers are too few to fit a purchase model; at least "
+                       f"{MIN_CUSTOMERS} are needed.")
+    if repeat < MIN_REPEAT_BUYERS:
+        raise LTVError(f"Only {repeat} customers bought more than once; the purchase models need at "
+                       f"least {MIN_REPEAT_BUYERS} repeat buyers to learn a repeat rate.")
+    rows, counts, _ = compress(data, [FREQUENCY, RECENCY, T])
+    fitter, used_penalizer = _fit_purchase(model, rows, counts, penalizer)
+    params = {k: float(v) for k, v in fitter.params_.items()}
+    ses, cov_log = _standard_errors(fitter, counts)
+    # The fits report the mean NLL per customer, in time divided by lifetimes' scale (max(T)/10):
+    # each purchase's density carries that scale.
+    ll = -float(fitter._negative_log_likelihood_) * counts.sum() \
+        + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
+    spend_data = data if spend_rows is None else _spend_columns(spend_rows)
+    spend_model = _fit_spend(spend_data, penalizer) if spend == "gamma_gamma" else None
+    typical = (_weighted_quantile(data[FREQUENCY].to_numpy(), weights, 0.99) if CUSTOMERS in data
+               else data[FREQUENCY].quantile(0.99))  # one row per customer: as before, no sort
+    return LTVModel(model, params, ses, ll, n, len(rows), unit, used_penalizer, spend_model, fitter,
+                    cov_log, float(data[T].max()), int(max(1, np.ceil(typical))))
+
+
+def _fit_purchase_fast(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
+    """A purchase model fitted on lifetimes' objective and time scale (``max(T) / 10``) with our
+    fast likelihood: BG/NBD and MBG/NBD from lifetimes' start (0.1 in log parameters), Pareto/NBD
+    with BFGS from lifetimes' mean start (all parameters 1; lifetimes runs Nelder-Mead from a
+    random one; both find the same optimum, tested). Returns lifetimes' fitter holding the result."""
+    from lifetimes.utils import _scale_time
+
+    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+    scale = _scale_time(T_)
+    if model == "pareto_nbd":
+        objective = _ParetoNBDLikelihood(f, r, T_, counts, penalizer, scale)
+        return _fitted(ParetoNBDFitter(penalizer_coef=penalizer), objective, np.zeros(4), 1e-7,
+                       ["r", "alpha", "s", "beta"], counts, scale=scale, scaled=("alpha", "beta"))
+    likelihood = _BGNBDLikelihood if model == "bgnbd" else _MBGNBDLikelihood
+    return _fitted(_FITTERS[model](penalizer_coef=penalizer), likelihood(f, r, T_, counts, penalizer, scale),
+                   0.1 * np.ones(4), 1e-7, ["r", "alpha", "a", "b"], counts, scale=scale, scaled=("alpha",))
+
+
+def _predicts_finite(fitter, rows: pd.DataFrame) -> bool:
+    """Whether a fit predicts finite purchases and P(alive) for every history in ``rows`` over
+    the longest customer age (lifetimes' own formulas, which the predictions use)."""
+    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+    with np.errstate(all="ignore"):
+        purchases = fitter.conditional_expected_number_of_purchases_up_to_time(float(T_.max()), f, r, T_)
+        alive = fitter.conditional_probability_alive(f, r, T_)
+    return bool(np.isfinite(np.asarray(purchases, dtype=float)).all()
+                and np.isfinite(np.asarray(alive, dtype=float)).all())
+
+
+def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
+    """Fit; a fit that does not converge, gives invalid parameters, or runs to the boundary
+    (:data:`BOUNDARY`) and then predicts a non-finite value, is retried once with a small
+    penalizer, with a warning; if that fails too, one sentence."""
+    name = PURCHASE_MODELS[model]
+    fallback = max(penalizer, FALLBACK_PENALIZER)
+    for pen in (penalizer, fallback):
+        try:
+            fitter = _fit_purchase_fast(model, rows, counts, pen)
+        except ConvergenceError:
+            problem = "did not converge"
+        else:
+            values = fitter.params_.to_numpy()
+            if not (np.isfinite(values).all() and (values > 0).all()):
+                problem = "gave invalid parameters"
+            elif _at_boundary(fitter) and not _predicts_finite(fitter, rows):
+                problem = "ran to the edge of its parameters, where its predictions overflow"
+            else:
+                return fitter, pen
+        if pen == fallback:
+            break
+        warnings.warn(f"{name} {problem}; refitted with penalizer {FALLBACK_PENALIZER:g}. "
+                      "Check the summary, or try a coarser time unit or another model.", stacklevel=3)
+    raise LTVError(f"{name} could not be fitted on this data ({problem}), even with a penalizer; try another "
+                   "model, a coarser time unit, or more history.")

@@ -1,0 +1,332 @@
+"""Intervals: the parameters' uncertainty, the luck of customers, and the model error, combined."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+from ltv_helpers.models.base import PURCHASE_MODELS, one_blas_thread
+from ltv_helpers.models.rows import (
+    _prepare,
+    _weights,
+    check_prediction_options,
+    purchase_rows,
+)
+
+from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, LTVError, T
+
+if TYPE_CHECKING:
+    from ltv_helpers.models.fitted import LTVModel
+
+
+def _group_names(summary: pd.DataFrame, groups: pd.Series | None) -> tuple[list[str], pd.Series | None]:
+    """``["all customers", group, ...]`` and ``groups`` aligned to the summary's rows."""
+    names = ["all customers"]
+    if groups is not None:
+        groups = groups.reindex(summary.index)
+        if groups.isna().any():
+            raise LTVError("groups must give a group for every customer of the summary.")
+        names += [str(g) for g in (groups.cat.categories if isinstance(groups.dtype, pd.CategoricalDtype)
+                                   else sorted(groups.unique())) if (groups == g).any()]
+    return names, groups
+
+
+def _with_params(model: LTVModel, purchase: dict | None = None, spend: dict | None = None) -> LTVModel:
+    """The model with other purchase and/or spend parameters (a drawn or shifted set)."""
+    import copy
+    from dataclasses import replace
+
+    out = model
+    if purchase is not None:
+        fitter = copy.copy(model.fitter)
+        fitter.params_ = pd.Series({k: purchase[k] for k in model.params})
+        out = replace(out, params=dict(purchase), fitter=fitter)
+    if spend is not None and model.spend_model is not None:
+        out = replace(out, spend_model=replace(model.spend_model, params=dict(spend)))
+    return out
+
+
+def combined_interval(point, *, parameters, customers, model_error,
+                      level: float = 0.9) -> tuple[np.ndarray, np.ndarray]:
+    """``point x exp(-/+ z sd)``: ``sd`` is the square root of the sum of the three variances of
+    the log total (parameters, customers, model error; NaN counts as 0) and ``z`` the normal
+    quantile for ``level``. Measured, not assumed: the coverage benchmark
+    (``benchmarks/bench_intervals.py``) and the CDNOW test check that it holds."""
+    from scipy import stats
+
+    point = np.asarray(point, dtype=float)
+    parts = [np.nan_to_num(np.asarray(v, dtype=float), nan=0.0) for v in (parameters, customers, model_error)]
+    sd = np.sqrt(parts[0] + parts[1] + parts[2])
+    z = stats.norm.ppf((1 + level) / 2)
+    return point * np.exp(-z * sd), point * np.exp(z * sd)
+
+
+@one_blas_thread
+def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups: pd.Series | None = None,
+              gross_margin: float = 1.0, annual_discount_rate: float = 0.0, draws: int = 200,
+              level: float = 0.9, seed: int = 0, workers: int | None = None, model_error=None) -> pd.DataFrame:
+    """Intervals for total expected purchases, revenue and CLV over ``horizon``, overall and per group.
+
+    Three sources of uncertainty, each a variance of the log total, added up
+    (:func:`combined_interval`):
+
+    - the fitted parameters: parametric bootstrap, ``draws`` parameter sets drawn from the
+      asymptotic normal distribution of the log parameters (covariance from the likelihood's
+      Hessian), for the purchase and the Gamma-Gamma model independently; each set predicts
+      every customer;
+    - the customers: :func:`customer_spread` (the luck of individual customers, simulated from the
+      model); CLV takes revenue's relative spread;
+    - the model itself: ``model_error``, the :class:`~ltv_helpers.evaluation.ModelError` of
+      :func:`ltv_helpers.evaluation.model_error` (how far the model's totals missed at earlier
+      cut-offs of the same history), the same relative error for every group. Without it the
+      interval is only as wide as the model believes, which real data rarely justify.
+
+    Deterministic for a given ``seed``, whatever ``workers`` (threads evaluating the draws;
+    default: the number of cores).
+
+    Returns one row per group (``"all customers"`` first) with ``expected_purchases``,
+    ``purchases_low``, ``purchases_high``, ``expected_revenue``, ``revenue_low``, ``revenue_high``
+    (revenue: undiscounted, before margin), ``clv``, ``clv_low``, ``clv_high``, and the three parts
+    as relative standard deviations (of the log total): ``purchases_sd_parameters``,
+    ``purchases_sd_customers``, ``purchases_sd_model`` and the same for ``revenue_``.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    if not 0 < level < 1:
+        raise LTVError(f"level must be between 0 and 1, got {level}.")
+    if draws < 20:
+        raise LTVError(f"draws must be at least 20 for percentiles to mean anything, got {draws}.")
+    if model.cov_log is None or not np.isfinite(model.cov_log).all():
+        raise LTVError(f"{PURCHASE_MODELS[model.model]} has no usable covariance; intervals are unavailable.")
+    summary = purchase_rows(summary)
+    names, groups = _group_names(summary, groups)
+
+    check_prediction_options(horizon, gross_margin, annual_discount_rate)
+    # The summary is compressed once; every draw predicts on its distinct histories.
+    prepared = _prepare(summary)
+    codes = (None if groups is None else
+             pd.Index(names[1:]).get_indexer(groups.astype(str).to_numpy()))
+
+    def totals(m: LTVModel) -> np.ndarray:
+        purchases, spend, clv = m._predicted(prepared, horizon, gross_margin, annual_discount_rate)
+        # Revenue: the same purchases and spend, before margin and undiscounted; a compressed
+        # summary's rows stand for several customers.
+        parts = np.column_stack([purchases, purchases * spend, clv]) * weights[:, None]
+        out = [parts.sum(axis=0)]
+        if codes is not None:
+            out += [np.bincount(codes, weights=parts[:, j], minlength=len(names) - 1) for j in range(3)]
+            out = np.vstack([out[0], np.column_stack(out[1:])])
+        out = np.array(out)
+        return np.where(np.isfinite(out), out, np.nan)  # a draw that overflows is left out
+
+    weights = _weights(summary)
+    rng = np.random.default_rng(seed)
+    point = totals(model)
+    keys_p = list(model.params)
+    log_p = np.log([model.params[k] for k in keys_p])
+    # All parameter sets are drawn first, in a fixed order, so the result does not depend on how
+    # the draws are then spread over threads.
+    models_drawn = []
+    for _ in range(draws):
+        drawn = dict(zip(keys_p, np.exp(rng.multivariate_normal(log_p, model.cov_log))))
+        spend = None
+        sm = model.spend_model
+        if sm is not None and sm.cov_log is not None:
+            s_keys = list(sm.params)
+            s_drawn = np.exp(rng.multivariate_normal(np.log([sm.params[k] for k in s_keys]), sm.cov_log))
+            if s_drawn[1] > 1:  # q <= 1 has no mean spend: keep the fitted spend for this draw
+                spend = dict(zip(s_keys, s_drawn))
+        models_drawn.append(_with_params(model, drawn, spend))
+    # scipy's special functions and numpy release the GIL: threads share the cores.
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        sims = np.array(list(pool.map(totals, models_drawn)))
+    with np.errstate(all="ignore"):
+        param_var = np.nanvar(np.log(np.where(sims > 0, sims, np.nan)), axis=0)  # (groups, 3); a failed draw is left out
+        spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
+        customer_var = np.column_stack([spread["purchases_var"] / point[:, 0] ** 2,
+                                        spread["revenue_var"] / point[:, 1] ** 2])
+    customer_var = np.column_stack([customer_var, customer_var[:, 1]])  # CLV: revenue's relative spread
+    me = model_error
+    me_var = np.array([np.nan, np.nan]) if me is None else np.array([me.purchases_var, me.revenue_var], dtype=float)
+    me_var = np.append(me_var, me_var[1])
+    table = {}
+    for j, (col, low, high) in enumerate([("expected_purchases", "purchases_low", "purchases_high"),
+                                          ("expected_revenue", "revenue_low", "revenue_high"),
+                                          ("clv", "clv_low", "clv_high")]):
+        lo, hi = combined_interval(point[:, j], parameters=param_var[:, j], customers=customer_var[:, j],
+                                   model_error=np.full(len(names), me_var[j]), level=level)
+        table.update({col: point[:, j], low: lo, high: hi})
+    for j, what in enumerate(("purchases", "revenue")):
+        table[f"{what}_sd_parameters"] = np.sqrt(param_var[:, j])
+        table[f"{what}_sd_customers"] = np.sqrt(customer_var[:, j])
+        table[f"{what}_sd_model"] = np.full(len(names), np.sqrt(me_var[j]) if np.isfinite(me_var[j]) else np.nan)
+    return pd.DataFrame(table, index=pd.Index(names, name="group"))
+
+
+#: Simulated futures per distinct history in :func:`customer_spread`: at most SPREAD_DRAWS, and
+#: of the order of SPREAD_BUDGET in all (rounding up to powers of two and the floor of
+#: SPREAD_MIN_DRAWS per history add to it). When histories x SPREAD_DRAWS exceeds the budget, a
+#: history gets draws in proportion to the customers who share it (at least SPREAD_MIN_DRAWS): the
+#: variance of a total over many histories is precise from few draws of each, and the histories many
+#: customers share (one-time buyers) weigh most in it. 1M CDNOW-like customers (374k histories): 0.3 s
+#: instead of 1.3 s with 26 draws each.
+SPREAD_DRAWS = 200
+
+
+SPREAD_BUDGET = 2_000_000
+
+
+SPREAD_MIN_DRAWS = 4
+
+
+#: Draws simulated at once (histories x draws of a block; about 50 MB of arrays).
+SPREAD_BLOCK = 2_000_000
+
+
+def _spread_draws(weights: np.ndarray, draws: int) -> np.ndarray:
+    """Draws per history for :func:`customer_spread`: ``draws`` each when that fits the budget,
+    else in proportion to the customers of each history, rounded up to a power of two (so histories
+    fall into few blocks of equal draws), between SPREAD_MIN_DRAWS and ``draws``."""
+    if len(weights) * draws <= SPREAD_BUDGET:
+        return np.full(len(weights), draws, dtype=np.int64)
+    share = SPREAD_BUDGET / max(float(weights.sum()), 1.0)
+    wanted = np.maximum(share * weights, SPREAD_MIN_DRAWS)
+    return np.minimum(2 ** np.ceil(np.log2(wanted)), draws).astype(np.int64)
+
+
+def _future_moments(model: LTVModel, rows: pd.DataFrame, horizon: float, draws,
+                    rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Simulated first and second moments of each row's repeat purchases in (T, T + horizon]
+    (``draws``: per row, or one number for all).
+
+    A customer is alive with the model's P(alive | history). Given alive, the posterior of the
+    purchase rate is Gamma(r + x, alpha + T); BG/NBD's dropout probability is Beta(a, b + x)
+    (MBG/NBD: Beta(a, b + x + 1)), and the customer makes min(Poisson(rate t), Geometric(p))
+    purchases; Pareto/NBD's dropout rate is Gamma(s, beta + T), the remaining lifetime
+    Exponential, and the purchases Poisson(rate x min(t, lifetime)). Rows with the same number
+    of draws are simulated together, fewest draws first, in row order.
+    """
+    p = model.params
+    x, T_ = rows[FREQUENCY].to_numpy(dtype=float), rows[T].to_numpy(dtype=float)
+    alive = model._alive(rows)
+    draws = np.broadcast_to(np.asarray(draws, dtype=np.int64), (len(rows),))
+    m1, m2 = np.empty(len(rows)), np.empty(len(rows))
+    for d in np.unique(draws):
+        members = np.flatnonzero(draws == d)
+        block = max(SPREAD_BLOCK // int(d), 1)
+        for lo in range(0, len(members), block):
+            sl = members[lo:lo + block]
+            shape = (int(d), len(sl))
+            rate = rng.gamma(p["r"] + x[sl], 1.0 / (p["alpha"] + T_[sl]), shape)
+            if model.model == "pareto_nbd":
+                life = rng.exponential(1.0, shape) / rng.gamma(p["s"], 1.0 / (p["beta"] + T_[sl]), shape)
+                n = rng.poisson(rate * np.minimum(horizon, life)).astype(float)
+            else:
+                b = p["b"] + x[sl] + (1.0 if model.model == "mbgnbd" else 0.0)
+                drop = rng.beta(p["a"], b, shape)
+                n = np.minimum(rng.poisson(rate * horizon), rng.geometric(np.clip(drop, 1e-12, 1.0))).astype(float)
+            n *= rng.random(shape) < alive[sl]
+            m1[sl], m2[sl] = n.mean(axis=0), (n * n).mean(axis=0)
+    return m1, m2
+
+
+@one_blas_thread
+def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups: pd.Series | None = None,
+                    draws: int = SPREAD_DRAWS, seed: int = 0) -> pd.DataFrame:
+    """How much the totals over ``horizon`` vary from the luck of individual customers alone,
+    with the model's parameters held at their fitted values.
+
+    Each distinct (frequency, recency, T) history's future purchases are simulated ``draws``
+    times from the model given that history (see :func:`_future_moments`; fewer, down to
+    :data:`SPREAD_MIN_DRAWS`, by :func:`_spread_draws` when ``draws`` x histories exceeds
+    :data:`SPREAD_BUDGET`); the variances are the unbiased ones of those draws. Revenue adds the
+    Gamma-Gamma spread of order values: given the customer's posterior spend rate
+    nu ~ Gamma(q + p x, gamma + x m), each order is Gamma(p, nu), so revenue R = sum of N orders
+    has Var(R) = E[N] p K + E[N^2] p^2 K - E[N]^2 E[p / nu]^2 with K = E[nu^-2]
+    (without a spend model, each order is the customer's own average). Customers are independent,
+    so the variances add up.
+
+    Returns one row per group (``"all customers"`` first) with the simulated mean and the variance
+    of total ``purchases`` and ``revenue``: ``purchases``, ``purchases_var``, ``revenue``,
+    ``revenue_var``. Deterministic for a given ``seed``.
+    """
+    if draws < 2:
+        raise LTVError(f"draws must be at least 2 for a variance, got {draws}.")
+    summary = purchase_rows(summary)
+    names, groups = _group_names(summary, groups)
+    data, rows, inverse = _prepare(summary)
+    per_row = _spread_draws(np.bincount(inverse, weights=_weights(data)), int(draws))  # customers per history
+    # Simulated in sorted order, so a history gets the same draws however the summary is laid out
+    # (one row per customer or compressed).
+    order = np.lexsort((rows[T].to_numpy(), rows[RECENCY].to_numpy(), rows[FREQUENCY].to_numpy()))
+    with np.errstate(all="ignore"):
+        moments = _future_moments(model, rows.iloc[order].reset_index(drop=True), horizon, per_row[order],
+                                  np.random.default_rng(seed))
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(len(order))
+    m1, m2 = (m[rank][inverse] for m in moments)
+    d = per_row[inverse].astype(float)
+    var_n = (m2 - m1**2) * d / (d - 1)  # unbiased (m1^2 overstates E[N]^2 by Var(N) / d)
+    mean_sq = m1**2 - var_n / d
+    x, m = data[FREQUENCY].to_numpy(dtype=float), data[MONETARY_VALUE].to_numpy(dtype=float)
+    if model.spend_model is not None:
+        sp = model.spend_model.params
+        q1, g1 = sp["q"] + sp["p"] * x, sp["gamma"] + x * m
+        mean_order = sp["p"] * g1 / (q1 - 1)
+        # E[nu^-2] is finite for q + p x > 2; below that the spend rate's spread is left out.
+        k = np.where(q1 > 2, g1**2 / ((q1 - 1) * np.maximum(q1 - 2, 1e-12)), (g1 / (q1 - 1)) ** 2)
+        revenue_var = m1 * sp["p"] * k + m2 * sp["p"] ** 2 * k - mean_sq * mean_order**2
+    else:
+        mean_order = m
+        revenue_var = var_n * m**2
+    w = _weights(data)
+    parts = pd.DataFrame({"purchases": m1 * w, "purchases_var": var_n * w,
+                          "revenue": m1 * mean_order * w, "revenue_var": revenue_var * w})
+    out = [parts.sum()]
+    if groups is not None:
+        by = parts.groupby(groups.astype(str).to_numpy()).sum()
+        out += [by.loc[g] for g in names[1:]]
+    return pd.DataFrame(out, index=pd.Index(names, name="group"))
+
+
+@one_blas_thread
+def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float) -> dict:
+    """Variance of log total purchases and log total revenue over ``horizon`` from the fitted
+    parameters' uncertainty, by the delta method: central differences of the log totals in each log
+    parameter (purchase and Gamma-Gamma), with the fits' covariances. ``{"purchases": v,
+    "revenue": v}``; NaN without a usable covariance."""
+    summary = purchase_rows(summary)
+    weights = _weights(summary)
+    prepared = _prepare(summary)  # once: every shifted model predicts on its distinct histories
+    base_spend = model._spend(prepared[0])
+    base_purchases = model._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0]
+
+    def log_totals(m: LTVModel, kind: str) -> np.ndarray:
+        # A shifted purchase parameter leaves the spend as it is, and a spend parameter the purchases.
+        if kind == "purchase":
+            purchases, spend = m._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0], base_spend
+        else:
+            purchases, spend = base_purchases, m._spend(prepared[0])
+        with np.errstate(all="ignore"):
+            return np.log([(purchases * weights).sum(), (purchases * spend * weights).sum()])
+
+    if model.cov_log is None or not np.isfinite(model.cov_log).all():
+        return {"purchases": np.nan, "revenue": np.nan}
+    eps = 1e-4
+    var = np.zeros(2)
+    blocks = [("purchase", model.params, model.cov_log)]
+    if model.spend_model is not None and model.spend_model.cov_log is not None:
+        blocks.append(("spend", model.spend_model.params, model.spend_model.cov_log))
+    for kind, params, cov in blocks:
+        keys = list(params)
+        base = np.log([params[k] for k in keys])
+        grad = np.zeros((2, len(keys)))
+        for j in range(len(keys)):
+            step = np.zeros(len(keys))
+            step[j] = eps
+            up, down = (_with_params(model, **{kind: dict(zip(keys, np.exp(base + s)))}) for s in (step, -step))
+            grad[:, j] = (log_totals(up, kind) - log_totals(down, kind)) / (2 * eps)
+        var += np.einsum("ij,jk,ik->i", grad, cov, grad)
+    return {"purchases": float(var[0]), "revenue": float(var[1])}
