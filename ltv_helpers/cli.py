@@ -261,7 +261,10 @@ def main(argv: list[str] | None = None) -> int:
     fit_cmd = sub.add_parser("fit", help="fit a purchase (and spend) model on a summary, save it as JSON")
     fit_cmd.add_argument("summary", help="a summary Parquet from ltv summary (per customer or --compress)")
     fit_cmd.add_argument("-o", "--output", required=True, help="model JSON file to write")
-    fit_cmd.add_argument("--model", default="bgnbd", choices=["bgnbd", "mbgnbd", "pareto_nbd"])
+    # Not argparse choices: the models are the registry's (ltv_helpers.models.MODELS), read only
+    # when a fit runs; an unknown name is refused with the list of them.
+    fit_cmd.add_argument("--model", default="bgnbd", help="purchase model: bgnbd (default), mbgnbd, pareto_nbd, or "
+                         "any other of the toolkit's registered models")
     fit_cmd.add_argument("--no-spend", action="store_true", help="purchases only, no Gamma-Gamma spend model")
     fit_cmd.add_argument("--penalizer", type=float, default=0.0)
     fit_cmd.add_argument("--unit-days", type=float, help="days per time unit (default: from the summary file)")

@@ -693,8 +693,7 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
         mask = elapsed > 0
         times = np.where(mask, elapsed, 0.0) / unit_days
         with np.errstate(all="ignore"):
-            expected = np.asarray(m.fitter.expected_number_of_purchases_up_to_time(times.ravel()),
-                                  dtype=float).reshape(times.shape)
+            expected = m.new_customer_purchases(times.ravel()).reshape(times.shape)
         cumulative = (np.where(mask, expected, 0.0) * counts[None, :]).sum(axis=1)
         out[f"cumulative_{name}"] = cumulative
         out[name] = np.diff(np.concatenate(([0.0], cumulative)))
@@ -743,8 +742,8 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
         for name, m in res.fitted.items():
             met = res.metrics.loc[name]
             row = {"cutoff": cut.date(), "model": name, **m.params, **{k: met[k] for k in keys}}
-            if mdl.edge_parameters(m.fitter):
-                edges[(cut.date(), name)] = mdl.edge_parameters(m.fitter)
+            if m.edge_parameters():
+                edges[(cut.date(), name)] = m.edge_parameters()
             if intervals:
                 row.update(predicted_low=met["predicted_low"], predicted_high=met["predicted_high"],
                            inside=bool(met["predicted_low"] <= met["actual"] <= met["predicted_high"]))

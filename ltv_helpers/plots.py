@@ -312,10 +312,7 @@ def _model_matrix(model, values: str, horizon: float, max_frequency: int | None,
     R = np.where(F == 0, 0.0, R)  # without repeat purchases recency is 0
     args = (F.ravel().astype(float), R.ravel(), np.full(F.size, T_max))
     with np.errstate(all="ignore"):
-        if values == "purchases":
-            z = model.fitter.conditional_expected_number_of_purchases_up_to_time(horizon, *args)
-        else:
-            z = model.fitter.conditional_probability_alive(*args)
+        z = model.expected_purchases(horizon, *args) if values == "purchases" else model.p_alive(*args)
     return freqs, recs, np.asarray(z, dtype=float).reshape(F.shape), T_max
 
 

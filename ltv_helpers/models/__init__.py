@@ -22,111 +22,119 @@ customers share a row) at the price of resolution: two purchases in the same uni
 from __future__ import annotations
 
 from ltv_helpers.models.base import (  # noqa: F401
-    _BLAS_LOCK,
     _BLAS,
-    one_blas_thread,
-    PURCHASE_MODELS,
-    _FITTERS,
+    _BLAS_LOCK,
+    DAYS_PER_YEAR,
+    FALLBACK_PENALIZER,
     MIN_CUSTOMERS,
     MIN_REPEAT_BUYERS,
-    FALLBACK_PENALIZER,
+    MODELS,
+    PURCHASE_MODELS,
     SPEND_CORRELATION_WARNING,
-    DAYS_PER_YEAR,
-)
-from ltv_helpers.models.rows import (  # noqa: F401
-    _summary_columns,
-    check_prediction_options,
-    _parts,
-    _prepare,
-    purchase_rows,
-    _spend_columns,
-    _time_unit,
-    _distinct_values,
-    _row_codes,
-    compress,
-    _weights,
-    _weighted_quantile,
-    _first_rows,
+    OwnFitter,
+    PurchaseModel,
+    one_blas_thread,
+    purchase_model,
+    register,
 )
 from ltv_helpers.models.bgnbd import (  # noqa: F401
+    BGNBD,
     OBJECTIVE_BLOCK,
     _BGNBDLikelihood,
 )
-from ltv_helpers.models.mbgnbd import (  # noqa: F401
-    _MBGNBDLikelihood,
-)
-from ltv_helpers.models.pareto_nbd import (  # noqa: F401
-    PARETO_MAX_TERMS,
-    HYP_BLOCK_CELLS,
-    _hyp_value,
-    _hyp_series,
-    _ParetoNBDLikelihood,
-    _pareto_alive,
-    _pareto_purchase_terms,
-)
-from ltv_helpers.models.optimize import (  # noqa: F401
-    _fitted,
-    BOUNDARY,
-    _at_boundary,
-    edge_parameters,
-    _inverse,
-    _standard_errors,
-)
-from ltv_helpers.models.fitted import (  # noqa: F401
-    SpendModel,
-    LTVModel,
-    MODEL_FORMAT,
-    _matrix,
-)
 from ltv_helpers.models.clv import (  # noqa: F401
-    lifetimes_clv,
-    expected_purchases_by_step,
-    discounted_purchases,
     _purchase_terms,
-    p_alive_path,
     alive_path_note,
-)
-from ltv_helpers.models.gamma_gamma import (  # noqa: F401
-    _GammaGammaLikelihood,
-    _fit_gamma_gamma_fast,
-    _fit_spend,
-)
-from ltv_helpers.models.fitting import (  # noqa: F401
-    fit,
-    _fit_purchase_fast,
-    _predicts_finite,
-    _fit_purchase,
-)
-from ltv_helpers.models.serialize import (  # noqa: F401
-    model_from_dict,
-    load_model,
-    save_predictions,
-)
-from ltv_helpers.models.uncertainty import (  # noqa: F401
-    _group_names,
-    _with_params,
-    combined_interval,
-    intervals,
-    SPREAD_DRAWS,
-    SPREAD_BUDGET,
-    SPREAD_MIN_DRAWS,
-    SPREAD_BLOCK,
-    _spread_draws,
-    _future_moments,
-    customer_spread,
-    parameter_variance,
-)
-from ltv_helpers.models.ml import (  # noqa: F401
-    ML_FEATURES,
-    ML_MAX_TRAIN,
-    _ml_features,
-    MLBaseline,
-    _window_purchases,
-    compare_ml_baseline,
-    fit_ml_baseline,
+    discounted_purchases,
+    expected_purchases_by_step,
+    lifetimes_clv,
+    p_alive_path,
 )
 from ltv_helpers.models.descriptions import (  # noqa: F401
     describe,
 )
+from ltv_helpers.models.fitted import (  # noqa: F401
+    MODEL_FORMAT,
+    LTVModel,
+    SpendModel,
+    _matrix,
+)
+from ltv_helpers.models.fitting import (  # noqa: F401
+    _fit_purchase,
+    _fit_purchase_fast,
+    _predicts_finite,
+    fit,
+)
+from ltv_helpers.models.gamma_gamma import (  # noqa: F401
+    _fit_gamma_gamma_fast,
+    _fit_spend,
+    _GammaGammaLikelihood,
+)
+from ltv_helpers.models.mbgnbd import (  # noqa: F401
+    MBGNBD,
+    _MBGNBDLikelihood,
+)
+from ltv_helpers.models.ml import (  # noqa: F401
+    ML_FEATURES,
+    ML_MAX_TRAIN,
+    MLBaseline,
+    _ml_features,
+    _window_purchases,
+    compare_ml_baseline,
+    fit_ml_baseline,
+)
+from ltv_helpers.models.optimize import (  # noqa: F401
+    BOUNDARY,
+    _at_boundary,
+    _fitted,
+    _inverse,
+    _standard_errors,
+    edge_parameters,
+)
+from ltv_helpers.models.pareto_nbd import (  # noqa: F401
+    ParetoNBD,
+    HYP_BLOCK_CELLS,
+    PARETO_MAX_TERMS,
+    _hyp_series,
+    _hyp_value,
+    _pareto_alive,
+    _pareto_purchase_terms,
+    _ParetoNBDLikelihood,
+)
+from ltv_helpers.models.rows import (  # noqa: F401
+    _distinct_values,
+    _first_rows,
+    _parts,
+    _prepare,
+    _row_codes,
+    _spend_columns,
+    _summary_columns,
+    _time_unit,
+    _weighted_quantile,
+    _weights,
+    check_prediction_options,
+    compress,
+    purchase_rows,
+)
+
 # Contractual retention: fit_sbg is a model like the others.
 from ltv_helpers.models.sbg import SBGModel, fit_sbg  # noqa: F401
+from ltv_helpers.models.serialize import (  # noqa: F401
+    load_model,
+    model_from_dict,
+    save_predictions,
+)
+from ltv_helpers.models.uncertainty import (  # noqa: F401
+    SPREAD_BLOCK,
+    SPREAD_BUDGET,
+    SPREAD_DRAWS,
+    SPREAD_MIN_DRAWS,
+    _future_moments,
+    _group_names,
+    _spread_draws,
+    _with_params,
+    combined_interval,
+    customer_spread,
+    intervals,
+    parameter_variance,
+)

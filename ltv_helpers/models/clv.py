@@ -6,16 +6,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
 from ltv_helpers.models.base import one_blas_thread
-from ltv_helpers.models.pareto_nbd import _pareto_purchase_terms
 from ltv_helpers.models.rows import (
-    _first_rows,
-    _row_codes,
     _summary_columns,
     compress,
     purchase_rows,
 )
-
 from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, LTVError, T
 
 if TYPE_CHECKING:
@@ -64,9 +61,8 @@ def p_alive_path(model: LTVModel, purchases, *, observation_end) -> pd.DataFrame
     unit = model.unit_days
     t = (grid - days[0]).days.to_numpy() / unit
     t_x = (days[seen - 1] - days[0]).days.to_numpy() / unit
-    with np.errstate(all="ignore"):
-        p = model.fitter.conditional_probability_alive(seen - 1.0, t_x, t)
-    return pd.DataFrame({"p_alive": np.asarray(p, dtype=float), "frequency": seen - 1}, index=grid)
+    p = model.p_alive(seen - 1.0, t_x, t)
+    return pd.DataFrame({"p_alive": p, "frequency": seen - 1}, index=grid)
 
 
 def alive_path_note(model: LTVModel, purchases, *, observation_end, language: str = "en",
@@ -118,35 +114,6 @@ def discounted_purchases(model: "LTVModel", rows: pd.DataFrame, times, factors,
 
 def _purchase_terms(model: "LTVModel", rows: pd.DataFrame, times,
                     alive=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expected purchases as ``numerator[:, pairs] / denominator``: the numerator per time and
-    distinct (frequency, T) pair, each row's pair, and each row's recency term. ``alive``:
-    Pareto/NBD's P(alive) of the rows when the caller already has it (used only there)."""
-    from scipy.special import hyp2f1
-
-    times = np.atleast_1d(np.asarray(times, dtype=float))
-    if model.model == "pareto_nbd":
-        return _pareto_purchase_terms(model, rows, times, alive)
-    p = model.fitter.params_
-    r, alpha, a, b = (float(p[k]) for k in ("r", "alpha", "a", "b"))
-    x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
-    inverse = _row_codes(pd.DataFrame({"x": x, "T": T_}), ["x", "T"])
-    first = _first_rows(inverse)
-    px, pT = x[first], T_[first]
-    t = times[:, None]
-    # The same operations, in the same order, as lifetimes' formulas (the difference 1 - ... loses
-    # digits for heavy buyers, so even the order of additions shows at 1e-11).
-    z = t / (alpha + pT + t)
-    with np.errstate(all="ignore"):
-        if model.model == "bgnbd":
-            _a, _b, _c = r + px, b + px, a + b + px - 1
-            ln_hyp = np.log(hyp2f1(_a, _b, _c, z))
-            # lifetimes' fallback where 2F1 overflows: Euler's transformation.
-            ln_hyp = np.where(np.isinf(ln_hyp), np.log(hyp2f1(_c - _a, _c - _b, _c, z)) + (_c - _a - _b) * np.log(1 - z),
-                              ln_hyp)
-            numerator = (a + b + px - 1) / (a - 1) * (1 - np.exp(ln_hyp + (r + px) * np.log((alpha + pT) / (alpha + t + pT))))
-            recency_term = np.where(x > 0, (a / (b + x - 1)) * ((alpha + T_) / (alpha + tx)) ** (r + x), 0.0)
-        else:
-            hyp = hyp2f1(r + px, b + px + 1, a + b + px, z)
-            numerator = (a + b + px) / (a - 1) * (1 - hyp * ((alpha + pT) / (alpha + t + pT)) ** (r + px))
-            recency_term = (a / (b + x)) * ((alpha + T_) / (alpha + tx)) ** (r + x)
-    return numerator, inverse, 1 + recency_term
+    """Expected purchases as ``numerator[:, pairs] / denominator`` (:meth:`PurchaseModel.purchase_terms`).
+    ``alive``: the rows' P(alive) when the caller already has it (models whose purchases rest on it)."""
+    return model.spec.purchase_terms(model, rows, np.atleast_1d(np.asarray(times, dtype=float)), alive)

@@ -24,17 +24,7 @@ def describe(model: LTVModel, language: str = "en") -> str:
     else:
         lines.append(f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {p['r']:.2f} "
                      "measures how alike they are (the smaller, the more customers differ).")
-    if model.model in ("bgnbd", "mbgnbd"):
-        drop = p["a"] / (p["a"] + p["b"])
-        lines.append(f"- 每次购买后平均有 {drop:.0%} 的客户流失。" if zh else
-                     f"- After each purchase, {drop:.0%} of customers drop out on average.")
-    else:
-        # Lifetimes are exponential with a gamma(s, beta) rate: P(still active at t) = (beta / (beta + t))^s.
-        median = p["beta"] * (2 ** (1 / p["s"]) - 1)
-        year = (p["beta"] / (p["beta"] + 365.25 / days)) ** p["s"]
-        lines.append(f"- 一半客户的活跃期超过 {span(median)}（中位数）；首次购买一年后仍有 {year:.0%} 的客户活跃。" if zh else
-                     f"- Half of the customers stay active for more than {span(median)} (the median lifetime); "
-                     f"{year:.0%} are still active a year after their first purchase.")
+    lines.append(model.spec.dropout_line(p, span, days, zh))
     if model.spend_model is not None:
         sp = model.spend_model.params
         mean_spend = sp["p"] * sp["gamma"] / (sp["q"] - 1)

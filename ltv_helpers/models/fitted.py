@@ -3,23 +3,23 @@
 from __future__ import annotations
 
 import json
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from ltv_helpers.models.base import (
     DAYS_PER_YEAR,
-    PURCHASE_MODELS,
     GammaGammaFitter,
+    PurchaseModel,
     one_blas_thread,
+    purchase_model,
 )
 from ltv_helpers.models.clv import discounted_purchases
-from ltv_helpers.models.pareto_nbd import _pareto_alive
 from ltv_helpers.models.rows import _prepare, check_prediction_options, purchase_rows
-
-from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, LTVError, T
+from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, LTVError
+from ltv_helpers.schema import T as T_COLUMN
 
 
 @dataclass
@@ -81,7 +81,7 @@ class LTVModel:
         p = ", ".join(f"{k}={v:.4g} (se {self.standard_errors.get(k, np.nan):.2g})"
                       for k, v in self.params.items())
         unit = "days" if self.unit_days == 1 else f"units of {self.unit_days:g} days"
-        out = (f"LTVModel({PURCHASE_MODELS[self.model]}: {p}; log-likelihood "
+        out = (f"LTVModel({self.spec.label}: {p}; log-likelihood "
                f"{self.log_likelihood:,.1f}; {self.n_customers:,} customers in "
                f"{self.n_distinct:,} distinct rows; time in {unit}")
         if self.penalizer:
@@ -121,19 +121,39 @@ class LTVModel:
 
     # ------------------------------------------------------------------ predictions
 
-    def _on_rows(self, method: str, rows: pd.DataFrame, *before) -> np.ndarray:
-        """lifetimes' ``fitter.<method>(*before, frequency, recency, T)`` on distinct rows."""
-        f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
-        with np.errstate(all="ignore"), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            out = getattr(self.fitter, method)(*before, f, r, T_)
-        return np.asarray(out, dtype=float)
+    @property
+    def spec(self) -> PurchaseModel:
+        """The registered purchase model this fit is of (its formulas)."""
+        return purchase_model(self.model)
 
     def _alive(self, rows: pd.DataFrame) -> np.ndarray:
-        """P(alive) of each row: our stable form for Pareto/NBD, lifetimes' closed form otherwise."""
-        if self.model == "pareto_nbd":
-            return _pareto_alive(self, rows)
-        return self._on_rows("conditional_probability_alive", rows)
+        """P(alive) of each row of a frame with frequency, recency and T."""
+        return self.spec.alive(self, rows)
+
+    def p_alive(self, frequency, recency, T) -> np.ndarray:
+        """P(alive | x, t_x, T) for arrays of histories (x repeat purchases, the last at t_x, over
+        T time units since the first), of any shape."""
+        rows, shape = _histories(frequency, recency, T)
+        return self._alive(rows).reshape(shape)
+
+    def expected_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
+        """E[repeat purchases in (T, T + t] | x, t_x, T] for arrays of histories, of any shape."""
+        rows, shape = _histories(frequency, recency, T)
+        numerator, pairs, denominator = self.spec.purchase_terms(self, rows, [float(t)])
+        return (numerator[0, pairs] / denominator).reshape(shape)
+
+    def new_customer_purchases(self, times) -> np.ndarray:
+        """E[repeat purchases in (0, t]] of a customer who made a first purchase at time 0, for each
+        time of ``times`` (the papers' unconditional expectation; lifetimes'
+        ``expected_number_of_purchases_up_to_time`` where lifetimes has the model)."""
+        return self.spec.new_customer_purchases(self, times)
+
+    def edge_parameters(self) -> list[str]:
+        """The parameters of the fit that ran to the edge of the parameter space
+        (:func:`~ltv_helpers.models.optimize.edge_parameters`)."""
+        from ltv_helpers.models.optimize import edge_parameters
+
+        return edge_parameters(self.fitter, self.spec.scaled)
 
     @one_blas_thread
     def predict(self, summary: pd.DataFrame, *, horizon: float, gross_margin: float = 1.0,
@@ -166,7 +186,7 @@ class LTVModel:
         checked = out.iloc[:, :2] if unknown_spend else out  # spend and CLV are NaN by design then
         bad = ~np.isfinite(checked.to_numpy()).all(axis=1)
         if bad.any():  # a count, never a customer's id: messages reach logs and batch tables
-            raise LTVError(f"{PURCHASE_MODELS[self.model]} gave no finite prediction for "
+            raise LTVError(f"{self.spec.label} gave no finite prediction for "
                            f"{int(bad.sum()):,} of {len(out):,} customers; try another model.")
         return out
 
@@ -203,3 +223,9 @@ MODEL_FORMAT = "ltv-model/1"
 
 def _matrix(values) -> list | None:
     return None if values is None else np.asarray(values, dtype=float).tolist()
+
+
+def _histories(frequency, recency, T) -> tuple[pd.DataFrame, tuple]:
+    """Arrays of histories as the rows the models' formulas take, and their common shape."""
+    f, r, t = np.broadcast_arrays(*(np.asarray(v, dtype=float) for v in (frequency, recency, T)))
+    return pd.DataFrame({FREQUENCY: f.ravel(), RECENCY: r.ravel(), T_COLUMN: t.ravel()}), f.shape

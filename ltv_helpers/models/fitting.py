@@ -6,22 +6,19 @@ import warnings
 
 import numpy as np
 import pandas as pd
+
 from ltv_helpers.models.base import (
-    _FITTERS,
     FALLBACK_PENALIZER,
     MIN_CUSTOMERS,
     MIN_REPEAT_BUYERS,
-    PURCHASE_MODELS,
     ConvergenceError,
-    ParetoNBDFitter,
+    PurchaseModel,
     one_blas_thread,
+    purchase_model,
 )
-from ltv_helpers.models.bgnbd import _BGNBDLikelihood
 from ltv_helpers.models.fitted import LTVModel
 from ltv_helpers.models.gamma_gamma import _fit_spend
-from ltv_helpers.models.mbgnbd import _MBGNBDLikelihood
 from ltv_helpers.models.optimize import _at_boundary, _fitted, _standard_errors
-from ltv_helpers.models.pareto_nbd import _ParetoNBDLikelihood
 from ltv_helpers.models.rows import (
     _parts,
     _spend_columns,
@@ -31,7 +28,6 @@ from ltv_helpers.models.rows import (
     _weights,
     compress,
 )
-
 from ltv_helpers.schema import CUSTOMERS, FREQUENCY, RECENCY, LTVError, T
 
 
@@ -58,8 +54,7 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     >>> round(m.params["r"], 3), round(m.params["alpha"], 2)
     (0.243, 4.41)
     """
-    if model not in _FITTERS:
-        raise LTVError(f"model must be one of {', '.join(_FITTERS)}, got {model!r}.")
+    purchase_model(model)  # one sentence naming the models there are
     if spend not in ("gamma_gamma", None):
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
     unit = _time_unit(summary, unit_days)
@@ -91,39 +86,34 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
 
 
 def _fit_purchase_fast(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
-    """A purchase model fitted on lifetimes' objective and time scale (``max(T) / 10``) with our
-    fast likelihood: BG/NBD and MBG/NBD from lifetimes' start (0.1 in log parameters), Pareto/NBD
-    with BFGS from lifetimes' mean start (all parameters 1; lifetimes runs Nelder-Mead from a
-    random one; both find the same optimum, tested). Returns lifetimes' fitter holding the result."""
+    """A purchase model fitted on its objective with BFGS, on lifetimes' time scale (``max(T) / 10``),
+    from the model's start (BG/NBD and MBG/NBD: lifetimes' 0.1 in log parameters; Pareto/NBD:
+    lifetimes' mean start, all parameters 1, where lifetimes runs Nelder-Mead from a random one;
+    both find the same optimum, tested). Returns the fitter holding the result (lifetimes' where
+    lifetimes has the model)."""
     from lifetimes.utils import _scale_time
 
+    spec = purchase_model(model)
     f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
     scale = _scale_time(T_)
-    if model == "pareto_nbd":
-        objective = _ParetoNBDLikelihood(f, r, T_, counts, penalizer, scale)
-        return _fitted(ParetoNBDFitter(penalizer_coef=penalizer), objective, np.zeros(4), 1e-7,
-                       ["r", "alpha", "s", "beta"], counts, scale=scale, scaled=("alpha", "beta"))
-    likelihood = _BGNBDLikelihood if model == "bgnbd" else _MBGNBDLikelihood
-    return _fitted(_FITTERS[model](penalizer_coef=penalizer), likelihood(f, r, T_, counts, penalizer, scale),
-                   0.1 * np.ones(4), 1e-7, ["r", "alpha", "a", "b"], counts, scale=scale, scaled=("alpha",))
+    objective = spec.likelihood(f, r, T_, counts, penalizer, scale)
+    return _fitted(spec.fitter_class(penalizer_coef=penalizer), objective, spec.start * np.ones(len(spec.parameters)),
+                   spec.tol, list(spec.parameters), counts, scale=scale, scaled=spec.scaled)
 
 
-def _predicts_finite(fitter, rows: pd.DataFrame) -> bool:
+def _predicts_finite(fitter, rows: pd.DataFrame, spec: PurchaseModel | None = None) -> bool:
     """Whether a fit predicts finite purchases and P(alive) for every history in ``rows`` over
-    the longest customer age (lifetimes' own formulas, which the predictions use)."""
-    f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
-    with np.errstate(all="ignore"):
-        purchases = fitter.conditional_expected_number_of_purchases_up_to_time(float(T_.max()), f, r, T_)
-        alive = fitter.conditional_probability_alive(f, r, T_)
-    return bool(np.isfinite(np.asarray(purchases, dtype=float)).all()
-                and np.isfinite(np.asarray(alive, dtype=float)).all())
+    the longest customer age (:meth:`PurchaseModel.predicts_finite`: lifetimes' own formulas where
+    lifetimes has the model; ``spec`` is needed only where it has not)."""
+    return (spec or PurchaseModel()).predicts_finite(fitter, rows)
 
 
 def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer: float):
     """Fit; a fit that does not converge, gives invalid parameters, or runs to the boundary
     (:data:`BOUNDARY`) and then predicts a non-finite value, is retried once with a small
     penalizer, with a warning; if that fails too, one sentence."""
-    name = PURCHASE_MODELS[model]
+    spec = purchase_model(model)
+    name = spec.label
     fallback = max(penalizer, FALLBACK_PENALIZER)
     for pen in (penalizer, fallback):
         try:
@@ -134,7 +124,7 @@ def _fit_purchase(model: str, rows: pd.DataFrame, counts: np.ndarray, penalizer:
             values = fitter.params_.to_numpy()
             if not (np.isfinite(values).all() and (values > 0).all()):
                 problem = "gave invalid parameters"
-            elif _at_boundary(fitter) and not _predicts_finite(fitter, rows):
+            elif _at_boundary(fitter, spec.scaled) and not _predicts_finite(fitter, rows, spec):
                 problem = "ran to the edge of its parameters, where its predictions overflow"
             else:
                 return fitter, pen

@@ -6,6 +6,7 @@ import warnings
 
 import numpy as np
 import pandas as pd
+
 from ltv_helpers.models.base import (
     FALLBACK_PENALIZER,
     MIN_REPEAT_BUYERS,
@@ -16,7 +17,6 @@ from ltv_helpers.models.base import (
 from ltv_helpers.models.fitted import SpendModel
 from ltv_helpers.models.optimize import _fitted, _inverse
 from ltv_helpers.models.rows import _distinct_values, _weights
-
 from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, LTVError
 
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from ltv_helpers.models.bgnbd import _BGNBDLikelihood
+from ltv_helpers.models.base import ModifiedBetaGeoFitter, register
+from ltv_helpers.models.bgnbd import BGNBD, _BGNBDLikelihood
 
 
 class _MBGNBDLikelihood(_BGNBDLikelihood):
@@ -16,3 +17,20 @@ class _MBGNBDLikelihood(_BGNBDLikelihood):
     """
 
     offset = 0.0
+
+
+@register
+class MBGNBD(BGNBD):
+    """MBG/NBD: BG/NBD's processes, with a possible dropout at the first purchase too."""
+
+    name, label = "mbgnbd", "MBG/NBD"
+    fitter_class = ModifiedBetaGeoFitter
+    likelihood_class = _MBGNBDLikelihood
+    posterior_offset = 1.0  # Beta(a, b + x + 1)
+
+    @staticmethod
+    def _terms(r, alpha, a, b, x, tx, T_, px, pT, t, z, hyp2f1):
+        hyp = hyp2f1(r + px, b + px + 1, a + b + px, z)
+        numerator = (a + b + px) / (a - 1) * (1 - hyp * ((alpha + pT) / (alpha + t + pT)) ** (r + px))
+        recency_term = (a / (b + x)) * ((alpha + T_) / (alpha + tx)) ** (r + x)
+        return numerator, recency_term

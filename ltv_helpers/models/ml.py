@@ -6,9 +6,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
-from ltv_helpers.models.base import MIN_CUSTOMERS
 from threadpoolctl import threadpool_limits
 
+from ltv_helpers.models.base import MIN_CUSTOMERS
 from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, LTVError, T
 
 #: Features of the ML baseline. Rates per day of tenure rather than raw tenure: the model is

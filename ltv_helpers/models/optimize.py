@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
 from ltv_helpers.models.base import ConvergenceError
 
 
@@ -47,16 +48,17 @@ def _fitted(fitter, objective, x0: np.ndarray, tol: float, names: list[str], cou
 BOUNDARY = (1e-5, 1e5)
 
 
-def _at_boundary(fitter) -> bool:
-    return bool(edge_parameters(fitter))
+def _at_boundary(fitter, scaled: tuple[str, ...] = ("alpha", "beta")) -> bool:
+    return bool(edge_parameters(fitter, scaled))
 
 
-def edge_parameters(fitter) -> list[str]:
+def edge_parameters(fitter, scaled: tuple[str, ...] = ("alpha", "beta")) -> list[str]:
     """The parameters of a fit that ran to the edge of the parameter space (:data:`BOUNDARY`, on
-    lifetimes' time scale), e.g. ``["s", "beta"]`` for a Pareto/NBD that sees no dropout."""
+    lifetimes' time scale: ``scaled`` are the model's parameters in units of time), e.g.
+    ``["s", "beta"]`` for a Pareto/NBD that sees no dropout."""
     values = fitter.params_.copy()
     scale = getattr(fitter, "_scale", 1.0)
-    for name in ("alpha", "beta"):
+    for name in scaled:
         if name in values:
             values[name] *= scale
     return [name for name, v in values.items() if not BOUNDARY[0] < float(v) < BOUNDARY[1]]

@@ -6,8 +6,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from ltv_helpers.models.rows import _first_rows, _row_codes
 
+from ltv_helpers.models.base import ParetoNBDFitter, PurchaseModel, register
+from ltv_helpers.models.rows import _first_rows, _row_codes
 from ltv_helpers.schema import FREQUENCY, RECENCY, T
 
 if TYPE_CHECKING:
@@ -16,8 +17,6 @@ if TYPE_CHECKING:
 
 #: Most series terms the Pareto/NBD likelihood sums for one (frequency, time) pair.
 PARETO_MAX_TERMS = 20_000
-
-
 #: Terms x histories :func:`_hyp_value` holds at once (about 16 MB an array): 1,024 terms of 374k
 #: histories at a fit's edge took 3 GB.
 HYP_BLOCK_CELLS = 2**21
@@ -200,3 +199,38 @@ def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndar
         numerator = (1 - ((beta + pT) / (beta + pT + t)) ** (s - 1)) / (s - 1)
         denominator = 1 / (alive * (r + x) * (beta + T_) / (alpha + T_))
     return numerator, pairs, denominator
+
+
+@register
+class ParetoNBD(PurchaseModel):
+    """Pareto/NBD: purchases at a Poisson rate with a Gamma(r, alpha) spread; each customer's
+    lifetime is Exponential, with a Gamma(s, beta) spread of its rate."""
+
+    name, label = "pareto_nbd", "Pareto/NBD"
+    parameters, scaled = ("r", "alpha", "s", "beta"), ("alpha", "beta")
+    start = 0.0  # lifetimes' mean start (all parameters 1); lifetimes runs Nelder-Mead from a random one
+    fitter_class = ParetoNBDFitter
+
+    def likelihood(self, frequency, recency, T, weights, penalizer: float, scale: float):
+        return _ParetoNBDLikelihood(frequency, recency, T, weights, penalizer, scale)
+
+    def alive(self, model, rows) -> np.ndarray:
+        return _pareto_alive(model, rows)
+
+    def purchase_terms(self, model, rows, times, alive=None):
+        return _pareto_purchase_terms(model, rows, np.atleast_1d(np.asarray(times, dtype=float)), alive)
+
+    def simulate(self, params, x, T, horizon, shape, rng):
+        """Given alive, the rate is Gamma(r + x, alpha + T) and the dropout rate Gamma(s, beta + T);
+        the remaining lifetime is Exponential, the purchases Poisson(rate x min(t, lifetime))."""
+        rate = rng.gamma(params["r"] + x, 1.0 / (params["alpha"] + T), shape)
+        life = rng.exponential(1.0, shape) / rng.gamma(params["s"], 1.0 / (params["beta"] + T), shape)
+        return rng.poisson(rate * np.minimum(horizon, life)).astype(float)
+
+    def dropout_line(self, params, span, unit_days: float, zh: bool) -> str:
+        # Lifetimes are exponential with a gamma(s, beta) rate: P(still active at t) = (beta / (beta + t))^s.
+        median = params["beta"] * (2 ** (1 / params["s"]) - 1)
+        year = (params["beta"] / (params["beta"] + 365.25 / unit_days)) ** params["s"]
+        return (f"- 一半客户的活跃期超过 {span(median)}（中位数）；首次购买一年后仍有 {year:.0%} 的客户活跃。" if zh else
+                f"- Half of the customers stay active for more than {span(median)} (the median lifetime); "
+                f"{year:.0%} are still active a year after their first purchase.")

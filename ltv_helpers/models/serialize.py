@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from ltv_helpers.models.base import _FITTERS, GammaGammaFitter
-from ltv_helpers.models.fitted import MODEL_FORMAT, LTVModel, SpendModel
 
+from ltv_helpers.models.base import MODELS, GammaGammaFitter
+from ltv_helpers.models.fitted import MODEL_FORMAT, LTVModel, SpendModel
 from ltv_helpers.schema import LTVError
 
 
@@ -18,10 +18,10 @@ def model_from_dict(spec: dict) -> LTVModel:
     with the saved parameters (predictions need nothing else)."""
     if not isinstance(spec, dict) or spec.get("format") != MODEL_FORMAT:
         raise LTVError(f"This is not a saved LTV model ({MODEL_FORMAT}); write one with `ltv fit` or LTVModel.save.")
-    if spec.get("model") not in _FITTERS:
-        raise LTVError(f"Unknown model {spec.get('model')!r}; known: {', '.join(_FITTERS)}.")
+    if spec.get("model") not in MODELS:
+        raise LTVError(f"Unknown model {spec.get('model')!r}; known: {', '.join(MODELS)}.")
     try:
-        fitter = _FITTERS[spec["model"]](penalizer_coef=spec["penalizer"])
+        fitter = MODELS[spec["model"]].fitter_class(penalizer_coef=spec["penalizer"])
         fitter.params_ = pd.Series({k: float(v) for k, v in spec["params"].items()})
         if hasattr(fitter, "conditional_expected_number_of_purchases_up_to_time"):
             fitter.predict = fitter.conditional_expected_number_of_purchases_up_to_time

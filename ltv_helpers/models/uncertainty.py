@@ -6,14 +6,14 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
-from ltv_helpers.models.base import PURCHASE_MODELS, one_blas_thread
+
+from ltv_helpers.models.base import one_blas_thread
 from ltv_helpers.models.rows import (
     _prepare,
     _weights,
     check_prediction_options,
     purchase_rows,
 )
-
 from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, RECENCY, LTVError, T
 
 if TYPE_CHECKING:
@@ -99,7 +99,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     if draws < 20:
         raise LTVError(f"draws must be at least 20 for percentiles to mean anything, got {draws}.")
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
-        raise LTVError(f"{PURCHASE_MODELS[model.model]} has no usable covariance; intervals are unavailable.")
+        raise LTVError(f"{model.spec.label} has no usable covariance; intervals are unavailable.")
     summary = purchase_rows(summary)
     names, groups = _group_names(summary, groups)
 
@@ -173,14 +173,8 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
 #: customers share (one-time buyers) weigh most in it. 1M CDNOW-like customers (374k histories): 0.3 s
 #: instead of 1.3 s with 26 draws each.
 SPREAD_DRAWS = 200
-
-
 SPREAD_BUDGET = 2_000_000
-
-
 SPREAD_MIN_DRAWS = 4
-
-
 #: Draws simulated at once (histories x draws of a block; about 50 MB of arrays).
 SPREAD_BLOCK = 2_000_000
 
@@ -201,14 +195,12 @@ def _future_moments(model: LTVModel, rows: pd.DataFrame, horizon: float, draws,
     """Simulated first and second moments of each row's repeat purchases in (T, T + horizon]
     (``draws``: per row, or one number for all).
 
-    A customer is alive with the model's P(alive | history). Given alive, the posterior of the
-    purchase rate is Gamma(r + x, alpha + T); BG/NBD's dropout probability is Beta(a, b + x)
-    (MBG/NBD: Beta(a, b + x + 1)), and the customer makes min(Poisson(rate t), Geometric(p))
-    purchases; Pareto/NBD's dropout rate is Gamma(s, beta + T), the remaining lifetime
-    Exponential, and the purchases Poisson(rate x min(t, lifetime)). Rows with the same number
-    of draws are simulated together, fewest draws first, in row order.
+    A customer is alive with the model's P(alive | history); given alive, the model simulates
+    the purchases from its posterior (:meth:`PurchaseModel.simulate`: e.g. BG/NBD's
+    min(Poisson(rate t), Geometric(p))). Rows with the same number of draws are simulated
+    together, fewest draws first, in row order.
     """
-    p = model.params
+    p, spec = model.params, model.spec
     x, T_ = rows[FREQUENCY].to_numpy(dtype=float), rows[T].to_numpy(dtype=float)
     alive = model._alive(rows)
     draws = np.broadcast_to(np.asarray(draws, dtype=np.int64), (len(rows),))
@@ -219,14 +211,7 @@ def _future_moments(model: LTVModel, rows: pd.DataFrame, horizon: float, draws,
         for lo in range(0, len(members), block):
             sl = members[lo:lo + block]
             shape = (int(d), len(sl))
-            rate = rng.gamma(p["r"] + x[sl], 1.0 / (p["alpha"] + T_[sl]), shape)
-            if model.model == "pareto_nbd":
-                life = rng.exponential(1.0, shape) / rng.gamma(p["s"], 1.0 / (p["beta"] + T_[sl]), shape)
-                n = rng.poisson(rate * np.minimum(horizon, life)).astype(float)
-            else:
-                b = p["b"] + x[sl] + (1.0 if model.model == "mbgnbd" else 0.0)
-                drop = rng.beta(p["a"], b, shape)
-                n = np.minimum(rng.poisson(rate * horizon), rng.geometric(np.clip(drop, 1e-12, 1.0))).astype(float)
+            n = spec.simulate(p, x[sl], T_[sl], horizon, shape, rng)
             n *= rng.random(shape) < alive[sl]
             m1[sl], m2[sl] = n.mean(axis=0), (n * n).mean(axis=0)
     return m1, m2
