@@ -1,4 +1,4 @@
-"""Bundled real data (CDNOW, from the files lifetimes ships) and a seeded synthetic BG/NBD world."""
+"""Bundled real data (CDNOW and the donations, from the files lifetimes ships) and seeded synthetic worlds."""
 
 from __future__ import annotations
 
@@ -59,6 +59,16 @@ def load_cdnow(sample: bool = False) -> pd.DataFrame:
             QUANTITY: raw[QUANTITY].astype("int64"),
         }
     )
+
+
+def load_donations() -> pd.DataFrame:
+    """The donations data of Fader, Hardie and Shang (2010) that lifetimes ships, as a BG/BB
+    summary: 11,104 donors of 1995 and the 6 yearly opportunities after it, one row per history
+    (22 rows): ``frequency`` (years with a donation), ``recency`` (the last such year), ``n`` (6)
+    and ``customers`` (the donors with that history). Fit with ``fit(summary, model="bgbb")``."""
+    raw = pd.read_csv(lifetimes_data_file("donations.csv"))
+    return pd.DataFrame({"frequency": raw["frequency"].astype("int64"), "recency": raw["recency"].astype("int64"),
+                         "n": raw["periods"].astype("int64"), "customers": raw["weights"].astype("int64")})
 
 
 def synthetic_transactions(
@@ -156,6 +166,29 @@ def synthetic_transactions(
         "time_unit": "days", "observation_end": str(pd.Timestamp(start) + pd.Timedelta(days=observation_days)),
     }
     return df
+
+
+def synthetic_opportunities(n_customers: int, *, opportunities: int, seed: int, alpha: float = 1.2,
+                            beta: float = 0.75, gamma: float = 0.66, delta: float = 2.8) -> pd.DataFrame:
+    """A BG/BB world (Fader, Hardie and Shang 2010): each customer buys at each of ``opportunities``
+    opportunities with a probability p ~ Beta(alpha, beta) while alive, and dies before each with a
+    probability theta ~ Beta(gamma, delta) (defaults: near the donations fit). One row per customer:
+    ``frequency``, ``recency`` (the last opportunity with a purchase, 0 without) and ``n``; the
+    parameters in ``attrs["true_params"]``."""
+    rng = np.random.default_rng(seed)
+    p = rng.beta(alpha, beta, n_customers)
+    theta = rng.beta(gamma, delta, n_customers)
+    # Alive at opportunity k (1..n) when the first death comes after it: alive for min(n, Geometric - 1).
+    alive_for = np.minimum(rng.geometric(theta) - 1, opportunities)
+    buys = rng.random((n_customers, opportunities)) < p[:, None]
+    buys &= np.arange(1, opportunities + 1)[None, :] <= alive_for[:, None]
+    frequency = buys.sum(axis=1)
+    last = np.where(frequency > 0, opportunities - np.argmax(buys[:, ::-1], axis=1), 0)
+    out = pd.DataFrame({"frequency": frequency.astype("int64"), "recency": last.astype("int64"),
+                        "n": np.full(n_customers, opportunities, dtype="int64")},
+                       index=pd.Index([f"C{i:07d}" for i in range(n_customers)], name="customer_id"))
+    out.attrs["true_params"] = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
+    return out
 
 
 def synthetic_subscriptions(

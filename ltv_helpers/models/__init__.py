@@ -101,6 +101,9 @@ from ltv_helpers.models.pareto_nbd import (  # noqa: F401
     _pareto_purchase_terms,
     _ParetoNBDLikelihood,
 )
+# The models of other data or cost, after the three the report compares (the registry keeps this order).
+from ltv_helpers.models.bgbb import BGBB, _BGBBLikelihood  # noqa: F401
+from ltv_helpers.models.ggomnbd import GGomNBD, _GGomNBDLikelihood  # noqa: F401
 from ltv_helpers.models.rows import (  # noqa: F401
     _distinct_values,
     _first_rows,

@@ -48,6 +48,14 @@ class PurchaseModel:
     tol: float = 1e-7
     fitter_class: type = None
     auto: bool = True
+    #: The summary's column of each customer's time of observation (T; ``n`` opportunities for a
+    #: discrete model), and whether time comes in whole opportunities (predictions step by one).
+    time_column: str = T
+    discrete: bool = False
+
+    def check(self, data) -> None:
+        """Refuse, in one sentence, a summary this model cannot be fitted on (after the common
+        checks of frequency, recency and T)."""
 
     def likelihood(self, frequency, recency, T, weights, penalizer: float, scale: float):
         """The objective BFGS minimizes: ``objective(log_params) -> (value, gradient)``, the mean
@@ -55,11 +63,15 @@ class PurchaseModel:
         divided by ``scale``."""
         raise NotImplementedError
 
-    def alive(self, params: dict, rows) -> np.ndarray:
+    def x0(self, rows, counts) -> np.ndarray:
+        """Where BFGS starts, in log parameters: ``start`` for every parameter."""
+        return np.full(len(self.parameters), float(self.start))
+
+    def alive(self, model, rows) -> np.ndarray:
         """P(alive | x, t_x, T) of each row of ``rows`` (frequency, recency, T)."""
         raise NotImplementedError
 
-    def purchase_terms(self, params: dict, rows, times, alive=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def purchase_terms(self, model, rows, times, alive=None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """E[purchases in (T, T + t] | history] for every ``t`` of ``times`` and row of ``rows``, as
         ``numerator[:, pairs] / denominator``: the numerator per time and distinct pair of
         columns that carry the time dependence (e.g. frequency and T), each row's pair, and each
@@ -72,7 +84,16 @@ class PurchaseModel:
         purchases in ``T`` (``shape``: draws x customers), from the posterior given the history."""
         raise NotImplementedError
 
-    def dropout_line(self, params: dict, span, zh: bool) -> str:
+    def rate_line(self, params: dict, span, zh: bool) -> str:
+        """One bullet point reading the purchase process (``span(units)`` says a duration in days):
+        the NBD's Gamma(r, alpha) purchase rates, unless the model says otherwise."""
+        mean_rate = params["r"] / params["alpha"]  # purchases per unit while active, averaged over customers
+        if zh:
+            return f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {params['r']:.2f}（r 越小，客户之间的购买频率差异越大）。"
+        return (f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {params['r']:.2f} "
+                "measures how alike they are (the smaller, the more customers differ).")
+
+    def dropout_line(self, params: dict, span, unit_days: float, zh: bool) -> str:
         """One bullet point reading the dropout process (``span(units)`` says a duration in days)."""
         raise NotImplementedError
 

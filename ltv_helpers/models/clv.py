@@ -35,7 +35,7 @@ def lifetimes_clv(model: "LTVModel", summary: pd.DataFrame, *, time: int = 12, d
     if model.spend_model is None:
         raise LTVError("lifetimes' CLV needs the Gamma-Gamma spend model; fit with spend='gamma_gamma'.")
     summary = purchase_rows(summary)
-    data = _summary_columns(summary)
+    data = _summary_columns(summary, model.spec.time_column)
     rows, _, inverse = compress(data, [FREQUENCY, RECENCY, T])
     steps = np.arange(1, time + 1) * factor
     discounted = discounted_purchases(model, rows, steps, (1 + discount_rate) ** -(steps / factor))[0]

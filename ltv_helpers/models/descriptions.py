@@ -17,13 +17,7 @@ def describe(model: LTVModel, language: str = "en") -> str:
     def span(units: float) -> str:  # a duration in the model's time unit, said in days
         return f"{units * days:,.0f} 天" if zh else f"{units * days:,.0f} days"
 
-    mean_rate = p["r"] / p["alpha"]  # purchases per unit while active, averaged over customers
-    lines = []
-    if zh:
-        lines.append(f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {p['r']:.2f}（r 越小，客户之间的购买频率差异越大）。")
-    else:
-        lines.append(f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {p['r']:.2f} "
-                     "measures how alike they are (the smaller, the more customers differ).")
+    lines = [model.spec.rate_line(p, span, zh)]
     lines.append(model.spec.dropout_line(p, span, days, zh))
     if model.spend_model is not None:
         sp = model.spend_model.params

@@ -81,6 +81,8 @@ class LTVModel:
         p = ", ".join(f"{k}={v:.4g} (se {self.standard_errors.get(k, np.nan):.2g})"
                       for k, v in self.params.items())
         unit = "days" if self.unit_days == 1 else f"units of {self.unit_days:g} days"
+        if self.spec.discrete:
+            unit = "opportunities" + ("" if self.unit_days == 1 else f" of {self.unit_days:g} days")
         out = (f"LTVModel({self.spec.label}: {p}; log-likelihood "
                f"{self.log_likelihood:,.1f}; {self.n_customers:,} customers in "
                f"{self.n_distinct:,} distinct rows; time in {unit}")
@@ -177,7 +179,7 @@ class LTVModel:
         """
         check_prediction_options(horizon, gross_margin, annual_discount_rate)
         summary = purchase_rows(summary)
-        prepared = _prepare(summary)
+        prepared = _prepare(summary, self.spec.time_column)
         alive = self._alive(prepared[1])
         purchases, spend, clv = self._predicted(prepared, horizon, gross_margin, annual_discount_rate, alive)
         out = pd.DataFrame({"expected_purchases": purchases, "p_alive": alive[prepared[2]],
@@ -207,6 +209,8 @@ class LTVModel:
         the expected spend per customer when already known (:meth:`_spend`)."""
         data, rows, inverse = prepared
         step = DAYS_PER_YEAR / 12 / self.unit_days
+        if self.spec.discrete:  # whole opportunities: discounted at each
+            step = 1.0
         if annual_discount_rate == 0:  # undiscounted: one step gives the same sum
             step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)

@@ -54,12 +54,13 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     >>> round(m.params["r"], 3), round(m.params["alpha"], 2)
     (0.243, 4.41)
     """
-    purchase_model(model)  # one sentence naming the models there are
+    spec = purchase_model(model)  # one sentence naming the models there are
     if spend not in ("gamma_gamma", None):
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
     unit = _time_unit(summary, unit_days)
     summary, spend_rows = _parts(summary)
-    data = _summary_columns(summary)
+    data = _summary_columns(summary, spec.time_column)
+    spec.check(data)
     weights = _weights(data)
     n = int(round(weights.sum()))
     repeat = int(round(weights[data[FREQUENCY].to_numpy() > 0].sum()))
@@ -76,7 +77,7 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     # The fits report the mean NLL per customer, in time divided by lifetimes' scale (max(T)/10):
     # each purchase's density carries that scale.
     ll = -float(fitter._negative_log_likelihood_) * counts.sum() \
-        + np.log(fitter._scale) * float((rows[FREQUENCY].to_numpy() * counts).sum())
+        + np.log(getattr(fitter, "_scale", 1.0)) * float((rows[FREQUENCY].to_numpy() * counts).sum())
     spend_data = data if spend_rows is None else _spend_columns(spend_rows)
     spend_model = _fit_spend(spend_data, penalizer) if spend == "gamma_gamma" else None
     typical = (_weighted_quantile(data[FREQUENCY].to_numpy(), weights, 0.99) if CUSTOMERS in data
@@ -97,7 +98,7 @@ def _fit_purchase_fast(model: str, rows: pd.DataFrame, counts: np.ndarray, penal
     f, r, T_ = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
     scale = _scale_time(T_)
     objective = spec.likelihood(f, r, T_, counts, penalizer, scale)
-    return _fitted(spec.fitter_class(penalizer_coef=penalizer), objective, spec.start * np.ones(len(spec.parameters)),
+    return _fitted(spec.fitter_class(penalizer_coef=penalizer), objective, spec.x0(rows, counts),
                    spec.tol, list(spec.parameters), counts, scale=scale, scaled=spec.scaled)
 
 

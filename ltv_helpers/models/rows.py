@@ -18,11 +18,18 @@ from ltv_helpers.schema import (
 )
 
 
-def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
+def _summary_columns(summary: pd.DataFrame, time_column: str = T) -> pd.DataFrame:
     """frequency, recency, T (and monetary_value) from a summary or a calibration summary, and
-    ``customers`` (the weight of each row) from a compressed one (``rfm_summary(compress=True)``)."""
+    ``customers`` (the weight of each row) from a compressed one (``rfm_summary(compress=True)``).
+    ``time_column``: the summary's column that plays T's part, named T in the result (``n``, the
+    transaction opportunities, for a discrete-time model)."""
     if not isinstance(summary, pd.DataFrame):
         raise LTVError("summary must be a DataFrame (the output of rfm_summary or calibration_holdout).")
+    if time_column != T:
+        if time_column not in summary:
+            raise LTVError(f"The summary has no {time_column} column (the transaction opportunities of each "
+                           f"customer); it has: {', '.join(map(str, summary.columns))}.")
+        summary = summary.drop(columns=[c for c in (T, f"{T}_cal") if c in summary]).rename(columns={time_column: T})
     cols = [FREQUENCY, RECENCY, T, MONETARY_VALUE]
     if all(f"{c}_cal" in summary for c in cols[:3]):
         out = summary[[f"{c}_cal" for c in cols if f"{c}_cal" in summary]].copy()
@@ -50,7 +57,7 @@ def _summary_columns(summary: pd.DataFrame) -> pd.DataFrame:
         # Rounding (e.g. a summary stored with 2 decimals) can put recency a hair above T.
         if (over > 1e-6 * np.maximum(out[T], 1) + 0.01).any():
             bad = over.idxmax()
-            raise LTVError(f"Customer {bad!r} has recency {out.loc[bad, RECENCY]} > T "
+            raise LTVError(f"Customer {bad!r} has recency {out.loc[bad, RECENCY]} > {time_column} "
                            f"{out.loc[bad, T]}: the summary is inconsistent.")
         warnings.warn(f"recency was above T by rounding for {(over > 0).sum()} customers; "
                       "it was set to T.", stacklevel=3)
@@ -83,10 +90,11 @@ def _parts(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     return purchases, summary[parts == "spend"].drop(columns=PART)
 
 
-def _prepare(summary: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+def _prepare(summary: pd.DataFrame, time_column: str = T) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
     """A summary's columns (monetary value 0 when absent), its distinct (frequency, recency, T)
-    rows and each customer's row: what predictions are computed on."""
-    data = _summary_columns(summary)
+    rows and each customer's row: what predictions are computed on (``time_column``: as in
+    :func:`_summary_columns`)."""
+    data = _summary_columns(summary, time_column)
     if MONETARY_VALUE not in data:
         data[MONETARY_VALUE] = 0.0
         data.attrs["no_monetary_value"] = True

@@ -105,7 +105,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
 
     check_prediction_options(horizon, gross_margin, annual_discount_rate)
     # The summary is compressed once; every draw predicts on its distinct histories.
-    prepared = _prepare(summary)
+    prepared = _prepare(summary, model.spec.time_column)
     codes = (None if groups is None else
              pd.Index(names[1:]).get_indexer(groups.astype(str).to_numpy()))
 
@@ -241,7 +241,7 @@ def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, g
         raise LTVError(f"draws must be at least 2 for a variance, got {draws}.")
     summary = purchase_rows(summary)
     names, groups = _group_names(summary, groups)
-    data, rows, inverse = _prepare(summary)
+    data, rows, inverse = _prepare(summary, model.spec.time_column)
     per_row = _spread_draws(np.bincount(inverse, weights=_weights(data)), int(draws))  # customers per history
     # Simulated in sorted order, so a history gets the same draws however the summary is laid out
     # (one row per customer or compressed).
@@ -284,7 +284,7 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
     "revenue": v}``; NaN without a usable covariance."""
     summary = purchase_rows(summary)
     weights = _weights(summary)
-    prepared = _prepare(summary)  # once: every shifted model predicts on its distinct histories
+    prepared = _prepare(summary, model.spec.time_column)  # once: every shifted model predicts on its distinct histories
     base_spend = model._spend(prepared[0])
     base_purchases = model._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0]
 
