@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
-.PHONY: setup demo test bench bench-scale screenshots lab clean
+.PHONY: setup demo test test-fast bench bench-scale screenshots lab clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,10 @@ screenshots: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests notebooks --nbval-lax --nbval-current-env -p no:cacheprovider
+
+# The unit tests without the slow parts (PostgreSQL, Spark, Chromium, notebooks and reports): minutes, not ten.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest tests -m "not (postgres or spark or chromium or notebooks)" -p no:cacheprovider
 
 # JupyterLab on notebooks/ with the project's kernel and the narrative in one language
 # (make lab LANGUAGE=zh for Chinese); open the URL it prints (with its token). Only a LANGUAGE

@@ -124,13 +124,15 @@ def main() -> None:
             print(f"  {engine:6s} per-customer summary to Parquet {res['per_customer']:7.1f} s "
                   f"({rows / res['per_customer'] / 1e6:5.2f} M rows/s), compressed weekly summary "
                   f"{res['compressed']:6.1f} s -> {res['purchase_rows']:,} + {res['spend_rows']:,} rows; Python peak "
-                  f"{res['peak_mb']:,.0f} MB" + (f"; Spark start {res['spark_start']:.0f} s" if engine == "spark" else ""),
+                  f"{res['peak_mb']:,.0f} MB"
+                  + (f"; Spark start {res['spark_start']:.0f} s" if engine == "spark" else ""),
                   flush=True)
         if len(packed) == 2:
             a, b = packed["duckdb"], packed["spark"]
             num = [c for c in a.columns if c != "part"]
             assert len(a) == len(b) and (a["part"] == b["part"]).all(), "engines differ"
-            assert np.allclose(a[num].to_numpy(), b[num].to_numpy(), rtol=1e-9, atol=0, equal_nan=True), "engines differ"
+            same = np.allclose(a[num].to_numpy(), b[num].to_numpy(), rtol=1e-9, atol=0, equal_nan=True)
+            assert same, "engines differ"
             print("  duckdb and spark compressed summaries equal (1e-9)")
     table = pd.DataFrame(results)
     table["s_per_M_rows"] = table["per_customer"] / (table["rows"] / 1e6)

@@ -884,8 +884,8 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
         formats[name] = ("{:+.1f}%" if name.endswith("error_pct") else
                          "{:.1%}" if name in SHARE_METRICS else
                          "{:,.2f}" if name == "spend_mae" else
-                         "{:,.0f}" if name in ("predicted", "actual", "predicted_low", "predicted_high", "log_likelihood",
-                                                "bic") else "{:,.3f}")
+                         "{:,.0f}" if name in ("predicted", "actual", "predicted_low", "predicted_high",
+                                                "log_likelihood", "bic") else "{:,.3f}")
     styler = shown.style.apply(mark, axis=1).format("{:,.3f}", na_rep="–")
     for name, fmt in formats.items():
         styler = styler.format(fmt, subset=pd.IndexSlice[[name], :], na_rep="–")
@@ -895,7 +895,8 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
     return styler
 
 
-def stability_cutoffs(transactions: pd.DataFrame, *, calibration_end, observation_end, n: int = 3) -> tuple[list, float]:
+def stability_cutoffs(transactions: pd.DataFrame, *, calibration_end, observation_end,
+                      n: int = 3) -> tuple[list, float]:
     """``n`` calibration cut-offs for :func:`rolling_backtest`, ending at ``calibration_end`` and
     spaced by a third of the holdout, each followed by a holdout of the same length that fits in
     the data. Returns (cut-offs, holdout_days)."""

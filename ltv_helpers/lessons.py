@@ -80,8 +80,9 @@ EXERCISES: dict[str, Exercise] = {
     "4.1": Exercise(lambda model: model.params["r"] / model.params["alpha"],
                     "Divide model.params['r'] by model.params['alpha'] (both in days).",
                     "用 model.params['r'] 除以 model.params['alpha']（都以天为单位）。", decimals=4),
-    "4.2": Exercise(lambda model: float(model.predict(pd.DataFrame(
-                        {"frequency": [2.0], "recency": [30.0], "T": [52.0]}), horizon=52)["expected_purchases"].iloc[0]),
+    "4.2": Exercise(lambda model: float(model.predict(
+                        pd.DataFrame({"frequency": [2.0], "recency": [30.0], "T": [52.0]}),
+                        horizon=52)["expected_purchases"].iloc[0]),
                     "Use model.predict on a one-row summary (frequency 2, recency 30, T 52) with horizon=52.",
                     "对一行汇总（frequency 2、recency 30、T 52）调用 model.predict，horizon=52。", decimals=2),
     "5.1": Exercise(lambda result: int((result.predictions["actual_purchases"] == 0).sum()),

@@ -41,17 +41,20 @@ class Option:
 
 
 OPTIONS: tuple[Option, ...] = (
-    Option("customer_id", "customer_id_column", "--customer-id", "columns.customer_id", "column holding the customer id"),
+    Option("customer_id", "customer_id_column", "--customer-id", "columns.customer_id",
+           "column holding the customer id"),
     Option("order_date", "date_column", "--date", "columns.order_date", "column holding the order date"),
     Option("amount", "amount_column", "--amount", "columns.amount", "column holding the order amount"),
     Option("order_id", "order_id_column", "--order-id", "columns.order_id",
            "column holding the order id (order-line exports)"),
     Option("channel", "channel_column", "--channel", "columns.channel", "column holding the sales channel"),
-    Option("quantity", "quantity_column", "--quantity", "columns.quantity", "column holding the quantity of an order line"),
+    Option("quantity", "quantity_column", "--quantity", "columns.quantity",
+           "column holding the quantity of an order line"),
     Option("unit_price", "unit_price_column", "--unit-price", "columns.unit_price",
            "column holding the unit price of an order line"),
     Option("encoding", "encoding", "--encoding", "encoding", "text encoding of a CSV (default: detect)"),
-    Option("sheet", "sheet", "--sheet", "sheet", "Excel sheet name, or 'all' to stack the sheets that have the same columns"),
+    Option("sheet", "sheet", "--sheet", "sheet",
+           "Excel sheet name, or 'all' to stack the sheets that have the same columns"),
     Option("sql", "sql", "--sql", "query", "query for a DuckDB file or database URL"),
     Option("dayfirst", "dayfirst", "--dayfirst", "dayfirst", "read 1/12/2010 as 1 December (--monthfirst: 12 January)",
            (True, False)),

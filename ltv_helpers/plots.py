@@ -460,7 +460,8 @@ def ltv_by_retention(table: pd.DataFrame, currency: str = "", language: str = "e
     ax.xaxis.set_major_formatter(mticker.PercentFormatter(xmax=1, decimals=0))
     _money_axis(ax)
     return _finish(fig, ax, label("LTV grows faster than retention", language),
-                   str(table.index.name or label("yearly retention", language)), f"LTV ({currency})" if currency else "LTV")
+                   str(table.index.name or label("yearly retention", language)),
+                   f"LTV ({currency})" if currency else "LTV")
 
 
 def lever_values(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:

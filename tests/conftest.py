@@ -11,6 +11,21 @@ import pytest  # noqa: E402
 
 from ltv_helpers.datasets import load_cdnow  # noqa: E402
 
+#: The slow parts by what they need (pyproject's markers): a test using one of these fixtures is
+#: marked so; the modules that render notebooks or reports, and nbval's cells, are "notebooks".
+#: `make test-fast` runs the rest.
+SLOW_FIXTURES = {"postgres": "postgres", "spark": "spark", "chromium_path": "chromium"}
+NOTEBOOK_MODULES = {"test_report.py", "test_lessons.py", "test_deliverable.py", "test_batch.py", "test_lab.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        for fixture, mark in SLOW_FIXTURES.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(mark)
+        if item.path.suffix == ".ipynb" or item.path.name in NOTEBOOK_MODULES:
+            item.add_marker("notebooks")
+
 
 @pytest.fixture(scope="session")
 def cdnow():

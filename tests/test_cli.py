@@ -31,7 +31,8 @@ def test_check_text_report(tmp_path, capsys):
 @pytest.mark.parametrize("content, words", [
     (None, "File not found"),
     (b"", "is empty"),
-    (b"name,city\nann,x\n", "No customer id column found; pass --customer-id <column name>. The columns are: name, city."),
+    (b"name,city\nann,x\n",
+     "No customer id column found; pass --customer-id <column name>. The columns are: name, city."),
     (b"id,date,amount\n\x01\x02\x03\xff\xfe\x04,2024-01-01,1\n", "neither UTF-8 nor GBK"),
     (b"customer_id,date,amount\n,,\n", "No usable rows"),
 ])

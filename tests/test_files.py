@@ -28,7 +28,8 @@ def test_a_full_disk_leaves_no_file_and_says_so_in_one_sentence(small_disk):
     (small_disk / "report.html").write_text("the last good report")
     with pytest.raises(LTVError) as err:
         files.write_text(small_disk / "report.html", "x" * 200_000)
-    assert str(err.value) == f"Could not write report.html in {small_disk}: the disk is full; free some space and run again."
+    assert str(err.value) == (f"Could not write report.html in {small_disk}: the disk is full; "
+                              "free some space and run again.")
     assert (small_disk / "report.html").read_text() == "the last good report"  # the old file is untouched
     assert sorted(p.name for p in small_disk.iterdir()) == ["report.html"]  # no temporary file is left
     frame = pd.DataFrame({"id": [str(i) * 50 for i in range(5_000)]})

@@ -123,7 +123,8 @@ def _result(rows: dict) -> ev.BacktestResult:
 
 def test_the_choice_rule_weighs_the_total_as_well_as_the_error_per_customer():
     # Issue 19's CDNOW numbers: MBG/NBD has the smallest MAE but the largest total error.
-    res = _result({"bgnbd": {"mae": 0.540, "total_error_pct": -2.2}, "pareto_nbd": {"mae": 0.545, "total_error_pct": 2.0},
+    res = _result({"bgnbd": {"mae": 0.540, "total_error_pct": -2.2},
+                   "pareto_nbd": {"mae": 0.545, "total_error_pct": 2.0},
                    "mbgnbd": {"mae": 0.533, "total_error_pct": -5.3}})
     assert res.best("mae") == "mbgnbd"
     charges = res.charges()

@@ -518,8 +518,8 @@ def test_a_failing_fit_prints_nothing_and_warns_once(cal, monkeypatch, capsys):
     def fail_first(*args, **kwargs):
         calls.append(1)
         if len(calls) == 1:
-            return OptimizeResult(x=np.ones(4), fun=1.0, success=False, message="Desired error not necessarily achieved",
-                                  status=2, nit=3, jac=np.ones(4))
+            return OptimizeResult(x=np.ones(4), fun=1.0, success=False,
+                                  message="Desired error not necessarily achieved", status=2, nit=3, jac=np.ones(4))
         return real(*args, **kwargs)
 
     monkeypatch.setattr(scipy.optimize, "minimize", fail_first)
@@ -607,7 +607,8 @@ def test_a_prediction_that_fails_names_a_count_never_a_customer(cal, bgnbd, monk
     monkeypatch.setattr(models.fitted, "discounted_purchases", overflow)
     with pytest.raises(LTVError) as err:
         bgnbd.predict(cal, horizon=52)
-    assert str(err.value) == f"BG/NBD gave no finite prediction for {len(cal):,} of {len(cal):,} customers; try another model."
+    assert str(err.value) == (f"BG/NBD gave no finite prediction for {len(cal):,} of {len(cal):,} customers; "
+                              "try another model.")
     assert not any(str(i) in str(err.value) for i in cal.index[:50] if len(str(i)) > 2)
 
 

@@ -49,6 +49,17 @@ def test_ci_runs_the_readme_test_command():
     assert "make demo" in readme and "make test" in readme
 
 
+def test_the_code_passes_ruff():
+    """pyproject's ruff configuration, on the package, tests, benchmarks and notebooks."""
+    import subprocess
+    import sys
+
+    ruff = Path(sys.executable).with_name("ruff")
+    done = subprocess.run([str(ruff), "check", "--no-cache", "--output-format", "concise", str(ROOT)],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert done.returncode == 0, done.stdout[-3000:]
+
+
 def test_notebooks_are_stored_without_outputs_and_with_parameters():
     import nbformat
 

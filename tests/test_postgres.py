@@ -99,7 +99,8 @@ def test_report_from_postgres_writes_the_password_nowhere(shop, monkeypatch, tmp
 
 def test_mysql_urls_use_the_pinned_pymysql_driver(monkeypatch):
     monkeypatch.setenv("LTV_DB_PASSWORD", "s3cret-value")
-    with pytest.raises(LTVError, match=r"Reading from mysql\+pymysql://ana:\*\*\*@127.0.0.1:1/x failed: .*Connection refused") as err:
+    refused = r"Reading from mysql\+pymysql://ana:\*\*\*@127.0.0.1:1/x failed: .*Connection refused"
+    with pytest.raises(LTVError, match=refused) as err:
         read_transactions("mysql://ana@127.0.0.1:1/x", sql="SELECT 1")
     assert "No module named" not in str(err.value) and "s3cret-value" not in str(err.value)
 

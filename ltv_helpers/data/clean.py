@@ -384,10 +384,10 @@ def _numbers(raw: pd.DataFrame, role: str, decimal, columns: dict, notes: list, 
         comma = text[text.str.contains(r"\d,\d{1,2}\b|\.\d{3},", regex=True)]
         dot = text[text.str.contains(r"\d\.\d{1,2}\b|,\d{3}\.", regex=True)]
         example = text[parsed.ambiguous].iloc[0] if parsed.ambiguous.any() else "-"
-        notes.append(Note(NOTE_DECIMAL_MIXED, {"column": str(column), "comma": str(comma.iloc[0]) if len(comma) else "-",
-                                               "dot": str(dot.iloc[0]) if len(dot) else "-",
-                                               "rows": int(parsed.ambiguous.sum()), "example": str(example),
-                                               "comma_option": spell("decimal", ","), "dot_option": spell("decimal", ".")}))
+        notes.append(Note(NOTE_DECIMAL_MIXED, {
+            "column": str(column), "comma": str(comma.iloc[0]) if len(comma) else "-",
+            "dot": str(dot.iloc[0]) if len(dot) else "-", "rows": int(parsed.ambiguous.sum()), "example": str(example),
+            "comma_option": spell("decimal", ","), "dot_option": spell("decimal", ".")}))
     return parsed.values
 
 

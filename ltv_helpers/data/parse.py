@@ -430,7 +430,8 @@ def _long_numbers(text: pd.Series) -> dict:
     with a decimal comma and with a decimal point (currency, spaces and brackets dropped)."""
     negative = text.str.match(r"^\(.*\)$").fillna(False).to_numpy(bool)
     norm = (text.str.replace(_CURRENCY, "", regex=True)
-            .str.replace("[ \t\r\n\u00a0\u202f'()]", "", regex=True))  # real characters: Arrow's regex engine reads them
+            # real characters: Arrow's regex engine reads them
+            .str.replace("[ \t\r\n\u00a0\u202f'()]", "", regex=True))
     minus = norm.str.startswith("-").fillna(False).to_numpy(bool) | negative
     core = norm.str.replace(r"^[+-]", "", regex=True)
     values = {}

@@ -47,7 +47,8 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     CUSTOMER_ID: (
         # Olist and other marketplaces give every order its own customer_id and the person a
         # customer_unique_id: the person is the customer.
-        "customer_unique_id", "unique_customer_id", "customer_id", "customer", "cust_id", "customer_no", "customer_number", "client_id",
+        "customer_unique_id", "unique_customer_id", "customer_id", "customer", "cust_id", "customer_no",
+        "customer_number", "client_id",
         "user_id", "userid", "uid", "member_id", "member_no", "buyer_id", "account_id", "one_id",
         "客户ID", "客户编号", "客户号", "会员ID", "会员编号", "会员号", "会员卡号", "用户ID",
         "用户编号", "买家ID", "顾客ID", "顾客编号", "OneID", "买家会员名", "买家会员ID", "买家昵称",
@@ -65,7 +66,7 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
         "total_paid", "amount_paid", "paid_amount", "payment_amount", "payment_value", "sales",
         "sales_amount", "net_sales", "total_sales", "total", "total_amount", "line_total",
         "value", "dollar_value", "gmv",
-        "买家实际支付金额", "实际支付金额", "实付金额", "订单金额", "支付金额", "实收金额", "付款金额", "成交金额", "销售额",
+        "买家实际支付金额", "实际支付金额", "实付金额", "订单金额", "支付金额", "实收金额", "付款金额", "成交金额", "销售额",  # noqa: E501
         "销售金额", "消费金额", "金额", "总金额", "应付金额", "小计",
     ),
     ORDER_ID: ("order_id", "order_no", "order_number", "invoice", "invoice_no", "invoice_id",
@@ -83,7 +84,7 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
 
 #: Traditional characters of the Chinese headers, folded to the simplified ones of
 #: :data:`COLUMN_CANDIDATES` (Taiwan and Hong Kong exports: 會員ID, 下單時間, 實付金額).
-_TRADITIONAL = str.maketrans("會員戶單時間實額訂號編數價買銷費總應創購顧碼帳", "会员户单时间实额订号编数价买销费总应创购顾码账")
+_TRADITIONAL = str.maketrans("會員戶單時間實額訂號編數價買銷費總應創購顧碼帳", "会员户单时间实额订号编数价买销费总应创购顾码账")  # noqa: E501
 
 
 def _norm_header(name: object) -> str:
@@ -296,7 +297,7 @@ def refuse_credentials(value, what: str = "source", password_env: str = "LTV_DB_
     >>> refuse_credentials({"extra": ["postgresql://analyst:pw@db.internal/shop"]})
     Traceback (most recent call last):
     ...
-    ltv_helpers.schema.LTVError: The source contains a password: remove it and set the LTV_DB_PASSWORD environment variable instead (notebook parameters are recorded in rendered reports).
+    ltv_helpers.schema.LTVError: The source contains a password: remove it and set the LTV_DB_PASSWORD ...
     """
     found = _credential(value)
     if found == "password":
@@ -684,7 +685,8 @@ def _sniff_encoding(path: Path, head: bytes) -> tuple[str, list]:
                            f"{', '.join(CANDIDATE_ENCODINGS[1:])}; pass its encoding "
                            f"({spell('encoding', 'big5')}, for example), or check that it is a text export.")
         enc = ranked[0]
-    other = {"cp1252": "mac_roman", "mac_roman": "cp1252", "latin-1": "mac_roman", "gb18030": "big5"}.get(enc, "gb18030")
+    other = {"cp1252": "mac_roman", "mac_roman": "cp1252", "latin-1": "mac_roman",
+             "gb18030": "big5"}.get(enc, "gb18030")
     return enc, [Note(NOTE_ENCODING, {"file": path.name, "encoding": enc, "option": spell("encoding", other)})]
 
 

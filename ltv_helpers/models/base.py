@@ -1,4 +1,5 @@
-"""What every model shares: the registry of purchase models, the limits of what a fit is attempted on, and BLAS on one thread."""
+"""What every model shares: the registry of purchase models (:class:`PurchaseModel`), the limits of
+what a fit is attempted on, and BLAS on one thread."""
 
 from __future__ import annotations
 
@@ -89,7 +90,7 @@ class PurchaseModel:
         the NBD's Gamma(r, alpha) purchase rates, unless the model says otherwise."""
         mean_rate = params["r"] / params["alpha"]  # purchases per unit while active, averaged over customers
         if zh:
-            return f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {params['r']:.2f}（r 越小，客户之间的购买频率差异越大）。"
+            return f"- 活跃客户平均每 {span(1 / mean_rate)}购买一次；r = {params['r']:.2f}（r 越小，客户之间的购买频率差异越大）。"  # noqa: E501
         return (f"- While active, customers buy on average once every {span(1 / mean_rate)}; r = {params['r']:.2f} "
                 "measures how alike they are (the smaller, the more customers differ).")
 

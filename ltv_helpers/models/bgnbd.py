@@ -152,7 +152,8 @@ class BGNBD(PurchaseModel):
         # lifetimes' fallback where 2F1 overflows: Euler's transformation.
         ln_hyp = np.where(np.isinf(ln_hyp), np.log(hyp2f1(_c - _a, _c - _b, _c, z)) + (_c - _a - _b) * np.log(1 - z),
                           ln_hyp)
-        numerator = (a + b + px - 1) / (a - 1) * (1 - np.exp(ln_hyp + (r + px) * np.log((alpha + pT) / (alpha + t + pT))))
+        numerator = (a + b + px - 1) / (a - 1) * (
+            1 - np.exp(ln_hyp + (r + px) * np.log((alpha + pT) / (alpha + t + pT))))
         recency_term = np.where(x > 0, (a / (b + x - 1)) * ((alpha + T_) / (alpha + tx)) ** (r + x), 0.0)
         return numerator, recency_term
 

@@ -1,4 +1,5 @@
-"""Predictions over time: expected purchases at every step, discounted CLV, lifetimes' CLV convention, P(alive) paths."""
+"""Predictions over time: expected purchases at every step, discounted CLV, lifetimes' CLV
+convention, P(alive) paths."""
 
 from __future__ import annotations
 

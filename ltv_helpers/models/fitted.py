@@ -57,8 +57,9 @@ class LTVModel:
     ``params``: parameter name -> value (r, alpha, a, b; r, alpha, s, beta for Pareto/NBD), in
     the summary's time unit. ``standard_errors``: same keys. ``log_likelihood``: total over
     customers, for purchase times measured in the summary's time unit (lifetimes reports it in
-    rescaled time; models fitted on the same summary compare directly). ``n_customers``, ``n_distinct``: customers and distinct (frequency, recency, T)
-    rows the fit ran on. ``unit_days``: days per time unit.
+    rescaled time; models fitted on the same summary compare directly). ``n_customers``,
+    ``n_distinct``: customers and distinct (frequency, recency, T) rows the fit ran on.
+    ``unit_days``: days per time unit.
     """
 
     model: str

@@ -231,6 +231,6 @@ class ParetoNBD(PurchaseModel):
         # Lifetimes are exponential with a gamma(s, beta) rate: P(still active at t) = (beta / (beta + t))^s.
         median = params["beta"] * (2 ** (1 / params["s"]) - 1)
         year = (params["beta"] / (params["beta"] + 365.25 / unit_days)) ** params["s"]
-        return (f"- 一半客户的活跃期超过 {span(median)}（中位数）；首次购买一年后仍有 {year:.0%} 的客户活跃。" if zh else
+        return (f"- 一半客户的活跃期超过 {span(median)}（中位数）；首次购买一年后仍有 {year:.0%} 的客户活跃。" if zh else  # noqa: E501
                 f"- Half of the customers stay active for more than {span(median)} (the median lifetime); "
                 f"{year:.0%} are still active a year after their first purchase.")

@@ -143,7 +143,8 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         sims = np.array(list(pool.map(totals, models_drawn)))
     with np.errstate(all="ignore"):
-        param_var = np.nanvar(np.log(np.where(sims > 0, sims, np.nan)), axis=0)  # (groups, 3); a failed draw is left out
+        # (groups, 3); a failed draw is left out
+        param_var = np.nanvar(np.log(np.where(sims > 0, sims, np.nan)), axis=0)
         spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
         customer_var = np.column_stack([spread["purchases_var"] / point[:, 0] ** 2,
                                         spread["revenue_var"] / point[:, 1] ** 2])

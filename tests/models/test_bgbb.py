@@ -115,8 +115,11 @@ def test_gradient_equals_finite_differences(donations):
     np.testing.assert_allclose(grad, numeric, atol=1e-7)
 
 
-def test_a_synthetic_world_is_recovered_within_two_standard_errors():
-    world = synthetic_opportunities(30_000, opportunities=8, seed=7)
+@pytest.mark.parametrize("opportunities", [8, 52])
+def test_a_synthetic_world_is_recovered_within_two_standard_errors(opportunities):
+    """Also a year of weekly opportunities, where lifetimes' fit does not converge (its sum of
+    Beta functions underflows to NaN; benchmarks/bench_fit.py)."""
+    world = synthetic_opportunities(30_000, opportunities=opportunities, seed=7)
     m = models.fit(world, model="bgbb", spend=None)
     for name, truth in world.attrs["true_params"].items():
         assert abs(m.params[name] - truth) < 2 * m.standard_errors[name], (name, m.params[name], truth)
