@@ -66,7 +66,7 @@ class BacktestResult:
         if rows.empty:
             by_reason: dict[str, list[str]] = {}
             for m, reason in self.left_out.items():  # one reason often stops every model
-                by_reason.setdefault(reason.rstrip("."), []).append(mdl.PURCHASE_MODELS[m])
+                by_reason.setdefault(reason.rstrip("."), []).append(mdl.model_label(m))
             why = "; ".join(f"{', '.join(names)}: {reason}" for reason, names in by_reason.items())
             raise LTVError("No purchase model could be fitted and predicted on the calibration period"
                            + (f" ({why})." if why else "."))
@@ -177,8 +177,8 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
         calibration_end = default_calibration_end(transactions, observation_end)
     cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
     for name in models:
-        if name not in mdl.PURCHASE_MODELS:
-            raise LTVError(f"models must be among {', '.join(mdl.PURCHASE_MODELS)}, got {name!r}.")
+        if name not in mdl.order_models():
+            raise LTVError(f"models must be among {', '.join(mdl.order_models())}, got {name!r}.")
     if reuse is not None and not _reusable(reuse, transactions, cal_end, obs_end, freq, freq_multiplier,
                                            intervals, level):
         reuse = None
@@ -214,7 +214,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
             continue
         fit = fits[name]
         if isinstance(fit, str):
-            warnings.warn(f"{mdl.PURCHASE_MODELS[name]} left out of the backtest: {fit}", stacklevel=2)
+            warnings.warn(f"{mdl.model_label(name)} left out of the backtest: {fit}", stacklevel=2)
             left_out[name] = fit
             continue
         m, p = fit
@@ -766,7 +766,7 @@ def stability_note(stability: pd.DataFrame, language: str = "en") -> str:
         values = ", ".join(f"{p} = {stability.loc[(cutoff, name), p]:,.4g}" for p in params
                            if p in stability.columns)
         meaning = EDGE_MEANING.get(name, "")
-        notes.append(label(EDGE_FIT, language).format(cutoff=cutoff, model=mdl.PURCHASE_MODELS[name], values=values,
+        notes.append(label(EDGE_FIT, language).format(cutoff=cutoff, model=mdl.model_label(name), values=values,
                                                       meaning=label(meaning, language) if meaning else ""))
     return " ".join(notes).strip()
 
@@ -777,14 +777,14 @@ def verdict(result: BacktestResult, language: str = "en") -> str:
     best = result.choose()
     row = m.loc[best]
     beat = [b for b in BASELINES if b in m.index and pd.notna(m.loc[b].get("mae")) and m.loc[b, "mae"] > row["mae"]]
-    name = mdl.PURCHASE_MODELS[best]
+    name = mdl.model_label(best)
     unit_days = result.summary.attrs.get("unit_days", 1.0)
     span = (f"{result.duration:g} days" if unit_days == 1 else f"{result.duration * unit_days:g} days")
     span_zh = span.replace(" days", " 天")
     lines = []
     lowest = result.best("mae")  # the choice weighs the total too: another model can err less per customer
     other = (None if lowest == best else
-             (mdl.PURCHASE_MODELS[lowest], m.loc[lowest, "mae"]))
+             (mdl.model_label(lowest), m.loc[lowest, "mae"]))
     if language == "zh":
         lines.append(f"- 建议使用 **{name}**：在未参与拟合的 {span_zh}里，"
                      f"它的单客户误差与总量偏差合计最小（单客户平均误差 {row['mae']:.3f} 次购买"

@@ -33,7 +33,9 @@ from ltv_helpers.models.base import (  # noqa: F401
     SPEND_CORRELATION_WARNING,
     OwnFitter,
     PurchaseModel,
+    model_label,
     one_blas_thread,
+    order_models,
     purchase_model,
     register,
 )

@@ -169,6 +169,17 @@ def purchase_model(name: str) -> PurchaseModel:
     return MODELS[name]
 
 
+def model_label(name: str) -> str:
+    """The label people read for the model called ``name`` ("BG/NBD")."""
+    return purchase_model(name).label
+
+
+def order_models() -> dict[str, str]:
+    """name -> label of every registered model of orders in continuous time (what a backtest on
+    transactions can fit; ``model="auto"`` compares :data:`PURCHASE_MODELS` among them)."""
+    return {name: m.label for name, m in MODELS.items() if not m.discrete}
+
+
 def history_columns(rows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """frequency, recency and T of ``rows`` as float arrays."""
     return tuple(rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))

@@ -151,6 +151,20 @@ class LTVModel:
         ``expected_number_of_purchases_up_to_time`` where lifetimes has the model)."""
         return self.spec.new_customer_purchases(self, times)
 
+    def new_customer_value(self, *, horizon: float, gross_margin: float = 1.0,
+                           annual_discount_rate: float = 0.0) -> pd.Series:
+        """What a customer who has just made a first purchase is worth over the next ``horizon``
+        time units: ``expected_purchases`` (repeat purchases), ``expected_spend`` (the spend
+        model's population mean per order; missing without a spend model) and ``clv`` (their value,
+        discounted and on margin as in :meth:`predict`; the first purchase is not in it). The value
+        of an acquired customer the channel economics weigh against what acquiring one costs."""
+        history = pd.DataFrame({FREQUENCY: [0.0], RECENCY: [0.0], self.spec.time_column: [0.0]})
+        if self.spend_model is not None:
+            history[MONETARY_VALUE] = 0.0  # no repeat purchase: the population's mean order
+        row = self.predict(history, horizon=horizon, gross_margin=gross_margin,
+                           annual_discount_rate=annual_discount_rate).iloc[0]
+        return row[["expected_purchases", "expected_spend", "clv"]].rename(None)
+
     def edge_parameters(self) -> list[str]:
         """The parameters of the fit that ran to the edge of the parameter space
         (:func:`~ltv_helpers.models.optimize.edge_parameters`)."""

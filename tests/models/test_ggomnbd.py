@@ -98,3 +98,21 @@ def test_ggomnbd_reads_in_both_languages_and_fits_with_spend(cal):
     pred = m.predict(cal, horizon=39, annual_discount_rate=0.1)
     assert np.isfinite(pred.to_numpy()).all() and pred["clv"].sum() > 0
     assert "ggomnbd" in models.MODELS and "ggomnbd" not in models.PURCHASE_MODELS  # chosen by name, not by auto
+
+
+def test_ggomnbd_is_backtested_by_name_and_bgbb_is_refused_on_orders(cdnow_sample):
+    """A backtest on orders fits any model of orders in continuous time, given by name; at CDNOW's
+    Pareto/NBD limit the two forecast the holdout alike. BG/BB takes opportunities, not orders."""
+    from ltv_helpers import evaluation as ev
+    from ltv_helpers.schema import LTVError
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        res = ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30", freq="D",
+                          freq_multiplier=7, models=("ggomnbd", "pareto_nbd"), baselines=False)
+    m = res.metrics
+    assert m.loc["ggomnbd", "predicted"] == pytest.approx(m.loc["pareto_nbd", "predicted"], rel=1e-5)
+    assert m.loc["ggomnbd", "predicted_low"] < m.loc["ggomnbd", "predicted"] < m.loc["ggomnbd", "predicted_high"]
+    assert "GGompertz/NBD" in ev.verdict(res) or "Pareto/NBD" in ev.verdict(res)
+    with pytest.raises(LTVError, match="models must be among bgnbd, mbgnbd, pareto_nbd, ggomnbd, got 'bgbb'"):
+        ev.backtest(cdnow_sample, models=("bgbb",))
