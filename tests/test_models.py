@@ -386,7 +386,7 @@ def test_pareto_nbd_on_the_master_customer_that_breaks_scipy_116(cdnow):
 
 def test_invalid_arguments(cal, bgnbd):
     with pytest.raises(LTVError, match="model must be one of"):
-        models.fit(cal, model="bgbb")
+        models.fit(cal, model="weibull")  # "bgbb" was the unknown name here until BG/BB joined the registry
     with pytest.raises(LTVError, match="horizon"):
         bgnbd.predict(cal, horizon=0)
     with pytest.raises(LTVError, match="gross_margin"):
