@@ -26,6 +26,7 @@ from ltv_helpers.models.base import (  # noqa: F401
     _BLAS_LOCK,
     DAYS_PER_YEAR,
     FALLBACK_PENALIZER,
+    HistoryLikelihood,
     MIN_CUSTOMERS,
     MIN_REPEAT_BUYERS,
     MODELS,

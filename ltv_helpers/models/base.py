@@ -129,6 +129,16 @@ class PurchaseModel:
         return f"{type(self).__name__}({self.name!r}: {self.label}, parameters {', '.join(self.parameters)})"
 
 
+class HistoryLikelihood:
+    """The start of a likelihood over histories: frequency ``x``, recency ``tx``, ``T`` (or the
+    opportunities ``n``), each row's weight ``w`` (customers), their ``total`` and the penalizer."""
+
+    def __init__(self, frequency, recency, T, weights, penalizer: float, scale: float = 1.0):
+        self.x, self.tx, self.T, self.w = (np.asarray(v, dtype=float) for v in (frequency, recency, T, weights))
+        self.total = self.w.sum()
+        self.penalizer = penalizer
+
+
 class _Params:
     """Parameters and their fitter, read as a fitted model's are (``.params``, ``.fitter``)."""
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltv_helpers.models.base import OwnFitter, PurchaseModel, history_columns, register
+from ltv_helpers.models.base import HistoryLikelihood, OwnFitter, PurchaseModel, history_columns, register
 from ltv_helpers.models.rows import _distinct_values
 from ltv_helpers.schema import LTVError
 
@@ -23,7 +23,7 @@ def _log_beta(a, b):
     return betaln(a, b)
 
 
-class _BGBBLikelihood:
+class _BGBBLikelihood(HistoryLikelihood):
     """The BG/BB log-likelihood (Fader, Hardie and Shang 2010, eq. 5) per customer,
     ``ln( B(a+x, b+n-x)/B(a,b) B(g, d+n)/B(g,d) + sum_{i=0}^{n-t_x-1} B(a+x, b+t_x-x+i)/B(a,b)
     B(g+1, d+t_x+i)/B(g,d) )``, summed in log form (no underflow for long histories), with its
@@ -31,13 +31,8 @@ class _BGBBLikelihood:
     parameters plus the penalizer. Each term is computed once per distinct (x, t_x, n) row."""
 
     def __init__(self, frequency, recency, T, weights, penalizer: float, scale: float = 1.0):
-        self.x = np.asarray(frequency, dtype=float)
-        self.tx = np.asarray(recency, dtype=float)
-        self.n_opp = np.asarray(T, dtype=float)
-        self.w = np.asarray(weights, dtype=float)
-        self.total = self.w.sum()
-        self.penalizer = penalizer
-        gaps = (self.n_opp - self.tx).astype(int)  # the sum's terms: i = 0 .. n - t_x - 1
+        super().__init__(frequency, recency, T, weights, penalizer)  # T: the opportunities n
+        gaps = (self.T - self.tx).astype(int)  # the sum's terms: i = 0 .. n - t_x - 1
         self.i = np.arange(max(int(gaps.max()) if len(gaps) else 0, 1), dtype=float)[None, :]
         self.mask = self.i < gaps[:, None]
 
@@ -46,7 +41,7 @@ class _BGBBLikelihood:
         each in (a, b, g, d)."""
         from scipy.special import digamma
 
-        x, tx, n = self.x[:, None], self.tx[:, None], self.n_opp[:, None]
+        x, tx, n = self.x[:, None], self.tx[:, None], self.T[:, None]
         base_ab, base_gd = _log_beta(a, b), _log_beta(g, d)
         d_ab = (digamma(a) - digamma(a + b), digamma(b) - digamma(a + b))
         d_gd = (digamma(g) - digamma(g + d), digamma(d) - digamma(g + d))

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ltv_helpers.models.base import OwnFitter, PurchaseModel, history_columns, register
+from ltv_helpers.models.base import HistoryLikelihood, OwnFitter, PurchaseModel, history_columns, register
 from ltv_helpers.models.rows import _distinct_values
 
 #: Gauss-Legendre nodes of the integrals (the integrands are smooth on each interval).
@@ -29,7 +29,7 @@ def _nodes(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return lo[:, None] + half * (u[None, :] + 1), half * w[None, :]
 
 
-class _GGomNBDLikelihood:
+class _GGomNBDLikelihood(HistoryLikelihood):
     """Per customer (Bemmaor and Glady 2012, eq. 4), with E(t) = e^{bt} - 1:
     ``ll = lnG(r+x) - lnG(r) + r ln(alpha) + ln( (beta / (beta + E(T)))^s / (alpha+T)^(r+x)
     + int_{t_x}^{T} s b e^{b tau} beta^s (beta + E(tau))^-(s+1) / (alpha+tau)^(r+x) dtau )``:
@@ -37,14 +37,6 @@ class _GGomNBDLikelihood:
     form over the first term and the integral's nodes; the gradient (r, alpha, b, s, beta) is each
     term's, weighted by its share. Mean negative log-likelihood per customer in log parameters,
     plus the penalizer; time is the summary's (no rescaling: b's unit is the inverse of it)."""
-
-    def __init__(self, frequency, recency, T, weights, penalizer: float, scale: float = 1.0):
-        self.x = np.asarray(frequency, dtype=float)
-        self.tx = np.asarray(recency, dtype=float)
-        self.T = np.asarray(T, dtype=float)
-        self.w = np.asarray(weights, dtype=float)
-        self.total = self.w.sum()
-        self.penalizer = penalizer
 
     def _block(self, params, sl, grads: bool):
         from scipy.special import digamma, gammaln, logsumexp
