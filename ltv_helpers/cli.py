@@ -176,8 +176,11 @@ def _summary(args) -> int:
 
 def _fit(args) -> int:
     from ltv_helpers.data.summary import load_summary
-    from ltv_helpers.models import fit
+    from ltv_helpers.models import fit, purchase_model
 
+    # ltv summary's files are orders in continuous time; a model of opportunities (BG/BB) is fitted
+    # in Python on a summary of opportunities.
+    purchase_model(args.model).continuous_only("ltv fit (on ltv summary's files)")
     summary = load_summary(args.summary, compress=True)
     model = fit(summary, model=args.model, spend=None if args.no_spend else "gamma_gamma",
                 penalizer=args.penalizer, unit_days=args.unit_days)
@@ -263,8 +266,8 @@ def main(argv: list[str] | None = None) -> int:
     fit_cmd.add_argument("-o", "--output", required=True, help="model JSON file to write")
     # Not argparse choices: the models are the registry's (ltv_helpers.models.MODELS), read only
     # when a fit runs; an unknown name is refused with the list of them.
-    fit_cmd.add_argument("--model", default="bgnbd", help="purchase model: bgnbd (default), mbgnbd, pareto_nbd, or "
-                         "any other of the toolkit's registered models")
+    fit_cmd.add_argument("--model", default="bgnbd", help="purchase model of orders: bgnbd (default), mbgnbd, "
+                         "pareto_nbd, ggomnbd, or any other registered model of orders")
     fit_cmd.add_argument("--no-spend", action="store_true", help="purchases only, no Gamma-Gamma spend model")
     fit_cmd.add_argument("--penalizer", type=float, default=0.0)
     fit_cmd.add_argument("--unit-days", type=float, help="days per time unit (default: from the summary file)")

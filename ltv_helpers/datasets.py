@@ -67,8 +67,10 @@ def load_donations() -> pd.DataFrame:
     (22 rows): ``frequency`` (years with a donation), ``recency`` (the last such year), ``n`` (6)
     and ``customers`` (the donors with that history). Fit with ``fit(summary, model="bgbb")``."""
     raw = pd.read_csv(lifetimes_data_file("donations.csv"))
-    return pd.DataFrame({"frequency": raw["frequency"].astype("int64"), "recency": raw["recency"].astype("int64"),
-                         "n": raw["periods"].astype("int64"), "customers": raw["weights"].astype("int64")})
+    out = pd.DataFrame({"frequency": raw["frequency"].astype("int64"), "recency": raw["recency"].astype("int64"),
+                        "n": raw["periods"].astype("int64"), "customers": raw["weights"].astype("int64")})
+    out.attrs["unit_days"] = 365.25  # an opportunity a year
+    return out
 
 
 def synthetic_transactions(
@@ -169,12 +171,14 @@ def synthetic_transactions(
 
 
 def synthetic_opportunities(n_customers: int, *, opportunities: int, seed: int, alpha: float = 1.2,
-                            beta: float = 0.75, gamma: float = 0.66, delta: float = 2.8) -> pd.DataFrame:
+                            beta: float = 0.75, gamma: float = 0.66, delta: float = 2.8,
+                            unit_days: float = 7.0) -> pd.DataFrame:
     """A BG/BB world (Fader, Hardie and Shang 2010): each customer buys at each of ``opportunities``
     opportunities with a probability p ~ Beta(alpha, beta) while alive, and dies before each with a
     probability theta ~ Beta(gamma, delta) (defaults: near the donations fit). One row per customer:
     ``frequency``, ``recency`` (the last opportunity with a purchase, 0 without) and ``n``; the
-    parameters in ``attrs["true_params"]``."""
+    parameters in ``attrs["true_params"]``, the days an opportunity lasts in ``attrs["unit_days"]``
+    (default a week)."""
     rng = np.random.default_rng(seed)
     p = rng.beta(alpha, beta, n_customers)
     theta = rng.beta(gamma, delta, n_customers)
@@ -188,6 +192,7 @@ def synthetic_opportunities(n_customers: int, *, opportunities: int, seed: int, 
                         "n": np.full(n_customers, opportunities, dtype="int64")},
                        index=pd.Index([f"C{i:07d}" for i in range(n_customers)], name="customer_id"))
     out.attrs["true_params"] = {"alpha": alpha, "beta": beta, "gamma": gamma, "delta": delta}
+    out.attrs["unit_days"] = float(unit_days)
     return out
 
 

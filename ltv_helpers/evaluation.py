@@ -176,9 +176,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if calibration_end is None:
         calibration_end = default_calibration_end(transactions, observation_end)
     cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
-    for name in models:
-        if name not in mdl.order_models():
-            raise LTVError(f"models must be among {', '.join(mdl.order_models())}, got {name!r}.")
+    _check_models(models)
     if reuse is not None and not _reusable(reuse, transactions, cal_end, obs_end, freq, freq_multiplier,
                                            intervals, level):
         reuse = None
@@ -240,6 +238,13 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
     return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
+
+
+def _check_models(models) -> None:
+    """Each name a registered model of orders in continuous time (what a backtest on transactions fits)."""
+    for name in models:
+        if name not in mdl.order_models():
+            raise LTVError(f"models must be among {', '.join(mdl.order_models())}, got {name!r}.")
 
 
 def _orders(transactions: pd.DataFrame, orders: OrderDays | None, freq: str, freq_multiplier: float,
@@ -463,6 +468,7 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
     """:func:`model_error` of several models at once, by model: each earlier cut-off's summary is
     made once and every model backtested on it. ``orders``: the transactions as an
     :class:`OrderDays` when the caller has them so (made here otherwise, for days and weeks)."""
+    _check_models(models)
     as_of = pd.Timestamp(as_of)
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
     # Every summary ends by as_of, so the orders after it change none of them.

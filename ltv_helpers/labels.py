@@ -158,6 +158,8 @@ EDGE_MEANING = {
              "treats customers as almost never leaving (BG/NBD then becomes a model without dropout). ",
     "mbgnbd": "the history before it showed too little dropout after purchases to estimate it, so the model "
               "treats customers as almost never leaving. ",
+    "ggomnbd": "the history before it showed no change of the dropout risk with the customers' age, so the model "
+               "is Pareto/NBD's (a constant risk) and b and beta only count through their ratio. ",
 }
 #: The lowest point of one customer's probability still active, explained.
 ALIVE_DIP = ("The probability fell to {p} on {date}, after {gap} days without a purchase, while this customer "
@@ -311,6 +313,8 @@ LABELS: dict[str, dict[str, str]] = {
     EDGE_MEANING["bgnbd"]: {"zh": "此前的历史显示购买后的流失太少，无法估计，模型因此把客户视为几乎不会离开"
                                   "（此时 BG/NBD 变为没有流失的模型）。"},
     EDGE_MEANING["mbgnbd"]: {"zh": "此前的历史显示购买后的流失太少，无法估计，模型因此把客户视为几乎不会离开。"},
+    EDGE_MEANING["ggomnbd"]: {"zh": "此前的历史显示流失风险不随客户年龄变化，模型因此等同于 Pareto/NBD（风险恒定），"
+                                    "b 与 beta 只有二者之比有意义。"},
     ALIVE_DIP: {"zh": "{date} 这一概率降到 {p}：此前已有 {gap} 天没有购买，而该客户平均每 {mean_gap} 天购买一次；"
                       "对这位客户来说这么长的沉默很少见，所以模型怀疑其是否仍然活跃。"},
     ALIVE_DIP_BACK: {"zh": "下一次购买（{next}）使概率恢复。"},
@@ -392,6 +396,8 @@ LABELS: dict[str, dict[str, str]] = {
     "bgnbd": {"en": "BG/NBD", "zh": "BG/NBD"},
     "mbgnbd": {"en": "MBG/NBD", "zh": "MBG/NBD"},
     "pareto_nbd": {"en": "Pareto/NBD", "zh": "Pareto/NBD"},
+    "ggomnbd": {"en": "GGompertz/NBD", "zh": "GGompertz/NBD"},
+    "bgbb": {"en": "BG/BB", "zh": "BG/BB"},
     "naive": {"en": "naive (past rate continues)", "zh": "朴素外推（延续过去的购买率）"},
     "rfm": {"en": "RFM score ranking", "zh": "RFM得分排序"},
     "simple_formula": {"en": "simple LTV formula", "zh": "简单LTV公式"},

@@ -304,6 +304,7 @@ def _unit_name(unit_days: float, language: str) -> str:
 
 def _model_matrix(model, values: str, horizon: float, max_frequency: int | None, grid: int = 40):
     """Grid of frequency (columns) x recency (rows) for a customer observed for the longest T."""
+    model.spec.continuous_only("The expected-purchases and P(alive) map")
     T_max = model.t_max
     f_max = max_frequency or model.typical_max_frequency
     freqs = np.arange(0, f_max + 1)

@@ -67,8 +67,9 @@ def score(model, summary, *, horizon: float, gross_margin: float = 1.0, annual_d
       (Parquet folder) or to the Spark table ``table``; without either, the Spark DataFrame is
       returned, nothing computed yet.
 
-    The summary needs ``frequency``, ``recency``, ``T`` (and ``monetary_value``; or their
-    ``_cal`` forms); ``customer_id`` and a compressed summary's ``customers`` are carried over.
+    The summary needs ``frequency``, ``recency``, ``T`` (``n`` for a model of opportunities,
+    BG/BB) and ``monetary_value``, or their ``_cal`` forms; ``customer_id`` and a compressed
+    summary's ``customers`` are carried over.
     """
     if not isinstance(model, LTVModel):
         model = load_model(model)

@@ -1,8 +1,13 @@
-"""Fitted purchase and spend models (lifetimes' BG/NBD, MBG/NBD, Pareto/NBD and Gamma-Gamma), CLV.
+"""Fitted purchase and spend models (BG/NBD, MBG/NBD, Pareto/NBD, Gamma-Gompertz/NBD, BG/BB, and
+Gamma-Gamma for spend; the first three lifetimes' mathematics), CLV.
 
 ``fit(summary, model=...)`` returns an :class:`LTVModel`; ``LTVModel.predict(summary, horizon=...)``
 gives one row per customer with ``expected_purchases``, ``p_alive``, ``expected_spend`` and
-``clv``. The mathematics is lifetimes'; what this module adds:
+``clv``. For BG/NBD, MBG/NBD, Pareto/NBD and Gamma-Gamma the mathematics is lifetimes'; what this
+package adds:
+
+- a family: one model a module (``models/<name>.py``), a :class:`PurchaseModel` subclass
+  registered in :data:`MODELS`, which fitting, predictions, intervals, JSON and figures ask;
 
 - speed: customers with identical ``(frequency, recency, T)`` share one likelihood term, so
   fits run on the distinct rows with their counts as weights, on our own implementations of
@@ -144,3 +149,17 @@ from ltv_helpers.models.uncertainty import (  # noqa: F401
     intervals,
     parameter_variance,
 )
+
+# Names this module held before it became a package (lifetimes' fitters and errors, the schema's columns).
+from ltv_helpers.models.base import (  # noqa: E402, F401
+    BetaGeoFitter,
+    ConvergenceError,
+    GammaGammaFitter,
+    ModifiedBetaGeoFitter,
+    ParetoNBDFitter,
+)
+from ltv_helpers.schema import CUSTOMERS, FREQUENCY, MONETARY_VALUE, PART, RECENCY, LTVError, T  # noqa: E402, F401
+
+#: lifetimes' fitter of each model lifetimes has.
+_FITTERS = {name: m.fitter_class for name, m in MODELS.items() if m.fitter_class is not OwnFitter}
+

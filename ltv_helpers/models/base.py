@@ -55,8 +55,20 @@ class PurchaseModel:
     discrete: bool = False
 
     def check(self, data) -> None:
-        """Refuse, in one sentence, a summary this model cannot be fitted on (after the common
-        checks of frequency, recency and T)."""
+        """Refuse, in one sentence, histories this model cannot be fitted on or predict (after the
+        common checks of frequency, recency and T)."""
+
+    def check_horizon(self, horizon: float) -> None:
+        """Refuse, in one sentence, a horizon this model cannot forecast (a discrete model's are
+        whole opportunities)."""
+        if self.discrete and float(horizon) != round(float(horizon)):
+            raise LTVError(f"{self.label} forecasts whole opportunities: horizon must be a whole number, "
+                           f"got {horizon}.")
+
+    def continuous_only(self, what: str) -> None:
+        """Refuse a step made for continuous time (``what`` names it) on a discrete model."""
+        if self.discrete:
+            raise LTVError(f"{what} works in continuous time; {self.label}'s histories are whole opportunities.")
 
     def likelihood(self, frequency, recency, T, weights, penalizer: float, scale: float):
         """The objective BFGS minimizes: ``objective(log_params) -> (value, gradient)``, the mean

@@ -30,6 +30,7 @@ def lifetimes_clv(model: "LTVModel", summary: pd.DataFrame, *, time: int = 12, d
     (tested), computed in one pass over distinct rows instead of lifetimes' 2 x ``time`` calls.
     :meth:`LTVModel.predict` is the toolkit's convention (calendar months of 365.25 / 12 days, an
     annual rate compounded per month, the gross margin)."""
+    model.spec.continuous_only("lifetimes' CLV convention (30-day months)")
     factor = {"W": 4.345, "M": 1.0, "D": 30, "H": 30 * 24}.get(freq)
     if factor is None:
         raise LTVError(f"freq must be one of D, W, M, H (lifetimes' convention), got {freq!r}.")
@@ -53,6 +54,7 @@ def p_alive_path(model: LTVModel, purchases, *, observation_end) -> pd.DataFrame
     t_x = time of the last purchase day up to d, T = time since the first purchase, all in the
     model's time unit. Replaces lifetimes' ``calculate_alive_path`` (broken on pandas 3).
     """
+    model.spec.continuous_only("A daily P(alive) path")
     days = pd.DatetimeIndex(pd.to_datetime(pd.Series(purchases)).dt.normalize().unique()).sort_values()
     if len(days) == 0:
         raise LTVError("The customer has no purchases.")

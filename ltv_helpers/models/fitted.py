@@ -137,11 +137,14 @@ class LTVModel:
         """P(alive | x, t_x, T) for arrays of histories (x repeat purchases, the last at t_x, over
         T time units since the first), of any shape."""
         rows, shape = _histories(frequency, recency, T)
+        self.spec.check(rows)
         return self._alive(rows).reshape(shape)
 
     def expected_purchases(self, t: float, frequency, recency, T) -> np.ndarray:
         """E[repeat purchases in (T, T + t] | x, t_x, T] for arrays of histories, of any shape."""
         rows, shape = _histories(frequency, recency, T)
+        self.spec.check(rows)
+        self.spec.check_horizon(t)
         numerator, pairs, denominator = self.spec.purchase_terms(self, rows, [float(t)])
         return (numerator[0, pairs] / denominator).reshape(shape)
 
@@ -193,8 +196,10 @@ class LTVModel:
         broadcast.
         """
         check_prediction_options(horizon, gross_margin, annual_discount_rate)
+        self.spec.check_horizon(horizon)
         summary = purchase_rows(summary)
         prepared = _prepare(summary, self.spec.time_column)
+        self.spec.check(prepared[0])
         alive = self._alive(prepared[1])
         purchases, spend, clv = self._predicted(prepared, horizon, gross_margin, annual_discount_rate, alive)
         out = pd.DataFrame({"expected_purchases": purchases, "p_alive": alive[prepared[2]],

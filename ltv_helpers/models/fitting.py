@@ -34,8 +34,9 @@ from ltv_helpers.schema import CUSTOMERS, FREQUENCY, RECENCY, LTVError, T
 @one_blas_thread
 def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gamma_gamma",
         penalizer: float = 0.0, unit_days: float | None = None) -> LTVModel:
-    """Fit a purchase model (``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``) and, unless
-    ``spend=None``, the Gamma-Gamma spend model on an RFM summary.
+    """Fit a purchase model (any of :data:`MODELS`: ``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``,
+    ``"ggomnbd"`` on orders; ``"bgbb"`` on opportunities) and, unless ``spend=None``, the
+    Gamma-Gamma spend model on an RFM summary.
 
     ``summary`` is :func:`ltv_helpers.data.rfm_summary`'s output or
     :func:`ltv_helpers.data.calibration_holdout`'s (its ``_cal`` columns are used).
@@ -57,6 +58,9 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     spec = purchase_model(model)  # one sentence naming the models there are
     if spend not in ("gamma_gamma", None):
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
+    if spec.discrete and unit_days is None and "unit_days" not in summary.attrs:
+        raise LTVError(f"{spec.label} needs unit_days: how many days one opportunity lasts (365.25 for yearly "
+                       "donations, 7 for weekly renewals), to discount at an annual rate.")
     unit = _time_unit(summary, unit_days)
     summary, spend_rows = _parts(summary)
     data = _summary_columns(summary, spec.time_column)

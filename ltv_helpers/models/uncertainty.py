@@ -104,6 +104,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     names, groups = _group_names(summary, groups)
 
     check_prediction_options(horizon, gross_margin, annual_discount_rate)
+    model.spec.check_horizon(horizon)
     # The summary is compressed once; every draw predicts on its distinct histories.
     prepared = _prepare(summary, model.spec.time_column)
     codes = (None if groups is None else
@@ -240,6 +241,7 @@ def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, g
     """
     if draws < 2:
         raise LTVError(f"draws must be at least 2 for a variance, got {draws}.")
+    model.spec.check_horizon(horizon)
     summary = purchase_rows(summary)
     names, groups = _group_names(summary, groups)
     data, rows, inverse = _prepare(summary, model.spec.time_column)
@@ -283,6 +285,7 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
     parameters' uncertainty, by the delta method: central differences of the log totals in each log
     parameter (purchase and Gamma-Gamma), with the fits' covariances. ``{"purchases": v,
     "revenue": v}``; NaN without a usable covariance."""
+    model.spec.check_horizon(horizon)
     summary = purchase_rows(summary)
     weights = _weights(summary)
     prepared = _prepare(summary, model.spec.time_column)  # once: every shifted model predicts on its distinct histories

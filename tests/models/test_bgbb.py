@@ -164,3 +164,57 @@ def test_bad_discrete_summaries_are_refused_in_one_sentence(donations):
         models.fit(early, model="bgbb", spend=None)
     with pytest.raises(LTVError, match="model must be one of .*bgbb"):
         models.fit(donations, model="bg/bb")
+
+
+def test_continuous_time_steps_are_refused_on_opportunities(bgbb, donations, cdnow_sample, capsys):
+    """Whole opportunities only: a fractional horizon, lifetimes' 30-day CLV, a daily P(alive) path,
+    the frequency x recency map, a backtest or model error on orders, and `ltv fit` on ltv summary's
+    files each say so in one sentence."""
+    from ltv_helpers import evaluation as ev
+    from ltv_helpers import plots
+
+    with pytest.raises(LTVError, match="whole opportunities: horizon must be a whole number, got 2.5"):
+        bgbb.predict(donations, horizon=2.5)
+    with pytest.raises(LTVError, match="whole number"):
+        models.intervals(bgbb, donations, horizon=2.5, draws=20)
+    with pytest.raises(LTVError, match="whole number"):
+        models.customer_spread(bgbb, donations, horizon=2.5)
+    for call in (lambda: models.lifetimes_clv(bgbb, donations),
+                 lambda: models.p_alive_path(bgbb, ["2024-01-01"], observation_end="2024-06-30"),
+                 lambda: plots.model_matrix(bgbb)):
+        with pytest.raises(LTVError, match="works in continuous time; BG/BB's histories are whole opportunities"):
+            call()
+    with pytest.raises(LTVError, match="models must be among"):
+        ev.model_error(cdnow_sample, as_of="1997-09-30", horizon_days=90, model="bgbb")
+    with pytest.raises(LTVError, match="whole opportunities"):
+        bgbb.p_alive(2, 1, 6)  # 2 purchases by opportunity 1: impossible
+    from ltv_helpers.cli import main
+
+    assert main(["fit", "summary.parquet", "-o", "m.json", "--model", "bgbb"]) == 2
+    assert "ltv fit (on ltv summary's files) works in continuous time" in capsys.readouterr().err
+
+
+def test_an_opportunity_lasts_what_unit_days_says(donations):
+    """The donations are yearly (load_donations says so); a frame without that is refused rather than
+    discounted as if each opportunity were a day. 10 yearly opportunities at 10% a year keep about
+    two thirds of their value; the same as days keep nearly all."""
+    bare = pd.DataFrame(donations.to_dict("list"))  # the same data, without attrs
+    with pytest.raises(LTVError, match="needs unit_days"):
+        models.fit(bare, model="bgbb", spend=None)
+    spend = 30.0 + 7.0 * (donations["recency"] % 3) + donations["frequency"]
+    with_spend = donations.assign(monetary_value=np.where(donations["frequency"] > 0, spend, 0.0))
+    with_spend.attrs = dict(donations.attrs)
+    yearly = models.fit(with_spend, model="bgbb")
+    assert yearly.unit_days == 365.25
+    ratio = (yearly.predict(with_spend, horizon=10, annual_discount_rate=0.1)["clv"].sum()
+             / yearly.predict(with_spend, horizon=10)["clv"].sum())
+    daily = models.fit(with_spend, model="bgbb", unit_days=1)
+    daily_ratio = (daily.predict(with_spend, horizon=10, annual_discount_rate=0.1)["clv"].sum()
+                   / daily.predict(with_spend, horizon=10)["clv"].sum())
+    assert 0.6 < ratio < 0.75 and daily_ratio > 0.99
+
+
+def test_a_new_donor_is_worth_the_unconditional_expectation(bgbb):
+    value = bgbb.new_customer_value(horizon=10)
+    assert value["expected_purchases"] == pytest.approx(float(bgbb.new_customer_purchases([10])[0]), rel=1e-12)
+    assert np.isnan(value["clv"])  # no spend model: unknown, not zero

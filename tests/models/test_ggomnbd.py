@@ -71,22 +71,61 @@ def test_at_the_pareto_limit_predictions_are_pareto_nbds(fits, cal):
                                rtol=1e-5)
 
 
-def test_with_an_ageing_hazard_simulation_agrees_with_the_closed_forms(fits, rows):
-    """Away from the limit (b = 0.02 a week), the simulated futures given each history average to
-    the model's expected purchases, and P(alive) is the likelihood's share of "active at T"."""
+def _brute_log_likelihood(r, alpha, b, s, beta, x, tx, T):
+    """Bemmaor and Glady's eq. 4 with scipy's adaptive quadrature."""
+    from scipy import integrate
+    from scipy.special import gammaln
+
+    active = (beta / (beta + np.expm1(b * T))) ** s / (alpha + T) ** (r + x)
+    density = lambda t: (s * b * np.exp(b * t) * beta ** s * (beta + np.expm1(b * t)) ** (-(s + 1))  # noqa: E731
+                         / (alpha + t) ** (r + x))
+    died = integrate.quad(density, tx, T, epsabs=0, epsrel=1e-12, limit=500,
+                          points=[tx + 1e-3, tx + 1, tx + 10])[0] if T > tx else 0.0
+    return gammaln(r + x) - gammaln(r) + r * np.log(alpha) + np.log(active + died), active, died
+
+
+@pytest.mark.parametrize("params, history", [
+    ((0.5, 2.0, 0.001, 0.6, 0.01), (0, 0, 2000)),  # alpha far below T: the integrand falls at once
+    ((2.0, 1.0, 0.001, 0.6, 0.01), (0, 0, 2000)),
+    ((2.0, 1.0, 0.001, 0.6, 0.01), (3, 100, 2000)),
+    ((0.55, 10.6, 1e-6, 0.6, 1e-5), (2, 20, 78)),   # near CDNOW's optimum
+    ((0.6, 9.0, 0.5, 0.8, 0.5), (0, 0, 78)),        # a fast-ageing hazard
+])
+def test_the_likelihood_and_p_alive_equal_adaptive_quadrature(fits, params, history):
     from ltv_helpers.models.uncertainty import _with_params
 
-    m = _with_params(fits[0], {"r": 0.6, "alpha": 9.0, "b": 0.02, "s": 0.8, "beta": 0.5})
+    x, tx, T = history
+    ours = models._GGomNBDLikelihood([x], [tx], [T], [1.0], 0.0).log_likelihood(params)[0]
+    brute, active, died = _brute_log_likelihood(*params, x, tx, T)
+    assert ours == pytest.approx(brute, abs=1e-9)
+    m = _with_params(fits[0], dict(zip(models.GGomNBD.parameters, params)))
+    assert m.p_alive(x, tx, T) == pytest.approx(active / (active + died), rel=1e-9)
+
+
+def test_with_an_ageing_hazard_expected_purchases_equal_brute_force_and_simulation(fits, rows):
+    """Away from the Pareto limit (b = 0.02 a week): expected purchases are P(alive) (r + x) /
+    (alpha + T) times the expected time alive in (T, T + t], which never exceeds t; brute-force
+    integration and the simulated futures agree."""
+    from scipy import integrate
+
+    from ltv_helpers.models.uncertainty import _with_params
+
+    p = {"r": 0.6, "alpha": 9.0, "b": 0.02, "s": 0.8, "beta": 0.5}
+    m = _with_params(fits[0], p)
+    x, tx, T = 3.0, 20.0, 60.0
+    star = p["beta"] + np.expm1(p["b"] * T)
+    alive_time = integrate.quad(lambda u: (star / (star + np.exp(p["b"] * T) * np.expm1(p["b"] * u))) ** p["s"],
+                                0, 39, epsrel=1e-12)[0]
+    expected = m.p_alive(x, tx, T) * (p["r"] + x) / (p["alpha"] + T) * alive_time
+    assert m.expected_purchases(39, x, tx, T) == pytest.approx(expected, rel=1e-9)
+    assert alive_time < 39
     alive = m._alive(rows)
-    assert ((alive > 0) & (alive <= 1)).all()
+    assert ((alive > 0) & (alive <= 1)).all() and alive.min() < 0.1 < 0.9 < alive.max()
     draws = m.spec.simulate(m.params, rows["frequency"].to_numpy(), rows["T"].to_numpy(), 39, (4000, len(rows)),
                             np.random.default_rng(0))
     simulated = (draws.mean(axis=0) * alive).sum()
-    expected = m.expected_purchases(39, rows["frequency"], rows["recency"], rows["T"]).sum()
-    assert simulated == pytest.approx(expected, rel=0.01)
-    # The expected time alive in the next t grows with t and never exceeds t.
-    few, more = (m.expected_purchases(t, 0.0, 0.0, 10.0) for t in (10, 40))
-    assert 0 < few < more
+    assert simulated == pytest.approx(m.expected_purchases(39, rows["frequency"], rows["recency"], rows["T"]).sum(),
+                                      rel=0.01)
 
 
 def test_ggomnbd_reads_in_both_languages_and_fits_with_spend(cal):
