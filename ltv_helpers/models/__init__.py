@@ -150,6 +150,8 @@ from ltv_helpers.models.uncertainty import (  # noqa: F401
     parameter_variance,
 )
 
+from ltv_helpers.models.covariates import CovariateModel, design  # noqa: E402, F401
+
 # Names this module held before it became a package (lifetimes' fitters and errors, the schema's columns).
 from ltv_helpers.models.base import (  # noqa: E402, F401
     BetaGeoFitter,

@@ -33,7 +33,7 @@ from ltv_helpers.schema import CUSTOMERS, FREQUENCY, RECENCY, LTVError, T
 
 @one_blas_thread
 def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gamma_gamma",
-        penalizer: float = 0.0, unit_days: float | None = None) -> LTVModel:
+        penalizer: float = 0.0, unit_days: float | None = None, covariates: list[str] | None = None):
     """Fit a purchase model (any of :data:`MODELS`: ``"bgnbd"``, ``"mbgnbd"``, ``"pareto_nbd"``,
     ``"ggomnbd"`` on orders; ``"bgbb"`` on opportunities) and, unless ``spend=None``, the
     Gamma-Gamma spend model on an RFM summary.
@@ -47,6 +47,11 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     buyers). A fit that does not converge is retried once with a small penalizer, with a warning
     that names the model.
 
+    ``covariates``: columns of the summary (e.g. the acquisition channel) whose effects on the
+    purchase and dropout processes are fitted too (:mod:`ltv_helpers.models.covariates`); the
+    result is then a :class:`~ltv_helpers.models.covariates.CovariateModel`. None or ``[]``: the
+    plain fit, exactly.
+
     >>> from ltv_helpers.datasets import load_cdnow
     >>> from ltv_helpers.data import calibration_holdout
     >>> cal = calibration_holdout(load_cdnow(sample=True), calibration_end="1997-09-30",
@@ -56,6 +61,11 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     (0.243, 4.41)
     """
     spec = purchase_model(model)  # one sentence naming the models there are
+    if covariates:
+        from ltv_helpers.models.covariates import fit_with_covariates
+
+        return fit_with_covariates(summary, model=model, covariates=list(covariates), spend=spend,
+                                   penalizer=penalizer, unit_days=unit_days)
     if spend not in ("gamma_gamma", None):
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")
     if spec.discrete and unit_days is None and "unit_days" not in summary.attrs:

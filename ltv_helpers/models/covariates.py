@@ -1,0 +1,220 @@
+"""Time-invariant covariates (an acquisition channel, a binned first-order value) on the models of
+orders, as CLVTools and pymc-marketing define them: the purchase process's scale alpha becomes
+alpha exp(-gamma_purchase'z), and the dropout process's scales become a exp(gamma_dropout'z) and
+b exp(gamma_dropout'z) (BG/NBD, MBG/NBD: the mean dropout probability a / (a + b) stays, its
+spread changes) or beta exp(-gamma_dropout'z) (Pareto/NBD: a positive coefficient, earlier
+dropout). A positive purchase coefficient means more purchases.
+
+Customers with the same covariates form a group with its own parameters, so the likelihood is the
+sum of each group's (the models' own fast likelihoods, each on its distinct histories), and its
+gradient in the coefficients follows from each group's gradient in its log parameters. A
+categorical covariate enters as one indicator per level but the first (the reference); a numeric
+one as it is, with at most :data:`MAX_GROUPS` distinct combinations in all (bin a continuous one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.models.base import purchase_model
+from ltv_helpers.models.rows import _first_rows, _summary_columns, _weights, compress, purchase_rows
+from ltv_helpers.schema import FREQUENCY, RECENCY, LTVError, T
+
+#: Most distinct covariate combinations (groups) a fit takes: each is a likelihood of its own.
+MAX_GROUPS = 1_000
+#: The parameters each process's coefficients scale, with the sign of their exponent, per model.
+SCALES = {
+    "bgnbd": {"purchase": {"alpha": -1.0}, "dropout": {"a": 1.0, "b": 1.0}},
+    "mbgnbd": {"purchase": {"alpha": -1.0}, "dropout": {"a": 1.0, "b": 1.0}},
+    "pareto_nbd": {"purchase": {"alpha": -1.0}, "dropout": {"beta": -1.0}},
+}
+
+
+def design(summary: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+    """The covariates as numbers, one column per coefficient: a numeric column as it is, a
+    categorical one (text, category) as an indicator per level after the first (``channel=tmall``)."""
+    missing = [c for c in covariates if c not in summary]
+    if missing:
+        raise LTVError(f"The summary has no {', '.join(missing)} column for the covariates; it has: "
+                       f"{', '.join(map(str, summary.columns))}.")
+    parts = []
+    for name in covariates:
+        column = summary[name]
+        if column.isna().any():
+            raise LTVError(f"The covariate {name} is missing for {int(column.isna().sum()):,} customers; "
+                           "fill or drop them first.")
+        if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+            parts.append(column.astype("float64").rename(name))
+            continue
+        levels = (list(column.cat.categories) if isinstance(column.dtype, pd.CategoricalDtype)
+                  else sorted(column.astype(str).unique()))
+        values = column.astype(str)
+        parts += [(values == str(level)).astype("float64").rename(f"{name}={level}") for level in levels[1:]]
+    if not parts:
+        raise LTVError("Each categorical covariate needs two levels or more to have an effect.")
+    return pd.concat(parts, axis=1)
+
+
+@dataclass
+class CovariateModel:
+    """A purchase model fitted with covariates (:func:`fit_with_covariates`).
+
+    ``params``: the reference group's parameters (all covariates 0: the first level of each
+    categorical one), in the summary's time unit; ``coefficients``: ``{"purchase": {column: g},
+    "dropout": {column: g}}``; ``standard_errors``: of both, by name (``purchase:channel=jd``);
+    ``groups``: each distinct covariate combination with its customers; ``base``: the fitted
+    :class:`~ltv_helpers.models.fitted.LTVModel` without covariates, whose spend model is shared.
+    """
+
+    model: str
+    covariates: list
+    params: dict
+    coefficients: dict
+    standard_errors: dict
+    log_likelihood: float
+    n_customers: int
+    groups: pd.DataFrame = field(repr=False)
+    base: object = field(repr=False)
+    cov: np.ndarray = field(repr=False, default=None)
+
+    def __repr__(self) -> str:
+        coefs = "; ".join(f"{kind} {name} {g:+.3f} (se {self.standard_errors[f'{kind}:{name}']:.2g})"
+                          for kind, values in self.coefficients.items() for name, g in values.items())
+        return (f"CovariateModel({purchase_model(self.model).label} with {', '.join(self.covariates)}: {coefs}; "
+                f"log-likelihood {self.log_likelihood:,.1f}; {self.n_customers:,} customers in "
+                f"{len(self.groups)} groups)")
+
+    @property
+    def bic(self) -> float:
+        k = len(self.params) + sum(len(v) for v in self.coefficients.values())
+        return k * np.log(self.n_customers) - 2 * self.log_likelihood
+
+    def group_params(self, z: np.ndarray) -> dict:
+        """The parameters of customers with covariates ``z`` (one value per design column)."""
+        scales = SCALES[self.model]
+        out = dict(self.params)
+        names = list(self.coefficients["purchase"])
+        for kind in ("purchase", "dropout"):
+            shift = float(np.dot([self.coefficients[kind][n] for n in names], z))
+            for param, sign in scales[kind].items():
+                out[param] = self.params[param] * np.exp(sign * shift)
+        return out
+
+    def group_model(self, z: np.ndarray):
+        """The :class:`~ltv_helpers.models.fitted.LTVModel` of customers with covariates ``z``."""
+        from ltv_helpers.models.uncertainty import _with_params
+
+        return _with_params(self.base, self.group_params(z))
+
+    def predict(self, summary: pd.DataFrame, *, horizon: float, gross_margin: float = 1.0,
+                annual_discount_rate: float = 0.0) -> pd.DataFrame:
+        """:meth:`LTVModel.predict` per customer, each with their group's parameters."""
+        z = design(summary, self.covariates).reindex(columns=self.coefficients["purchase"], fill_value=0.0)
+        codes, combos = _groups(z)
+        parts = []
+        for g, combo in enumerate(combos):
+            rows = summary[codes == g]
+            parts.append(self.group_model(combo).predict(rows, horizon=horizon, gross_margin=gross_margin,
+                                                         annual_discount_rate=annual_discount_rate))
+        return pd.concat(parts).reindex(summary.index)
+
+    def new_customer_value(self, *, horizon: float, gross_margin: float = 1.0,
+                           annual_discount_rate: float = 0.0) -> pd.DataFrame:
+        """:meth:`LTVModel.new_customer_value` of each group (one row per covariate combination)."""
+        rows = [self.group_model(z).new_customer_value(horizon=horizon, gross_margin=gross_margin,
+                                                       annual_discount_rate=annual_discount_rate)
+                for z in self.groups[list(self.coefficients["purchase"])].to_numpy()]
+        return pd.DataFrame(rows, index=self.groups.index)
+
+
+def _groups(z: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Each row's group and the groups' covariate values."""
+    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(z)) if z.shape[1] > 1 else pd.factorize(z.iloc[:, 0])
+    combos = (np.array([list(u) for u in uniques], dtype=float) if z.shape[1] > 1
+              else np.asarray(uniques, dtype=float)[:, None])
+    return codes, combos
+
+
+def fit_with_covariates(summary: pd.DataFrame, *, model: str, covariates: list[str], spend: str | None,
+                        penalizer: float, unit_days: float | None):
+    """:func:`~ltv_helpers.models.fitting.fit` with ``covariates`` (see the module): starts from the
+    plain fit (coefficients 0), BFGS on the log parameters and the coefficients, standard errors
+    from the Hessian (central differences of the exact gradient)."""
+    from scipy.optimize import minimize
+
+    from lifetimes.utils import _scale_time
+
+    from ltv_helpers.models.fitting import fit
+
+    if model not in SCALES:
+        raise LTVError(f"Covariates are defined for {', '.join(SCALES)}, not {model!r}.")
+    spec = purchase_model(model)
+    base = fit(summary, model=model, spend=spend, penalizer=penalizer, unit_days=unit_days)
+    summary = purchase_rows(summary)  # a compressed summary's purchase rows (its spend rows went to base)
+    z = design(summary, covariates)
+    codes, combos = _groups(z)
+    if len(combos) > MAX_GROUPS:
+        raise LTVError(f"The covariates make {len(combos):,} groups of customers; at most {MAX_GROUPS:,} are "
+                       "fitted: bin a continuous covariate (e.g. first-order value in quartiles).")
+    data = _summary_columns(summary)
+    scale = _scale_time(data[T].to_numpy())
+    likes, sizes = [], []
+    for g in range(len(combos)):
+        rows, counts, _ = compress(data[codes == g], [FREQUENCY, RECENCY, T])
+        f, r, t = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
+        likes.append(spec.likelihood(f, r, t, counts, 0.0, scale))
+        sizes.append(counts.sum())
+    sizes = np.array(sizes)
+    n, k, names = sizes.sum(), z.shape[1], list(spec.parameters)
+    index = {kind: [names.index(p) for p in SCALES[model][kind]] for kind in ("purchase", "dropout")}
+    signs = {kind: np.array(list(SCALES[model][kind].values())) for kind in ("purchase", "dropout")}
+    scaled = np.array([scale if p in spec.scaled else 1.0 for p in names])
+
+    def objective(theta):
+        base_log, g_p, g_d = theta[:len(names)], theta[len(names):len(names) + k], theta[len(names) + k:]
+        value, grad = 0.0, np.zeros(len(theta))
+        for like, w, combo in zip(likes, sizes, combos):
+            shift = base_log.copy()
+            shift[index["purchase"]] += signs["purchase"] * (g_p @ combo)
+            shift[index["dropout"]] += signs["dropout"] * (g_d @ combo)
+            v, d = like(shift)
+            value += w * v
+            grad[:len(names)] += w * d
+            grad[len(names):len(names) + k] += w * (d[index["purchase"]] @ signs["purchase"]) * combo
+            grad[len(names) + k:] += w * (d[index["dropout"]] @ signs["dropout"]) * combo
+        params = np.exp(base_log)
+        return value / n + penalizer * (params @ params), grad / n + np.r_[2 * penalizer * params * params,
+                                                                           np.zeros(2 * k)]
+
+    start = np.r_[np.log([base.params[p] for p in names]) + np.log(scaled), np.zeros(2 * k)]
+    with np.errstate(all="ignore"):
+        out = minimize(objective, start, jac=True, method="BFGS", tol=1e-8)
+        h = 1e-5
+        hess = np.array([(objective(out.x + h * e)[1] - objective(out.x - h * e)[1]) / (2 * h)
+                         for e in np.eye(len(out.x))])
+    if not np.isfinite(out.x).all():
+        raise LTVError(f"{spec.label} with covariates could not be fitted on this data.")
+    try:
+        cov = np.linalg.inv((hess + hess.T) / 2) / n
+    except np.linalg.LinAlgError:
+        cov = np.full(hess.shape, np.nan)
+    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    values = np.exp(out.x[:len(names)]) / scaled
+    params = dict(zip(names, values.astype(float)))
+    columns = list(z.columns)
+    coefficients = {"purchase": dict(zip(columns, out.x[len(names):len(names) + k].astype(float))),
+                    "dropout": dict(zip(columns, out.x[len(names) + k:].astype(float)))}
+    ses = {p: float(v * s) for p, v, s in zip(names, values, se[:len(names)])}
+    ses.update({f"purchase:{c}": float(s) for c, s in zip(columns, se[len(names):len(names) + k])})
+    ses.update({f"dropout:{c}": float(s) for c, s in zip(columns, se[len(names) + k:])})
+    x_total = float((data[FREQUENCY].to_numpy() * _weights(data)).sum())
+    ll = -float(out.fun) * n + (np.log(scale) * x_total if spec.scaled else 0.0)
+    groups = pd.DataFrame(combos, columns=columns)
+    groups["customers"] = sizes.astype(int)
+    first = summary[covariates].iloc[_first_rows(codes)]  # each group's covariates, as the data say them
+    groups.index = pd.Index([", ".join(f"{c}={v}" for c, v in zip(covariates, row)) for row in first.to_numpy()],
+                            name="group")
+    return CovariateModel(model, list(covariates), params, coefficients, ses, ll, int(n), groups, base, cov)

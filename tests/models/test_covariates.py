@@ -1,0 +1,104 @@
+"""Time-invariant covariates (an acquisition channel) on the models of orders: a world with known
+effects is recovered, no covariates is the plain fit exactly, and every group gets its own forecast
+and new-customer value."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_helpers import models
+from ltv_helpers.data import calibration_holdout, rfm_summary
+from ltv_helpers.datasets import synthetic_transactions
+from ltv_helpers.schema import LTVError
+
+#: Three channels: B's customers buy twice as often as A's (alpha / 2); C's dropout probabilities have
+#: A's mean but a narrower spread (a and b x 2, as the covariate scales both): fewer of C's
+#: customers stay for good. True coefficients: purchase B = ln 2, dropout C = ln 2, the rest 0.
+WORLDS = {"A": {"alpha": 10.0, "a": 0.6, "b": 6.0}, "B": {"alpha": 5.0, "a": 0.6, "b": 6.0},
+          "C": {"alpha": 10.0, "a": 1.2, "b": 12.0}}
+TRUTH = {"purchase": {"channel=B": np.log(2), "channel=C": 0.0}, "dropout": {"channel=B": 0.0, "channel=C": np.log(2)}}
+
+
+@pytest.fixture(scope="module")
+def channels():
+    parts = []
+    for i, (channel, params) in enumerate(WORLDS.items()):
+        tx = synthetic_transactions(8_000, seed=20 + i, **params)
+        tx["customer_id"] = channel + tx["customer_id"].astype(str)
+        # Hours: a daily summary merges same-day purchases and biases alpha (README), more for B.
+        summary = rfm_summary(tx, observation_end="2024-12-31", freq="h", freq_multiplier=24)
+        parts.append(summary.assign(channel=channel))
+    return pd.concat(parts)
+
+
+@pytest.fixture(scope="module")
+def fitted(channels):
+    return models.fit(channels, model="bgnbd", covariates=["channel"])
+
+
+def test_known_channel_effects_are_recovered_within_two_standard_errors(fitted):
+    for kind, values in TRUTH.items():
+        for name, truth in values.items():
+            g, se = fitted.coefficients[kind][name], fitted.standard_errors[f"{kind}:{name}"]
+            assert 0 < se < 0.1 and abs(g - truth) < 2 * se, (kind, name, g, se, truth)
+    for name, truth in {"r": 0.75, "alpha": 10.0, "a": 0.6, "b": 6.0}.items():  # channel A, the reference
+        assert abs(fitted.params[name] - truth) < 2 * fitted.standard_errors[name], name
+    assert list(fitted.groups.index) == ["channel=A", "channel=B", "channel=C"]
+    assert list(fitted.groups["customers"]) == [8_000, 8_000, 8_000]
+    assert fitted.log_likelihood > fitted.base.log_likelihood  # three groups fit better than one
+
+
+def test_mbgnbd_finds_the_purchase_effect_too(channels):
+    """MBG/NBD shares BG/NBD's purchase process: channel B's coefficient is ln 2 within 2 standard errors."""
+    m = models.fit(channels, model="mbgnbd", covariates=["channel"])
+    g, se = m.coefficients["purchase"]["channel=B"], m.standard_errors["purchase:channel=B"]
+    assert abs(g - np.log(2)) < 2 * se and m.bic < m.base.bic
+
+
+def test_no_covariates_is_the_plain_fit_exactly(channels):
+    plain = models.fit(channels, model="bgnbd")
+    none = models.fit(channels, model="bgnbd", covariates=[])
+    assert type(none) is type(plain) and none.params == plain.params
+    pd.testing.assert_frame_equal(none.predict(channels, horizon=365), plain.predict(channels, horizon=365))
+
+
+def test_each_group_is_forecast_with_its_own_parameters(fitted, channels):
+    pred = fitted.predict(channels, horizon=365)
+    assert pred.index.equals(channels.index) and np.isfinite(pred.to_numpy()).all()
+    for name, z in (("A", [0.0, 0.0]), ("B", [1.0, 0.0]), ("C", [0.0, 1.0])):
+        rows = channels[channels["channel"] == name]
+        pd.testing.assert_frame_equal(pred.loc[rows.index], fitted.group_model(np.array(z)).predict(rows, horizon=365))
+    group = fitted.group_params(np.array([1.0, 0.0]))
+    shift = fitted.coefficients["purchase"]["channel=B"]
+    assert group["alpha"] == pytest.approx(fitted.params["alpha"] * np.exp(-shift))
+    value = fitted.new_customer_value(horizon=365, annual_discount_rate=0.1)
+    assert list(value.index) == ["channel=A", "channel=B", "channel=C"]
+    assert value.loc["channel=B", "clv"] > value.loc["channel=A", "clv"] > value.loc["channel=C", "clv"] > 0
+
+
+def test_a_channel_without_effect_gets_coefficients_near_zero(cdnow_sample):
+    """On CDNOW, a channel drawn at random: Pareto/NBD's coefficients stay within 3 standard errors of 0."""
+    cal = calibration_holdout(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
+                              freq="D", freq_multiplier=7)
+    cal["channel"] = np.random.default_rng(5).choice(["app", "tmall"], len(cal))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = models.fit(cal, model="pareto_nbd", covariates=["channel"])
+    for kind in ("purchase", "dropout"):
+        g, se = m.coefficients[kind]["channel=tmall"], m.standard_errors[f"{kind}:channel=tmall"]
+        assert np.isfinite(se) and abs(g) < 3 * se, (kind, g, se)
+    assert "Pareto/NBD with channel" in repr(m)
+
+
+def test_bad_covariates_are_refused_in_one_sentence(channels):
+    with pytest.raises(LTVError, match="no region column for the covariates"):
+        models.fit(channels, model="bgnbd", covariates=["region"])
+    with pytest.raises(LTVError, match="groups of customers; at most 1,000"):
+        models.fit(channels.assign(value=np.arange(len(channels), dtype=float)), model="bgnbd", covariates=["value"])
+    with pytest.raises(LTVError, match="missing for 1 customers"):
+        models.fit(channels.assign(channel=channels["channel"].where(channels.index != channels.index[0])),
+                   model="bgnbd", covariates=["channel"])
+    with pytest.raises(LTVError, match="Covariates are defined for"):
+        models.fit(channels, model="bgbb", covariates=["channel"])
