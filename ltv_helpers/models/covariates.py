@@ -33,29 +33,42 @@ SCALES = {
 }
 
 
-def design(summary: pd.DataFrame, covariates: list[str]) -> pd.DataFrame:
+def design(summary: pd.DataFrame, covariates: list[str], levels: dict | None = None) -> pd.DataFrame:
     """The covariates as numbers, one column per coefficient: a numeric column as it is, a
-    categorical one (text, category) as an indicator per level after the first (``channel=tmall``)."""
+    categorical one (text, category) as an indicator per level after the first (``channel=tmall``).
+    ``levels``: each categorical covariate's levels as the fit saw them (a forecast uses the fit's
+    reference and columns; a level the fit never saw is refused). The levels used are in
+    ``attrs["levels"]``."""
     missing = [c for c in covariates if c not in summary]
     if missing:
         raise LTVError(f"The summary has no {', '.join(missing)} column for the covariates; it has: "
                        f"{', '.join(map(str, summary.columns))}.")
-    parts = []
+    parts, seen = [], {}
     for name in covariates:
         column = summary[name]
         if column.isna().any():
             raise LTVError(f"The covariate {name} is missing for {int(column.isna().sum()):,} customers; "
                            "fill or drop them first.")
-        if pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column):
+        known = (levels or {}).get(name)
+        if known is None and (pd.api.types.is_bool_dtype(column) or pd.api.types.is_numeric_dtype(column)):
             parts.append(column.astype("float64").rename(name))
             continue
-        levels = (list(column.cat.categories) if isinstance(column.dtype, pd.CategoricalDtype)
-                  else sorted(column.astype(str).unique()))
         values = column.astype(str)
-        parts += [(values == str(level)).astype("float64").rename(f"{name}={level}") for level in levels[1:]]
+        if known is None:
+            known = ([str(v) for v in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype)
+                     else sorted(values.unique()))
+        else:
+            unseen = sorted(set(values.unique()) - set(known))
+            if unseen:
+                raise LTVError(f"The covariate {name} has values the fit never saw ({', '.join(unseen[:5])}); "
+                               f"it knows: {', '.join(known)}.")
+        seen[name] = list(known)
+        parts += [(values == level).astype("float64").rename(f"{name}={level}") for level in known[1:]]
     if not parts:
         raise LTVError("Each categorical covariate needs two levels or more to have an effect.")
-    return pd.concat(parts, axis=1)
+    out = pd.concat(parts, axis=1)
+    out.attrs["levels"] = seen
+    return out
 
 
 @dataclass
@@ -78,7 +91,10 @@ class CovariateModel:
     n_customers: int
     groups: pd.DataFrame = field(repr=False)
     base: object = field(repr=False)
+    #: Covariance of (log parameters, purchase coefficients, dropout coefficients), for intervals.
     cov: np.ndarray = field(repr=False, default=None)
+    #: Each categorical covariate's levels, the first the reference.
+    levels: dict = field(repr=False, default_factory=dict)
 
     def __repr__(self) -> str:
         coefs = "; ".join(f"{kind} {name} {g:+.3f} (se {self.standard_errors[f'{kind}:{name}']:.2g})"
@@ -92,16 +108,27 @@ class CovariateModel:
         k = len(self.params) + sum(len(v) for v in self.coefficients.values())
         return k * np.log(self.n_customers) - 2 * self.log_likelihood
 
-    def group_params(self, z: np.ndarray) -> dict:
-        """The parameters of customers with covariates ``z`` (one value per design column)."""
-        scales = SCALES[self.model]
-        out = dict(self.params)
-        names = list(self.coefficients["purchase"])
-        for kind in ("purchase", "dropout"):
-            shift = float(np.dot([self.coefficients[kind][n] for n in names], z))
-            for param, sign in scales[kind].items():
-                out[param] = self.params[param] * np.exp(sign * shift)
-        return out
+    @property
+    def theta(self) -> np.ndarray:
+        """(log parameters, purchase coefficients, dropout coefficients): what :attr:`cov` is of."""
+        return np.r_[np.log(list(self.params.values())), list(self.coefficients["purchase"].values()),
+                     list(self.coefficients["dropout"].values())]
+
+    def group_params(self, z: np.ndarray, theta: np.ndarray | None = None) -> dict:
+        """The parameters of customers with covariates ``z`` (one value per design column), at the
+        fit or at another ``theta`` (a draw)."""
+        theta = self.theta if theta is None else np.asarray(theta, dtype=float)
+        names, k = list(self.params), len(self.coefficients["purchase"])
+        out = dict(zip(names, np.exp(theta[:len(names)])))
+        shifts = {"purchase": theta[len(names):len(names) + k] @ z, "dropout": theta[len(names) + k:] @ z}
+        for kind, scales in SCALES[self.model].items():
+            for param, sign in scales.items():
+                out[param] = out[param] * np.exp(sign * shifts[kind])
+        return {name: float(v) for name, v in out.items()}
+
+    def design(self, summary: pd.DataFrame) -> pd.DataFrame:
+        """The summary's covariates as the fit's design columns (:func:`design` with its levels)."""
+        return design(summary, self.covariates, self.levels)[list(self.coefficients["purchase"])]
 
     def group_model(self, z: np.ndarray):
         """The :class:`~ltv_helpers.models.fitted.LTVModel` of customers with covariates ``z``."""
@@ -112,8 +139,7 @@ class CovariateModel:
     def predict(self, summary: pd.DataFrame, *, horizon: float, gross_margin: float = 1.0,
                 annual_discount_rate: float = 0.0) -> pd.DataFrame:
         """:meth:`LTVModel.predict` per customer, each with their group's parameters."""
-        z = design(summary, self.covariates).reindex(columns=self.coefficients["purchase"], fill_value=0.0)
-        codes, combos = _groups(z)
+        codes, combos = _groups(self.design(summary))
         parts = []
         for g, combo in enumerate(combos):
             rows = summary[codes == g]
@@ -217,4 +243,5 @@ def fit_with_covariates(summary: pd.DataFrame, *, model: str, covariates: list[s
     first = summary[covariates].iloc[_first_rows(codes)]  # each group's covariates, as the data say them
     groups.index = pd.Index([", ".join(f"{c}={v}" for c, v in zip(covariates, row)) for row in first.to_numpy()],
                             name="group")
-    return CovariateModel(model, list(covariates), params, coefficients, ses, ll, int(n), groups, base, cov)
+    return CovariateModel(model, list(covariates), params, coefficients, ses, ll, int(n), groups, base, cov,
+                          z.attrs["levels"])

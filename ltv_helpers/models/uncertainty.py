@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.models.base import one_blas_thread
+from ltv_helpers.models.covariates import CovariateModel
 from ltv_helpers.models.rows import (
     _prepare,
     _weights,
@@ -82,6 +83,10 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
       cut-offs of the same history), the same relative error for every group. Without it the
       interval is only as wide as the model believes, which real data rarely justify.
 
+    ``model`` may be a :class:`~ltv_helpers.models.covariates.CovariateModel`: each draw then takes
+    the log parameters and the coefficients together, and every covariate group is predicted with
+    its own parameters.
+
     Deterministic for a given ``seed``, whatever ``workers`` (threads evaluating the draws;
     default: the number of cores).
 
@@ -98,6 +103,10 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         raise LTVError(f"level must be between 0 and 1, got {level}.")
     if draws < 20:
         raise LTVError(f"draws must be at least 20 for percentiles to mean anything, got {draws}.")
+    if isinstance(model, CovariateModel):
+        return _covariate_intervals(model, summary, horizon=horizon, groups=groups, gross_margin=gross_margin,
+                                    annual_discount_rate=annual_discount_rate, draws=draws, level=level, seed=seed,
+                                    workers=workers, model_error=model_error)
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
         raise LTVError(f"{model.spec.label} has no usable covariance; intervals are unavailable.")
     summary = purchase_rows(summary)
@@ -144,9 +153,17 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
         sims = np.array(list(pool.map(totals, models_drawn)))
     with np.errstate(all="ignore"):
+        spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
+    return _interval_table(names, point, sims, spread, model_error, level)
+
+
+def _interval_table(names: list[str], point: np.ndarray, sims: np.ndarray, spread: pd.DataFrame, model_error,
+                    level: float) -> pd.DataFrame:
+    """:func:`intervals`' table from the point totals, the draws' totals (draws x groups x 3) and
+    the customers' spread of each group (:func:`customer_spread`'s columns)."""
+    with np.errstate(all="ignore"):
         # (groups, 3); a failed draw is left out
         param_var = np.nanvar(np.log(np.where(sims > 0, sims, np.nan)), axis=0)
-        spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
         customer_var = np.column_stack([spread["purchases_var"] / point[:, 0] ** 2,
                                         spread["revenue_var"] / point[:, 1] ** 2])
     customer_var = np.column_stack([customer_var, customer_var[:, 1]])  # CLV: revenue's relative spread
@@ -319,3 +336,63 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
             grad[:, j] = (log_totals(up, kind) - log_totals(down, kind)) / (2 * eps)
         var += np.einsum("ij,jk,ik->i", grad, cov, grad)
     return {"purchases": float(var[0]), "revenue": float(var[1])}
+
+
+def _covariate_intervals(model: CovariateModel, summary: pd.DataFrame, *, horizon: float, groups, gross_margin: float,
+                         annual_discount_rate: float, draws: int, level: float, seed: int, workers, model_error):
+    """:func:`intervals` of a :class:`~ltv_helpers.models.covariates.CovariateModel`: each draw
+    takes the log parameters and the coefficients together (their covariance from the fit) and
+    the spend parameters, and predicts every covariate group with its parameters; the customers'
+    spread adds up over the groups (customers are independent)."""
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ltv_helpers.models.covariates import _groups
+
+    if model.cov is None or not np.isfinite(model.cov).all():
+        raise LTVError(f"{model.base.spec.label} with covariates has no usable covariance; intervals are unavailable.")
+    check_prediction_options(horizon, gross_margin, annual_discount_rate)
+    summary = purchase_rows(summary)
+    names, groups = _group_names(summary, groups)
+    codes, combos = _groups(model.design(summary))
+    parts = []
+    for g, combo in enumerate(combos):
+        rows = summary[codes == g]
+        out = None if groups is None else pd.Index(names[1:]).get_indexer(groups[codes == g].astype(str).to_numpy())
+        parts.append((combo, rows, _prepare(rows, model.base.spec.time_column), _weights(rows), out))
+
+    def totals(draw) -> np.ndarray:
+        theta, spend = draw
+        total = np.zeros((len(names), 3))
+        for combo, _, prepared, weights, out in parts:
+            m = _with_params(model.base, model.group_params(combo, theta), spend)
+            purchases, sp, clv = m._predicted(prepared, horizon, gross_margin, annual_discount_rate)
+            p = np.column_stack([purchases, purchases * sp, clv]) * weights[:, None]
+            total[0] += p.sum(axis=0)
+            if out is not None:
+                total[1:] += np.column_stack([np.bincount(out, weights=p[:, j], minlength=len(names) - 1)
+                                              for j in range(3)])
+        return np.where(np.isfinite(total), total, np.nan)
+
+    rng = np.random.default_rng(seed)
+    point = totals((model.theta, None))
+    sm = model.base.spend_model
+    drawn = []
+    for _ in range(draws):  # drawn first, in a fixed order: the result does not depend on the threads
+        theta = rng.multivariate_normal(model.theta, model.cov)
+        spend = None
+        if sm is not None and sm.cov_log is not None:
+            s_drawn = np.exp(rng.multivariate_normal(np.log(list(sm.params.values())), sm.cov_log))
+            spend = dict(zip(sm.params, s_drawn)) if s_drawn[1] > 1 else None
+        drawn.append((theta, spend))
+    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        sims = np.array(list(pool.map(totals, drawn)))
+    spread = pd.DataFrame(0.0, index=pd.Index(names, name="group"),
+                          columns=["purchases", "purchases_var", "revenue", "revenue_var"])
+    with np.errstate(all="ignore"):
+        for g, (combo, rows, _, _, _) in enumerate(parts):
+            part = customer_spread(model.group_model(combo), rows, horizon=horizon,
+                                   groups=None if groups is None else groups[codes == g], seed=seed)
+            spread = spread.add(part, fill_value=0.0)
+    return _interval_table(names, point, sims, spread.reindex(names), model_error, level)
+

@@ -78,6 +78,31 @@ def test_each_group_is_forecast_with_its_own_parameters(fitted, channels):
     assert value.loc["channel=B", "clv"] > value.loc["channel=A", "clv"] > value.loc["channel=C", "clv"] > 0
 
 
+def test_intervals_draw_parameters_and_coefficients_together(fitted, channels):
+    """The totals' intervals of a covariate model: the point is the sum of its forecasts, per
+    channel too; the parameters' part comes from draws of (parameters, coefficients)."""
+    groups = channels["channel"].astype(pd.CategoricalDtype(["A", "B", "C"]))
+    table = models.intervals(fitted, channels, horizon=365, groups=groups, draws=40)
+    pred = fitted.predict(channels, horizon=365)
+    assert list(table.index) == ["all customers", "A", "B", "C"]
+    assert table.loc["all customers", "expected_purchases"] == pytest.approx(pred["expected_purchases"].sum())
+    by_channel = pred["expected_purchases"].groupby(channels["channel"]).sum()
+    np.testing.assert_allclose(table.loc[["A", "B", "C"], "expected_purchases"], by_channel.to_numpy(), rtol=1e-9)
+    assert (table["purchases_low"] < table["expected_purchases"]).all()
+    assert (table["expected_purchases"] < table["purchases_high"]).all()
+    assert (table["purchases_sd_parameters"] > 0).all() and (table["purchases_sd_customers"] > 0).all()
+    again = models.intervals(fitted, channels, horizon=365, groups=groups, draws=40, workers=1)
+    pd.testing.assert_frame_equal(table, again)  # the same whatever the threads
+
+
+def test_a_forecast_keeps_the_fits_reference_and_refuses_unknown_levels(fitted, channels):
+    only_c = channels[channels["channel"] == "C"]
+    pd.testing.assert_frame_equal(fitted.predict(only_c, horizon=365),
+                                  fitted.predict(channels, horizon=365).loc[only_c.index])
+    with pytest.raises(LTVError, match="values the fit never saw \\(D\\); it knows: A, B, C"):
+        fitted.predict(only_c.assign(channel="D"), horizon=365)
+
+
 def test_a_channel_without_effect_gets_coefficients_near_zero(cdnow_sample):
     """On CDNOW, a channel drawn at random: Pareto/NBD's coefficients stay within 3 standard errors of 0."""
     cal = calibration_holdout(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
