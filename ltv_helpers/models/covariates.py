@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.models.base import purchase_model
+from ltv_helpers.models.base import MIN_CUSTOMERS, MIN_REPEAT_BUYERS, purchase_model
 from ltv_helpers.models.rows import _first_rows, _summary_columns, _weights, compress, purchase_rows
 from ltv_helpers.schema import FREQUENCY, RECENCY, LTVError, T
 
@@ -54,9 +54,10 @@ def design(summary: pd.DataFrame, covariates: list[str], levels: dict | None = N
             parts.append(column.astype("float64").rename(name))
             continue
         values = column.astype(str)
-        if known is None:
-            known = ([str(v) for v in column.cat.categories] if isinstance(column.dtype, pd.CategoricalDtype)
-                     else sorted(values.unique()))
+        if known is None:  # the levels customers have (a category no one has would be a reference of no one)
+            present = set(values.unique())
+            known = ([str(v) for v in column.cat.categories if str(v) in present]
+                     if isinstance(column.dtype, pd.CategoricalDtype) else sorted(present))
         else:
             unseen = sorted(set(values.unique()) - set(known))
             if unseen:
@@ -138,14 +139,18 @@ class CovariateModel:
 
     def predict(self, summary: pd.DataFrame, *, horizon: float, gross_margin: float = 1.0,
                 annual_discount_rate: float = 0.0) -> pd.DataFrame:
-        """:meth:`LTVModel.predict` per customer, each with their group's parameters."""
+        """:meth:`LTVModel.predict` per customer, each with their group's parameters (in the
+        summary's order; a compressed summary's purchase rows, as :meth:`LTVModel.predict`)."""
+        summary = purchase_rows(summary)
         codes, combos = _groups(self.design(summary))
-        parts = []
+        parts, positions = [], []
         for g, combo in enumerate(combos):
-            rows = summary[codes == g]
-            parts.append(self.group_model(combo).predict(rows, horizon=horizon, gross_margin=gross_margin,
+            where = np.flatnonzero(codes == g)
+            parts.append(self.group_model(combo).predict(summary.iloc[where], horizon=horizon,
+                                                         gross_margin=gross_margin,
                                                          annual_discount_rate=annual_discount_rate))
-        return pd.concat(parts).reindex(summary.index)
+            positions.append(where)
+        return pd.concat(parts).iloc[np.argsort(np.concatenate(positions), kind="stable")]
 
     def new_customer_value(self, *, horizon: float, gross_margin: float = 1.0,
                            annual_discount_rate: float = 0.0) -> pd.DataFrame:
@@ -187,9 +192,18 @@ def fit_with_covariates(summary: pd.DataFrame, *, model: str, covariates: list[s
                        "fitted: bin a continuous covariate (e.g. first-order value in quartiles).")
     data = _summary_columns(summary)
     scale = _scale_time(data[T].to_numpy())
+    first = summary[covariates].iloc[_first_rows(codes)]  # each group's covariates, as the data say them
+    labels = [", ".join(f"{c}={v}" for c, v in zip(covariates, row)) for row in first.to_numpy()]
     likes, sizes = [], []
     for g in range(len(combos)):
-        rows, counts, _ = compress(data[codes == g], [FREQUENCY, RECENCY, T])
+        group = data[codes == g]
+        weights = _weights(group)
+        buyers = float(weights[group[FREQUENCY].to_numpy() > 0].sum())
+        if weights.sum() < MIN_CUSTOMERS or buyers < MIN_REPEAT_BUYERS:
+            raise LTVError(f"The group {labels[g]} has {weights.sum():,.0f} customers and {buyers:,.0f} repeat buyers; "
+                           f"each group needs {MIN_CUSTOMERS} and {MIN_REPEAT_BUYERS} for its effects to be "
+                           "estimated: merge it with another level.")
+        rows, counts, _ = compress(group, [FREQUENCY, RECENCY, T])
         f, r, t = (rows[c].to_numpy() for c in (FREQUENCY, RECENCY, T))
         likes.append(spec.likelihood(f, r, t, counts, 0.0, scale))
         sizes.append(counts.sum())
@@ -216,18 +230,21 @@ def fit_with_covariates(summary: pd.DataFrame, *, model: str, covariates: list[s
                                                                            np.zeros(2 * k)]
 
     start = np.r_[np.log([base.params[p] for p in names]) + np.log(scaled), np.zeros(2 * k)]
+    penalizer = base.penalizer  # the plain fit's, where it needed the fallback
     with np.errstate(all="ignore"):
         out = minimize(objective, start, jac=True, method="BFGS", tol=1e-8)
         h = 1e-5
         hess = np.array([(objective(out.x + h * e)[1] - objective(out.x - h * e)[1]) / (2 * h)
                          for e in np.eye(len(out.x))])
-    if not np.isfinite(out.x).all():
-        raise LTVError(f"{spec.label} with covariates could not be fitted on this data.")
+    if not np.isfinite(out.x).all() or not (out.success or np.linalg.norm(out.jac) < 1e-4):
+        raise LTVError(f"{spec.label} with covariates could not be fitted on this data ({out.message}); "
+                       "try fewer covariates or coarser levels.")
     try:
         cov = np.linalg.inv((hess + hess.T) / 2) / n
     except np.linalg.LinAlgError:
         cov = np.full(hess.shape, np.nan)
-    se = np.sqrt(np.maximum(np.diag(cov), 0.0))
+    with np.errstate(invalid="ignore"):
+        se = np.sqrt(np.where(np.diag(cov) >= 0, np.diag(cov), np.nan))  # a negative variance: not estimated
     values = np.exp(out.x[:len(names)]) / scaled
     params = dict(zip(names, values.astype(float)))
     columns = list(z.columns)
@@ -240,8 +257,6 @@ def fit_with_covariates(summary: pd.DataFrame, *, model: str, covariates: list[s
     ll = -float(out.fun) * n + (np.log(scale) * x_total if spec.scaled else 0.0)
     groups = pd.DataFrame(combos, columns=columns)
     groups["customers"] = sizes.astype(int)
-    first = summary[covariates].iloc[_first_rows(codes)]  # each group's covariates, as the data say them
-    groups.index = pd.Index([", ".join(f"{c}={v}" for c, v in zip(covariates, row)) for row in first.to_numpy()],
-                            name="group")
+    groups.index = pd.Index(labels, name="group")
     return CovariateModel(model, list(covariates), params, coefficients, ses, ll, int(n), groups, base, cov,
                           z.attrs["levels"])

@@ -64,7 +64,8 @@ def fit(summary: pd.DataFrame, *, model: str = "bgnbd", spend: str | None = "gam
     if covariates:
         from ltv_helpers.models.covariates import fit_with_covariates
 
-        return fit_with_covariates(summary, model=model, covariates=list(covariates), spend=spend,
+        return fit_with_covariates(summary, model=model, spend=spend,
+                                   covariates=[covariates] if isinstance(covariates, str) else list(covariates),
                                    penalizer=penalizer, unit_days=unit_days)
     if spend not in ("gamma_gamma", None):
         raise LTVError(f"spend must be 'gamma_gamma' or None, got {spend!r}.")

@@ -127,3 +127,56 @@ def test_bad_covariates_are_refused_in_one_sentence(channels):
                    model="bgnbd", covariates=["channel"])
     with pytest.raises(LTVError, match="Covariates are defined for"):
         models.fit(channels, model="bgbb", covariates=["channel"])
+
+
+def _pareto_world(n: int, *, alpha: float, beta: float, seed: int, r: float = 0.6, s: float = 0.8) -> pd.DataFrame:
+    """Pareto/NBD customers observed 52 to 104 weeks: lambda ~ Gamma(r, alpha), dropout rate
+    mu ~ Gamma(s, beta), an exponential lifetime; x ~ Poisson(lambda min(lifetime, T)) repeat
+    purchases, the last at the largest of x uniform times in that span."""
+    rng = np.random.default_rng(seed)
+    T_ = rng.uniform(52, 104, n)
+    rate, mu = rng.gamma(r, 1 / alpha, n), rng.gamma(s, 1 / beta, n)
+    span = np.minimum(rng.exponential(1 / mu), T_)
+    x = rng.poisson(rate * span)
+    recency = np.where(x > 0, span * rng.random(n) ** (1 / np.maximum(x, 1)), 0.0)
+    return pd.DataFrame({"frequency": x.astype(float), "recency": recency, "T": T_})
+
+
+def test_pareto_nbd_recovers_a_purchase_and_a_dropout_effect():
+    """Channel B buys twice as often (alpha / 2) and drops out twice as fast (beta / 2): both
+    coefficients are ln 2 within two standard errors (a wrong sign would be -ln 2)."""
+    a = _pareto_world(15_000, alpha=10.0, beta=20.0, seed=1).assign(channel="A")
+    b = _pareto_world(15_000, alpha=5.0, beta=10.0, seed=2).assign(channel="B")
+    world = pd.concat([a, b], ignore_index=True)
+    m = models.fit(world, model="pareto_nbd", spend=None, covariates="channel")  # one name is a list of one
+    for kind in ("purchase", "dropout"):
+        g, se = m.coefficients[kind]["channel=B"], m.standard_errors[f"{kind}:channel=B"]
+        assert abs(g - np.log(2)) < 2 * se and se < 0.2, (kind, g, se)
+
+
+def test_degenerate_groups_and_unused_categories(channels):
+    """A group too small to estimate is refused by name; a category no customer has is not the reference."""
+    few = channels.iloc[:3].assign(channel="D")
+    with pytest.raises(LTVError, match="The group channel=D has 3 customers .* merge it with another level"):
+        models.fit(pd.concat([channels, few]), model="bgnbd", covariates=["channel"])
+    unused = channels.assign(channel=channels["channel"].astype(pd.CategoricalDtype(["Z", "A", "B", "C"])))
+    m = models.fit(unused, model="bgnbd", covariates=["channel"])
+    assert m.levels == {"channel": ["A", "B", "C"]} and np.isfinite(list(m.standard_errors.values())).all()
+
+
+def test_a_compressed_summary_is_fitted_and_forecast_like_the_per_customer_one(channels, fitted):
+    """Per channel, the compressed summaries stacked: the same coefficients, and forecasts of the
+    purchase rows in the summary's order."""
+    parts = []
+    for channel, rows in channels.groupby("channel"):
+        counted = rows.groupby(["frequency", "recency", "T"]).size().rename("customers").reset_index()
+        parts.append(counted.assign(channel=channel, monetary_value=0.0, part="purchases"))
+    compressed = pd.concat(parts, ignore_index=True)
+    m = models.fit(compressed, model="bgnbd", spend=None, covariates=["channel"])
+    for kind in ("purchase", "dropout"):
+        for name, g in fitted.coefficients[kind].items():
+            assert m.coefficients[kind][name] == pytest.approx(g, abs=1e-6)
+    pred = m.predict(compressed, horizon=365)
+    assert len(pred) == len(compressed) and np.isfinite(pred[["expected_purchases", "p_alive"]].to_numpy()).all()
+    total = (pred["expected_purchases"] * compressed["customers"]).sum()
+    assert total == pytest.approx(fitted.predict(channels, horizon=365)["expected_purchases"].sum(), rel=1e-6)
