@@ -1,0 +1,184 @@
+"""Acquisition channels and their economics: which channel brought each customer, what the
+customers of each channel and acquisition cohort are worth (realised N-day value, predicted
+value with intervals), and against an acquisition-cost table, LTV/CAC and payback.
+
+The channel of a customer is the channel of their first order (the transactions' ``channel``
+column). Realised N-day value is what Chinese CDPs show: revenue from the first order up to N
+days after it, per customer, for the cohorts old enough to have had all N days.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ltv_helpers.schema import AMOUNT, CHANNEL, CUSTOMER_ID, ORDER_DATE, LTVError
+
+#: The days after a first purchase that realised value curves are read at.
+VALUE_DAYS = (30, 90, 180, 365)
+#: Acquisition-cost table columns: one row per channel and month; spend and/or new customers.
+COST_COLUMNS = ("channel", "month", "spend", "new_customers")
+
+
+def acquisition_channels(transactions: pd.DataFrame) -> pd.Series:
+    """Each customer's acquisition channel: the channel of their first order (on a tie, the first
+    row of that time in the table). Indexed by customer id (as text, as summaries are)."""
+    if CHANNEL not in transactions:
+        raise LTVError(f"The transactions have no {CHANNEL} column to take acquisition channels from; pass "
+                       "--channel <column name>, or combine the channels' exports.")
+    tx = transactions[[CUSTOMER_ID, ORDER_DATE, CHANNEL]]
+    first = tx.sort_values([CUSTOMER_ID, ORDER_DATE], kind="stable").drop_duplicates(CUSTOMER_ID)
+    out = pd.Series(first[CHANNEL].astype("str").fillna("unknown").to_numpy(),
+                    index=pd.Index(first[CUSTOMER_ID].astype("str").to_numpy(), name=CUSTOMER_ID), name=CHANNEL)
+    return out.replace({"": "unknown", "nan": "unknown", "<NA>": "unknown"})
+
+
+def value_curves(transactions: pd.DataFrame, *, observation_end, days=VALUE_DAYS, cohort: str = "M") -> pd.DataFrame:
+    """Realised value per customer N days after the first purchase, per channel and acquisition
+    cohort (``cohort``: "M" months, "Q" quarters): one row per (channel, cohort) with
+    ``customers`` and ``value_<N>d`` (revenue from the first order through day N, per customer;
+    NaN for a cohort whose youngest customer has not had N days by ``observation_end``)."""
+    if cohort not in ("M", "Q"):
+        raise LTVError(f"cohort must be 'M' (months) or 'Q' (quarters), got {cohort!r}.")
+    end = pd.Timestamp(observation_end).normalize()
+    channels = acquisition_channels(transactions)
+    tx = transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]].copy()
+    tx[CUSTOMER_ID] = tx[CUSTOMER_ID].astype("str")
+    first = tx.groupby(CUSTOMER_ID)[ORDER_DATE].min().dt.normalize()
+    age = (tx[ORDER_DATE].dt.normalize() - tx[CUSTOMER_ID].map(first)).dt.days.to_numpy()
+    customers = pd.DataFrame({CHANNEL: channels.reindex(first.index).to_numpy(),
+                              "cohort": first.dt.to_period(cohort).astype("str").to_numpy(),
+                              "first": first.to_numpy()}, index=first.index)
+    keys = [CHANNEL, "cohort"]
+    out = customers.groupby(keys).agg(customers=("first", "size"), youngest=("first", "max"))
+    for n in days:
+        revenue = tx[AMOUNT].where(age <= n, 0.0).groupby(tx[CUSTOMER_ID]).sum()
+        per = pd.concat([customers[keys], revenue.rename("v")], axis=1).groupby(keys)["v"].sum()
+        mature = out["youngest"] + pd.Timedelta(days=n) <= end
+        out[f"value_{n}d"] = (per / out["customers"]).where(mature)
+    return out.drop(columns="youngest")
+
+
+def read_costs(source) -> pd.DataFrame:
+    """An acquisition-cost table from a CSV or YAML file (or a DataFrame): ``channel``, ``month``
+    (YYYY-MM) and ``spend`` and/or ``new_customers``, one row per channel and month. A YAML file
+    is a list of such mappings. Every problem is one sentence."""
+    if isinstance(source, pd.DataFrame):
+        table = source.copy()
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise LTVError(f"The acquisition-cost file {path.name} was not found.")
+        if path.suffix.lower() in (".yaml", ".yml"):
+            import yaml
+
+            try:
+                rows = yaml.safe_load(path.read_text(encoding="utf-8"))
+            except yaml.YAMLError as exc:
+                raise LTVError(f"{path.name} is not YAML: {str(exc).splitlines()[0]}") from None
+            if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+                raise LTVError(f"{path.name} must be a list of channel, month, spend / new_customers entries.")
+            table = pd.DataFrame(rows)
+        else:
+            table = pd.read_csv(path, dtype={"channel": "str", "month": "str"})
+    missing = [c for c in ("channel", "month") if c not in table]
+    if missing or not ({"spend", "new_customers"} & set(table.columns)):
+        raise LTVError(f"The acquisition-cost table needs channel, month and spend and/or new_customers; it has: "
+                       f"{', '.join(map(str, table.columns))}.")
+    table["channel"] = table["channel"].astype("str")
+    months = pd.to_datetime(table["month"].astype("str"), format="%Y-%m", errors="coerce")
+    if months.isna().any():
+        bad = table.loc[months.isna(), "month"].iloc[0]
+        raise LTVError(f"month must be YYYY-MM in the acquisition-cost table, got {bad!r}.")
+    table["month"] = months.dt.to_period("M").astype("str")
+    for column in ("spend", "new_customers"):
+        if column in table:
+            given = table[column].notna() & (table[column].astype("str").str.strip() != "")  # a blank cell: not given
+            values = pd.to_numeric(table[column].where(given), errors="coerce")
+            if (given & values.isna()).any() or (values < 0).any():
+                raise LTVError(f"{column} must be a number, 0 or more, where the acquisition-cost table gives it.")
+            table[column] = values.astype("float64")
+        else:
+            table[column] = np.nan
+    if (table["spend"].isna() & table["new_customers"].isna()).any():
+        row = table[table["spend"].isna() & table["new_customers"].isna()].iloc[0]
+        raise LTVError(f"The acquisition-cost table gives neither spend nor new_customers for {row['channel']} "
+                       f"{row['month']}.")
+    if table.duplicated(["channel", "month"]).any():
+        row = table[table.duplicated(["channel", "month"])].iloc[0]
+        raise LTVError(f"The acquisition-cost table has {row['channel']} {row['month']} twice.")
+    return table[list(COST_COLUMNS)].reset_index(drop=True)
+
+
+def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, observation_end,
+                      costs: pd.DataFrame | None = None, intervals: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Per acquisition channel: ``customers``, realised ``value_365d`` per customer (mature
+    cohorts), predicted ``predicted_value`` per customer (mean of ``predictions["clv"]``), and
+    with ``intervals`` (:func:`ltv_helpers.models.intervals` grouped by channel) its ``_low`` /
+    ``_high``; with ``costs`` (:func:`read_costs`): ``spend``, ``cac`` (spend per new customer:
+    the table's new customers, else the customers the data show acquired in those months),
+    ``ltv_cac`` (historical 365-day value + predicted value, over CAC) and its interval, and
+    ``payback_months`` (the months of realised value per customer that add up to CAC; NaN when
+    the first year does not)."""
+    channels = acquisition_channels(transactions)
+    pred = predictions.copy()
+    pred.index = pred.index.astype("str")
+    channel = channels.reindex(pred.index).fillna("unknown")
+    out = pd.DataFrame({"customers": channel.value_counts().sort_index()})
+    out.index.name = CHANNEL
+    curves = value_curves(transactions, observation_end=observation_end)
+    mature = curves.dropna(subset=["value_365d"])
+    weights = mature["customers"]
+    out["value_365d"] = ((mature["value_365d"] * weights).groupby(level=CHANNEL).sum()
+                         / weights.groupby(level=CHANNEL).sum()).reindex(out.index)
+    out["predicted_value"] = pred["clv"].groupby(channel).mean().reindex(out.index)
+    if intervals is not None:
+        rows = intervals.reindex(out.index)
+        out["predicted_value_low"] = rows["clv_low"] / out["customers"]
+        out["predicted_value_high"] = rows["clv_high"] / out["customers"]
+    if costs is None:
+        return out
+    table = read_costs(costs)
+    spend = table.groupby("channel")["spend"].sum(min_count=1)
+    counted = table.groupby("channel")["new_customers"].sum(min_count=1)
+    tx = transactions[[CUSTOMER_ID, ORDER_DATE]].copy()
+    tx[CUSTOMER_ID] = tx[CUSTOMER_ID].astype("str")
+    first_month = tx.groupby(CUSTOMER_ID)[ORDER_DATE].min().dt.to_period("M").astype("str")
+    acquired = pd.DataFrame({CHANNEL: channels.reindex(first_month.index), "month": first_month})
+    seen = acquired.merge(table[["channel", "month"]], on=["channel", "month"]).groupby("channel").size()
+    new = counted.where(counted.notna(), seen.reindex(counted.index).astype(float))
+    out["spend"] = spend.reindex(out.index)
+    out["cac"] = (out["spend"] / new.reindex(out.index)).replace([np.inf], np.nan)
+    lifetime = out["value_365d"].fillna(0.0) + out["predicted_value"]
+    out["ltv_cac"] = lifetime / out["cac"]
+    if intervals is not None:
+        out["ltv_cac_low"] = (out["value_365d"].fillna(0.0) + out["predicted_value_low"]) / out["cac"]
+        out["ltv_cac_high"] = (out["value_365d"].fillna(0.0) + out["predicted_value_high"]) / out["cac"]
+    out["payback_months"] = _payback(transactions, channels, out["cac"], observation_end)
+    return out
+
+
+def _payback(transactions: pd.DataFrame, channels: pd.Series, cac: pd.Series, observation_end) -> pd.Series:
+    """Months of realised value per customer (customers with a full year observed) until CAC."""
+    end = pd.Timestamp(observation_end).normalize()
+    tx = transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]].copy()
+    tx[CUSTOMER_ID] = tx[CUSTOMER_ID].astype("str")
+    first = tx.groupby(CUSTOMER_ID)[ORDER_DATE].min().dt.normalize()
+    old = first[first + pd.Timedelta(days=365) <= end].index
+    tx = tx[tx[CUSTOMER_ID].isin(old)]
+    month = ((tx[ORDER_DATE].dt.normalize() - tx[CUSTOMER_ID].map(first)).dt.days // 30.4375).clip(upper=11)
+    channel = tx[CUSTOMER_ID].map(channels)
+    per = tx[AMOUNT].groupby([channel, month]).sum().unstack(fill_value=0.0).reindex(columns=range(12),
+                                                                                      fill_value=0.0)
+    size = channels.reindex(old).value_counts()
+    cumulative = per.cumsum(axis=1).div(size.reindex(per.index), axis=0)
+    out = {}
+    for name, target in cac.items():
+        if name not in cumulative.index or not np.isfinite(target):
+            out[name] = np.nan
+            continue
+        reached = np.flatnonzero(cumulative.loc[name].to_numpy() >= target)
+        out[name] = float(reached[0] + 1) if len(reached) else np.nan
+    return pd.Series(out).reindex(cac.index)

@@ -1,0 +1,103 @@
+"""Acquisition channels: the channel of each customer's first order, realised N-day value per
+channel and cohort, the acquisition-cost table, and LTV/CAC on a world of three channels of
+known quality."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ltv_helpers import channels as ch
+from ltv_helpers import models
+from ltv_helpers.data import rfm_summary
+from ltv_helpers.datasets import synthetic_transactions
+from ltv_helpers.schema import LTVError
+
+#: Three channels of different quality, known in the generator: "store" customers buy most often,
+#: "tmall" as often with more dropout, "ads" least; all cost 40 per new customer.
+QUALITY = {"store": {"alpha": 6.0, "a": 0.6, "b": 6.0}, "tmall": {"alpha": 6.0, "a": 1.0, "b": 3.0},
+           "ads": {"alpha": 20.0, "a": 1.0, "b": 3.0}}
+END = "2024-12-31"
+
+
+@pytest.fixture(scope="module")
+def world():
+    parts = []
+    for i, (channel, params) in enumerate(QUALITY.items()):
+        tx = synthetic_transactions(3_000, seed=40 + i, **params)
+        tx["customer_id"] = channel + "-" + tx["customer_id"].astype(str)
+        tx["channel"] = channel
+        parts.append(tx)
+    tx = pd.concat(parts, ignore_index=True)
+    later = tx.groupby("customer_id").cumcount() > 0
+    tx.loc[later & (tx.index % 7 == 0), "channel"] = "app"  # later orders elsewhere: the first one counts
+    return tx
+
+
+@pytest.fixture(scope="module")
+def costs(world):
+    first = world.groupby("customer_id")["order_date"].min().dt.to_period("M").astype(str)
+    acquired = pd.DataFrame({"channel": ch.acquisition_channels(world).reindex(first.index), "month": first})
+    table = acquired.groupby(["channel", "month"]).size().rename("new_customers").reset_index()
+    table["spend"] = 40.0 * table["new_customers"]
+    return table
+
+
+def test_the_channel_of_the_first_order_is_the_acquisition_channel(world):
+    got = ch.acquisition_channels(world)
+    assert set(got.unique()) == set(QUALITY) and len(got) == 9_000
+    assert (got.index.str.split("-").str[0] == got.to_numpy()).all()
+    with pytest.raises(LTVError, match="no channel column"):
+        ch.acquisition_channels(world.drop(columns="channel"))
+
+
+def test_value_curves_equal_an_independent_count(world):
+    curves = ch.value_curves(world, observation_end=END)
+    first = world.groupby("customer_id")["order_date"].transform("min")
+    within = world[(world["order_date"].dt.normalize() - first.dt.normalize()).dt.days <= 90]
+    store = within[within["customer_id"].str.startswith("store-")]
+    cohort = first[store.index].dt.to_period("M").astype(str)
+    jan = store[cohort == "2023-01"]
+    customers = world[world["customer_id"].str.startswith("store-")].groupby("customer_id")["order_date"].min()
+    n = (customers.dt.to_period("M").astype(str) == "2023-01").sum()
+    assert curves.loc[("store", "2023-01"), "customers"] == n
+    assert curves.loc[("store", "2023-01"), "value_90d"] == pytest.approx(jan["amount"].sum() / n)
+    row = curves.loc[("store", "2023-01")]
+    assert row["value_30d"] <= row["value_90d"] <= row["value_180d"] <= row["value_365d"]
+    assert curves["value_365d"].isna().sum() == 0  # every cohort of 2023 has had a year by the end of 2024
+    quarterly = ch.value_curves(world, observation_end="2023-12-31", cohort="Q")
+    assert quarterly.loc[("store", "2023Q4"), ["value_30d", "value_365d"]].isna().tolist() == [True, True]
+
+
+def test_ltv_cac_puts_the_channels_in_the_order_of_their_quality(world, costs):
+    summary = rfm_summary(world, observation_end=END)
+    fitted = models.fit(summary, model="bgnbd")
+    pred = fitted.predict(summary, horizon=365, annual_discount_rate=0.1)
+    groups = ch.acquisition_channels(world).reindex(summary.index)
+    totals = models.intervals(fitted, summary, horizon=365, groups=groups, annual_discount_rate=0.1, draws=30)
+    table = ch.channel_economics(world, pred, observation_end=END, costs=costs, intervals=totals)
+    assert table.loc[:, "cac"].round(6).tolist() == [40.0, 40.0, 40.0]
+    order = table["ltv_cac"].sort_values(ascending=False).index.tolist()
+    assert order == ["store", "tmall", "ads"]
+    assert (table["ltv_cac_low"] < table["ltv_cac"]).all() and (table["ltv_cac"] < table["ltv_cac_high"]).all()
+    assert table.loc["ads", "ltv_cac_high"] < table.loc["store", "ltv_cac_low"]  # clearly apart
+    assert table.loc["store", "payback_months"] <= table.loc["ads", "payback_months"] or \
+        np.isnan(table.loc["ads", "payback_months"])
+
+
+def test_the_cost_table_is_read_from_csv_or_yaml_and_checked(tmp_path):
+    csv = tmp_path / "cac.csv"
+    csv.write_text("channel,month,spend,new_customers\ntmall,2024-01,1000,20\n天猫,2024-02,500,\n", encoding="utf-8")
+    table = ch.read_costs(csv)
+    assert table["channel"].tolist() == ["tmall", "天猫"] and np.isnan(table.loc[1, "new_customers"])
+    yml = tmp_path / "cac.yaml"
+    yml.write_text("- {channel: ads, month: '2024-01', spend: 300}\n", encoding="utf-8")
+    assert ch.read_costs(yml).loc[0, "spend"] == 300
+    for text, message in [("channel,spend\nads,1\n", "needs channel, month"),
+                          ("channel,month,spend\nads,Jan 2024,1\n", "month must be YYYY-MM"),
+                          ("channel,month,spend\nads,2024-01,-5\n", "spend must be a number, 0 or more"),
+                          ("channel,month,spend\nads,2024-01,many\n", "spend must be a number"),
+                          ("channel,month,spend,new_customers\nads,2024-01,,\n", "neither spend nor new_customers"),
+                          ("channel,month,spend\nads,2024-01,1\nads,2024-01,2\n", "ads 2024-01 twice")]:
+        csv.write_text(text, encoding="utf-8")
+        with pytest.raises(LTVError, match=message):
+            ch.read_costs(csv)
