@@ -101,3 +101,10 @@ def test_the_cost_table_is_read_from_csv_or_yaml_and_checked(tmp_path):
         csv.write_text(text, encoding="utf-8")
         with pytest.raises(LTVError, match=message):
             ch.read_costs(csv)
+
+
+@pytest.mark.parametrize("header", ["channel", "utm_source", "Acquisition Channel", "渠道", "获客渠道", "来源", "平台"])
+def test_a_channel_column_is_found_by_its_usual_headers(header):
+    from ltv_helpers.data.read import detect_columns
+
+    assert detect_columns(["user_id", "order_time", "amount", header])["channel"] == header

@@ -72,7 +72,8 @@ COLUMN_CANDIDATES: dict[str, tuple[str, ...]] = {
     ORDER_ID: ("order_id", "order_no", "order_number", "invoice", "invoice_no", "invoice_id",
                "invoice_number", "receipt_no", "transaction_id", "order",
                "订单号", "订单编号", "订单ID", "主订单编号", "交易号", "流水号", "小票号"),
-    CHANNEL: ("channel", "platform", "source", "store", "shop", "渠道", "平台", "店铺", "来源"),
+    CHANNEL: ("channel", "acquisition_channel", "sales_channel", "platform", "source", "utm_source", "store",
+              "shop", "渠道", "获客渠道", "平台", "店铺", "来源"),
     QUANTITY: ("quantity", "qty", "units", "items", "number_of_cds",
                "数量", "购买数量", "商品数量", "件数"),
     # "price" next to a quantity is the price of one item (order-line exports such as the
