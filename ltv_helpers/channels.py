@@ -22,17 +22,31 @@ VALUE_DAYS = (30, 90, 180, 365)
 COST_COLUMNS = ("channel", "month", "spend", "new_customers")
 
 
-def acquisition_channels(transactions: pd.DataFrame) -> pd.Series:
-    """Each customer's acquisition channel: the channel of their first order (on a tie, the first
-    row of that time in the table). Indexed by customer id (as text, as summaries are)."""
+def _orders(transactions: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The orders (ids as text, the day of each order, amounts) and, per customer, the day of the
+    first order and its channel: what every function here reads, made once."""
     if CHANNEL not in transactions:
         raise LTVError(f"The transactions have no {CHANNEL} column to take acquisition channels from; pass "
                        "--channel <column name>, or combine the channels' exports.")
-    tx = transactions[[CUSTOMER_ID, ORDER_DATE, CHANNEL]]
-    first = tx.sort_values([CUSTOMER_ID, ORDER_DATE], kind="stable").drop_duplicates(CUSTOMER_ID)
-    out = pd.Series(first[CHANNEL].astype("str").fillna("unknown").to_numpy(),
-                    index=pd.Index(first[CUSTOMER_ID].astype("str").to_numpy(), name=CUSTOMER_ID), name=CHANNEL)
-    return out.replace({"": "unknown", "nan": "unknown", "<NA>": "unknown"})
+    tx = pd.DataFrame({CUSTOMER_ID: transactions[CUSTOMER_ID].astype("str").to_numpy(),
+                       "day": transactions[ORDER_DATE].dt.normalize().to_numpy(),
+                       AMOUNT: transactions[AMOUNT].to_numpy(dtype=float)})
+    # The first order's row (on a tie, the first row of that time in the table).
+    first = transactions.assign(**{CUSTOMER_ID: tx[CUSTOMER_ID].to_numpy()}).sort_values(
+        [CUSTOMER_ID, ORDER_DATE], kind="stable").drop_duplicates(CUSTOMER_ID)
+    channel = first[CHANNEL].astype("str")
+    channel = channel.where(first[CHANNEL].notna() & (channel.str.strip() != ""), "unknown")
+    customers = pd.DataFrame({"first": first[ORDER_DATE].dt.normalize().to_numpy(), CHANNEL: channel.to_numpy()},
+                             index=pd.Index(first[CUSTOMER_ID].to_numpy(), name=CUSTOMER_ID))
+    tx["age"] = (tx["day"] - tx[CUSTOMER_ID].map(customers["first"])).dt.days.to_numpy()
+    return tx, customers
+
+
+def acquisition_channels(transactions: pd.DataFrame) -> pd.Series:
+    """Each customer's acquisition channel: the channel of their first order (on a tie, the first
+    row of that time in the table; "unknown" where it has none). Indexed by customer id (as text,
+    as summaries are)."""
+    return _orders(transactions)[1][CHANNEL]
 
 
 def value_curves(transactions: pd.DataFrame, *, observation_end, days=VALUE_DAYS, cohort: str = "M") -> pd.DataFrame:
@@ -40,22 +54,19 @@ def value_curves(transactions: pd.DataFrame, *, observation_end, days=VALUE_DAYS
     cohort (``cohort``: "M" months, "Q" quarters): one row per (channel, cohort) with
     ``customers`` and ``value_<N>d`` (revenue from the first order through day N, per customer;
     NaN for a cohort whose youngest customer has not had N days by ``observation_end``)."""
+    return _curves(*_orders(transactions), observation_end, days, cohort)
+
+
+def _curves(tx: pd.DataFrame, customers: pd.DataFrame, observation_end, days, cohort: str) -> pd.DataFrame:
     if cohort not in ("M", "Q"):
         raise LTVError(f"cohort must be 'M' (months) or 'Q' (quarters), got {cohort!r}.")
     end = pd.Timestamp(observation_end).normalize()
-    channels = acquisition_channels(transactions)
-    tx = transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]].copy()
-    tx[CUSTOMER_ID] = tx[CUSTOMER_ID].astype("str")
-    first = tx.groupby(CUSTOMER_ID)[ORDER_DATE].min().dt.normalize()
-    age = (tx[ORDER_DATE].dt.normalize() - tx[CUSTOMER_ID].map(first)).dt.days.to_numpy()
-    customers = pd.DataFrame({CHANNEL: channels.reindex(first.index).to_numpy(),
-                              "cohort": first.dt.to_period(cohort).astype("str").to_numpy(),
-                              "first": first.to_numpy()}, index=first.index)
     keys = [CHANNEL, "cohort"]
+    customers = customers.assign(cohort=customers["first"].dt.to_period(cohort).astype("str"))
     out = customers.groupby(keys).agg(customers=("first", "size"), youngest=("first", "max"))
     for n in days:
-        revenue = tx[AMOUNT].where(age <= n, 0.0).groupby(tx[CUSTOMER_ID]).sum()
-        per = pd.concat([customers[keys], revenue.rename("v")], axis=1).groupby(keys)["v"].sum()
+        revenue = tx[AMOUNT].where(tx["age"] <= n, 0.0).groupby(tx[CUSTOMER_ID]).sum()
+        per = customers[keys].assign(v=revenue).groupby(keys)["v"].sum()
         mature = out["youngest"] + pd.Timedelta(days=n) <= end
         out[f"value_{n}d"] = (per / out["customers"]).where(mature)
     return out.drop(columns="youngest")
@@ -122,14 +133,14 @@ def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, 
     ``ltv_cac`` (historical 365-day value + predicted value, over CAC) and its interval, and
     ``payback_months`` (the months of realised value per customer that add up to CAC; NaN when
     the first year does not)."""
-    channels = acquisition_channels(transactions)
+    tx, customers = _orders(transactions)
+    channels = customers[CHANNEL]
     pred = predictions.copy()
     pred.index = pred.index.astype("str")
     channel = channels.reindex(pred.index).fillna("unknown")
     out = pd.DataFrame({"customers": channel.value_counts().sort_index()})
     out.index.name = CHANNEL
-    curves = value_curves(transactions, observation_end=observation_end)
-    mature = curves.dropna(subset=["value_365d"])
+    mature = _curves(tx, customers, observation_end, (365,), "M").dropna(subset=["value_365d"])
     weights = mature["customers"]
     out["value_365d"] = ((mature["value_365d"] * weights).groupby(level=CHANNEL).sum()
                          / weights.groupby(level=CHANNEL).sum()).reindex(out.index)
@@ -143,37 +154,30 @@ def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, 
     table = read_costs(costs)
     spend = table.groupby("channel")["spend"].sum(min_count=1)
     counted = table.groupby("channel")["new_customers"].sum(min_count=1)
-    tx = transactions[[CUSTOMER_ID, ORDER_DATE]].copy()
-    tx[CUSTOMER_ID] = tx[CUSTOMER_ID].astype("str")
-    first_month = tx.groupby(CUSTOMER_ID)[ORDER_DATE].min().dt.to_period("M").astype("str")
-    acquired = pd.DataFrame({CHANNEL: channels.reindex(first_month.index), "month": first_month})
+    acquired = pd.DataFrame({"channel": channels.to_numpy(),
+                             "month": customers["first"].dt.to_period("M").astype("str").to_numpy()})
     seen = acquired.merge(table[["channel", "month"]], on=["channel", "month"]).groupby("channel").size()
     new = counted.where(counted.notna(), seen.reindex(counted.index).astype(float))
     out["spend"] = spend.reindex(out.index)
     out["cac"] = (out["spend"] / new.reindex(out.index)).replace([np.inf], np.nan)
-    lifetime = out["value_365d"].fillna(0.0) + out["predicted_value"]
-    out["ltv_cac"] = lifetime / out["cac"]
+    history = out["value_365d"].fillna(0.0)
+    out["ltv_cac"] = (history + out["predicted_value"]) / out["cac"]
     if intervals is not None:
-        out["ltv_cac_low"] = (out["value_365d"].fillna(0.0) + out["predicted_value_low"]) / out["cac"]
-        out["ltv_cac_high"] = (out["value_365d"].fillna(0.0) + out["predicted_value_high"]) / out["cac"]
-    out["payback_months"] = _payback(transactions, channels, out["cac"], observation_end)
+        out["ltv_cac_low"] = (history + out["predicted_value_low"]) / out["cac"]
+        out["ltv_cac_high"] = (history + out["predicted_value_high"]) / out["cac"]
+    out["payback_months"] = _payback(tx, customers, out["cac"], observation_end)
     return out
 
 
-def _payback(transactions: pd.DataFrame, channels: pd.Series, cac: pd.Series, observation_end) -> pd.Series:
+def _payback(tx: pd.DataFrame, customers: pd.DataFrame, cac: pd.Series, observation_end) -> pd.Series:
     """Months of realised value per customer (customers with a full year observed) until CAC."""
     end = pd.Timestamp(observation_end).normalize()
-    tx = transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]].copy()
-    tx[CUSTOMER_ID] = tx[CUSTOMER_ID].astype("str")
-    first = tx.groupby(CUSTOMER_ID)[ORDER_DATE].min().dt.normalize()
-    old = first[first + pd.Timedelta(days=365) <= end].index
-    tx = tx[tx[CUSTOMER_ID].isin(old)]
-    month = ((tx[ORDER_DATE].dt.normalize() - tx[CUSTOMER_ID].map(first)).dt.days // 30.4375).clip(upper=11)
-    channel = tx[CUSTOMER_ID].map(channels)
-    per = tx[AMOUNT].groupby([channel, month]).sum().unstack(fill_value=0.0).reindex(columns=range(12),
-                                                                                      fill_value=0.0)
-    size = channels.reindex(old).value_counts()
-    cumulative = per.cumsum(axis=1).div(size.reindex(per.index), axis=0)
+    old = customers[customers["first"] + pd.Timedelta(days=365) <= end]
+    tx = tx[tx[CUSTOMER_ID].isin(old.index)]
+    month = (tx["age"] // 30.4375).clip(upper=11)
+    per = tx[AMOUNT].groupby([tx[CUSTOMER_ID].map(old[CHANNEL]), month]).sum().unstack(fill_value=0.0)
+    per = per.reindex(columns=range(12), fill_value=0.0)
+    cumulative = per.cumsum(axis=1).div(old[CHANNEL].value_counts().reindex(per.index), axis=0)
     out = {}
     for name, target in cac.items():
         if name not in cumulative.index or not np.isfinite(target):

@@ -117,7 +117,9 @@ class BGBB(PurchaseModel):
 
     def purchase_terms(self, model, rows, times, alive=None):
         """E[purchases in opportunities n + 1 .. n + m | x, t_x, n] (eq. 13): a term of n and m,
-        once per distinct n and horizon, times each row's B(a+x+1, b+n-x)/B(a,b) / L."""
+        once per distinct n and horizon, times each row's B(a+x+1, b+n-x)/B(a,b) / L, which is
+        P(alive) (eq. 11) times B(a+x+1, b+n-x)/B(a+x, b+n-x) / (B(g, d+n+1)/B(g, d)): the
+        likelihood L is computed once, for P(alive), also when the caller has it already."""
         from scipy.special import gammaln
 
         a, b, g, d = (model.params[k] for k in self.parameters)
@@ -128,7 +130,9 @@ class BGBB(PurchaseModel):
             front = d / (g - 1) * np.exp(gammaln(g + d) - gammaln(1 + d))
             numerator = front * (np.exp(gammaln(1 + d + un) - gammaln(g + d + un))
                                  - np.exp(gammaln(1 + d + un + m) - gammaln(g + d + un + m)))
-            row = np.exp(_log_beta(a + x + 1, b + n - x) - _log_beta(a, b) - self._log_l(model.params, rows))
+            alive = self.alive(model, rows) if alive is None else alive
+            row = alive * np.exp(_log_beta(a + x + 1, b + n - x) - _log_beta(a + x, b + n - x)
+                                 - _log_beta(g, d + n + 1) + _log_beta(g, d))
         return numerator, pairs, 1 / row
 
     def simulate(self, params, x, T, horizon, shape, rng):

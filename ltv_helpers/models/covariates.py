@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.models.base import MIN_CUSTOMERS, MIN_REPEAT_BUYERS, purchase_model
-from ltv_helpers.models.rows import _first_rows, _summary_columns, _weights, compress, purchase_rows
+from ltv_helpers.models.rows import _first_rows, _row_codes, _summary_columns, _weights, compress, purchase_rows
 from ltv_helpers.schema import FREQUENCY, RECENCY, LTVError, T
 
 #: Most distinct covariate combinations (groups) a fit takes: each is a likelihood of its own.
@@ -162,11 +162,9 @@ class CovariateModel:
 
 
 def _groups(z: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """Each row's group and the groups' covariate values."""
-    codes, uniques = pd.factorize(pd.MultiIndex.from_frame(z)) if z.shape[1] > 1 else pd.factorize(z.iloc[:, 0])
-    combos = (np.array([list(u) for u in uniques], dtype=float) if z.shape[1] > 1
-              else np.asarray(uniques, dtype=float)[:, None])
-    return codes, combos
+    """Each row's group (distinct covariate values, in order of appearance) and the groups' values."""
+    codes = _row_codes(z, list(z.columns))
+    return codes, z.to_numpy(dtype=float)[_first_rows(codes)]
 
 
 def fit_with_covariates(summary: pd.DataFrame, *, model: str, covariates: list[str], spend: str | None,

@@ -68,8 +68,8 @@ class _GGomNBDLikelihood(HistoryLikelihood):
         with np.errstate(divide="ignore", invalid="ignore"):
             mix = logsumexp(terms, axis=1)
         ll = const + mix
-        if not grads:
-            return ll, None
+        if not grads:  # with P(alive): the posterior weight of "active at T" (1 up to rounding at t_x = T)
+            return ll, np.minimum(np.exp(active[:, 0] - mix), 1.0)
         share = np.exp(terms - mix[:, None])
         parts = {
             "r": (-np.log(alpha + T_), -np.log(alpha + tau)),
@@ -86,7 +86,14 @@ class _GGomNBDLikelihood(HistoryLikelihood):
 
     def log_likelihood(self, params) -> np.ndarray:
         """Per row."""
-        return np.concatenate([self._block(params, slice(lo, lo + GGOM_BLOCK), False)[0]
+        return self._per_row(params, 0)
+
+    def alive(self, params) -> np.ndarray:
+        """P(alive at T) per row: the share of "active at T" in the likelihood."""
+        return self._per_row(params, 1)
+
+    def _per_row(self, params, which: int) -> np.ndarray:
+        return np.concatenate([self._block(params, slice(lo, lo + GGOM_BLOCK), False)[which]
                                for lo in range(0, len(self.x), GGOM_BLOCK)])
 
     def __call__(self, log_params):
@@ -124,21 +131,11 @@ class GGomNBD(PurchaseModel):
         b = 0.1 / max(float(rows["T"].max()), 1.0)
         return np.log([pareto["r"], pareto["alpha"], b, pareto["s"], pareto["beta"] * b])
 
-    def _split(self, model, rows):
-        r, alpha, b, s, beta = (float(model.params[k]) for k in self.parameters)
-        x, tx, T_ = history_columns(rows)
-        like = _GGomNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0)
-        ll = like.log_likelihood((r, alpha, b, s, beta))
-        from scipy.special import gammaln
-
-        with np.errstate(divide="ignore"):
-            active = (gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta)
-                      - s * np.log(beta + np.expm1(b * T_)) - (r + x) * np.log(alpha + T_))
-        return np.minimum(np.exp(active - ll), 1.0)  # a last purchase at T: 1, up to rounding
-
     def alive(self, model, rows) -> np.ndarray:
         """The posterior weight of "active at T" in the likelihood."""
-        return self._split(model, rows)
+        x, tx, T_ = history_columns(rows)
+        return _GGomNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0).alive(
+            tuple(float(model.params[k]) for k in self.parameters))
 
     def purchase_terms(self, model, rows, times, alive=None):
         """P(alive) (r + x) / (alpha + T) x the expected time alive in (T, T + t]: given alive at

@@ -120,15 +120,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
              pd.Index(names[1:]).get_indexer(groups.astype(str).to_numpy()))
 
     def totals(m: LTVModel) -> np.ndarray:
-        purchases, spend, clv = m._predicted(prepared, horizon, gross_margin, annual_discount_rate)
-        # Revenue: the same purchases and spend, before margin and undiscounted; a compressed
-        # summary's rows stand for several customers.
-        parts = np.column_stack([purchases, purchases * spend, clv]) * weights[:, None]
-        out = [parts.sum(axis=0)]
-        if codes is not None:
-            out += [np.bincount(codes, weights=parts[:, j], minlength=len(names) - 1) for j in range(3)]
-            out = np.vstack([out[0], np.column_stack(out[1:])])
-        out = np.array(out)
+        out = _group_totals(m, prepared, weights, codes, len(names), horizon, gross_margin, annual_discount_rate)
         return np.where(np.isfinite(out), out, np.nan)  # a draw that overflows is left out
 
     weights = _weights(summary)
@@ -155,6 +147,20 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     with np.errstate(all="ignore"):
         spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
     return _interval_table(names, point, sims, spread, model_error, level)
+
+
+def _group_totals(m: LTVModel, prepared, weights: np.ndarray, codes: np.ndarray | None, n_names: int, horizon: float,
+                  gross_margin: float, annual_discount_rate: float) -> np.ndarray:
+    """Total purchases, revenue and CLV of a :func:`_prepare` d summary under model ``m``: all
+    customers, then each group of ``codes`` (``n_names`` - 1 groups), an array (groups, 3).
+    Revenue: the same purchases and spend, before margin and undiscounted; a compressed summary's
+    rows stand for several customers."""
+    purchases, spend, clv = m._predicted(prepared, horizon, gross_margin, annual_discount_rate)
+    parts = np.column_stack([purchases, purchases * spend, clv]) * weights[:, None]
+    out = [parts.sum(axis=0)]
+    if codes is not None:
+        out.append(np.column_stack([np.bincount(codes, weights=parts[:, j], minlength=n_names - 1) for j in range(3)]))
+    return np.vstack(out)
 
 
 def _interval_table(names: list[str], point: np.ndarray, sims: np.ndarray, spread: pd.DataFrame, model_error,
@@ -363,15 +369,9 @@ def _covariate_intervals(model: CovariateModel, summary: pd.DataFrame, *, horizo
 
     def totals(draw) -> np.ndarray:
         theta, spend = draw
-        total = np.zeros((len(names), 3))
-        for combo, _, prepared, weights, out in parts:
-            m = _with_params(model.base, model.group_params(combo, theta), spend)
-            purchases, sp, clv = m._predicted(prepared, horizon, gross_margin, annual_discount_rate)
-            p = np.column_stack([purchases, purchases * sp, clv]) * weights[:, None]
-            total[0] += p.sum(axis=0)
-            if out is not None:
-                total[1:] += np.column_stack([np.bincount(out, weights=p[:, j], minlength=len(names) - 1)
-                                              for j in range(3)])
+        total = sum(_group_totals(_with_params(model.base, model.group_params(combo, theta), spend), prepared,
+                                  weights, out, len(names), horizon, gross_margin, annual_discount_rate)
+                    for combo, _, prepared, weights, out in parts)
         return np.where(np.isfinite(total), total, np.nan)
 
     rng = np.random.default_rng(seed)
