@@ -131,8 +131,8 @@ def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, 
     ``_high``; with ``costs`` (:func:`read_costs`): ``spend``, ``cac`` (spend per new customer:
     the table's new customers, else the customers the data show acquired in those months),
     ``ltv_cac`` (historical 365-day value + predicted value, over CAC) and its interval, and
-    ``payback_months`` (the months of realised value per customer that add up to CAC; NaN when
-    the first year does not)."""
+    ``payback_months`` (the months of realised value per customer that add up to CAC, a fraction
+    read linearly within the month; NaN when the first year does not)."""
     tx, customers = _orders(transactions)
     channels = customers[CHANNEL]
     pred = predictions.copy()
@@ -173,8 +173,8 @@ def _payback(tx: pd.DataFrame, customers: pd.DataFrame, cac: pd.Series, observat
     """Months of realised value per customer (customers with a full year observed) until CAC."""
     end = pd.Timestamp(observation_end).normalize()
     old = customers[customers["first"] + pd.Timedelta(days=365) <= end]
-    tx = tx[tx[CUSTOMER_ID].isin(old.index)]
-    month = (tx["age"] // 30.4375).clip(upper=11)
+    tx = tx[tx[CUSTOMER_ID].isin(old.index) & (tx["age"] <= 365)]  # the first year only
+    month = (tx["age"] // 30.4375).clip(upper=11)  # day 365 is month 12's
     per = tx[AMOUNT].groupby([tx[CUSTOMER_ID].map(old[CHANNEL]), month]).sum().unstack(fill_value=0.0)
     per = per.reindex(columns=range(12), fill_value=0.0)
     cumulative = per.cumsum(axis=1).div(old[CHANNEL].value_counts().reindex(per.index), axis=0)
@@ -183,6 +183,11 @@ def _payback(tx: pd.DataFrame, customers: pd.DataFrame, cac: pd.Series, observat
         if name not in cumulative.index or not np.isfinite(target):
             out[name] = np.nan
             continue
-        reached = np.flatnonzero(cumulative.loc[name].to_numpy() >= target)
-        out[name] = float(reached[0] + 1) if len(reached) else np.nan
+        curve = np.r_[0.0, cumulative.loc[name].to_numpy()]  # value by the end of month 0, 1, ..., 12
+        reached = np.flatnonzero(curve >= target)
+        if not len(reached):
+            out[name] = np.nan
+            continue
+        k = reached[0]  # within month k, linearly (a fractional month, as formulas.retained_payback_months)
+        out[name] = float(k - 1 + (target - curve[k - 1]) / (curve[k] - curve[k - 1])) if k else 0.0
     return pd.Series(out).reindex(cac.index)

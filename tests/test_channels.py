@@ -80,8 +80,12 @@ def test_ltv_cac_puts_the_channels_in_the_order_of_their_quality(world, costs):
     assert order == ["store", "tmall", "ads"]
     assert (table["ltv_cac_low"] < table["ltv_cac"]).all() and (table["ltv_cac"] < table["ltv_cac_high"]).all()
     assert table.loc["ads", "ltv_cac_high"] < table.loc["store", "ltv_cac_low"]  # clearly apart
-    assert table.loc["store", "payback_months"] <= table.loc["ads", "payback_months"] or \
-        np.isnan(table.loc["ads", "payback_months"])
+    # At 40 the first order pays it back everywhere; at 150 the better channel's customers pay it
+    # back sooner, and the worst channel's may not within the first year.
+    dear = costs.assign(spend=150.0 * costs["new_customers"])
+    payback = ch.channel_economics(world, pred, observation_end=END, costs=dear)["payback_months"]
+    assert (table["payback_months"] < 1).all()
+    assert payback["store"] < payback["tmall"] and (payback["tmall"] < payback["ads"] or np.isnan(payback["ads"]))
 
 
 def test_the_cost_table_is_read_from_csv_or_yaml_and_checked(tmp_path):
@@ -108,3 +112,17 @@ def test_a_channel_column_is_found_by_its_usual_headers(header):
     from ltv_helpers.data.read import detect_columns
 
     assert detect_columns(["user_id", "order_time", "amount", header])["channel"] == header
+
+
+def test_payback_reads_the_first_year_by_hand():
+    """One customer: 100 on day 0, 100 on day 45, 100 on day 400. CAC 150 is reached halfway
+    through the second month (1.5); 250 is not reached in the first year (the order of day 400
+    is not in it)."""
+    tx = pd.DataFrame({"customer_id": ["a", "a", "a"], "order_date": pd.to_datetime(["2023-01-01", "2023-02-15",
+                                                                                      "2024-02-05"]),
+                       "amount": [100.0, 100.0, 100.0], "channel": ["tmall", "app", "app"]})
+    pred = pd.DataFrame({"clv": [10.0]}, index=["a"])
+    for cac, months in ((150.0, 1.5), (250.0, np.nan)):
+        costs = pd.DataFrame({"channel": ["tmall"], "month": ["2023-01"], "spend": [cac], "new_customers": [1]})
+        got = ch.channel_economics(tx, pred, observation_end="2024-12-31", costs=costs).loc["tmall", "payback_months"]
+        assert got == pytest.approx(months, nan_ok=True)
