@@ -10,6 +10,7 @@ The file (see ``reports/clients.example.yaml``)::
         currency: CNY
         language: zh
 
+(``cac:`` an acquisition-cost table; ``baseline: false`` no check of the client's last report)
 is validated whole before anything runs; then the clients are rendered in parallel worker
 processes, a client that fails does not stop the others, and the run ends with a table of every
 client's status, seconds, report and (for a failure) the notebook and the reason.
@@ -35,7 +36,7 @@ CLIENT_KEYS = {
     "source": "source", **{o.yaml: o.parameter for o in OPTIONS if not o.is_column}, "limits": "limits",
     "horizon_months": "horizon_months", "gross_margin": "gross_margin",
     "annual_discount_rate": "annual_discount_rate", "currency": "currency", "language": "language",
-    "title": "title", "columns": None, "parameters": None,
+    "title": "title", "cac": "cac", "baseline": "baseline_dir", "columns": None, "parameters": None,
 }
 _CHOICES = {o.yaml: o.choices for o in OPTIONS if o.choices and o.python != "dayfirst"}
 #: Roles of ``columns:`` and the collection notebook's parameter for each.
@@ -44,7 +45,8 @@ TOP_KEYS = ("output", "clients")
 #: A client's name is its folder name: letters (any script), digits, ``.``, ``_`` and ``-``.
 CLIENT_NAME = re.compile(r"^[\w][\w.-]*$")
 #: The steps of one client's run, for the progress bar.
-STEPS = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation", "05_summary", "report.pdf")
+STEPS = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation", "06_channels", "07_monitoring",
+         "05_summary", "report.pdf")  # a step a client skips is counted when it finishes
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,12 @@ def _client_parameters(name: str, entry) -> dict:
     for key, value in entry.items():
         if value is None:
             continue
-        if key in ("source", "query", "encoding", "sheet", "date_format", "currency", "title"):
+        if key in ("source", "query", "encoding", "sheet", "date_format", "currency", "title", "cac"):
+            _text(name, key, value)
+        elif key == "baseline":  # false: no check of the last report; a run folder: that run
+            if value is False:
+                params["baseline_dir"] = None
+                continue
             _text(name, key, value)
         elif key == "observation_end":
             if isinstance(value, (dt.date, dt.datetime)):

@@ -191,3 +191,100 @@ def _payback(tx: pd.DataFrame, customers: pd.DataFrame, cac: pd.Series, observat
         k = reached[0]  # within month k, linearly (a fractional month, as formulas.retained_payback_months)
         out[name] = float(k - 1 + (target - curve[k - 1]) / (curve[k] - curve[k - 1])) if k else 0.0
     return pd.Series(out).reindex(cac.index)
+
+
+#: Where channel tables and the new customers' value land in a run folder (notebook 06).
+CHANNELS_FILE = "channels.parquet"
+CURVES_FILE = "value_curves.parquet"
+
+
+def new_customer_values(forecast, history: pd.DataFrame, channel: pd.Series, *, horizon: float,
+                        gross_margin: float, annual_discount_rate: float) -> tuple[pd.Series, str | None]:
+    """The value over ``horizon`` (the model's time units) of a customer who has just made a first
+    purchase, per channel: from the forecast's model refitted with the channel as a covariate
+    (:func:`ltv_helpers.models.fit` with ``covariates``), so each channel has its own purchase and
+    dropout rates. When that fit is not possible (a model without covariates, a channel too small to
+    estimate), the forecast model's one value for all channels and the reason."""
+    from ltv_helpers import models
+
+    fitted = forecast.model
+    values = dict(gross_margin=gross_margin, annual_discount_rate=annual_discount_rate)
+    names = sorted(channel.unique())
+    reason = None
+    if len(names) > 1:
+        try:
+            covariate = models.fit(history.assign(**{CHANNEL: channel.to_numpy()}), model=fitted.model,
+                                   covariates=[CHANNEL], unit_days=fitted.unit_days)
+            table = covariate.new_customer_value(horizon=horizon, **values)
+            by_level = {str(i).split("=", 1)[-1]: v for i, v in table["clv"].items()}
+            return pd.Series(by_level).reindex(names), None
+        except LTVError as exc:
+            reason = str(exc)
+    one = float(fitted.new_customer_value(horizon=horizon, **values)["clv"])
+    return pd.Series(one, index=names), reason
+
+
+def channel_report(transactions: pd.DataFrame, forecast, *, observation_end, costs=None, draws: int = 100,
+                   cohort: str = "M") -> tuple[pd.DataFrame, pd.DataFrame, str | None]:
+    """The channel section of a report run from its collected transactions and its forecast
+    (:func:`ltv_helpers.models.load_forecast`): :func:`channel_economics` with the forecast's
+    intervals by channel (its own model error) and the value of a new customer per channel
+    (:func:`new_customer_values`), the :func:`value_curves` per ``cohort``, and why the new
+    customers' value is one for all channels (None when it is per channel)."""
+    from ltv_helpers import models
+    from ltv_helpers.data import customer_history
+
+    facts = forecast.facts
+    fitted = forecast.model
+    horizon_days = int(facts["horizon_months"]) * 365.25 / 12
+    values = dict(gross_margin=float(facts["gross_margin"]), annual_discount_rate=float(facts["annual_discount_rate"]))
+    tx, customers = _orders(transactions)
+    history = customer_history(transactions, observation_end=observation_end)
+    history.index = history.index.astype("str")
+    channel = customers[CHANNEL].reindex(history.index).fillna("unknown")
+    totals = models.intervals(fitted, history, horizon=horizon_days / fitted.unit_days, groups=channel, draws=draws,
+                              model_error=forecast.model_error, **values)
+    table = channel_economics(transactions, forecast.predictions, observation_end=observation_end, costs=costs,
+                              intervals=totals)
+    new, reason = new_customer_values(forecast, history, channel, horizon=horizon_days / fitted.unit_days, **values)
+    position = table.columns.get_loc("predicted_value_high") + 1
+    table.insert(position, "new_customer_value", new.reindex(table.index))
+    return table, _curves(tx, customers, observation_end, VALUE_DAYS, cohort), reason
+
+
+def clear_gap(table: pd.DataFrame) -> dict | None:
+    """The channel whose LTV/CAC is clearly below every other's (its interval's top under each
+    other channel's interval's bottom), with its numbers and the others'; None when none is."""
+    need = {"ltv_cac", "ltv_cac_low", "ltv_cac_high"}
+    if not need <= set(table.columns):
+        return None
+    rows = table.dropna(subset=sorted(need))
+    if len(rows) < 2:
+        return None
+    low = rows["ltv_cac"].idxmin()
+    others = rows.drop(index=low)
+    if not (rows.loc[low, "ltv_cac_high"] < others["ltv_cac_low"]).all():
+        return None
+    return {"channel": str(low), "ratio": float(rows.loc[low, "ltv_cac"]),
+            "low": float(rows.loc[low, "ltv_cac_low"]), "high": float(rows.loc[low, "ltv_cac_high"]),
+            "others": {str(k): float(v) for k, v in others["ltv_cac"].items()}}
+
+
+def channel_markdown(table: pd.DataFrame, one_value: str | None, *, observation_end, months: int,
+                     language: str = "en") -> str:
+    """What the channel table shows, in sentences (Markdown)."""
+    from ltv_helpers.labels import (CHANNEL_COST_MONTHS, CHANNEL_COSTS, CHANNEL_NO_COSTS, CHANNEL_NOTE,
+                                    NEW_VALUE_NOTE, NEW_VALUE_ONE, label, markdown)
+
+    end = str(pd.Timestamp(observation_end).date())
+    parts = [markdown(CHANNEL_NOTE, language, end=end, months=months)]
+    parts.append(markdown(NEW_VALUE_NOTE, language, months=months) if one_value is None
+                 else markdown(NEW_VALUE_ONE, language, reason=one_value.rstrip(".")) + ".")
+    if "spend" in table:
+        parts.append(markdown(CHANNEL_COSTS, language))
+        unpriced = [label(str(c), language) for c in table.index[table["spend"].isna()]]
+        if unpriced:
+            parts.append(markdown(CHANNEL_COST_MONTHS, language, channels=", ".join(unpriced)))
+    else:
+        parts.append(label(CHANNEL_NO_COSTS, language))
+    return " ".join(parts)

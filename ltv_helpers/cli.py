@@ -93,6 +93,8 @@ def _report(args) -> int:
         from ltv_helpers.options import from_arguments
 
         given = [key for part in from_arguments(args) for key in part]
+        given += [key for key, value in (("cac", args.cac), ("baseline", args.baseline),
+                                         ("baseline: false", args.no_baseline)) if value]
         if given:
             raise LTVError(f"--config takes every client's reading options from the file; put {given[0]} "
                            "in the client's entry instead of on the command line.")
@@ -105,9 +107,12 @@ def _report(args) -> int:
 
     params = {"client": args.client, "source": args.source, "language": args.language,
               **notebook_parameters(*from_arguments(args))}
-    for key, value in (("currency", args.currency), ("title", args.title)):
+    for key, value in (("currency", args.currency), ("title", args.title), ("cac", args.cac),
+                       ("baseline_dir", args.baseline)):
         if value is not None:
             params[key] = value
+    if args.no_baseline:
+        params["baseline_dir"] = None
     for item in args.param or []:
         key, sep, value = item.partition("=")
         if not sep:
@@ -238,6 +243,12 @@ def main(argv: list[str] | None = None) -> int:
     report.add_argument("--currency", help="currency shown on money axes, e.g. CNY")
     report.add_argument("--language", default="en", choices=["en", "zh"])
     report.add_argument("--no-pdf", action="store_true", help="write report.html only")
+    report.add_argument("--cac", metavar="FILE", help="acquisition-cost table (CSV or YAML: channel, month, spend "
+                        "and/or new_customers) for the channels' CAC, LTV/CAC and payback")
+    last = report.add_mutually_exclusive_group()
+    last.add_argument("--baseline", metavar="RUN", help="the earlier run folder to check (default: the newest "
+                      "complete run in --output whose data end before this run's)")
+    last.add_argument("--no-baseline", action="store_true", help="do not check the last report")
     add_arguments(report)
     report.add_argument("-p", "--param", action="append",
                         help="any other notebook parameter, KEY=VALUE (JSON values allowed), repeatable")

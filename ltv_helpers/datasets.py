@@ -170,6 +170,37 @@ def synthetic_transactions(
     return df
 
 
+#: Three acquisition channels of known quality (BG/NBD purchase and dropout parameters, in days):
+#: "store" customers buy most often and stay longest, "tmall" buy as often with more dropout,
+#: "ads" buy least.
+CHANNEL_QUALITY = {"store": {"alpha": 6.0, "a": 0.6, "b": 6.0}, "tmall": {"alpha": 6.0, "a": 1.0, "b": 3.0},
+                   "ads": {"alpha": 20.0, "a": 1.0, "b": 3.0}}
+
+
+def synthetic_channels(n_per_channel: int = 3_000, *, seed: int = 40, costs_per_customer: float | None = 40.0):
+    """A world of three acquisition channels of known quality (:data:`CHANNEL_QUALITY`): order
+    lines with a ``channel`` column (ids ``<channel>-<n>``; one later order in seven is made in an
+    "app" channel, so only the first order tells the acquisition channel), and the acquisition-cost
+    table that goes with it (channel, month, spend, new_customers; ``costs_per_customer`` per new
+    customer, None: no table). Returns (transactions, costs)."""
+    parts = []
+    for i, (channel, params) in enumerate(CHANNEL_QUALITY.items()):
+        tx = synthetic_transactions(n_per_channel, seed=seed + i, **params)
+        tx[CUSTOMER_ID] = channel + "-" + tx[CUSTOMER_ID].astype(str)
+        tx["channel"] = channel
+        parts.append(tx)
+    tx = pd.concat(parts, ignore_index=True)
+    later = tx.groupby(CUSTOMER_ID).cumcount() > 0
+    tx.loc[later & (tx.index % 7 == 0), "channel"] = "app"
+    if costs_per_customer is None:
+        return tx, None
+    first = tx.sort_values(ORDER_DATE, kind="stable").drop_duplicates(CUSTOMER_ID)
+    costs = (first.assign(month=first[ORDER_DATE].dt.to_period("M").astype(str))
+             .groupby(["channel", "month"]).size().rename("new_customers").reset_index())
+    costs["spend"] = costs_per_customer * costs["new_customers"]
+    return tx, costs
+
+
 def synthetic_opportunities(n_customers: int, *, opportunities: int, seed: int, alpha: float = 1.2,
                             beta: float = 0.75, gamma: float = 0.66, delta: float = 2.8,
                             unit_days: float = 7.0) -> pd.DataFrame:

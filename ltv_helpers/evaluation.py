@@ -333,9 +333,7 @@ def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame) ->
             "unit_days": result.summary.attrs.get("unit_days", 1.0),
             "models": {name: m.to_dict() for name, m in result.fitted.items()},
             # Python's JSON writes floats exactly (pandas' to_json rounds them to 10 digits).
-            "model_errors": {name: {**{k: v for k, v in vars(e).items() if k != "origins"},
-                                    "origins": e.origins.to_dict(orient="split")}
-                             for name, e in result.model_errors.items()}}
+            "model_errors": {name: e.to_dict() for name, e in result.model_errors.items()}}
     names = BACKTEST_FILES
     (folder / names[0]).unlink(missing_ok=True)  # a half-written set is never read
     paths = [write_parquet(result.predictions, folder / names[1]),
@@ -356,13 +354,7 @@ def load_backtest(folder) -> BacktestResult | None:
         summary.attrs = {"unit_days": spec["unit_days"], "backtest_freq": spec["freq"],
                          "transactions": spec["transactions"]}
         metrics = pd.read_parquet(folder / BACKTEST_FILES[3])
-        errors = {}
-        for name, e in spec["model_errors"].items():
-            split = e.pop("origins")
-            origins = pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
-            if "cutoff" in origins:
-                origins["cutoff"] = [pd.Timestamp(c).date() for c in origins["cutoff"]]  # dates, as model_errors makes
-            errors[name] = ModelError(origins=origins, **e)
+        errors = {name: ModelError.from_dict(e) for name, e in spec["model_errors"].items()}
         return BacktestResult(pd.read_parquet(folder / BACKTEST_FILES[1]), metrics, summary,
                               {name: mdl.model_from_dict(d) for name, d in spec["models"].items()},
                               pd.Timestamp(spec["calibration_end"]), pd.Timestamp(spec["observation_end"]),
@@ -437,6 +429,29 @@ class ModelError:
         """The relative standard deviation of total purchases from model error (about the share a
         total may miss by, one time in three)."""
         return float(np.sqrt(self.purchases_var))
+
+    def scaled(self, horizon_days: float) -> ModelError:
+        """The same model error for a forecast ``horizon_days`` long: the variances in proportion
+        to the horizon, the rule :func:`model_error` scales its holdouts by."""
+        from dataclasses import replace
+
+        ratio = float(horizon_days) / self.horizon_days
+        return replace(self, horizon_days=float(horizon_days), purchases_var=self.purchases_var * ratio,
+                       revenue_var=self.revenue_var * ratio)
+
+    def to_dict(self) -> dict:
+        """Plain JSON values (the origins as pandas' "split" form); :meth:`from_dict` reads them."""
+        return {**{k: v for k, v in vars(self).items() if k != "origins"},
+                "origins": self.origins.to_dict(orient="split")}
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> ModelError:
+        spec = dict(spec)
+        split = spec.pop("origins")
+        origins = pd.DataFrame(split["data"], index=split["index"], columns=split["columns"])
+        if "cutoff" in origins:
+            origins["cutoff"] = [pd.Timestamp(c).date() for c in origins["cutoff"]]  # dates, as model_errors makes
+        return cls(origins=origins, **spec)
 
 
 def model_error(transactions: pd.DataFrame, *, as_of, horizon_days: float, model: str = "bgnbd",

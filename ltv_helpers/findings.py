@@ -3,7 +3,8 @@ written from them, in English or Chinese.
 
 The four stage notebooks write their results to the run folder (``collection.json``,
 ``transactions.parquet``, ``segments.parquet``, ``prediction.json``, ``evaluation.json``,
-``evaluation_metrics.parquet``); :func:`headline` collects the numbers an executive reads first,
+``evaluation_metrics.parquet``) and, where the run has them, the channel table (``channels.parquet``)
+and the check of the last report (``monitoring.json``); :func:`headline` collects the numbers an executive reads first,
 and :func:`cards`, :func:`findings` and :func:`tier_summary` turn them into the page; :func:`load_run`
 reads the files once for all of them.
 """
@@ -21,9 +22,11 @@ import pandas as pd
 from ltv_helpers import data
 from ltv_helpers import segments as sg
 from ltv_helpers.labels import money  # noqa: F401 (findings.money is public)
-from ltv_helpers.labels import (FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
-                                 FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_ONE_TIME, label,
-                                 markdown, md_escape)
+from ltv_helpers.channels import CHANNELS_FILE, clear_gap
+from ltv_helpers.labels import (FINDING_CHANNEL, FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
+                                FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_MONITORING, FINDING_ONE_TIME,
+                                label, markdown, md_escape)
+from ltv_helpers.monitoring import MONITORING_FILE
 from ltv_helpers.schema import LTVError
 
 #: The files of a run the summary page reads; the forecast's are absent when the data allow none.
@@ -60,6 +63,10 @@ class Headline:
     total_error_pct: float = np.nan
     baseline: str | None = None
     baseline_mae: float = np.nan
+    # LTV operations: the channel whose LTV/CAC is clearly below the others' (channels.clear_gap),
+    # and the check of the last report (monitoring.json).
+    channel_gap: dict | None = None
+    monitoring: dict | None = None
 
     @property
     def gain(self) -> float:
@@ -80,6 +87,9 @@ class RunFiles:
     prediction: dict
     evaluation: dict
     metrics: pd.DataFrame
+    # LTV operations, where the run has them: the channel table and the check of the last report.
+    channels: pd.DataFrame | None = None
+    monitoring: dict | None = None
 
 
 def load_run(run_dir) -> RunFiles:
@@ -93,11 +103,14 @@ def load_run(run_dir) -> RunFiles:
     history = data.customer_history(transactions, observation_end=meta["observation_end"])
     tiers = (pd.read_parquet(run_dir / "segments.parquet")["tier"].astype(pd.CategoricalDtype(sg.TIERS))
              .reindex(history.index))
-    if not forecast:  # collection and segmentation only: no model could forecast this data
-        return RunFiles(transactions, meta, history, tiers, None, None, None)
     read_json = lambda name: json.loads((run_dir / name).read_text(encoding="utf-8"))  # noqa: E731
+    operations = dict(
+        channels=pd.read_parquet(run_dir / CHANNELS_FILE) if (run_dir / CHANNELS_FILE).is_file() else None,
+        monitoring=read_json(MONITORING_FILE) if (run_dir / MONITORING_FILE).is_file() else None)
+    if not forecast:  # collection and segmentation only: no model could forecast this data
+        return RunFiles(transactions, meta, history, tiers, None, None, None, **operations)
     return RunFiles(transactions, meta, history, tiers, read_json("prediction.json"), read_json("evaluation.json"),
-                    pd.read_parquet(run_dir / "evaluation_metrics.parquet"))
+                    pd.read_parquet(run_dir / "evaluation_metrics.parquet"), **operations)
 
 
 def _run(run) -> RunFiles:
@@ -118,6 +131,7 @@ def headline(run) -> Headline:
         high_revenue_share=float(history.loc[tiers == "high value", "revenue"].sum() / revenue),
         risk_customers=int((tiers == "churn risk").sum()),
         risk_revenue_share=float(history.loc[tiers == "churn risk", "revenue"].sum() / revenue))
+    base.update(channel_gap=None if run.channels is None else clear_gap(run.channels), monitoring=run.monitoring)
     if prediction is None:
         return Headline(**base)
     end = pd.Timestamp(meta["observation_end"])
@@ -215,7 +229,7 @@ def _card_grid(items) -> str:
 
 
 def findings(h: Headline, language: str = "en") -> list[str]:
-    """Three to five sentences written from the numbers, most important first."""
+    """Three to seven sentences written from the numbers, most important first."""
     pct = lambda v: f"{v:.0%}"  # noqa: E731
     out = [label(FINDING_CONCENTRATION, language).format(
         top20=pct(h.top20_share), high=f"{h.high_customers:,}", high_share=pct(h.high_share),
@@ -224,6 +238,7 @@ def findings(h: Headline, language: str = "en") -> list[str]:
     if h.risk_customers:
         out.append(label(FINDING_CHURN_RISK, language).format(
             risk=f"{h.risk_customers:,}", risk_revenue=pct(h.risk_revenue_share)))
+    out += _operations_findings(h, language)
     if h.purchases is None:
         return out
     if h.past_revenue > 0:
@@ -242,6 +257,29 @@ def findings(h: Headline, language: str = "en") -> list[str]:
                   pct=f"{abs(h.total_error_pct):.1f}%")}
     if not np.isnan(h.gain):  # a model the evaluation did not test has no holdout finding
         out.append(label(FINDING_MODEL_BETTER if h.gain > 0 else FINDING_MODEL_WORSE, language).format(**values))
+    return out
+
+
+def _operations_findings(h: Headline, language: str) -> list[str]:
+    """The findings of LTV operations: how the last report's forecast held, and a channel whose
+    customers clearly do not return their acquisition cost as the others do."""
+    from ltv_helpers.monitoring import verdict
+
+    out = []
+    m = h.monitoring
+    if m is not None:
+        watch = m.get("watchlist")
+        out.append(label(FINDING_MONITORING, language).format(
+            before=m["baseline_observation_end"], end=m["window_end"], predicted=f"{m['predicted_purchases']:,.0f}",
+            actual=f"{m['actual_purchases']:,}",
+            verdict=label(verdict(m["actual_purchases"], m["purchases_low"], m["purchases_high"]), language),
+            watch=f"{watch['customers']:,}" if watch else "–"))
+    gap = h.channel_gap
+    if gap is not None:
+        others = ", ".join(f"{label(name, language)} {value:.1f}" for name, value in gap["others"].items())
+        out.append(label(FINDING_CHANNEL, language).format(
+            channel=label(gap["channel"], language), ratio=f"{gap['ratio']:.1f}", low=f"{gap['low']:.1f}",
+            high=f"{gap['high']:.1f}", others=others))
     return out
 
 

@@ -195,6 +195,55 @@ FINDING_MODEL_WORSE = ("On the last {holdout} days of history the {model} foreca
                        "per customer, no better than the simple baseline {baseline}: read the forecast "
                        "with caution.")
 
+#: "Since the last report" (ltv_helpers.monitoring): the last forecast, tier migrations, the watch list.
+MONITORING_HEADER = ("Last report: run {run}, data to {before} · this report: data to {end} · {days} days "
+                     "between them · money in {currency}")
+MONITORING_CHECK = ("From {start} to {end} the last report expected its {customers} customers to buy on {predicted} "
+                    "days (90% interval {low} to {high}); they bought on {actual}, {verdict}. It expected "
+                    "{revenue} of revenue ({revenue_low} to {revenue_high}); they spent {revenue_actual}.")
+MONITORING_NEW = ("{new} customers bought for the first time in these days ({revenue}); they are not in the check, "
+                  "which is of the last forecast, made for the customers of the time.")
+MONITORING_UNMEASURED = ("The last report could not measure its model's error on its own history, so these "
+                         "intervals allow for the parameters and the customers' luck only.")
+MIGRATION_NOTE = ("Customers by their tier in the last report (rows) and in this one (columns); {kept} of the "
+                  "{both} customers in both kept their tier, and {high_kept} of the {high} high-value customers "
+                  "are still high value.")
+WATCH_NOTE = ("{count} customers were high value in the last report and their probability of being active has "
+              "fallen below {threshold} since; the last report counted on {value} from them over its horizon. "
+              "The {shown} with most at stake are listed under pseudonyms; watchlist.csv in the run folder "
+              "holds them all with their ids, for the CRM.")
+WATCH_NONE = ("No customer who was high value in the last report has fallen below a probability of being active "
+              "of {threshold} since.")
+WATCH_NO_FORECAST = ("This run has no forecast, so there are no new probabilities of being active to watch; the "
+                     "watch list waits for the next report with one.")
+NO_BASELINE = ("There is no earlier run of this client to check: the next report rendered into this client's "
+               "folder checks this one.")
+FINDING_MONITORING = ("The last report (data to {before}) expected its customers to buy on {predicted} days by "
+                      "{end}; they bought on {actual}, {verdict}; {watch} high-value customers are slipping away "
+                      "(the watch list).")
+
+#: "Channels and acquisition" (ltv_helpers.channels).
+CHANNEL_NOTE = ("Each customer belongs to the channel of their first order. Realised value: revenue per customer "
+                "in the 365 days from the first order, for the customers acquired at least a year before {end}. "
+                "Predicted value: CLV per customer over the next {months} months, with its 90% interval.")
+CHANNEL_COSTS = ("CAC: acquisition spend per new customer in the cost table's months. LTV/CAC: (realised "
+                 "first-year value + predicted value) / CAC, with the predicted value's interval. Payback: the "
+                 "months of first-year value that add up to the CAC (– when the first year does not).")
+CHANNEL_NO_COSTS = ("Without an acquisition-cost table the table shows value only; `ltv report --cac costs.csv` "
+                    "(channel, month, spend and/or new_customers) adds CAC, LTV/CAC and payback.")
+CHANNEL_COST_MONTHS = ("The cost table has no spend for: {channels}; their CAC and LTV/CAC stay empty.")
+CURVES_NOTE = ("Realised value per customer 30, 90, 180 and 365 days after the first order, by channel and "
+               "acquisition {cohort}; a cohort too young for a column shows –.")
+NEW_VALUE_NOTE = ("Value of a new customer: what a customer who has just made a first order is worth over the "
+                  "next {months} months, from the model refitted with the channel as a covariate (each channel its "
+                  "own purchase and dropout rates).")
+NEW_VALUE_ONE = ("Value of a new customer: the model's one value for every channel, since a fit with the channel "
+                 "as a covariate was not possible here ({reason})")
+NO_CHANNEL = ("The data have no channel column, so customers cannot be split by the channel that brought them; "
+              "pass --channel <column> when the export has one.")
+FINDING_CHANNEL = ("Customers acquired through {channel} return {ratio} times their acquisition cost (90% "
+                   "interval {low} to {high}), clearly below the other channels, whose LTV/CAC is {others}.")
+
 LABELS: dict[str, dict[str, str]] = {
     # data quality table
     "lines read": {"zh": "读取行数"},
@@ -596,6 +645,86 @@ LABELS: dict[str, dict[str, str]] = {
     "on RFM and tenure features, trained on the previous window (as long as the holdout, or the second half of "
     "the calibration period if that is shorter, scaled up)": {
         "zh": "基于RFM与客户年龄特征，在上一个时间窗（与保留期等长；若校准期较短则取其后半段并按比例放大）上训练"},
+    # since the last report
+    MONITORING_HEADER: {"zh": "上一份报告：运行 {run}，数据截至 {before} · 本报告：数据截至 {end} · 间隔 {days} 天 · "
+                              "货币 {currency}"},
+    MONITORING_CHECK: {"zh": "从 {start} 到 {end}，上一份报告预计其 {customers} 位客户会在 {predicted} 天购买（90% 区间 "
+                             "{low} 至 {high}）；实际购买 {actual} 天，{verdict}。预计销售额 {revenue}（{revenue_low} 至 "
+                             "{revenue_high}）；实际消费 {revenue_actual}。"},
+    MONITORING_NEW: {"zh": "这段时间有 {new} 位客户首次购买（{revenue}）；他们不在检验之内，因为上一次预测针对的是当时的客户。"},
+    MONITORING_UNMEASURED: {"zh": "上一份报告未能在自身历史上测出模型误差，因此这些区间只考虑了参数不确定性和客户个体的随机性。"},
+    MIGRATION_NOTE: {"zh": "客户在上一份报告中的分层（行）与本报告中的分层（列）；两次都在的 {both} 位客户中有 {kept} 位分层不变，"
+                           "{high} 位高价值客户中有 {high_kept} 位仍是高价值。"},
+    WATCH_NOTE: {"zh": "有 {count} 位客户在上一份报告中属于高价值，此后其活跃概率已跌破 {threshold}；上一份报告在其预测期内预计他们贡献 "
+                       "{value}。下表以化名列出涉及价值最高的 {shown} 位；运行文件夹中的 watchlist.csv 含全部客户及其 ID，供 CRM 使用。"},
+    WATCH_NONE: {"zh": "上一份报告中的高价值客户，此后没有人的活跃概率跌破 {threshold}。"},
+    WATCH_NO_FORECAST: {"zh": "本次运行没有预测，因此没有新的活跃概率可供预警；预警名单留待下一份有预测的报告。"},
+    NO_BASELINE: {"zh": "该客户没有更早的运行可供检验：下一份生成到该客户文件夹的报告会检验本报告。"},
+    FINDING_MONITORING: {"zh": "上一份报告（数据截至 {before}）预计其客户到 {end} 会在 {predicted} 天购买；实际购买 {actual} 天，"
+                               "{verdict}；{watch} 位高价值客户正在流失（见预警名单）。"},
+    "within the interval": {"zh": "在区间之内"},
+    "below the interval": {"zh": "低于区间"},
+    "above the interval": {"zh": "高于区间"},
+    "Since the last report": {"zh": "自上一份报告以来"},
+    "last report": {"zh": "上一份报告"},
+    "this report": {"zh": "本报告"},
+    "new since the last report": {"zh": "上次报告后新增"},
+    "not in this run": {"zh": "本次不在"},
+    "predicted_purchases": {"en": "predicted purchase days", "zh": "预测购买天数"},
+    "actual_purchases": {"en": "actual purchase days", "zh": "实际购买天数"},
+    "predicted_revenue": {"en": "predicted revenue", "zh": "预测销售额"},
+    "actual_revenue": {"en": "actual revenue", "zh": "实际销售额"},
+    "tier_before": {"en": "tier then", "zh": "当时分层"},
+    "tier_now": {"en": "tier now", "zh": "现在分层"},
+    "p_alive_before": {"en": "P(alive) then", "zh": "当时活跃概率"},
+    "p_alive_now": {"en": "P(alive) now", "zh": "现在活跃概率"},
+    "p_alive_change": {"en": "P(alive) change", "zh": "活跃概率变化"},
+    "value_at_stake": {"en": "value at stake", "zh": "涉及价值"},
+    "clv_now": {"en": "CLV now", "zh": "现在 CLV"},
+    "last_order": {"en": "last order", "zh": "末笔订单日期"},
+    # channels and acquisition
+    CHANNEL_NOTE: {"zh": "每位客户归入其首笔订单的渠道。已实现价值：首单起 365 天内每位客户的销售额，只计 {end} 前至少一年获客的客户。"
+                         "预测价值：未来 {months} 个月每位客户的 CLV 及其 90% 区间。"},
+    CHANNEL_COSTS: {"zh": "CAC：成本表所列月份中每位新客户的获客花费。LTV/CAC：（已实现首年价值 + 预测价值）/ CAC，区间取自预测价值的区间。"
+                          "回本月数：首年价值累计达到 CAC 所需的月数（首年未回本显示 –）。"},
+    CHANNEL_NO_COSTS: {"zh": "没有获客成本表时，表中只有价值；`ltv report --cac costs.csv`（channel、month、spend 和/或 new_customers）"
+                             "会加上 CAC、LTV/CAC 和回本月数。"},
+    CHANNEL_COST_MONTHS: {"zh": "成本表中没有以下渠道的花费：{channels}；它们的 CAC 和 LTV/CAC 为空。"},
+    CURVES_NOTE: {"zh": "首单后 30、90、180 和 365 天每位客户的已实现价值，按渠道和获客{cohort}；获客时间太短的同期群显示 –。"},
+    NEW_VALUE_NOTE: {"zh": "新客户价值：刚完成首单的客户在未来 {months} 个月的价值，来自以渠道为协变量重新拟合的模型（每个渠道有自己的购买率和流失率）。"},
+    NEW_VALUE_ONE: {"zh": "新客户价值：所有渠道使用模型的同一个值，因为此处无法以渠道为协变量拟合（{reason}）"},
+    NO_CHANNEL: {"zh": "数据中没有渠道列，无法按带来客户的渠道拆分；如果导出文件有渠道列，请传入 --channel <列名>。"},
+    FINDING_CHANNEL: {"zh": "通过{channel}获得的客户带来其获客成本的 {ratio} 倍（90% 区间 {low} 至 {high}），明显低于其他渠道"
+                            "（LTV/CAC 为 {others}）。"},
+    "Channels and acquisition": {"zh": "渠道与获客"},
+    "channel": {"zh": "渠道"},
+    "quarter": {"zh": "季度"},
+    "value_30d": {"en": "value, 30 days", "zh": "30 天价值"},
+    "value_90d": {"en": "value, 90 days", "zh": "90 天价值"},
+    "value_180d": {"en": "value, 180 days", "zh": "180 天价值"},
+    "value_365d": {"en": "realised value, first 365 days", "zh": "首年已实现价值"},
+    "predicted_value": {"en": "predicted value per customer", "zh": "每位客户预测价值"},
+    "predicted_value_low": {"en": "predicted value, low", "zh": "预测价值下限"},
+    "predicted_value_high": {"en": "predicted value, high", "zh": "预测价值上限"},
+    "new_customer_value": {"en": "value of a new customer", "zh": "新客户价值"},
+    "spend": {"en": "acquisition spend", "zh": "获客花费"},
+    "cac": {"en": "CAC", "zh": "获客成本 CAC"},
+    "ltv_cac": {"en": "LTV/CAC", "zh": "LTV/CAC"},
+    "ltv_cac_low": {"en": "LTV/CAC, low", "zh": "LTV/CAC 下限"},
+    "ltv_cac_high": {"en": "LTV/CAC, high", "zh": "LTV/CAC 上限"},
+    "payback_months": {"en": "payback, months", "zh": "回本月数"},
+    "unknown": {"zh": "未知"},
+    # the figures of both sections
+    "forecast": {"zh": "预测"},
+    "90% interval": {"zh": "90% 区间"},
+    "The last forecast of purchase days against what happened": {"zh": "上一次预测的购买天数与实际对比"},
+    "purchase days in the window": {"zh": "期间内的购买天数"},
+    "pays back its cost": {"zh": "收回获客成本"},
+    "LTV/CAC by acquisition channel": {"zh": "各获客渠道的 LTV/CAC"},
+    "Value per customer by acquisition channel": {"zh": "各获客渠道的每位客户价值"},
+    "value per customer": {"zh": "每位客户价值"},
+    "Realised value per customer since the first order": {"zh": "首单以来每位客户的已实现价值"},
+    "days since the first order": {"zh": "首单后天数"},
 }
 
 

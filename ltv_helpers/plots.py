@@ -653,3 +653,71 @@ def predicted_vs_actual(result, model: str, language: str = "en") -> plt.Figure:
     ax.set_ylabel(label("actual holdout purchases", language))
     fig.tight_layout()
     return fig
+
+
+def forecast_check(table: pd.DataFrame, language: str = "en") -> plt.Figure:
+    """The last report's forecast of purchase days per tier (bar, 90% interval as a line) against
+    the purchase days that happened (dot): :func:`ltv_helpers.monitoring.forecast_table`."""
+    from ltv_helpers.segments import group_name
+
+    names = [group_name(str(g), language) for g in table.index]
+    y = np.arange(len(table))
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(table) + 1.8))
+    colors = sns.color_palette()
+    ax.barh(y, table["predicted_purchases"], color=colors[0], alpha=0.35, label=label("forecast", language))
+    ax.hlines(y, table["purchases_low"], table["purchases_high"], color=colors[0], linewidth=2.5,
+              label=label("90% interval", language))
+    ax.plot(table["actual_purchases"], y, "o", color=colors[3], markersize=8, label=label("actual", language))
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    ax.set_xlim(0, max(table["purchases_high"].max(), table["actual_purchases"].max()) * 1.1)
+    return _finish(fig, ax, label("The last forecast of purchase days against what happened", language),
+                   label("purchase days in the window", language), "", loc="lower right")
+
+
+def channel_values(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
+    """Per acquisition channel (:func:`ltv_helpers.channels.channel_economics`): LTV/CAC with its
+    90% interval when the table has costs (a line at 1, where acquisition pays back), else the
+    realised first-year and predicted value per customer."""
+    names = [label(str(c), language) for c in table.index]
+    y = np.arange(len(table))
+    colors = sns.color_palette()
+    fig, ax = plt.subplots(figsize=(8, 0.6 * len(table) + 1.8))
+    if "ltv_cac" in table and table["ltv_cac"].notna().any():
+        ax.barh(y, table["ltv_cac"], color=colors[2])
+        if "ltv_cac_low" in table:
+            ax.hlines(y, table["ltv_cac_low"], table["ltv_cac_high"], color="black", linewidth=2,
+                      label=label("90% interval", language))
+        ax.axvline(1, color=colors[3], linestyle="--", linewidth=1, label=label("pays back its cost", language))
+        heading, xlabel = label("LTV/CAC by acquisition channel", language), label("LTV/CAC", language)
+    else:
+        history = table["value_365d"].fillna(0.0)
+        ax.barh(y - 0.2, history, height=0.4, color=colors[0], label=label("value_365d", language))
+        ax.barh(y + 0.2, table["predicted_value"], height=0.4, color=colors[2],
+                label=label("predicted_value", language))
+        if "predicted_value_low" in table:
+            ax.hlines(y + 0.2, table["predicted_value_low"], table["predicted_value_high"], color="black",
+                      linewidth=2, label=label("90% interval", language))
+        heading = label("Value per customer by acquisition channel", language)
+        xlabel = label("value per customer", language) + (f" ({currency})" if currency else "")
+    ax.set_yticks(y, names)
+    ax.invert_yaxis()
+    return _finish(fig, ax, heading, xlabel, "", loc="lower right")
+
+
+def value_curves(curves: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
+    """Realised value per customer 30-365 days after the first order, one line per channel
+    (customer-weighted over the cohorts old enough for each point)."""
+    columns = [c for c in curves.columns if c.startswith("value_")]
+    days = [int(c[len("value_"):-1]) for c in columns]
+    fig, ax = plt.subplots(figsize=(8, 4.2))
+    for channel, part in curves.groupby(level=0, sort=True):
+        points = [(d, np.average(part[c].dropna(), weights=part.loc[part[c].notna(), "customers"]))
+                  for d, c in zip(days, columns) if part[c].notna().any()]
+        if points:
+            ax.plot(*zip(*points), marker="o", label=label(str(channel), language))
+    ax.set_xticks(days)
+    ax.set_ylim(bottom=0)
+    return _finish(fig, ax, label("Realised value per customer since the first order", language),
+                   label("days since the first order", language),
+                   label("value per customer", language) + (f" ({currency})" if currency else ""), loc="upper left")

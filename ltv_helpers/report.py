@@ -21,6 +21,12 @@ TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
 PIPELINE = ("01_collection", "02_segmentation", "03_prediction", "04_evaluation")
 #: Runs after the four stages (it quotes them all); its page opens the report.
 SUMMARY_NOTEBOOK = "05_summary"
+#: The sections of LTV operations, after the four stages, each only where it has something to show:
+#: channels when the data have a channel column (and a forecast), the check of the last report when
+#: the client's folder holds an earlier run.
+CHANNELS_NOTEBOOK = "06_channels"
+MONITORING_NOTEBOOK = "07_monitoring"
+OPERATIONS = (CHANNELS_NOTEBOOK, MONITORING_NOTEBOOK)
 #: The stages a run skips when the data allow no forecast (no repeat buyers, too little history):
 #: the report then holds collection and segmentation, and says why there is no forecast.
 FORECAST_NOTEBOOKS = ("03_prediction", "04_evaluation")
@@ -263,7 +269,7 @@ def notebook_parameters() -> dict[str, set[str]]:
     import papermill
 
     return {name: set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb")))
-            for name in PIPELINE + (SUMMARY_NOTEBOOK,)}
+            for name in PIPELINE + OPERATIONS + (SUMMARY_NOTEBOOK,)}
 
 
 def report_parameters() -> set[str]:
@@ -382,10 +388,19 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     from ltv_helpers.datasets import BUNDLED
     from ltv_helpers.files import write_json
 
+    from ltv_helpers.channels import read_costs
+    from ltv_helpers.monitoring import check_client_folder
+
     parameters = check_parameters(dict(parameters or {}))  # before the run folder exists
     source = parameters.get("source")
     if isinstance(source, str) and "://" not in source and source not in BUNDLED:
         parameters["source"] = str(Path(source).resolve())  # the notebooks run in notebooks/
+    for key in ("cac", "baseline_dir"):
+        if isinstance(parameters.get(key), str) and parameters[key] != "auto":
+            parameters[key] = str(Path(parameters[key]).resolve())
+    if parameters.get("cac") is not None:
+        read_costs(parameters["cac"])  # a cost table that cannot be read stops the run before it starts
+    check_client_folder(check_output(output), parameters.get("client"))
     language = parameters.get("language", "en")
     run = new_run_dir(output)
     started = time.time()
@@ -418,9 +433,9 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
 
     from ltv_helpers.files import write_json
 
-    blocker = None
-    for name in PIPELINE + (SUMMARY_NOTEBOOK,):
-        if blocker is not None and name in FORECAST_NOTEBOOKS:
+    blocker, operations = None, set()
+    for name in PIPELINE + OPERATIONS + (SUMMARY_NOTEBOOK,):
+        if (blocker is not None and name in FORECAST_NOTEBOOKS) or (name in OPERATIONS and name not in operations):
             continue
         if progress is not None:
             progress(name)
@@ -437,6 +452,8 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
             stamp["forecast"] = blocker is None
             if blocker is not None:
                 stamp["no_forecast"] = str(blocker)
+            operations = _operations(run, parameters, forecast=blocker is None)
+            write_json(run / "run.json", stamp)  # the baseline chosen, before the notebooks that use it
     stamp["seconds"] = round(time.time() - started, 1)
     write_json(run / "run.json", stamp)  # the footer quotes the notebooks' time
     html = assemble_report(run, language)
@@ -445,6 +462,37 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
             progress("report.pdf")
         print_pdf(html)
     return html
+
+
+def _operations(run: Path, parameters: dict, *, forecast: bool) -> set[str]:
+    """The LTV-operations notebooks this run adds (:data:`OPERATIONS`), once its data are
+    collected: the channels when the data have a channel column (an acquisition-cost table without
+    one is refused) and a forecast; the check of the last report when the client's folder holds an
+    earlier run of the same client, currency and columns (another is refused in one sentence) and
+    ``baseline_dir`` is not None. The baseline chosen is recorded in ``parameters``."""
+    import json
+
+    from ltv_helpers.monitoring import check_baseline, find_baseline
+    from ltv_helpers.schema import CHANNEL
+
+    meta = json.loads((run / "collection.json").read_text(encoding="utf-8"))
+    out = set()
+    has_channel = CHANNEL in meta.get("columns", {})
+    if parameters.get("cac") is not None and not has_channel:
+        raise LTVError("An acquisition-cost table was given (--cac) but the data have no channel column to match it "
+                       "with; pass --channel <column name>.")
+    if has_channel and forecast:
+        out.add(CHANNELS_NOTEBOOK)
+    baseline = parameters.get("baseline_dir", "auto")
+    if baseline == "auto":
+        baseline = find_baseline(run.parent, observation_end=meta["observation_end"])
+    if baseline is not None:
+        check_baseline(baseline, meta, parameters.get("client"))
+        parameters["baseline_dir"] = str(baseline)
+        out.add(MONITORING_NOTEBOOK)
+    else:
+        parameters.pop("baseline_dir", None)
+    return out
 
 
 def _forecast_blocker(run: Path, parameters: dict):
@@ -491,6 +539,9 @@ def footer(run_dir, stamp: dict, language: str = "en") -> dict:
         params["source"] = Path(source).name  # the file, not the consultant's folders
     elif isinstance(source, str):
         params["source"] = _database_name(source)
+    for key in ("cac", "baseline_dir"):  # the file and the run, not the consultant's folders
+        if isinstance(params.get(key), str):
+            params[key] = Path(params[key]).name
     return {
         "title": label("How this report was made", language),
         "rows": [
@@ -529,9 +580,9 @@ def assemble_report(run_dir, language: str = "en") -> Path:
     summary = nbformat.read(run_dir / f"{SUMMARY_NOTEBOOK}.ipynb", as_version=4)
     cells = _client_cells(summary, language)
     sections, appendix, toc, appendix_toc = [], [], [], []
-    for i, name in enumerate(PIPELINE, start=1):
-        if name in FORECAST_NOTEBOOKS and not (run_dir / f"{name}.ipynb").is_file():
-            continue  # a run whose data allow no forecast
+    for i, name in enumerate(PIPELINE + OPERATIONS, start=1):
+        if not (run_dir / f"{name}.ipynb").is_file():
+            continue  # a run whose data allow no forecast, a section with nothing to show
         nb = nbformat.read(run_dir / f"{name}.ipynb", as_version=4)
         body, extra = split_appendix(_client_cells(nb, language))
         section_toc = _anchor_headings(body, f"s{i}")
@@ -759,7 +810,7 @@ def screenshots(html, out_dir=None, *, width: int = 1280) -> list[Path]:
             const foot = document.querySelector('footer');
             return [0, ...marks, foot ? y(foot) + foot.offsetHeight : document.body.scrollHeight];
         }""")
-        sections = [name for name in PIPELINE if (html.parent / f"{name}.ipynb").is_file()]
+        sections = [name for name in PIPELINE + OPERATIONS if (html.parent / f"{name}.ipynb").is_file()]
         names = (["00_summary", *sections, f"{len(sections) + 1:02d}_appendix"])[:len(tops) - 1]
         for name, top, bottom in zip(names, tops, tops[1:]):
             path = out / f"{name}.png"

@@ -9,42 +9,31 @@ import pytest
 from ltv_helpers import channels as ch
 from ltv_helpers import models
 from ltv_helpers.data import rfm_summary
-from ltv_helpers.datasets import synthetic_transactions
+from ltv_helpers.datasets import CHANNEL_QUALITY, synthetic_channels
 from ltv_helpers.schema import LTVError
 
-#: Three channels of different quality, known in the generator: "store" customers buy most often,
-#: "tmall" as often with more dropout, "ads" least; all cost 40 per new customer.
-QUALITY = {"store": {"alpha": 6.0, "a": 0.6, "b": 6.0}, "tmall": {"alpha": 6.0, "a": 1.0, "b": 3.0},
-           "ads": {"alpha": 20.0, "a": 1.0, "b": 3.0}}
 END = "2024-12-31"
 
 
 @pytest.fixture(scope="module")
-def world():
-    parts = []
-    for i, (channel, params) in enumerate(QUALITY.items()):
-        tx = synthetic_transactions(3_000, seed=40 + i, **params)
-        tx["customer_id"] = channel + "-" + tx["customer_id"].astype(str)
-        tx["channel"] = channel
-        parts.append(tx)
-    tx = pd.concat(parts, ignore_index=True)
-    later = tx.groupby("customer_id").cumcount() > 0
-    tx.loc[later & (tx.index % 7 == 0), "channel"] = "app"  # later orders elsewhere: the first one counts
-    return tx
+def world_and_costs():
+    # Three channels of known quality (datasets.CHANNEL_QUALITY), all costing 40 per new customer.
+    return synthetic_channels(3_000, seed=40)
 
 
 @pytest.fixture(scope="module")
-def costs(world):
-    first = world.groupby("customer_id")["order_date"].min().dt.to_period("M").astype(str)
-    acquired = pd.DataFrame({"channel": ch.acquisition_channels(world).reindex(first.index), "month": first})
-    table = acquired.groupby(["channel", "month"]).size().rename("new_customers").reset_index()
-    table["spend"] = 40.0 * table["new_customers"]
-    return table
+def world(world_and_costs):
+    return world_and_costs[0]
+
+
+@pytest.fixture(scope="module")
+def costs(world_and_costs):
+    return world_and_costs[1]
 
 
 def test_the_channel_of_the_first_order_is_the_acquisition_channel(world):
     got = ch.acquisition_channels(world)
-    assert set(got.unique()) == set(QUALITY) and len(got) == 9_000
+    assert set(got.unique()) == set(CHANNEL_QUALITY) and len(got) == 9_000
     assert (got.index.str.split("-").str[0] == got.to_numpy()).all()
     with pytest.raises(LTVError, match="no channel column"):
         ch.acquisition_channels(world.drop(columns="channel"))

@@ -131,6 +131,9 @@ from ltv_helpers.models.rows import (  # noqa: F401
 # Contractual retention: fit_sbg is a model like the others.
 from ltv_helpers.models.sbg import SBGModel, fit_sbg  # noqa: F401
 from ltv_helpers.models.serialize import (  # noqa: F401
+    FORECAST_FILES,
+    Forecast,
+    load_forecast,
     load_model,
     model_from_dict,
     save_predictions,
