@@ -288,3 +288,23 @@ def channel_markdown(table: pd.DataFrame, one_value: str | None, *, observation_
     else:
         parts.append(label(CHANNEL_NO_COSTS, language))
     return " ".join(parts)
+
+
+def channel_table(table: pd.DataFrame) -> pd.DataFrame:
+    """:func:`channel_report`'s table as a client reads it: best channel first (by LTV/CAC where
+    costs were given, else by predicted value), each interval as one column of text."""
+    def span(low: pd.Series, high: pd.Series, decimals: int) -> pd.Series:
+        text = low.map(f"{{:,.{decimals}f}}".format) + "–" + high.map(f"{{:,.{decimals}f}}".format)
+        return text.where(low.notna() & high.notna(), "–")
+
+    out = table[["customers", "value_365d", "predicted_value"]].copy()
+    if "predicted_value_low" in table:
+        out["predicted value, 90% interval"] = span(table["predicted_value_low"], table["predicted_value_high"], 0)
+    out["new_customer_value"] = table["new_customer_value"]
+    if "cac" in table:
+        out[["spend", "cac", "ltv_cac"]] = table[["spend", "cac", "ltv_cac"]]
+        if "ltv_cac_low" in table:
+            out["LTV/CAC, 90% interval"] = span(table["ltv_cac_low"], table["ltv_cac_high"], 1)
+        out["payback_months"] = table["payback_months"]
+    key = "ltv_cac" if "ltv_cac" in out and out["ltv_cac"].notna().any() else "predicted_value"
+    return out.sort_values(key, ascending=False, kind="stable")

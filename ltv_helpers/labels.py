@@ -210,8 +210,8 @@ MIGRATION_NOTE = ("Customers by their tier in the last report (rows) and in this
                   "are still high value.")
 WATCH_NOTE = ("{count} customers were high value in the last report and their probability of being active has "
               "fallen below {threshold} since; the last report counted on {value} from them over its horizon. "
-              "The {shown} with most at stake are listed under pseudonyms; watchlist.csv in the run folder "
-              "holds them all with their ids, for the CRM.")
+              "The {shown} with most at stake are listed under pseudonyms; the full list, with customer ids, "
+              "is the watch-list file delivered to the CRM team.")
 WATCH_NONE = ("No customer who was high value in the last report has fallen below a probability of being active "
               "of {threshold} since.")
 WATCH_NO_FORECAST = ("This run has no forecast, so there are no new probabilities of being active to watch; the "
@@ -223,17 +223,14 @@ FINDING_MONITORING = ("The last report (data to {before}) expected its customers
                       "(the watch list).")
 
 #: "Channels and acquisition" (ltv_helpers.channels).
-CHANNEL_NOTE = ("Each customer belongs to the channel of their first order. Realised value: revenue per customer "
-                "in the 365 days from the first order, for the customers acquired at least a year before {end}. "
+CHANNEL_NOTE = ("Realised value: revenue per customer in the 365 days from the first order, for the customers acquired at least a year before {end}. "
                 "Predicted value: CLV per customer over the next {months} months, with its 90% interval.")
 CHANNEL_COSTS = ("CAC: acquisition spend per new customer in the cost table's months. LTV/CAC: (realised "
                  "first-year value + predicted value) / CAC, with the predicted value's interval. Payback: the "
                  "months of first-year value that add up to the CAC (– when the first year does not).")
-CHANNEL_NO_COSTS = ("Without an acquisition-cost table the table shows value only; `ltv report --cac costs.csv` "
-                    "(channel, month, spend and/or new_customers) adds CAC, LTV/CAC and payback.")
+CHANNEL_NO_COSTS = ("No acquisition costs were given, so the table shows value only; with the spend (or the cost "
+                    "per new customer) per channel and month it adds CAC, LTV/CAC and payback.")
 CHANNEL_COST_MONTHS = ("The cost table has no spend for: {channels}; their CAC and LTV/CAC stay empty.")
-CURVES_NOTE = ("Realised value per customer 30, 90, 180 and 365 days after the first order, by channel and "
-               "acquisition {cohort}; a cohort too young for a column shows –.")
 NEW_VALUE_NOTE = ("Value of a new customer: what a customer who has just made a first order is worth over the "
                   "next {months} months, from the model refitted with the channel as a covariate (each channel its "
                   "own purchase and dropout rates).")
@@ -656,7 +653,7 @@ LABELS: dict[str, dict[str, str]] = {
     MIGRATION_NOTE: {"zh": "客户在上一份报告中的分层（行）与本报告中的分层（列）；两次都在的 {both} 位客户中有 {kept} 位分层不变，"
                            "{high} 位高价值客户中有 {high_kept} 位仍是高价值。"},
     WATCH_NOTE: {"zh": "有 {count} 位客户在上一份报告中属于高价值，此后其活跃概率已跌破 {threshold}；上一份报告在其预测期内预计他们贡献 "
-                       "{value}。下表以化名列出涉及价值最高的 {shown} 位；运行文件夹中的 watchlist.csv 含全部客户及其 ID，供 CRM 使用。"},
+                       "{value}。下表以化名列出涉及价值最高的 {shown} 位；含客户 ID 的完整名单以预警名单文件另行交给 CRM 团队。"},
     WATCH_NONE: {"zh": "上一份报告中的高价值客户，此后没有人的活跃概率跌破 {threshold}。"},
     WATCH_NO_FORECAST: {"zh": "本次运行没有预测，因此没有新的活跃概率可供预警；预警名单留待下一份有预测的报告。"},
     NO_BASELINE: {"zh": "该客户没有更早的运行可供检验：下一份生成到该客户文件夹的报告会检验本报告。"},
@@ -683,14 +680,13 @@ LABELS: dict[str, dict[str, str]] = {
     "clv_now": {"en": "CLV now", "zh": "现在 CLV"},
     "last_order": {"en": "last order", "zh": "末笔订单日期"},
     # channels and acquisition
-    CHANNEL_NOTE: {"zh": "每位客户归入其首笔订单的渠道。已实现价值：首单起 365 天内每位客户的销售额，只计 {end} 前至少一年获客的客户。"
+    CHANNEL_NOTE: {"zh": "已实现价值：首单起 365 天内每位客户的销售额，只计 {end} 前至少一年获客的客户。"
                          "预测价值：未来 {months} 个月每位客户的 CLV 及其 90% 区间。"},
     CHANNEL_COSTS: {"zh": "CAC：成本表所列月份中每位新客户的获客花费。LTV/CAC：（已实现首年价值 + 预测价值）/ CAC，区间取自预测价值的区间。"
                           "回本月数：首年价值累计达到 CAC 所需的月数（首年未回本显示 –）。"},
-    CHANNEL_NO_COSTS: {"zh": "没有获客成本表时，表中只有价值；`ltv report --cac costs.csv`（channel、month、spend 和/或 new_customers）"
+    CHANNEL_NO_COSTS: {"zh": "未提供获客成本，因此表中只有价值；提供各渠道每月的花费（或每位新客户的成本）后，"
                              "会加上 CAC、LTV/CAC 和回本月数。"},
     CHANNEL_COST_MONTHS: {"zh": "成本表中没有以下渠道的花费：{channels}；它们的 CAC 和 LTV/CAC 为空。"},
-    CURVES_NOTE: {"zh": "首单后 30、90、180 和 365 天每位客户的已实现价值，按渠道和获客{cohort}；获客时间太短的同期群显示 –。"},
     NEW_VALUE_NOTE: {"zh": "新客户价值：刚完成首单的客户在未来 {months} 个月的价值，来自以渠道为协变量重新拟合的模型（每个渠道有自己的购买率和流失率）。"},
     NEW_VALUE_ONE: {"zh": "新客户价值：所有渠道使用模型的同一个值，因为此处无法以渠道为协变量拟合（{reason}）"},
     NO_CHANNEL: {"zh": "数据中没有渠道列，无法按带来客户的渠道拆分；如果导出文件有渠道列，请传入 --channel <列名>。"},
@@ -706,6 +702,8 @@ LABELS: dict[str, dict[str, str]] = {
     "predicted_value": {"en": "predicted value per customer", "zh": "每位客户预测价值"},
     "predicted_value_low": {"en": "predicted value, low", "zh": "预测价值下限"},
     "predicted_value_high": {"en": "predicted value, high", "zh": "预测价值上限"},
+    "predicted value, 90% interval": {"zh": "预测价值 90% 区间"},
+    "LTV/CAC, 90% interval": {"zh": "LTV/CAC 90% 区间"},
     "new_customer_value": {"en": "value of a new customer", "zh": "新客户价值"},
     "spend": {"en": "acquisition spend", "zh": "获客花费"},
     "cac": {"en": "CAC", "zh": "获客成本 CAC"},

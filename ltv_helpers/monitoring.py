@@ -326,9 +326,7 @@ def migration_table(result: Monitoring, language: str = "en") -> pd.DataFrame:
 
     name = lambda v: label(v, language) if v in (NEW, GONE) else group_name(v, language)  # noqa: E731
     out = result.migrations.rename(index=name, columns=name)
-    out.index.name, out.columns.name = None, None
-    out.columns = pd.MultiIndex.from_product([[label("this report", language)], out.columns])
-    out.index = pd.MultiIndex.from_product([[label("last report", language)], out.index])
+    out.index.name, out.columns.name = label("last report", language), label("this report", language)
     return out
 
 

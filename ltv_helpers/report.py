@@ -876,7 +876,11 @@ SHARE_COLUMNS = {"p_alive", "retention", "margin"}
 MONEY_COLUMNS = {"revenue", "clv", "clv_low", "clv_high", "expected_spend", "expected_revenue",
                  "expected revenue", "revenue_low", "revenue_high", "average order value",
                  "average predicted CLV", "ml_expected_revenue", "spend_mae", "monetary_value",
-                 "simple LTV", "aov", "ltv", "ltv_after", "gain", "cost", "net_value"}
+                 "simple LTV", "aov", "ltv", "ltv_after", "gain", "cost", "net_value",
+                 # LTV operations: the check of the last report, the channels
+                 "predicted_revenue", "actual_revenue", "value_at_stake", "clv_now", "predicted_value",
+                 "predicted_value_low", "predicted_value_high", "new_customer_value", "value_30d", "value_90d",
+                 "value_180d", "value_365d", "spend", "cac"}
 
 
 def styled(table, language: str = "en", currency: str | None = None, *, decimals: int = 2):

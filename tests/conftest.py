@@ -15,7 +15,8 @@ from ltv_helpers.datasets import load_cdnow  # noqa: E402
 #: marked so; the modules that render notebooks or reports, and nbval's cells, are "notebooks".
 #: `make test-fast` runs the rest.
 SLOW_FIXTURES = {"postgres": "postgres", "spark": "spark", "chromium_path": "chromium"}
-NOTEBOOK_MODULES = {"test_report.py", "test_lessons.py", "test_deliverable.py", "test_batch.py", "test_lab.py"}
+NOTEBOOK_MODULES = {"test_report.py", "test_lessons.py", "test_deliverable.py", "test_batch.py", "test_lab.py",
+                    "test_operations.py"}
 
 
 def pytest_collection_modifyitems(config, items):
@@ -30,6 +31,20 @@ def pytest_collection_modifyitems(config, items):
 @pytest.fixture(scope="session")
 def cdnow():
     return load_cdnow()
+
+
+@pytest.fixture(scope="session")
+def monitored_demo(tmp_path_factory):
+    """The demo client (the bundled CDNOW) reported to 1998-03-31 and then to the data's end,
+    1998-06-30, into one client folder, as a consultant does month after month: the first run's
+    folder and the second run's report.html (with report.pdf where Chromium is installed). The
+    English deliverable's tests read the second report; the monitoring tests compare the two."""
+    from ltv_helpers.report import chromium, render_report
+
+    folder = tmp_path_factory.mktemp("demo-en")
+    first = render_report(folder, {"client": "demo", "language": "en", "observation_end": "1998-03-31"},
+                          pdf=False).parent
+    return first, render_report(folder, {"client": "demo", "language": "en"}, pdf=chromium() is not None)
 
 
 @pytest.fixture(scope="session")

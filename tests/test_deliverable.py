@@ -17,11 +17,15 @@ BODY_PAGES, APPENDIX_PAGES = 12, 8
 
 @pytest.fixture(scope="module", params=["en", "zh"])
 def demo(request, tmp_path_factory, chromium_path, pdftotext):
-    """The demo report (HTML and PDF) in one language: its language, HTML and the PDF's pages."""
+    """The demo report (HTML and PDF) in one language: its language, HTML and the PDF's pages. The
+    English one is a client's second report, with the check of the first ("Since the last report")."""
     from ltv_helpers.report import render_report
 
     language = request.param
-    html = render_report(tmp_path_factory.mktemp(f"demo-{language}"), {"client": "demo", "language": language})
+    if language == "en":
+        html = request.getfixturevalue("monitored_demo")[1]
+    else:
+        html = render_report(tmp_path_factory.mktemp(f"demo-{language}"), {"client": "demo", "language": language})
     pages = pdf_text(pdftotext, html.with_suffix(".pdf")).split("\f")
     if pages and not pages[-1].strip():
         pages = pages[:-1]
