@@ -25,6 +25,7 @@ from ltv_helpers.labels import money  # noqa: F401 (findings.money is public)
 from ltv_helpers.channels import CHANNELS_FILE, clear_gap
 from ltv_helpers.labels import (FINDING_CHANNEL, FINDING_CHURN_RISK, FINDING_CONCENTRATION, FINDING_FORECAST,
                                 FINDING_MODEL_BETTER, FINDING_MODEL_WORSE, FINDING_MONITORING, FINDING_ONE_TIME,
+                                FINDING_WATCH,
                                 label, markdown, md_escape)
 from ltv_helpers.monitoring import MONITORING_FILE
 from ltv_helpers.schema import LTVError
@@ -269,11 +270,13 @@ def _operations_findings(h: Headline, language: str) -> list[str]:
     m = h.monitoring
     if m is not None:
         watch = m.get("watchlist")
-        out.append(label(FINDING_MONITORING, language).format(
+        text = label(FINDING_MONITORING, language).format(
             before=m["baseline_observation_end"], end=m["window_end"], predicted=f"{m['predicted_purchases']:,.0f}",
             actual=f"{m['actual_purchases']:,}",
-            verdict=label(verdict(m["actual_purchases"], m["purchases_low"], m["purchases_high"]), language),
-            watch=f"{watch['customers']:,}" if watch else "–"))
+            verdict=label(verdict(m["actual_purchases"], m["purchases_low"], m["purchases_high"]), language))
+        if watch and watch["customers"]:  # none when this run has no forecast, or nobody slipped
+            text += label(FINDING_WATCH, language).format(watch=f"{watch['customers']:,}")
+        out.append(text)
     gap = h.channel_gap
     if gap is not None:
         others = ", ".join(f"{label(name, language)} {value:.1f}" for name, value in gap["others"].items())

@@ -219,8 +219,8 @@ WATCH_NO_FORECAST = ("This run has no forecast, so there are no new probabilitie
 NO_BASELINE = ("There is no earlier run of this client to check: the next report rendered into this client's "
                "folder checks this one.")
 FINDING_MONITORING = ("The last report (data to {before}) expected its customers to buy on {predicted} days by "
-                      "{end}; they bought on {actual}, {verdict}; {watch} high-value customers are slipping away "
-                      "(the watch list).")
+                      "{end}; they bought on {actual}, {verdict}.")
+FINDING_WATCH = " {watch} of its high-value customers are slipping away (the watch list)."
 
 #: "Channels and acquisition" (ltv_helpers.channels).
 CHANNEL_NOTE = ("Realised value: revenue per customer in the 365 days from the first order, for the customers acquired at least a year before {end}. "
@@ -658,7 +658,8 @@ LABELS: dict[str, dict[str, str]] = {
     WATCH_NO_FORECAST: {"zh": "本次运行没有预测，因此没有新的活跃概率可供预警；预警名单留待下一份有预测的报告。"},
     NO_BASELINE: {"zh": "该客户没有更早的运行可供检验：下一份生成到该客户文件夹的报告会检验本报告。"},
     FINDING_MONITORING: {"zh": "上一份报告（数据截至 {before}）预计其客户到 {end} 会在 {predicted} 天购买；实际购买 {actual} 天，"
-                               "{verdict}；{watch} 位高价值客户正在流失（见预警名单）。"},
+                               "{verdict}。"},
+    FINDING_WATCH: {"zh": "其中 {watch} 位高价值客户正在流失（见预警名单）。"},
     "within the interval": {"zh": "在区间之内"},
     "below the interval": {"zh": "低于区间"},
     "above the interval": {"zh": "高于区间"},
@@ -712,6 +713,7 @@ LABELS: dict[str, dict[str, str]] = {
     "ltv_cac_high": {"en": "LTV/CAC, high", "zh": "LTV/CAC 上限"},
     "payback_months": {"en": "payback, months", "zh": "回本月数"},
     "unknown": {"zh": "未知"},
+    "customer": {"zh": "客户"},
     # the figures of both sections
     "forecast": {"zh": "预测"},
     "90% interval": {"zh": "90% 区间"},

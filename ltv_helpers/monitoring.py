@@ -32,6 +32,9 @@ WATCH_THRESHOLD = 0.5
 WATCHED_TIER = "high value"
 NEW = "new since the last report"
 GONE = "not in this run"
+#: The column roles whose mapping changes what a purchase or its amount is: a baseline read with
+#: another mapping of one of them is not comparable (a channel column added later is).
+COMPARED_ROLES = ("customer_id", "order_date", "amount", "order_id", "quantity", "unit_price")
 #: The files a run needs to serve as a baseline (notebooks 01-03).
 BASELINE_FILES = ("run.json", "collection.json", "transactions.parquet", "segments.parquet",
                   "predictions.parquet", "prediction.json", "model.json")
@@ -50,22 +53,22 @@ def check_client_folder(output, client: str) -> None:
     """Refuse a client's folder whose newest run belongs to another client (one sentence): the
     runs of two clients never share a folder, so one's report never becomes the other's baseline."""
     latest = Path(output) / "latest"
-    stamp = _stamp(latest) if latest.is_dir() else {}
-    other = stamp.get("parameters", {}).get("client")
-    if other is not None and other != client:
+    other = _meta(latest).get("client") if (latest / "collection.json").is_file() else None
+    if client is not None and other is not None and other != client:
         raise LTVError(f"{Path(output)} holds the runs of client {other!r}, not {client!r}; give each client "
                        "its own --output folder.")
 
 
 def runs(client_dir) -> list[Path]:
-    """The complete runs of a client's folder that can serve as a baseline, newest first."""
+    """The complete runs of a client's folder that can serve as a baseline, newest data first (of
+    two runs with the same data end, the later run)."""
     client_dir = Path(client_dir)
     if not client_dir.is_dir():
         return []
     found = [p for p in client_dir.iterdir()
              if p.is_dir() and not p.is_symlink() and all((p / f).is_file() for f in BASELINE_FILES)
              and _stamp(p).get("status") == "complete"]
-    return sorted(found, key=lambda p: p.name, reverse=True)
+    return sorted(found, key=lambda p: (pd.Timestamp(_meta(p)["observation_end"]), p.name), reverse=True)
 
 
 def _meta(run_dir: Path) -> dict:
@@ -82,17 +85,27 @@ def find_baseline(client_dir, *, observation_end) -> Path | None:
     return None
 
 
-def check_baseline(baseline_dir, meta: dict, client: str) -> None:
-    """Refuse ``baseline_dir`` as the baseline of a run of ``client`` whose collection metadata is
-    ``meta``, in one sentence: another client, another currency, other columns, or data that do
-    not end before the new run's."""
+def check_baseline(baseline_dir, meta: dict, client: str | None = None, *, folder=None) -> None:
+    """Refuse ``baseline_dir`` as the baseline of a run whose collection metadata is ``meta`` (of
+    ``client``, default ``meta``'s), in one sentence: not a complete run (of the client's
+    ``folder``, when given), another client, another currency, another reading of the columns
+    that make purchases and amounts (:data:`COMPARED_ROLES`), or data that do not end before the
+    new run's."""
     baseline_dir = Path(baseline_dir)
     missing = [f for f in BASELINE_FILES if not (baseline_dir / f).is_file()]
     if missing:
         raise LTVError(f"{baseline_dir.name} cannot be the baseline: it has no {', '.join(missing)} (a run without a "
                        "forecast, or made by an older toolkit).")
+    if folder is not None and baseline_dir.resolve().parent != Path(folder).resolve():
+        raise LTVError(f"The baseline {baseline_dir} is not a run of this client's folder {folder}; a report is only "
+                       "checked against the earlier runs beside it.")
+    status = _stamp(baseline_dir).get("status")
+    if status != "complete":
+        raise LTVError(f"{baseline_dir.name} cannot be the baseline: the run is {status or 'without a run.json'}, "
+                       "not complete.")
     old = _meta(baseline_dir)
-    old_client = _stamp(baseline_dir).get("parameters", {}).get("client", old.get("client"))
+    old_client = old.get("client")
+    client = meta.get("client") if client is None else client
     advice = "; pass --no-baseline to report without the comparison, or use a new --output folder."
     if old_client != client:
         raise LTVError(f"The last run {baseline_dir.name} is of client {old_client!r}, not {client!r}: two clients are "
@@ -100,9 +113,9 @@ def check_baseline(baseline_dir, meta: dict, client: str) -> None:
     if (old.get("currency") or "") != (meta.get("currency") or ""):
         raise LTVError(f"The last run {baseline_dir.name} counted money in {old.get('currency') or 'no currency'}, "
                        f"this run in {meta.get('currency') or 'no currency'}{advice}")
-    if old.get("columns") != meta.get("columns"):
-        changed = sorted(set(old.get("columns", {}).items()) ^ set(meta.get("columns", {}).items()))
-        role = changed[0][0] if changed else "?"
+    roles = lambda m: {k: v for k, v in m.get("columns", {}).items() if k in COMPARED_ROLES}  # noqa: E731
+    if roles(old) != roles(meta):
+        role = sorted(set(roles(old).items()) ^ set(roles(meta).items()))[0][0]
         raise LTVError(f"The last run {baseline_dir.name} read the export with other columns ({role}: "
                        f"{old.get('columns', {}).get(role, 'none')} then, {meta.get('columns', {}).get(role, 'none')} "
                        f"now){advice}")
@@ -163,7 +176,7 @@ def compare(baseline_dir, run_dir, *, threshold: float = WATCH_THRESHOLD, draws:
         raise LTVError(f"The watch list's threshold is a probability between 0 and 1, got {threshold}.")
     baseline_dir, run_dir = Path(baseline_dir), Path(run_dir)
     transactions, meta = data.load_collection(run_dir)
-    check_baseline(baseline_dir, meta, _stamp(run_dir).get("parameters", {}).get("client", meta.get("client")))
+    check_baseline(baseline_dir, meta)
     old_tx, old_meta = data.load_collection(baseline_dir)
     before = pd.Timestamp(old_meta["observation_end"])
     end = pd.Timestamp(meta["observation_end"])
@@ -195,12 +208,12 @@ def compare(baseline_dir, run_dir, *, threshold: float = WATCH_THRESHOLD, draws:
     new_tiers = _tiers(run_dir)
     migrations = _migrations(old_tiers, new_tiers)
     first = transactions.groupby(transactions[CUSTOMER_ID].astype("str"))[ORDER_DATE].min()
-    new_ids = first.index[first.dt.normalize() >= start]
+    new_ids = first.index[(first.dt.normalize() >= start).to_numpy() & ~first.index.isin(history.index)]
     new = purchase_days(transactions, new_ids, start=start, end=end)
     watch = None
     if (run_dir / "predictions.parquet").is_file():
         current = models.load_forecast(run_dir).predictions
-        watch = _watchlist(forecast.predictions, current, old_tiers, new_tiers, history, transactions, threshold)
+        watch = _watchlist(forecast.predictions, current, old_tiers, new_tiers, transactions, threshold)
     facts = {
         "baseline_run": baseline_dir.name, "baseline_observation_end": str(before.date()),
         "window_start": str(start.date()), "window_end": str(end.date()), "window_days": int(window_days),
@@ -224,20 +237,24 @@ def _migrations(old: pd.Series, new: pd.Series) -> pd.DataFrame:
 
 
 def _watchlist(old_pred: pd.DataFrame, new_pred: pd.DataFrame, old_tiers: pd.Series, new_tiers: pd.Series,
-               history: pd.DataFrame, transactions: pd.DataFrame, threshold: float) -> pd.DataFrame:
+               transactions: pd.DataFrame, threshold: float) -> pd.DataFrame:
     """High-value customers of the baseline whose P(alive) fell from at least ``threshold`` to
-    below it, with the value the baseline expected of them at stake, most valuable first."""
+    below it, with the value the baseline expected of them at stake, most valuable first, and
+    their orders, revenue and last order to this run's data end."""
     ids = old_pred.index.intersection(new_pred.index)
     before, now = old_pred.loc[ids, "p_alive"], new_pred.loc[ids, "p_alive"]
     hit = (old_tiers.reindex(ids) == WATCHED_TIER) & (before >= threshold) & (now < threshold)
     ids = ids[hit.to_numpy()]
-    last = transactions.groupby(transactions[CUSTOMER_ID].astype("str"))[ORDER_DATE].max()
+    key = transactions[CUSTOMER_ID].astype("str")
+    mine = transactions[key.isin(ids).to_numpy()]  # their orders to this run's data end
+    per = mine.groupby(key[key.isin(ids)].to_numpy()).agg(orders=(ORDER_DATE, "size"), revenue=(AMOUNT, "sum"),
+                                                          last=(ORDER_DATE, "max"))
     out = pd.DataFrame({
         "tier_before": old_tiers.reindex(ids).astype("str"), "tier_now": new_tiers.reindex(ids).astype("str"),
         "p_alive_before": before[ids], "p_alive_now": now[ids], "p_alive_change": now[ids] - before[ids],
         "value_at_stake": old_pred.loc[ids, "clv"], "clv_now": new_pred.loc[ids, "clv"],
-        "orders": history.loc[ids, "orders"], "revenue": history.loc[ids, "revenue"],
-        "last_order": last.reindex(ids).dt.date})
+        "orders": per["orders"].reindex(ids), "revenue": per["revenue"].reindex(ids),
+        "last_order": per["last"].reindex(ids).dt.date})
     out.index.name = CUSTOMER_ID
     return out.sort_values("value_at_stake", ascending=False, kind="stable")
 
@@ -343,13 +360,17 @@ def watch_markdown(result: Monitoring, language: str = "en", *, shown: int = 20)
                     value=money(watch["value_at_stake"].sum(), f["currency"]), shown=f"{min(shown, len(watch)):,}")
 
 
-def watch_table(result: Monitoring, *, client: str, shown: int = 20) -> pd.DataFrame | None:
-    """The watch list's first ``shown`` customers for the report: pseudonyms, never raw ids."""
+def watch_table(result: Monitoring, *, client: str, shown: int = 20, language: str = "en") -> pd.DataFrame | None:
+    """The watch list's first ``shown`` customers for the report: pseudonyms, never raw ids; the
+    tiers in ``language``."""
     from ltv_helpers.report import pseudonymize
+    from ltv_helpers.segments import group_name
 
     watch = result.watchlist
     if watch is None or watch.empty:
         return None
     top = watch.head(shown).drop(columns=["orders"])
+    for column in ("tier_before", "tier_now"):
+        top[column] = top[column].map(lambda v: group_name(v, language) if isinstance(v, str) else v)
     top.index = pd.Index(pseudonymize(top.index, client=client).to_numpy(), name="customer")
     return top

@@ -483,15 +483,14 @@ def _operations(run: Path, parameters: dict, *, forecast: bool) -> set[str]:
                        "with; pass --channel <column name>.")
     if has_channel and forecast:
         out.add(CHANNELS_NOTEBOOK)
-    baseline = parameters.get("baseline_dir", "auto")
-    if baseline == "auto":
-        baseline = find_baseline(run.parent, observation_end=meta["observation_end"])
+    given = parameters.get("baseline_dir", "auto")
+    baseline = find_baseline(run.parent, observation_end=meta["observation_end"]) if given == "auto" else given
     if baseline is not None:
-        check_baseline(baseline, meta, parameters.get("client"))
-        parameters["baseline_dir"] = str(baseline)
+        check_baseline(baseline, meta, folder=run.parent)
+        parameters["baseline_dir"] = str(Path(baseline).resolve())  # the notebooks run in notebooks/
         out.add(MONITORING_NOTEBOOK)
-    else:
-        parameters.pop("baseline_dir", None)
+    elif given == "auto":
+        parameters.pop("baseline_dir", None)  # nothing to check; --no-baseline stays recorded
     return out
 
 

@@ -115,3 +115,20 @@ def test_payback_reads_the_first_year_by_hand():
         costs = pd.DataFrame({"channel": ["tmall"], "month": ["2023-01"], "spend": [cac], "new_customers": [1]})
         got = ch.channel_economics(tx, pred, observation_end="2024-12-31", costs=costs).loc["tmall", "payback_months"]
         assert got == pytest.approx(months, nan_ok=True)
+
+
+def test_hostile_channel_names_stay_text_in_the_report(world):
+    from ltv_helpers.report import styled
+
+    evil = '<img src=x onerror=alert(1)>'
+    tx = world.assign(channel=world["channel"].replace({"ads": evil, "tmall": "=HYPERLINK(\"http://x\")"}))
+    summary = rfm_summary(tx, observation_end=END)
+    fitted = models.fit(summary, model="bgnbd")
+    pred = fitted.predict(summary, horizon=365)
+    costs = pd.DataFrame({"channel": ["store"], "month": ["2023-01"], "spend": [100.0]})
+    table = ch.channel_economics(tx, pred, observation_end=END, costs=costs)
+    table["new_customer_value"] = 1.0
+    page = styled(ch.channel_table(table)).to_html()
+    text = ch.channel_markdown(table, "a <b>reason</b>", observation_end=END, months=12)
+    assert "<img" not in page and "&lt;img" in page
+    assert "<img" not in text and "<b>" not in text

@@ -5,12 +5,14 @@ say, never against the toolkit's own outputs alone."""
 
 import json
 import re
+from pathlib import Path
 
 import pandas as pd
 import pytest
 from lifetimes import BetaGeoFitter, ModifiedBetaGeoFitter, ParetoNBDFitter
 
 from ltv_helpers import monitoring as mo
+from ltv_helpers import report
 from ltv_helpers.datasets import load_cdnow, synthetic_channels
 from ltv_helpers.report import render_report
 from ltv_helpers.schema import LTVError
@@ -107,7 +109,7 @@ def test_the_watch_list_matches_its_rule_and_its_ids_stay_out_of_the_report(runs
     assert not any(f">{i}<" in text for i in shown), "a raw customer id in the report"
 
 
-def test_a_baseline_of_another_client_currency_or_columns_is_refused(runs):
+def test_a_baseline_of_another_client_currency_or_columns_is_refused(runs, tmp_path):
     first, second, _ = runs
     meta = json.loads((second / "collection.json").read_text(encoding="utf-8"))
     mo.check_baseline(first, meta, "demo")
@@ -119,13 +121,41 @@ def test_a_baseline_of_another_client_currency_or_columns_is_refused(runs):
         mo.check_baseline(first, {**meta, "columns": {**meta["columns"], "amount": "实付金额"}}, "demo")
     with pytest.raises(LTVError, match="not before this run's 1998-06-30"):
         mo.check_baseline(second, meta, "demo")
+    mo.check_baseline(first, {**meta, "columns": {**meta["columns"], "channel": "渠道"}})  # a channel added later
+    with pytest.raises(LTVError, match="is not a run of this client's folder"):
+        mo.check_baseline(first, meta, folder=tmp_path)
     with pytest.raises(LTVError, match=r"holds the runs of client 'demo', not 'acme'; give each client its own"):
         render_report(first.parent, {"client": "acme", "source": "cdnow_sample"}, pdf=False)
 
 
-def test_the_baseline_is_the_newest_run_that_ends_before(runs, tmp_path):
+def test_the_baseline_is_the_newest_run_that_ends_before(runs, tmp_path, monkeypatch):
+    import shutil
+
     first, second, _ = runs
     assert mo.runs(first.parent) == [second, first]
+    # Runs are ordered by their data's end: a later rerun of March is not newer than June.
+    folder = tmp_path / "client"
+    for name, run in (("2026-01-01_000000", second), ("2026-02-01_000000", first)):
+        shutil.copytree(run, folder / name, ignore=shutil.ignore_patterns("*.ipynb", "*.html", "*.pdf"))
+    assert [p.name for p in mo.runs(folder)] == ["2026-01-01_000000", "2026-02-01_000000"]
+    assert mo.find_baseline(folder, observation_end="1998-07-31").name == "2026-01-01_000000"
+    stamp = json.loads((folder / "2026-01-01_000000" / "run.json").read_text(encoding="utf-8"))
+    (folder / "2026-01-01_000000" / "run.json").write_text(json.dumps({**stamp, "status": "failed"}))
+    assert mo.find_baseline(folder, observation_end="1998-07-31").name == "2026-02-01_000000"
+    with pytest.raises(LTVError, match="the run is failed, not complete"):
+        mo.check_baseline(folder / "2026-01-01_000000", {"client": "demo", "observation_end": "1998-07-31"})
+    # A report run in a relative --output hands its notebooks (which run in notebooks/) an absolute baseline.
+    new = folder / "2026-03-01_000000"
+    new.mkdir()
+    meta = json.loads((second / "collection.json").read_text(encoding="utf-8"))
+    (new / "collection.json").write_text(json.dumps({**meta, "observation_end": "1998-07-31"}), encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    params = {"client": "demo"}
+    assert report._operations(Path("client") / new.name, params, forecast=True) == {"07_monitoring"}
+    assert params["baseline_dir"] == str(folder / "2026-02-01_000000") and Path(params["baseline_dir"]).is_absolute()
+    params = {"client": "demo", "baseline_dir": None}  # --no-baseline: nothing checked, the choice recorded
+    assert report._operations(Path("client") / new.name, params, forecast=True) == set()
+    assert params == {"client": "demo", "baseline_dir": None}
     assert mo.find_baseline(first.parent, observation_end=END) == first  # a rerun of June compares with March
     assert mo.find_baseline(first.parent, observation_end="1998-07-31") == second
     assert mo.find_baseline(first.parent, observation_end=BEFORE) is None
