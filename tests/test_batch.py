@@ -263,6 +263,25 @@ clients:
                               "observation_end": "2024-06-30", "gross_margin": 0.35}
 
 
+def test_config_takes_the_cost_table_and_the_baseline(tmp_path):
+    path = _config(tmp_path, """
+output: reports
+clients:
+  acme: {source: a.csv, cac: costs/获客.csv}
+  beta: {source: b.csv, baseline: false}
+  gamma: {source: c.csv, baseline: reports/gamma/2026-11-01_090000}
+  delta: {source: d.csv, baseline: null}
+""")
+    params = {job.name: job.parameters for job in load_config(path)}
+    assert params["acme"] == {"client": "acme", "source": "a.csv", "cac": "costs/获客.csv"}
+    assert params["beta"] == {"client": "beta", "source": "b.csv", "baseline_dir": None}
+    assert params["gamma"]["baseline_dir"] == "reports/gamma/2026-11-01_090000"
+    assert params["delta"] == {"client": "delta", "source": "d.csv"}  # null: the newest earlier run
+    bad = _config(tmp_path, "output: reports\nclients:\n  acme: {source: a.csv, baseline: true}\n")
+    with pytest.raises(LTVError, match="baseline must be text"):
+        load_config(bad)
+
+
 def test_the_shipped_example_config_is_valid():
     jobs = load_config(Path(__file__).resolve().parents[1] / "reports" / "clients.example.yaml")
     assert [j.name for j in jobs] == ["cdnow-demo", "cdnow-sample-zh"]
@@ -284,12 +303,6 @@ def test_headline_numbers_recomputed_from_the_run_files(batch):
 
 
 # --------------------------------------------------------------------------- hostile configs
-
-def _config(tmp_path, text):
-    path = tmp_path / "clients.yaml"
-    path.write_text(text, encoding="utf-8")
-    return path
-
 
 def test_a_yaml_alias_bomb_is_refused_at_once(tmp_path):
     lines = ["output: out", "clients:", "  a: &a {source: cdnow, parameters: {models: [x, x, x, x, x, x, x, x, x, x]}}"]

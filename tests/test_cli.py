@@ -68,6 +68,12 @@ def test_report_passes_typed_parameters(monkeypatch, tmp_path, capsys):
     assert main(["report", "o.csv", "--client", "a", "--output", "x", "--no-pdf"]) == 0 and seen["pdf"] is False
     assert main(["report", "o.csv", "--client", "a", "--output", "x", "-p", "nonsense"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    assert main(["report", "o.csv", "--client", "a", "--output", "x", "--cac", "c.csv", "--no-baseline"]) == 0
+    assert seen["params"]["cac"] == "c.csv" and seen["params"]["baseline_dir"] is None
+    assert main(["report", "o.csv", "--client", "a", "--output", "x", "--baseline", "x/run"]) == 0
+    assert seen["params"]["baseline_dir"] == "x/run" and "cac" not in seen["params"]
+    assert main(["report", "--config", "c.yaml", "--cac", "c.csv"]) == 2
+    assert "put cac in the client's entry" in capsys.readouterr().err
 
 
 def test_report_on_an_unusable_file_is_one_sentence(tmp_path, capsys):
