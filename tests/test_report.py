@@ -372,7 +372,8 @@ def _fake_notebooks(monkeypatch):
     from ltv_helpers import report
 
     def fake(name, run, parameters):
-        (Path(run) / "collection.json").write_text('{"input_sha256": "abc"}')
+        (Path(run) / "collection.json").write_text('{"input_sha256": "abc", "observation_end": "2020-01-01", '
+                                                   '"client": "x", "columns": {}}')
 
     def page(run_dir, language="en"):
         (Path(run_dir) / "report.html").write_text("<html></html>")
