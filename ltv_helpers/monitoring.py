@@ -347,7 +347,7 @@ def migration_table(result: Monitoring, language: str = "en") -> pd.DataFrame:
     return out
 
 
-def watch_markdown(result: Monitoring, language: str = "en", *, shown: int = 20) -> str:
+def watch_markdown(result: Monitoring, language: str = "en", *, shown: int = 15) -> str:
     from ltv_helpers.labels import WATCH_NO_FORECAST, WATCH_NONE, WATCH_NOTE, markdown, money
 
     watch, f = result.watchlist, result.facts
@@ -360,7 +360,7 @@ def watch_markdown(result: Monitoring, language: str = "en", *, shown: int = 20)
                     value=money(watch["value_at_stake"].sum(), f["currency"]), shown=f"{min(shown, len(watch)):,}")
 
 
-def watch_table(result: Monitoring, *, client: str, shown: int = 20, language: str = "en") -> pd.DataFrame | None:
+def watch_table(result: Monitoring, *, client: str, shown: int = 15, language: str = "en") -> pd.DataFrame | None:
     """The watch list's first ``shown`` customers for the report: pseudonyms, never raw ids; the
     tiers in ``language``."""
     from ltv_helpers.report import pseudonymize
@@ -369,8 +369,8 @@ def watch_table(result: Monitoring, *, client: str, shown: int = 20, language: s
     watch = result.watchlist
     if watch is None or watch.empty:
         return None
-    top = watch.head(shown).drop(columns=["orders"])
-    for column in ("tier_before", "tier_now"):
-        top[column] = top[column].map(lambda v: group_name(v, language) if isinstance(v, str) else v)
+    # Every one was high value then, and the change is the difference of the two: the CSV has them.
+    top = watch.head(shown)[["tier_now", "p_alive_before", "p_alive_now", "value_at_stake", "clv_now", "last_order"]]
+    top["tier_now"] = top["tier_now"].map(lambda v: group_name(v, language) if isinstance(v, str) else v)
     top.index = pd.Index(pseudonymize(top.index, client=client).to_numpy(), name="customer")
     return top

@@ -174,12 +174,12 @@ def test_costs_without_a_channel_column_are_refused_in_one_sentence(tmp_path):
 
 
 def test_a_client_with_channels_and_costs_gets_the_channel_section(tmp_path):
-    tx, costs = synthetic_channels(1_500, seed=40)
+    tx, costs = synthetic_channels(1_000, seed=40)
     tx.to_csv(tmp_path / "orders.csv", index=False)
     costs.to_csv(tmp_path / "cac.csv", index=False)
     html = render_report(tmp_path / "shop", {"client": "shop", "source": str(tmp_path / "orders.csv"),
-                                             "cac": str(tmp_path / "cac.csv"), "currency": "CNY", "draws": 30},
-                         pdf=False)
+                                             "cac": str(tmp_path / "cac.csv"), "currency": "CNY", "draws": 30,
+                                             "model": "bgnbd"}, pdf=False)
     run = html.parent
     table = pd.read_parquet(run / "channels.parquet")
     assert table["ltv_cac"].sort_values(ascending=False).index.tolist() == ["store", "tmall", "ads"]
