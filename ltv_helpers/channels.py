@@ -123,61 +123,116 @@ def read_costs(source) -> pd.DataFrame:
     return table[list(COST_COLUMNS)].reset_index(drop=True)
 
 
+def acquisition_groups(transactions: pd.DataFrame, cohort: str | None = None) -> pd.Series:
+    """Each customer's acquisition group: their channel, or with ``cohort`` ("M" or "Q") their
+    (channel, acquisition month or quarter) pair, as a code ("0", "1", ...; ``attrs["pairs"]``
+    maps each to its pair), so that any channel name can be part of a group of
+    :func:`ltv_helpers.models.intervals`."""
+    _, customers = _orders(transactions)
+    return _groups(customers, cohort)
+
+
+def _groups(customers: pd.DataFrame, cohort: str | None) -> pd.Series:
+    if cohort is None:
+        return customers[CHANNEL].rename("group")
+    if cohort not in ("M", "Q"):
+        raise LTVError(f"cohort must be 'M' (months) or 'Q' (quarters), got {cohort!r}.")
+    pairs = pd.MultiIndex.from_arrays([customers[CHANNEL].to_numpy(),
+                                       customers["first"].dt.to_period(cohort).astype("str").to_numpy()],
+                                      names=[CHANNEL, "cohort"])
+    codes, uniques = pd.factorize(pairs, sort=True)
+    out = pd.Series(codes.astype("str"), index=customers.index, name="group")
+    out.attrs["pairs"] = {str(k): pair for k, pair in enumerate(uniques)}
+    return out
+
+
 def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, observation_end,
-                      costs: pd.DataFrame | None = None, intervals: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Per acquisition channel: ``customers``, realised ``value_365d`` per customer (mature
+                      costs: pd.DataFrame | None = None, intervals: pd.DataFrame | None = None,
+                      cohort: str | None = None) -> pd.DataFrame:
+    """Per acquisition channel (with ``cohort`` "M" or "Q": per channel and acquisition month or
+    quarter, a (channel, cohort) index): ``customers``, realised ``value_365d`` per customer (mature
     cohorts), predicted ``predicted_value`` per customer (mean of ``predictions["clv"]``), and
-    with ``intervals`` (:func:`ltv_helpers.models.intervals` grouped by channel) its ``_low`` /
-    ``_high``; with ``costs`` (:func:`read_costs`): ``spend``, ``cac`` (spend per new customer:
-    the table's new customers, else the customers the data show acquired in those months),
-    ``ltv_cac`` (historical 365-day value + predicted value, over CAC) and its interval, and
-    ``payback_months`` (the months of realised value per customer that add up to CAC, a fraction
-    read linearly within the month; NaN when the first year does not)."""
-    tx, customers = _orders(transactions)
-    channels = customers[CHANNEL]
+    with ``intervals`` (:func:`ltv_helpers.models.intervals` grouped by :func:`acquisition_groups`
+    of the same ``cohort``) its ``_low`` / ``_high``; with ``costs`` (:func:`read_costs`):
+    ``spend``, ``cac`` (spend per new customer: the table's new customers, else the customers the
+    data show acquired in those months), ``ltv_cac`` (historical 365-day value + predicted value,
+    over CAC) and its interval, and ``payback_months`` (the months of realised value per customer
+    that add up to CAC, a fraction read linearly within the month; NaN when the first year does
+    not)."""
+    return _economics(*_orders(transactions), predictions, observation_end, costs, intervals, cohort)
+
+
+def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFrame, observation_end, costs,
+               intervals, cohort: str | None) -> pd.DataFrame:
+    group = _groups(customers, cohort)
     pred = predictions.copy()
     pred.index = pred.index.astype("str")
-    channel = channels.reindex(pred.index).fillna("unknown")
-    out = pd.DataFrame({"customers": channel.value_counts().sort_index()})
-    out.index.name = CHANNEL
-    mature = _curves(tx, customers, observation_end, (365,), "M").dropna(subset=["value_365d"])
-    weights = mature["customers"]
-    out["value_365d"] = ((mature["value_365d"] * weights).groupby(level=CHANNEL).sum()
-                         / weights.groupby(level=CHANNEL).sum()).reindex(out.index)
-    out["predicted_value"] = pred["clv"].groupby(channel).mean().reindex(out.index)
+    key = group.reindex(pred.index)
+    known = key.notna()
+    out = pd.DataFrame({"customers": key[known].value_counts().sort_index()})
+    out.index.name = "group"
+    # Realised first-year value: per customer of a cohort whose youngest member has had the year.
+    mature = _curves(tx, customers, observation_end, (365,), "M" if cohort is None else cohort)
+    mature = mature.dropna(subset=["value_365d"])
+    if cohort is None:
+        weights = mature["customers"]
+        out["value_365d"] = ((mature["value_365d"] * weights).groupby(level=CHANNEL).sum()
+                             / weights.groupby(level=CHANNEL).sum()).reindex(out.index)
+    else:
+        code = {pair: k for k, pair in group.attrs["pairs"].items()}
+        out["value_365d"] = pd.Series(mature["value_365d"].to_numpy(),
+                                      index=[code[pair] for pair in mature.index]).reindex(out.index)
+    out["predicted_value"] = pred["clv"][known].groupby(key[known]).mean().reindex(out.index)
     if intervals is not None:
         rows = intervals.reindex(out.index)
         out["predicted_value_low"] = rows["clv_low"] / out["customers"]
         out["predicted_value_high"] = rows["clv_high"] / out["customers"]
-    if costs is None:
+    if costs is not None:
+        table = read_costs(costs)
+        months = table.assign(period=pd.PeriodIndex(table["month"], freq="M").asfreq(cohort or "M").astype("str"))
+        by = ["channel"] if cohort is None else ["channel", "period"]
+        acquired = pd.DataFrame({"channel": customers[CHANNEL].to_numpy(),
+                                 "month": customers["first"].dt.to_period("M").astype("str").to_numpy(),
+                                 "group": group.to_numpy()})
+        seen = acquired.merge(months[["channel", "month", "period"]], on=["channel", "month"])
+        if cohort is None:
+            spend, counted = (table.groupby("channel")[c].sum(min_count=1) for c in ("spend", "new_customers"))
+            seen = seen.groupby("channel").size()
+        else:
+            code = {pair: k for k, pair in group.attrs["pairs"].items()}
+            label = lambda frame: [code.get(pair) for pair in frame.index]  # noqa: E731
+            spend, counted = (months.groupby(by)[c].sum(min_count=1) for c in ("spend", "new_customers"))
+            spend.index, counted.index = label(spend), label(counted)
+            spend, counted = spend[spend.index.notna()], counted[counted.index.notna()]
+            seen = seen.groupby("group").size()
+        new = counted.where(counted.notna(), seen.reindex(counted.index).astype(float))
+        out["spend"] = spend.reindex(out.index)
+        out["cac"] = (out["spend"] / new.reindex(out.index)).replace([np.inf], np.nan)
+        history = out["value_365d"].fillna(0.0)
+        out["ltv_cac"] = (history + out["predicted_value"]) / out["cac"]
+        if intervals is not None:
+            out["ltv_cac_low"] = (history + out["predicted_value_low"]) / out["cac"]
+            out["ltv_cac_high"] = (history + out["predicted_value_high"]) / out["cac"]
+        out["payback_months"] = _payback(tx, customers, group, out["cac"], observation_end)
+    if cohort is None:
+        out.index.name = CHANNEL
         return out
-    table = read_costs(costs)
-    spend = table.groupby("channel")["spend"].sum(min_count=1)
-    counted = table.groupby("channel")["new_customers"].sum(min_count=1)
-    acquired = pd.DataFrame({"channel": channels.to_numpy(),
-                             "month": customers["first"].dt.to_period("M").astype("str").to_numpy()})
-    seen = acquired.merge(table[["channel", "month"]], on=["channel", "month"]).groupby("channel").size()
-    new = counted.where(counted.notna(), seen.reindex(counted.index).astype(float))
-    out["spend"] = spend.reindex(out.index)
-    out["cac"] = (out["spend"] / new.reindex(out.index)).replace([np.inf], np.nan)
-    history = out["value_365d"].fillna(0.0)
-    out["ltv_cac"] = (history + out["predicted_value"]) / out["cac"]
-    if intervals is not None:
-        out["ltv_cac_low"] = (history + out["predicted_value_low"]) / out["cac"]
-        out["ltv_cac_high"] = (history + out["predicted_value_high"]) / out["cac"]
-    out["payback_months"] = _payback(tx, customers, out["cac"], observation_end)
-    return out
+    out.index = pd.MultiIndex.from_tuples([group.attrs["pairs"][k] for k in out.index], names=[CHANNEL, "cohort"])
+    return out.sort_index()
 
 
-def _payback(tx: pd.DataFrame, customers: pd.DataFrame, cac: pd.Series, observation_end) -> pd.Series:
-    """Months of realised value per customer (customers with a full year observed) until CAC."""
+def _payback(tx: pd.DataFrame, customers: pd.DataFrame, group: pd.Series, cac: pd.Series,
+             observation_end) -> pd.Series:
+    """Months of realised value per customer (customers with a full year observed) until CAC, per
+    group of ``cac``'s index."""
     end = pd.Timestamp(observation_end).normalize()
-    old = customers[customers["first"] + pd.Timedelta(days=365) <= end]
-    tx = tx[tx[CUSTOMER_ID].isin(old.index) & (tx["age"] <= 365)]  # the first year only
+    old = customers.index[(customers["first"] + pd.Timedelta(days=365) <= end).to_numpy()]
+    group = group.reindex(old)
+    tx = tx[tx[CUSTOMER_ID].isin(old) & (tx["age"] <= 365)]  # the first year only
     month = (tx["age"] // 30.4375).clip(upper=11)  # day 365 is month 12's
-    per = tx[AMOUNT].groupby([tx[CUSTOMER_ID].map(old[CHANNEL]), month]).sum().unstack(fill_value=0.0)
+    per = tx[AMOUNT].groupby([tx[CUSTOMER_ID].map(group), month]).sum().unstack(fill_value=0.0)
     per = per.reindex(columns=range(12), fill_value=0.0)
-    cumulative = per.cumsum(axis=1).div(old[CHANNEL].value_counts().reindex(per.index), axis=0)
+    cumulative = per.cumsum(axis=1).div(group.value_counts().reindex(per.index), axis=0)
     out = {}
     for name, target in cac.items():
         if name not in cumulative.index or not np.isfinite(target):
@@ -229,7 +284,8 @@ def channel_report(transactions: pd.DataFrame, forecast, *, observation_end, cos
     """The channel section of a report run from its collected transactions and its forecast
     (:func:`ltv_helpers.models.load_forecast`): :func:`channel_economics` with the forecast's
     intervals by channel (its own model error) and the value of a new customer per channel
-    (:func:`new_customer_values`), the :func:`value_curves` per ``cohort``, and why the new
+    (:func:`new_customer_values`); per channel and acquisition ``cohort``, the :func:`value_curves`
+    with the same economics (``channel_economics(..., cohort=cohort)``); and why the new
     customers' value is one for all channels (None when it is per channel)."""
     from ltv_helpers import models
     from ltv_helpers.data import customer_history
@@ -241,15 +297,20 @@ def channel_report(transactions: pd.DataFrame, forecast, *, observation_end, cos
     tx, customers = _orders(transactions)
     history = customer_history(transactions, observation_end=observation_end)
     history.index = history.index.astype("str")
-    channel = customers[CHANNEL].reindex(history.index).fillna("unknown")
-    totals = models.intervals(fitted, history, horizon=horizon_days / fitted.unit_days, groups=channel, draws=draws,
-                              model_error=forecast.model_error, **values)
-    table = channel_economics(transactions, forecast.predictions, observation_end=observation_end, costs=costs,
-                              intervals=totals)
-    new, reason = new_customer_values(forecast, history, channel, horizon=horizon_days / fitted.unit_days, **values)
-    position = table.columns.get_loc("predicted_value_high") + 1
-    table.insert(position, "new_customer_value", new.reindex(table.index))
-    return table, _curves(tx, customers, observation_end, VALUE_DAYS, cohort), reason
+    history = history[history.index.isin(customers.index)]
+    horizon = horizon_days / fitted.unit_days
+    tables = []
+    for by in (None, cohort):  # per channel, then per channel and acquisition cohort
+        group = _groups(customers, by).reindex(history.index)
+        totals = models.intervals(fitted, history, horizon=horizon, groups=group, draws=draws,
+                                  model_error=forecast.model_error, **values)
+        tables.append(_economics(tx, customers, forecast.predictions, observation_end, costs, totals, by))
+    table, by_cohort = tables
+    channel = customers[CHANNEL].reindex(history.index)
+    new, reason = new_customer_values(forecast, history, channel, horizon=horizon, **values)
+    table.insert(table.columns.get_loc("predicted_value_high") + 1, "new_customer_value", new.reindex(table.index))
+    curves = _curves(tx, customers, observation_end, VALUE_DAYS, cohort)
+    return table, curves.join(by_cohort.drop(columns=["customers", "value_365d"])), reason
 
 
 def clear_gap(table: pd.DataFrame) -> dict | None:
@@ -308,3 +369,10 @@ def channel_table(table: pd.DataFrame) -> pd.DataFrame:
         out["payback_months"] = table["payback_months"]
     key = "ltv_cac" if "ltv_cac" in out and out["ltv_cac"].notna().any() else "predicted_value"
     return out.sort_values(key, ascending=False, kind="stable")
+
+
+def cohort_table(cohorts: pd.DataFrame) -> pd.DataFrame:
+    """:func:`channel_report`'s per-cohort table as the appendix shows it: the value curves, the
+    predicted value and, with costs, CAC, LTV/CAC and payback (the intervals stay in the file)."""
+    keep = ["customers", *[f"value_{n}d" for n in VALUE_DAYS], "predicted_value", "cac", "ltv_cac", "payback_months"]
+    return cohorts[[c for c in keep if c in cohorts]]

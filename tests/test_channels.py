@@ -132,3 +132,26 @@ def test_hostile_channel_names_stay_text_in_the_report(world):
     text = ch.channel_markdown(table, "a <b>reason</b>", observation_end=END, months=12)
     assert "<img" not in page and "&lt;img" in page
     assert "<img" not in text and "<b>" not in text
+
+
+def test_economics_per_channel_and_cohort_equal_a_count_by_hand(world, costs):
+    summary = rfm_summary(world, observation_end=END)
+    fitted = models.fit(summary, model="bgnbd")
+    pred = fitted.predict(summary, horizon=365)
+    groups = ch.acquisition_groups(world, "Q").reindex(summary.index)
+    totals = models.intervals(fitted, summary, horizon=365, groups=groups, draws=20)
+    table = ch.channel_economics(world, pred, observation_end=END, costs=costs, intervals=totals, cohort="Q")
+    assert table.index.names == ["channel", "cohort"] and len(table) == 12  # 3 channels x 4 quarters of 2023
+    first = world.sort_values("order_date", kind="stable").drop_duplicates("customer_id")
+    mine = first[(first["channel"] == "ads") & (first["order_date"].dt.to_period("Q").astype(str) == "2023Q2")]
+    row = table.loc[("ads", "2023Q2")]
+    assert row["customers"] == len(mine)
+    assert row["predicted_value"] == pytest.approx(pred.loc[mine["customer_id"], "clv"].mean())
+    spent = costs[(costs["channel"] == "ads") & costs["month"].isin(["2023-04", "2023-05", "2023-06"])]["spend"].sum()
+    assert row["spend"] == spent and row["cac"] == pytest.approx(40.0)
+    year = world[world["customer_id"].isin(mine["customer_id"])].merge(
+        mine[["customer_id", "order_date"]].rename(columns={"order_date": "first"}), on="customer_id")
+    year = year[(year["order_date"].dt.normalize() - year["first"].dt.normalize()).dt.days <= 365]
+    assert row["value_365d"] == pytest.approx(year["amount"].sum() / len(mine))
+    assert row["ltv_cac_low"] < row["ltv_cac"] < row["ltv_cac_high"]
+    assert table["customers"].sum() == 9_000
