@@ -42,8 +42,8 @@ def monitored_demo(tmp_path_factory):
     from ltv_helpers.report import chromium, render_report
 
     folder = tmp_path_factory.mktemp("demo-en")
-    first = render_report(folder, {"client": "demo", "language": "en", "observation_end": "1998-03-31"},
-                          pdf=False).parent
+    first = render_report(folder, {"client": "demo", "language": "en", "observation_end": "1998-03-31",
+                                   "draws": 50}, pdf=False).parent
     return first, render_report(folder, {"client": "demo", "language": "en"}, pdf=chromium() is not None)
 
 

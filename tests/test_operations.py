@@ -34,6 +34,13 @@ def days():
     return raw
 
 
+def test_a_second_run_keeps_the_first_and_latest_moves(runs):
+    first, second, _ = runs
+    assert (first / "report.html").is_file() and first.parent == second.parent
+    assert (first.parent / "latest").resolve() == second.resolve()
+    assert sorted(p.name for p in first.parent.iterdir() if not p.is_symlink()) == [first.name, second.name]
+
+
 def test_the_second_report_checks_the_first_over_the_days_between_them(runs, monitored_demo):
     first, second, spec = runs
     assert (spec["window_start"], spec["window_end"], spec["window_days"]) == (START, END, 91)
@@ -173,7 +180,7 @@ def test_costs_without_a_channel_column_are_refused_in_one_sentence(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
-def test_a_client_with_channels_and_costs_gets_the_channel_section(tmp_path):
+def test_a_client_with_channels_and_costs_gets_the_channel_section(tmp_path, capfd):
     tx, costs = synthetic_channels(1_000, seed=40)
     tx.to_csv(tmp_path / "orders.csv", index=False)
     costs.to_csv(tmp_path / "cac.csv", index=False)
@@ -194,3 +201,4 @@ def test_a_client_with_channels_and_costs_gets_the_channel_section(tmp_path):
     curves = pd.read_parquet(run / "value_curves.parquet")
     assert set(curves.index.get_level_values(0)) == {"ads", "store", "tmall"}
     assert "Since the last report" not in page  # the client's first report
+    assert "running over TCP" not in capfd.readouterr().err  # no kernel noise in a report run
