@@ -30,21 +30,29 @@ def _hyp_value(e: np.ndarray, c1: np.ndarray, z: np.ndarray) -> np.ndarray:
     when a handful of terms suffice and when z is near 1 and thousands are needed (a fit at the
     edge of Pareto/NBD's parameters)."""
     G, last = np.ones(len(z)), np.ones(len(z))
-    active = np.flatnonzero(z > 0)
-    n, block = 0, 8
+
+    def add(at, k):
+        terms = last[at, None] * np.cumprod((e[at, None] + k) * z[at, None] / (c1[at, None] + k), axis=1)
+        G[at] += terms.sum(axis=1)
+        last[at] = terms[:, -1]
+
+    _in_blocks(add, np.flatnonzero(z > 0), 0, 8, G, last)
+    return G
+
+
+def _in_blocks(add, active: np.ndarray, n: int, block: int, G: np.ndarray, last: np.ndarray) -> None:
+    """Run a series on from term ``n`` in blocks of terms (``add(rows, k)`` adds the terms ``k`` of
+    those rows to ``G`` and keeps the block's last term in ``last``), the blocks doubling up to
+    1,024 terms and never past :data:`PARETO_MAX_TERMS`, rows at a time so that memory stays
+    bounded, until each row's next term no longer changes its sum (relative 1e-17)."""
     while active.size and n < PARETO_MAX_TERMS:
-        block = min(block, PARETO_MAX_TERMS - n)  # never past the cap: both series stop at the same term
+        block = min(block, PARETO_MAX_TERMS - n)
         k = n + np.arange(block, dtype=float)
-        rows = max(1, HYP_BLOCK_CELLS // block)  # rows x terms at once: memory stays bounded
+        rows = max(1, HYP_BLOCK_CELLS // block)  # rows x terms at once
         for lo in range(0, active.size, rows):
-            at = active[lo:lo + rows]
-            ratios = (e[at, None] + k) * z[at, None] / (c1[at, None] + k)
-            terms = last[at, None] * np.cumprod(ratios, axis=1)
-            G[at] += terms.sum(axis=1)
-            last[at] = terms[:, -1]
+            add(active[lo:lo + rows], k)
         n, block = n + block, min(2 * block, 1024)
         active = active[last[active] > 1e-17 * G[active]]
-    return G
 
 
 def _hyp_series(e: np.ndarray, c1: np.ndarray, z: np.ndarray):
@@ -74,24 +82,18 @@ def _hyp_series(e: np.ndarray, c1: np.ndarray, z: np.ndarray):
         d_z[active] += n * t / za
         active = active[t > 1e-17 * G[active]]
     # ... and the few with z near 1 (thousands of terms) go on in blocks.
-    block = 64
-    while active.size and n < PARETO_MAX_TERMS:
-        block = min(block, PARETO_MAX_TERMS - n)  # never past the cap: both series stop at the same term
-        k = n + np.arange(block, dtype=float)
-        rows = max(1, HYP_BLOCK_CELLS // block)  # rows x terms at once: memory stays bounded
-        for lo in range(0, active.size, rows):
-            at = active[lo:lo + rows]
-            ea, ca, za = e[at, None], c1[at, None], z[at, None]
-            terms = last[at, None] * np.cumprod((ea + k) * za / (ca + k), axis=1)  # terms n+1 .. n+block
-            se = sum_e[at, None] + np.cumsum(1.0 / (ea + k), axis=1)
-            sc = sum_c[at, None] + np.cumsum(1.0 / (ca + k), axis=1)
-            G[at] += terms.sum(axis=1)
-            d_e[at] += (terms * se).sum(axis=1)
-            d_c[at] -= (terms * sc).sum(axis=1)
-            d_z[at] += (terms * (k + 1)).sum(axis=1) / z[at]
-            last[at], sum_e[at], sum_c[at] = terms[:, -1], se[:, -1], sc[:, -1]
-        n, block = n + block, min(2 * block, 1024)
-        active = active[last[active] > 1e-17 * G[active]]
+    def add(at, k):
+        ea, ca, za = e[at, None], c1[at, None], z[at, None]
+        terms = last[at, None] * np.cumprod((ea + k) * za / (ca + k), axis=1)  # terms n+1 .. n+block
+        se = sum_e[at, None] + np.cumsum(1.0 / (ea + k), axis=1)
+        sc = sum_c[at, None] + np.cumsum(1.0 / (ca + k), axis=1)
+        G[at] += terms.sum(axis=1)
+        d_e[at] += (terms * se).sum(axis=1)
+        d_c[at] -= (terms * sc).sum(axis=1)
+        d_z[at] += (terms * (k + 1)).sum(axis=1) / z[at]
+        last[at], sum_e[at], sum_c[at] = terms[:, -1], se[:, -1], sc[:, -1]
+
+    _in_blocks(add, active, n, 64, G, last)
     at_zero = z == 0  # alpha == beta: G = 1, and d ln G / dz is the first term's e / c1
     d_z[at_zero] = e[at_zero] / c1[at_zero]
     return G, d_e / G, d_c / G, d_z / G
