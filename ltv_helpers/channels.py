@@ -148,22 +148,22 @@ def _groups(customers: pd.DataFrame, cohort: str | None) -> pd.Series:
 
 def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, observation_end,
                       costs: pd.DataFrame | None = None, intervals: pd.DataFrame | None = None,
-                      cohort: str | None = None) -> pd.DataFrame:
+                      cohort: str | None = None, gross_margin: float = 1.0) -> pd.DataFrame:
     """Per acquisition channel (with ``cohort`` "M" or "Q": per channel and acquisition month or
     quarter, a (channel, cohort) index): ``customers``, realised ``value_365d`` per customer (mature
     cohorts), predicted ``predicted_value`` per customer (mean of ``predictions["clv"]``), and
     with ``intervals`` (:func:`ltv_helpers.models.intervals` grouped by :func:`acquisition_groups`
     of the same ``cohort``) its ``_low`` / ``_high``; with ``costs`` (:func:`read_costs`):
     ``spend``, ``cac`` (spend per new customer: the table's new customers, else the customers the
-    data show acquired in those months), ``ltv_cac`` (historical 365-day value + predicted value,
-    over CAC) and its interval, and ``payback_months`` (the months of realised value per customer
-    that add up to CAC, a fraction read linearly within the month; NaN when the first year does
-    not)."""
-    return _economics(*_orders(transactions), predictions, observation_end, costs, intervals, cohort)
+    data show acquired in those months), ``ltv_cac`` (historical 365-day value x ``gross_margin``
+    + predicted value, over CAC; the predictions' CLV carries the same margin) and its interval,
+    and ``payback_months`` (the months of realised value x ``gross_margin`` per customer that add
+    up to CAC, a fraction read linearly within the month; NaN when the first year does not)."""
+    return _economics(*_orders(transactions), predictions, observation_end, costs, intervals, cohort, gross_margin)
 
 
 def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFrame, observation_end, costs,
-               intervals, cohort: str | None) -> pd.DataFrame:
+               intervals, cohort: str | None, gross_margin: float = 1.0) -> pd.DataFrame:
     group = _groups(customers, cohort)
     pred = predictions.copy()
     pred.index = pred.index.astype("str")
@@ -208,12 +208,12 @@ def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFr
         new = counted.where(counted.notna(), seen.reindex(counted.index).astype(float))
         out["spend"] = spend.reindex(out.index)
         out["cac"] = (out["spend"] / new.reindex(out.index)).replace([np.inf], np.nan)
-        history = out["value_365d"].fillna(0.0)
+        history = out["value_365d"].fillna(0.0) * gross_margin  # on margin, as the predicted CLV
         out["ltv_cac"] = (history + out["predicted_value"]) / out["cac"]
         if intervals is not None:
             out["ltv_cac_low"] = (history + out["predicted_value_low"]) / out["cac"]
             out["ltv_cac_high"] = (history + out["predicted_value_high"]) / out["cac"]
-        out["payback_months"] = _payback(tx, customers, group, out["cac"], observation_end)
+        out["payback_months"] = _payback(tx, customers, group, out["cac"] / gross_margin, observation_end)
     if cohort is None:
         out.index.name = CHANNEL
         return out
@@ -304,7 +304,8 @@ def channel_report(transactions: pd.DataFrame, forecast, *, observation_end, cos
         group = _groups(customers, by).reindex(history.index)
         totals = models.intervals(fitted, history, horizon=horizon, groups=group, draws=draws,
                                   model_error=forecast.model_error, **values)
-        tables.append(_economics(tx, customers, forecast.predictions, observation_end, costs, totals, by))
+        tables.append(_economics(tx, customers, forecast.predictions, observation_end, costs, totals, by,
+                                 values["gross_margin"]))
     table, by_cohort = tables
     channel = customers[CHANNEL].reindex(history.index)
     new, reason = new_customer_values(forecast, history, channel, horizon=horizon, **values)

@@ -371,8 +371,10 @@ def versions() -> dict:
 def render_report(output, parameters: dict | None = None, *, pdf: bool = True, progress=None) -> Path:
     """Render one client's report into a new run folder under ``output``; returns its ``report.html``.
 
-    Runs the four stage notebooks in order (each reads what the one before wrote), then the
-    summary notebook, into ``<output>/<YYYY-MM-DD_HHMMSS>/``; when the collected data allow no
+    Runs the four stage notebooks in order (each reads what the one before wrote), the sections
+    of LTV operations that apply (:func:`_operations`: the channels, and the check of the client's
+    last report, whose run the parameters then record as ``baseline_dir``), then the summary
+    notebook, into ``<output>/<YYYY-MM-DD_HHMMSS>/``; when the collected data allow no
     forecast (:func:`ltv_helpers.evaluation.forecast_blocker`), prediction and evaluation are
     skipped and the summary says why. Assembles ``report.html`` (summary
     page, contents, the four sections, a footer stamp) and prints ``report.pdf`` from it with
@@ -385,10 +387,9 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     import time
     from datetime import datetime
 
+    from ltv_helpers.channels import read_costs
     from ltv_helpers.datasets import BUNDLED
     from ltv_helpers.files import write_json
-
-    from ltv_helpers.channels import read_costs
     from ltv_helpers.monitoring import check_client_folder
 
     parameters = check_parameters(dict(parameters or {}))  # before the run folder exists

@@ -35,16 +35,18 @@ def cdnow():
 
 @pytest.fixture(scope="session")
 def monitored_demo(tmp_path_factory):
-    """The demo client (the bundled CDNOW) reported to 1998-03-31 and then to the data's end,
-    1998-06-30, into one client folder, as a consultant does month after month: the first run's
-    folder and the second run's report.html (with report.pdf where Chromium is installed). The
-    English deliverable's tests read the second report; the monitoring tests compare the two."""
+    """The demo client (the bundled CDNOW) reported to 1998-03-31 in Chinese and then to the data's
+    end, 1998-06-30, in English, into one client folder, as a consultant does month after month
+    (the language is the reader's; the client is the same): the first run's folder and the second
+    run's report.html (each with report.pdf where Chromium is installed). The deliverable's tests
+    read both reports; the monitoring tests compare the two runs."""
     from ltv_helpers.report import chromium, render_report
 
-    folder = tmp_path_factory.mktemp("demo-en")
-    first = render_report(folder, {"client": "demo", "language": "en", "observation_end": "1998-03-31",
-                                   "draws": 50}, pdf=False).parent
-    return first, render_report(folder, {"client": "demo", "language": "en"}, pdf=chromium() is not None)
+    folder = tmp_path_factory.mktemp("demo")
+    pdf = chromium() is not None
+    first = render_report(folder, {"client": "demo", "language": "zh", "observation_end": "1998-03-31"},
+                          pdf=pdf).parent
+    return first, render_report(folder, {"client": "demo", "language": "en"}, pdf=pdf)
 
 
 @pytest.fixture(scope="session")

@@ -155,3 +155,18 @@ def test_economics_per_channel_and_cohort_equal_a_count_by_hand(world, costs):
     assert row["value_365d"] == pytest.approx(year["amount"].sum() / len(mine))
     assert row["ltv_cac_low"] < row["ltv_cac"] < row["ltv_cac_high"]
     assert table["customers"].sum() == 9_000
+
+
+def test_ltv_cac_and_payback_count_the_realised_value_on_margin(world, costs):
+    summary = rfm_summary(world, observation_end=END)
+    fitted = models.fit(summary, model="bgnbd")
+    full = fitted.predict(summary, horizon=365)
+    half = fitted.predict(summary, horizon=365, gross_margin=0.5)
+    a = ch.channel_economics(world, full, observation_end=END, costs=costs)
+    b = ch.channel_economics(world, half, observation_end=END, costs=costs, gross_margin=0.5)
+    assert np.allclose(b["ltv_cac"], a["ltv_cac"] / 2)  # every part of the value on the same margin
+    dear = costs.assign(spend=80.0 * costs["new_customers"])  # 80 on half the revenue: 160 on all of it
+    twice = costs.assign(spend=160.0 * costs["new_customers"])
+    at_160 = ch.channel_economics(world, full, observation_end=END, costs=twice)
+    assert np.allclose(ch.channel_economics(world, half, observation_end=END, costs=dear, gross_margin=0.5)
+                       ["payback_months"], at_160["payback_months"], equal_nan=True)

@@ -116,6 +116,23 @@ def test_the_watch_list_matches_its_rule_and_its_ids_stay_out_of_the_report(runs
     assert not any(f">{i}<" in text for i in shown), "a raw customer id in the report"
 
 
+def test_the_check_reads_in_chinese_too(runs, tmp_path):
+    import shutil
+
+    from ltv_helpers.report import export_html, run_notebook
+
+    first, second, _ = runs
+    run = tmp_path / second.name
+    shutil.copytree(second, run, ignore=shutil.ignore_patterns("*.ipynb", "*.html", "*.pdf"))
+    page = export_html(run_notebook("07_monitoring", run, {"client": "demo", "language": "zh",
+                                                           "baseline_dir": str(first), "draws": 20}), "zh")
+    text = re.sub(r"<(style|script)\b.*?</\1>|<[^>]+>|data:image/[^\"']+", " ", page.read_text(encoding="utf-8"),
+                  flags=re.S)
+    assert "自上一份报告以来" in text and "预警名单" in text and "上一份报告预计其" in text
+    prose = re.findall(r"[A-Za-z][a-z'-]+(?:[ ,;:]+[A-Za-z][a-z'-]+){2,}", text)
+    assert not prose, prose[:5]  # three English words in a row would be untranslated prose
+
+
 def test_a_baseline_of_another_client_currency_or_columns_is_refused(runs, tmp_path):
     first, second, _ = runs
     meta = json.loads((second / "collection.json").read_text(encoding="utf-8"))
