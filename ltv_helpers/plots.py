@@ -678,7 +678,10 @@ def forecast_check(table: pd.DataFrame, language: str = "en") -> plt.Figure:
 def channel_values(table: pd.DataFrame, currency: str = "", language: str = "en") -> plt.Figure:
     """Per acquisition channel (:func:`ltv_helpers.channels.channel_economics`): LTV/CAC with its
     90% interval when the table has costs (a line at 1, where acquisition pays back), else the
-    realised first-year and predicted value per customer."""
+    realised first-year and predicted value per customer. Best channel on top, as in
+    :func:`ltv_helpers.channels.channel_table`."""
+    key = "ltv_cac" if "ltv_cac" in table and table["ltv_cac"].notna().any() else "predicted_value"
+    table = table.sort_values(key, ascending=False, kind="stable")
     names = [label(str(c), language) for c in table.index]
     y = np.arange(len(table))
     colors = sns.color_palette()
