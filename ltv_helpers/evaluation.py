@@ -99,8 +99,10 @@ SHARE_METRICS = ("top10_capture", "top20_capture", "top20_precision")
 
 def default_calibration_end(transactions: pd.DataFrame, observation_end) -> pd.Timestamp:
     """Two thirds of the way from the first order to ``observation_end``: the last third is holdout."""
-    first = transactions[ORDER_DATE].min()
-    end = pd.Timestamp(observation_end)
+    return _two_thirds(transactions[ORDER_DATE].min(), pd.Timestamp(observation_end))
+
+
+def _two_thirds(first: pd.Timestamp, end: pd.Timestamp) -> pd.Timestamp:
     return (first + (end - first) * 2 / 3).normalize()
 
 
@@ -113,24 +115,62 @@ def forecast_blocker(transactions: pd.DataFrame, *, observation_end=None, calibr
     history and before ``calibration_end`` (default :func:`default_calibration_end`), where the
     backtest fits the models.
     """
-    from ltv_helpers.labels import (NO_FORECAST_CALIBRATION, NO_FORECAST_CUSTOMERS, NO_FORECAST_REPEAT,
-                                    NO_FORECAST_SPAN, Note)
-
     from ltv_helpers.data.summary import buyer_counts
 
     tx = transactions
-    customers, repeat = buyer_counts(tx)
+    day = tx[ORDER_DATE].to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
+    return _blocker(lambda before=None: buyer_counts(tx if before is None else tx[tx[ORDER_DATE] < before]),
+                    first=tx[ORDER_DATE].min(), one_day=len(day) > 0 and day.min() == day.max(),
+                    last_day=pd.Timestamp(day.max()) if len(day) else None, observation_end=observation_end,
+                    calibration_end=calibration_end)
+
+
+def collection_blocker(folder, *, calibration_end=None):
+    """:func:`forecast_blocker` of the transactions that ``01_collection`` wrote to ``folder``, to
+    its observation end, counted by DuckDB in the Parquet file: ``ltv report`` decides whether to
+    forecast without holding the transactions in its own process while the notebooks run (at 1M
+    customers, 480 MB it kept)."""
+    import duckdb
+
+    folder = Path(folder)
+    meta = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
+    path = str(folder / "transactions.parquet")
+    with duckdb.connect(config={"threads": 2}) as con:
+        con.read_parquet(path).select(CUSTOMER_ID, ORDER_DATE).create_view("tx")
+
+        def counts(before=None) -> tuple[int, int]:
+            where = "" if before is None else f"WHERE {ORDER_DATE} < $1"
+            sql = (f"SELECT count(*), count(*) FILTER (WHERE n_days > 1) FROM (SELECT {CUSTOMER_ID}, "
+                   f"count(DISTINCT CAST({ORDER_DATE} AS DATE)) AS n_days FROM tx {where} GROUP BY 1)")
+            found = con.execute(sql, [] if before is None else [pd.Timestamp(before).to_pydatetime()]).fetchone()
+            return int(found[0]), int(found[1] or 0)
+
+        first, first_day, last_day = con.execute(
+            f"SELECT min({ORDER_DATE}), min(CAST({ORDER_DATE} AS DATE)), max(CAST({ORDER_DATE} AS DATE)) FROM tx"
+        ).fetchone()
+        return _blocker(counts, first=pd.Timestamp(first) if first is not None else pd.NaT,
+                        one_day=first_day is not None and first_day == last_day,
+                        last_day=pd.Timestamp(last_day) if last_day is not None else None,
+                        observation_end=meta["observation_end"], calibration_end=calibration_end)
+
+
+def _blocker(counts, *, first, one_day: bool, last_day, observation_end, calibration_end):
+    """The checks of :func:`forecast_blocker`, on ``counts(before=None)``: (customers, repeat
+    buyers) of the orders before ``before`` (all when None)."""
+    from ltv_helpers.labels import (NO_FORECAST_CALIBRATION, NO_FORECAST_CUSTOMERS, NO_FORECAST_REPEAT,
+                                    NO_FORECAST_SPAN, Note)
+
+    customers, repeat = counts()
     if customers < mdl.MIN_CUSTOMERS:
         return Note(NO_FORECAST_CUSTOMERS, {"customers": f"{customers:,}", "needed": f"{mdl.MIN_CUSTOMERS:,}"})
-    day = tx[ORDER_DATE].to_numpy(dtype="datetime64[us]").astype("datetime64[D]")
-    if day.min() == day.max():
+    if one_day:
         return Note(NO_FORECAST_SPAN)
     needed = f"{mdl.MIN_REPEAT_BUYERS:,}"
     if repeat < mdl.MIN_REPEAT_BUYERS:
         return Note(NO_FORECAST_REPEAT, {"repeat": f"{repeat:,}", "needed": needed})
-    end = pd.Timestamp(observation_end) if observation_end is not None else pd.Timestamp(day.max())
-    cal_end = pd.Timestamp(calibration_end) if calibration_end is not None else default_calibration_end(tx, end)
-    repeat_cal = buyer_counts(tx[tx[ORDER_DATE] < _end_cut(cal_end)])[1]
+    end = pd.Timestamp(observation_end) if observation_end is not None else last_day
+    cal_end = pd.Timestamp(calibration_end) if calibration_end is not None else _two_thirds(first, end)
+    repeat_cal = counts(before=_end_cut(cal_end))[1]
     if repeat_cal < mdl.MIN_REPEAT_BUYERS:
         return Note(NO_FORECAST_CALIBRATION, {"repeat": f"{repeat_cal:,}", "needed": needed,
                                               "calibration_end": cal_end.date().isoformat()})

@@ -497,12 +497,9 @@ def _operations(run: Path, parameters: dict, *, forecast: bool) -> set[str]:
 
 def _forecast_blocker(run: Path, parameters: dict):
     """Why the collected data of ``run`` allow no forecast (a Note), or None."""
-    from ltv_helpers.data import load_collection
-    from ltv_helpers.evaluation import forecast_blocker
+    from ltv_helpers.evaluation import collection_blocker
 
-    transactions, meta = load_collection(run)
-    return forecast_blocker(transactions, observation_end=meta["observation_end"],
-                            calibration_end=parameters.get("calibration_end"))
+    return collection_blocker(run, calibration_end=parameters.get("calibration_end"))
 
 
 def _anchor_headings(cells, prefix: str) -> list[tuple[int, str, str]]:

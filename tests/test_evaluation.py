@@ -1,5 +1,7 @@
 import warnings
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -182,6 +184,31 @@ def test_forecast_blocker_says_why_no_model_can_forecast(cdnow_sample):
     # Repeat buyers only at the very end: none in the first two thirds, which the backtest fits on.
     late = pd.concat([one_each, one_each.head(10).assign(order_date=days[-1] + pd.Timedelta(days=1))])
     assert str(ev.forecast_blocker(late)).startswith("Only 0 customers bought on more than one day before 2023-07-20")
+
+
+def test_collection_blocker_counts_in_the_parquet_file_as_forecast_blocker_does(cdnow_sample, tmp_path):
+    """ltv report decides from the run folder's Parquet file (DuckDB), not from transactions it loads:
+    the same sentence, or None, in every case, with order times inside the day and a quote in the path."""
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(range(300), unit="D")
+    one_each = pd.DataFrame({"customer_id": [f"c{i}" for i in range(300)], "order_date": days, "amount": 10.0})
+    late = pd.concat([one_each, one_each.head(10).assign(order_date=days[-1] + pd.Timedelta(days=1))])
+    # Two orders on one day are one purchase; a second day 23 hours later is a repeat purchase.
+    same_day = pd.concat([one_each.head(30), one_each.head(30).assign(order_date=days[:30] + pd.Timedelta(hours=5)),
+                          one_each.head(4).assign(order_date=days[:4] + pd.Timedelta(hours=47))])
+    cases = {"cdnow": (cdnow_sample, None), "few": (one_each.head(5), None),
+             "one day": (one_each.assign(order_date=days[0]), None), "no repeat": (one_each, None),
+             "late": (late, None), "same day": (same_day, None), "split": (late, "2023-12-31")}
+    for i, (name, (tx, cal)) in enumerate(cases.items()):
+        folder = tmp_path / f"it's {i}"
+        folder.mkdir()
+        tx.to_parquet(folder / "transactions.parquet")
+        end = str(tx["order_date"].max().date())
+        (folder / "collection.json").write_text(json.dumps({"observation_end": end}))
+        expected = ev.forecast_blocker(tx, observation_end=end, calibration_end=cal)
+        found = ev.collection_blocker(folder, calibration_end=cal)
+        assert (None if found is None else str(found)) == (None if expected is None else str(expected)), name
+    # Counted by order rows, the 30 two-order customers would be repeat buyers enough for a forecast.
+    assert str(ev.collection_blocker(tmp_path / "it's 5")).startswith("Only 4 customers bought on more than one day")
 
 
 def test_metrics_table_shows_shares_in_percent_and_money_to_the_cent(weekly):
