@@ -273,7 +273,8 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if baselines:
         _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
     names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
-    rows = {name: {**_metrics(pred, name), **fit_stats.get(name, {})} for name in names}
+    shared = _Holdout(pred)
+    rows = {name: {**_metrics(pred, name, shared), **fit_stats.get(name, {})} for name in names}
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
@@ -628,8 +629,45 @@ def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
         warnings.warn(f"ML baseline left out: {err}", stacklevel=3)
 
 
-def _metrics(pred: pd.DataFrame, name: str) -> dict:
-    actual_p, actual_s = pred["actual_purchases"], pred["actual_spend"]
+class _Holdout:
+    """What the metrics of every row of one backtest share, computed once (not per model): the
+    actual holdout purchases and spend, whether they vary, the spend's ranks and its order from
+    the largest down, and the area of the perfect ranking's gains curve. At 1M customers these
+    sorts and ranks took 8 s of a backtest with baselines when made for each row."""
+
+    def __init__(self, pred: pd.DataFrame):
+        self.purchases, self.spend = pred["actual_purchases"], pred["actual_spend"]
+        self.purchases_vary = self.purchases.nunique() > 1
+        self.spend_vary = self.spend.nunique() > 1
+        self.values = self.spend.to_numpy(dtype=float)
+        self.total = float(self.values.sum())
+        n = len(self.values)
+        self.x = np.arange(n + 1) / n if n else np.zeros(1)
+        self.order = np.argsort(-self.values, kind="stable")
+        self.perfect_area = (float(np.trapezoid(self.curve(self.order), self.x)) - 0.5
+                             if n and self.total > 0 else np.nan)
+        self._ranks = None
+
+    def curve(self, order: np.ndarray) -> np.ndarray:
+        """The share of holdout spend captured by the first customers of ``order`` (gains_curve's y)."""
+        return np.concatenate(([0.0], np.cumsum(self.values[order]) / self.total))
+
+    @property
+    def ranks(self) -> np.ndarray:
+        if self._ranks is None:
+            from scipy.stats import rankdata
+
+            self._ranks = rankdata(self.values)
+        return self._ranks
+
+
+def _metrics(pred: pd.DataFrame, name: str, holdout: _Holdout | None = None) -> dict:
+    """The metrics of one row (a model or baseline) of a backtest's predictions; ``holdout``: what
+    the rows share (:class:`_Holdout` of ``pred``), when the caller scores several."""
+    from scipy.stats import rankdata
+
+    h = holdout if holdout is not None else _Holdout(pred)
+    actual_p, actual_s = h.purchases, h.spend
     p, s = pred[f"{name}_purchases"], pred[f"{name}_spend"]
     ranking = pred["rfm_score"] if name == "rfm" else s
     out = {}
@@ -639,13 +677,15 @@ def _metrics(pred: pd.DataFrame, name: str) -> dict:
                    predicted=float(p.sum()), actual=float(actual_p.sum()),
                    total_error_pct=float(100 * (p.sum() / actual_p.sum() - 1)) if actual_p.sum() else np.nan,
                    correlation=float(np.corrcoef(p, actual_p)[0, 1])
-                   if p.nunique() > 1 and actual_p.nunique() > 1 else np.nan)
+                   if h.purchases_vary and p.nunique() > 1 else np.nan)
     if s.notna().all():
-        varies = s.nunique() > 1 and actual_s.nunique() > 1  # a constant has no rank correlation
+        varies = h.spend_vary and s.nunique() > 1  # a constant has no rank correlation
+        # Spearman's correlation: Pearson's of the average ranks (as pandas' and scipy's).
         out.update(spend_mae=float((s - actual_s).abs().mean()),
                    spend_total_error_pct=float(100 * (s.sum() / actual_s.sum() - 1)) if actual_s.sum() else np.nan,
-                   spend_spearman=float(s.corr(actual_s, method="spearman")) if varies else np.nan)
-    out.update(_ranking(ranking, actual_s))
+                   spend_spearman=float(np.corrcoef(rankdata(s.to_numpy(dtype=float)), h.ranks)[0, 1])
+                   if varies else np.nan)
+    out.update(_ranking(ranking, h))
     return out
 
 
@@ -664,21 +704,19 @@ def gains_curve(score: pd.Series, actual: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"share of customers": np.arange(n + 1) / n, "share of value": y})
 
 
-def _ranking(score: pd.Series, actual: pd.Series) -> dict:
+def _ranking(score: pd.Series, h: _Holdout) -> dict:
+    """Captures, Gini and precision of ranking the customers by ``score``, one sort of it."""
     n = len(score)
-    if n == 0 or actual.sum() <= 0:
+    if n == 0 or h.total <= 0:
         return {}
-    curve = gains_curve(score, actual)
-    perfect = gains_curve(actual, actual)
-    area = lambda c: np.trapezoid(c["share of value"], c["share of customers"]) - 0.5  # noqa: E731
+    order = np.argsort(-score.to_numpy(dtype=float), kind="stable")
+    y = h.curve(order)
+    area = float(np.trapezoid(y, h.x)) - 0.5
     k10, k20 = max(1, int(np.ceil(0.1 * n))), max(1, int(np.ceil(0.2 * n)))
     # The same customers in the same order (columns of one table), compared by position.
-    top_pred = np.argsort(-score.to_numpy(dtype=float), kind="stable")[:k20]
-    top_actual = np.argsort(-actual.to_numpy(dtype=float), kind="stable")[:k20]
-    return {"top10_capture": float(curve["share of value"].iloc[k10]),
-            "top20_capture": float(curve["share of value"].iloc[k20]),
-            "gains_gini": float(area(curve) / area(perfect)) if area(perfect) > 0 else np.nan,
-            "top20_precision": len(np.intersect1d(top_pred, top_actual, assume_unique=True)) / k20}
+    return {"top10_capture": float(y[k10]), "top20_capture": float(y[k20]),
+            "gains_gini": area / h.perfect_area if h.perfect_area > 0 else np.nan,
+            "top20_precision": len(np.intersect1d(order[:k20], h.order[:k20], assume_unique=True)) / k20}
 
 
 def conditional_expectations(result: BacktestResult, *, max_frequency: int = 7) -> pd.DataFrame:

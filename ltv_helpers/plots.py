@@ -562,6 +562,20 @@ def tracking_plot(track: pd.DataFrame, *, cumulative: bool = True, language: str
     return fig
 
 
+#: Points a curve of one point per customer is drawn with at most: at 1M customers, six panels
+#: of full gains curves took 4 s to draw and look the same with 2,001 points.
+CURVE_POINTS = 2001
+
+
+def _thinned(x: np.ndarray, y: np.ndarray, points: int = CURVE_POINTS) -> tuple[np.ndarray, np.ndarray]:
+    """``x`` and ``y`` at ``points`` evenly spaced positions, the first and last kept (all of them
+    when there are fewer)."""
+    if len(x) <= points:
+        return x, y
+    keep = np.unique(np.linspace(0, len(x) - 1, points).round().astype(int))
+    return x[keep], y[keep]
+
+
 def gains_plot(result, language: str = "en") -> plt.Figure:
     """Cumulative-gains curves: share of holdout revenue captured by the top x% of customers as
     ranked by each model (by predicted spend) and baseline, one panel each (six curves on one
@@ -571,6 +585,7 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
     pred = result.predictions
     actual = pred["actual_spend"]
     perfect = gains_curve(actual, actual)
+    perfect = pd.DataFrame(dict(zip(perfect.columns, _thinned(*(perfect[c].to_numpy() for c in perfect.columns)))))
     names = list(result.fitted) + [b for b in ("ml", "rfm", "naive") if f"{b}_spend" in pred]
     cols = max(1, min(3, len(names)))
     rows = -(-len(names) // cols)
@@ -584,11 +599,12 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
         score = pred["rfm_score"] if name == "rfm" else pred[f"{name}_spend"]
         curve = gains_curve(score, actual)
         x, y = curve.iloc[:, 0].to_numpy() * 100, curve.iloc[:, 1].to_numpy() * 100
+        at20 = float(np.interp(20, x, y))
         ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=0.8,
                 label=label("perfect", language))
         ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=0.8, label=label("random", language))
+        x, y = _thinned(x, y)
         ax.plot(x, y, color=sns.color_palette()[i], linewidth=2, label=label(name, language))
-        at20 = float(np.interp(20, x, y))
         ax.scatter([20], [at20], color=sns.color_palette()[i], zorder=3, s=18)
         ax.annotate(label("top 20%: {pct}%", language).format(pct=f"{at20:.0f}"), (20, at20), xytext=(6, -14),
                     textcoords="offset points", fontsize=8)

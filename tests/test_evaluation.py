@@ -86,6 +86,33 @@ def test_metrics_by_hand_on_a_tiny_case():
     assert got["gains_gini"] == pytest.approx(1.0)
 
 
+def test_metrics_shared_by_the_rows_give_the_definitions():
+    """The sorts and ranks one backtest's rows share (_Holdout) give what pandas and gains_curve give
+    per row: Spearman's correlation, captures, Gini and precision, with ties in scores and spend."""
+    rng = np.random.default_rng(1)
+    n = 5000
+    pred = pd.DataFrame({"actual_purchases": rng.poisson(1, n).astype(float),
+                         "actual_spend": np.round(rng.gamma(0.5, 40, n) * (rng.random(n) < 0.4), 1),
+                         "x_purchases": rng.gamma(1, 1, n), "x_spend": np.round(rng.gamma(1, 10, n), 0)})
+    pred["y_purchases"], pred["y_spend"] = pred["actual_purchases"] + 0.1, pred["actual_spend"] * 2  # near perfect
+    shared = ev._Holdout(pred)
+    actual = pred["actual_spend"]
+    perfect = ev.gains_curve(actual, actual)
+    area = lambda c: np.trapezoid(c["share of value"], c["share of customers"]) - 0.5  # noqa: E731
+    for name in ("x", "y"):
+        got = ev._metrics(pred, name, shared)
+        assert got == ev._metrics(pred, name)
+        score = pred[f"{name}_spend"]
+        curve = ev.gains_curve(score, actual)
+        assert got["spend_spearman"] == pytest.approx(score.corr(actual, method="spearman"), rel=1e-12)
+        assert got["top20_capture"] == pytest.approx(curve["share of value"].iloc[n // 5], rel=1e-12)
+        assert got["gains_gini"] == pytest.approx(area(curve) / area(perfect), rel=1e-12)
+        top_actual = set(actual.sort_values(ascending=False, kind="stable").index[: n // 5])
+        top_pred = set(score.sort_values(ascending=False, kind="stable").index[: n // 5])
+        assert got["top20_precision"] == len(top_actual & top_pred) / (n // 5)
+    assert ev._metrics(pred, "y", shared)["gains_gini"] == pytest.approx(1.0)
+
+
 def test_gains_curve_random_and_perfect():
     actual = pd.Series([5.0, 0, 0, 5])
     perfect = ev.gains_curve(actual, actual)

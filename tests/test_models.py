@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from ltv_helpers import models
-from ltv_helpers.data import calibration_holdout, rfm_summary
+from ltv_helpers.data import calibration_holdout, customer_history, rfm_summary
 from ltv_helpers.datasets import load_cdnow, synthetic_transactions
 from ltv_helpers.schema import LTVError
 
@@ -435,6 +435,9 @@ def test_ml_baseline_learns_and_predicts(cdnow_sample):
 
     with threadpool_limits(1, user_api="openmp"):  # predictions use every core, and do not depend on it
         pd.testing.assert_frame_equal(pred, ml.predict(cdnow_sample, observation_end="1998-06-30"), check_exact=True)
+    history = customer_history(cdnow_sample, observation_end="1998-06-30")  # the prediction notebook's
+    pd.testing.assert_frame_equal(pred, ml.predict(cdnow_sample, observation_end="1998-06-30", history=history),
+                                  check_exact=True)
     with pytest.raises(LTVError, match="No history"):
         models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=800)
 
