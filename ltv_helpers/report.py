@@ -4,6 +4,7 @@ headless Chromium), screenshots, table formatting for clients, and customer pseu
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import re
 from html import escape as html_escape
@@ -105,10 +106,101 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     # this process and the kernel hold), and jupyter_client interrupts every kernel it shuts down,
     # which under load the kernel logs as an error. A failing cell still reaches the caller as the
     # notebook's error; a cell that runs longer than CELL_TIMEOUT fails instead of hanging a run.
+    kernel = _SHARED_KERNEL[-1] if _SHARED_KERNEL and source.parent == NOTEBOOKS_DIR else None
+    if kernel is not None:
+        kernel.fresh()
     papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(source.parent),
                                kernel_name="python3", progress_bar=False, execution_timeout=CELL_TIMEOUT,
-                               extra_arguments=["--IPKernelApp.log_level=CRITICAL"])
+                               extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
+                               **({"km": kernel.manager} if kernel is not None else {}))
+    if kernel is not None:
+        kernel.stop_clients()
     return export_html(executed) if html else executed
+
+
+#: What a notebook may have left in the shared kernel (:func:`shared_kernel`), undone before the
+#: next one runs: its variables, pandas' display options, Matplotlib's settings and open figures,
+#: warning filters; then its memory is collected. Imported modules stay: that is the saving.
+_FRESH_KERNEL = """
+get_ipython().run_line_magic("reset", "-f")
+import gc as _gc, warnings as _warnings
+import matplotlib as _mpl, matplotlib.pyplot as _plt, pandas as _pd
+_plt.close("all"); _mpl.rcdefaults(); _warnings.resetwarnings()
+with _warnings.catch_warnings():
+    _warnings.simplefilter("ignore")
+    _pd.reset_option("all")
+del _gc.garbage[:]; _gc.collect()
+get_ipython().run_line_magic("reset", "-f")
+"""
+
+#: The kernels that :func:`shared_kernel` opened, innermost last (run_notebook uses the last).
+_SHARED_KERNEL: list = []
+
+
+class _Kernel:
+    """One Jupyter kernel for several notebooks: papermill starts it with the first (its working
+    folder, arguments and timeouts as usual) and leaves it running; :meth:`fresh` clears what a
+    notebook left before the next; :meth:`stop_clients` closes each notebook's connections."""
+
+    def __init__(self):
+        from jupyter_client.manager import AsyncKernelManager
+
+        outer = self
+
+        class Manager(AsyncKernelManager):
+            def client(self, **kwargs):
+                kc = super().client(**kwargs)
+                outer.clients.append(kc)
+                return kc
+
+        self.manager, self.clients = Manager(kernel_name="python3"), []
+
+    def fresh(self) -> None:
+        if not self.manager.has_kernel:
+            return
+        kc = self.manager.blocking_client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            reply = kc.execute_interactive(_FRESH_KERNEL, timeout=60, store_history=False, output_hook=lambda msg: None)
+        except (RuntimeError, TimeoutError) as err:
+            raise LTVError(f"The notebook kernel did not answer between two notebooks ({err}).") from None
+        finally:
+            kc.stop_channels()
+        if reply["content"]["status"] != "ok":
+            raise LTVError(f"The notebook kernel could not be cleared between two notebooks: "
+                           f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}.")
+
+    def stop_clients(self) -> None:
+        for kc in self.clients:
+            kc.stop_channels()
+        self.clients.clear()
+
+    def shutdown(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        self.stop_clients()
+        if self.manager.has_kernel:
+            try:
+                run_sync(self.manager.shutdown_kernel)(now=True)
+            except Exception:  # noqa: BLE001 - a kernel that will not stop is killed
+                run_sync(self.manager._kill_kernel)()
+
+
+@contextlib.contextmanager
+def shared_kernel():
+    """Within it, :func:`run_notebook` runs the package's notebooks in one kernel, cleared between
+    them, instead of a kernel each: a report run is spared a kernel start and the imports per
+    notebook (3 s each), and the collected transactions are read once
+    (:func:`ltv_helpers.data.load_collection` keeps the last file it read). The kernel is ended on
+    the way out, whatever ends the run (an error, Ctrl-C, SIGTERM)."""
+    kernel = _Kernel()
+    _SHARED_KERNEL.append(kernel)
+    try:
+        yield kernel
+    finally:
+        _SHARED_KERNEL.remove(kernel)
+        kernel.shutdown()
 
 
 #: What a computed output (a table, a sentence written from the data) may hold once it reaches
@@ -430,6 +522,22 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
     """The notebooks, report.html and report.pdf of one run (see :func:`render_report`)."""
     import time
 
+    from ltv_helpers.files import write_json
+
+    with shared_kernel():
+        _run_notebooks(run, parameters, stamp, progress)
+    stamp["seconds"] = round(time.time() - started, 1)
+    write_json(run / "run.json", stamp)  # the footer quotes the notebooks' time
+    html = assemble_report(run, language)
+    if pdf:
+        if progress is not None:
+            progress("report.pdf")
+        print_pdf(html)
+    return html
+
+
+def _run_notebooks(run: Path, parameters: dict, stamp: dict, progress=None) -> None:
+    """The notebooks of one run, in order (see :func:`render_report`)."""
     from papermill.exceptions import PapermillExecutionError
 
     from ltv_helpers.files import write_json
@@ -455,14 +563,6 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
                 stamp["no_forecast"] = str(blocker)
             operations = _operations(run, parameters, forecast=blocker is None)
             write_json(run / "run.json", stamp)  # the baseline chosen, before the notebooks that use it
-    stamp["seconds"] = round(time.time() - started, 1)
-    write_json(run / "run.json", stamp)  # the footer quotes the notebooks' time
-    html = assemble_report(run, language)
-    if pdf:
-        if progress is not None:
-            progress("report.pdf")
-        print_pdf(html)
-    return html
 
 
 def _operations(run: Path, parameters: dict, *, forecast: bool) -> set[str]:

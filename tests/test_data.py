@@ -447,6 +447,25 @@ def test_monthly_activity_and_simple_estimate(tiny):
         aov * est.loc["orders per customer per year", "value"] * 2)
 
 
+def test_load_collection_reads_a_file_once_and_again_when_it_is_written_again(tmp_path, cdnow_sample):
+    """The notebooks of a run share one kernel: the transactions are read once, each caller gets
+    its own frame (a change to one reaches neither the kept frame nor the next caller), and a
+    file written again (another client's collection in the same folder) is read again."""
+    res = data.clean_transactions(cdnow_sample, observation_end="1998-06-30")
+    data.save_collection(res, tmp_path, observation_end="1998-06-30", client="x", currency="USD")
+    first, meta = data.load_collection(tmp_path)
+    first["amount"] *= 100
+    first.loc[first.index[0], "customer_id"] = "changed"
+    meta["client"] = "changed"
+    second, meta2 = data.load_collection(tmp_path)
+    assert meta2["client"] == "x" and second["customer_id"].iloc[0] != "changed"
+    assert second["amount"].sum() == pytest.approx(res.transactions["amount"].sum())
+    other = data.clean_transactions(cdnow_sample.head(500), observation_end="1998-06-30")
+    data.save_collection(other, tmp_path, observation_end="1998-06-30", client="y", currency="USD")
+    third, meta3 = data.load_collection(tmp_path)
+    assert meta3["client"] == "y" and len(third) == len(other.transactions)
+
+
 def test_save_collection_writes_parquet_for_next_notebook(tmp_path, cdnow_sample):
     res = clean_transactions(cdnow_sample)
     files = data.save_collection(res, tmp_path, observation_end="1998-06-30", client="x", currency="USD")

@@ -98,6 +98,36 @@ def test_parallel_first_runs_of_a_client_all_get_the_one_key(tmp_path, monkeypat
             assert len(left) == 1 and left[0].startswith("acme-") and left[0].endswith(".key")  # no temporary file
 
 
+def test_the_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
+    """In shared_kernel() the package's notebooks run in one kernel: the next notebook finds none of
+    the last one's variables, display options, Matplotlib settings or figures; the kernel ends with
+    the block."""
+    import psutil
+
+    from ltv_helpers.report import shared_kernel
+
+    with shared_kernel() as kernel:
+        run_notebook("01_collection", tmp_path, {"client": "x", "source": "cdnow_sample"})
+        pid = kernel.manager.provisioner.pid
+        kernel.fresh()
+        kc = kernel.manager.blocking_client()
+        kc.start_channels()
+        try:
+            seen = {}
+            reply = kc.execute_interactive(
+                "import sys, pandas as pd, matplotlib as mpl, matplotlib.pyplot as plt\n"
+                "print([n for n in ('raw', 'result', 'activity', 'lb') if n in globals()], "
+                "pd.get_option('display.float_format'), pd.get_option('display.max_colwidth'), "
+                "mpl.rcParams['font.family'], len(plt.get_fignums()), 'ltv_helpers.plots' in sys.modules)",
+                timeout=60, output_hook=lambda msg: seen.update(text=msg["content"].get("text", seen.get("text"))))
+        finally:
+            kc.stop_channels()
+        assert reply["content"]["status"] == "ok"
+        assert seen["text"].strip() == "[] None 50 ['sans-serif'] 0 True"  # modules stay: the saving
+        assert psutil.pid_exists(pid)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
 def test_run_notebook_refuses_a_credential_before_any_file(tmp_path):
     from ltv_helpers.schema import LTVError
 
