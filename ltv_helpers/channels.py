@@ -184,6 +184,7 @@ def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFr
                                       index=[code[pair] for pair in mature.index]).reindex(out.index)
     out["predicted_value"] = pred["clv"][known].groupby(key[known]).mean().reindex(out.index)
     if intervals is not None:
+        _check_intervals(intervals, out, cohort)
         rows = intervals.reindex(out.index)
         out["predicted_value_low"] = rows["clv_low"] / out["customers"]
         out["predicted_value_high"] = rows["clv_high"] / out["customers"]
@@ -208,12 +209,20 @@ def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFr
         new = counted.where(counted.notna(), seen.reindex(counted.index).astype(float))
         out["spend"] = spend.reindex(out.index)
         out["cac"] = (out["spend"] / new.reindex(out.index)).replace([np.inf], np.nan)
-        history = out["value_365d"].fillna(0.0) * gross_margin  # on margin, as the predicted CLV
+        # On margin, as the predicted CLV. A group without a first year seen (value_365d NaN) has no
+        # LTV/CAC or payback: counting its realised value as 0 would make young cohorts look worse.
+        history = out["value_365d"] * gross_margin
         out["ltv_cac"] = (history + out["predicted_value"]) / out["cac"]
         if intervals is not None:
             out["ltv_cac_low"] = (history + out["predicted_value_low"]) / out["cac"]
             out["ltv_cac_high"] = (history + out["predicted_value_high"]) / out["cac"]
-        out["payback_months"] = _payback(tx, customers, group, out["cac"] / gross_margin, observation_end)
+        # Payback on the customers of the same mature cohorts as value_365d, not on every customer
+        # past a year (a half-mature cohort would be read from its earliest customers only).
+        pairs = set(mature.index)
+        period = customers["first"].dt.to_period("M" if cohort is None else cohort).astype("str")
+        in_mature = [(c, p) in pairs for c, p in zip(customers[CHANNEL].to_numpy(), period.to_numpy())]
+        out["payback_months"] = _payback(tx, customers[np.asarray(in_mature, dtype=bool)], group,
+                                         out["cac"] / gross_margin)
     if cohort is None:
         out.index.name = CHANNEL
         return out
@@ -221,12 +230,25 @@ def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFr
     return out.sort_index()
 
 
-def _payback(tx: pd.DataFrame, customers: pd.DataFrame, group: pd.Series, cac: pd.Series,
-             observation_end) -> pd.Series:
-    """Months of realised value per customer (customers with a full year observed) until CAC, per
-    group of ``cac``'s index."""
-    end = pd.Timestamp(observation_end).normalize()
-    old = customers.index[(customers["first"] + pd.Timedelta(days=365) <= end).to_numpy()]
+def _check_intervals(intervals: pd.DataFrame, out: pd.DataFrame, cohort: str | None) -> None:
+    """``intervals`` must be grouped as ``out`` is (by :func:`acquisition_groups` of the same
+    ``cohort``): every group there, with the same predicted CLV, else one sentence."""
+    what = "channel" if cohort is None else f"acquisition_groups(transactions, cohort={cohort!r})"
+    missing = out.index.difference(intervals.index)
+    same = (len(missing) == 0 and "clv" in intervals
+            and np.allclose(intervals["clv"].reindex(out.index).to_numpy(dtype=float),
+                            (out["predicted_value"] * out["customers"]).to_numpy(dtype=float),
+                            rtol=1e-6, atol=1e-6, equal_nan=True))
+    if not same:
+        raise LTVError(f"The intervals are not grouped by {what}, as the economics are: make them with "
+                       "models.intervals(..., groups=acquisition_groups(transactions, cohort=...)) of the same cohort.")
+
+
+def _payback(tx: pd.DataFrame, customers: pd.DataFrame, group: pd.Series, cac: pd.Series) -> pd.Series:
+    """Months of realised value per customer of ``customers`` (those of cohorts with a full first
+    year observed) until CAC, per group of ``cac``'s index (NaN for a group without such customers
+    or whose first year does not add up to its CAC)."""
+    old = customers.index
     group = group.reindex(old)
     tx = tx[tx[CUSTOMER_ID].isin(old) & (tx["age"] <= 365)]  # the first year only
     month = (tx["age"] // 30.4375).clip(upper=11)  # day 365 is month 12's

@@ -227,8 +227,9 @@ CHANNEL_NOTE = ("Realised value: revenue per customer in the 365 days from the f
                 "Predicted value: CLV per customer over the next {months} months, with its 90% interval.")
 CHANNEL_COSTS = ("CAC: acquisition spend per new customer in the cost table's months. LTV/CAC: (realised "
                  "first-year value x gross margin + predicted value) / CAC, with the predicted value's interval. "
-                 "Payback: the months of first-year value x gross margin that add up to the CAC (– when the first "
-                 "year does not).")
+                 "Payback: the months of first-year value x gross margin that add up to the CAC. LTV/CAC and payback "
+                 "show – for customers acquired less than a year ago (their first year is not seen yet); payback "
+                 "also when the first year does not add up to the CAC.")
 CHANNEL_NO_COSTS = ("No acquisition costs were given, so the table shows value only; with the spend (or the cost "
                     "per new customer) per channel and month it adds CAC, LTV/CAC and payback.")
 CHANNEL_COST_MONTHS = ("The cost table has no spend for: {channels}; their CAC and LTV/CAC stay empty.")
@@ -685,7 +686,8 @@ LABELS: dict[str, dict[str, str]] = {
     CHANNEL_NOTE: {"zh": "已实现价值：首单起 365 天内每位客户的销售额，只计 {end} 前至少一年获客的客户。"
                          "预测价值：未来 {months} 个月每位客户的 CLV 及其 90% 区间。"},
     CHANNEL_COSTS: {"zh": "CAC：成本表所列月份中每位新客户的获客花费。LTV/CAC：（已实现首年价值 × 毛利率 + 预测价值）/ CAC，区间取自预测价值的区间。"
-                          "回本月数：首年价值 × 毛利率累计达到 CAC 所需的月数（首年未回本显示 –）。"},
+                          "回本月数：首年价值 × 毛利率累计达到 CAC 所需的月数。获客不满一年的客户（首年尚未看到）的 LTV/CAC 和回本月数显示 –；"
+                          "首年未回本时回本月数也显示 –。"},
     CHANNEL_NO_COSTS: {"zh": "未提供获客成本，因此表中只有价值；提供各渠道每月的花费（或每位新客户的成本）后，"
                              "会加上 CAC、LTV/CAC 和回本月数。"},
     CHANNEL_COST_MONTHS: {"zh": "成本表中没有以下渠道的花费：{channels}；它们的 CAC 和 LTV/CAC 为空。"},

@@ -170,3 +170,34 @@ def test_ltv_cac_and_payback_count_the_realised_value_on_margin(world, costs):
     at_160 = ch.channel_economics(world, full, observation_end=END, costs=twice)
     assert np.allclose(ch.channel_economics(world, half, observation_end=END, costs=dear, gross_margin=0.5)
                        ["payback_months"], at_160["payback_months"], equal_nan=True)
+
+
+def test_a_cohort_without_its_first_year_seen_has_no_ltv_cac_or_payback():
+    """Data to 2024-08-15: the 2023 Q3 and Q4 cohorts have not had their first year. Counting their
+    realised value as 0 made them look several times worse than Q1 and Q2, and Q3's payback was read
+    from its July and early-August customers alone; both are now left out ("–"), per channel too."""
+    end = "2024-08-15"
+    world, costs = synthetic_channels(600, seed=40)
+    world = world[world["order_date"] <= end]
+    summary = rfm_summary(world, observation_end=end)
+    fitted = models.fit(summary, model="bgnbd")
+    pred = fitted.predict(summary, horizon=365)
+    groups = ch.acquisition_groups(world, "Q").reindex(summary.index)
+    totals = models.intervals(fitted, summary, horizon=365, groups=groups, draws=20)
+    table = ch.channel_economics(world, pred, observation_end=end, costs=costs, cohort="Q", intervals=totals)
+    young = table.index.get_level_values("cohort").isin(["2023Q3", "2023Q4"])
+    economics = ["ltv_cac", "ltv_cac_low", "ltv_cac_high", "payback_months"]
+    assert table.loc[young, ["value_365d", *economics]].isna().all().all()
+    assert table.loc[~young, economics].notna().all().all()
+    by_channel = ch.channel_economics(world, pred, observation_end=end, costs=costs)
+    assert by_channel["ltv_cac"].notna().all()  # mature months exist in every channel
+    # Intervals grouped another way are refused, not misread.
+    monthly = models.intervals(fitted, summary, horizon=365, groups=ch.acquisition_groups(world, "M")
+                               .reindex(summary.index), draws=20)
+    by_name = models.intervals(fitted, summary, horizon=365, groups=ch.acquisition_groups(world)
+                               .reindex(summary.index), draws=20)
+    for wrong in (monthly, by_name):
+        with pytest.raises(LTVError, match="not grouped by acquisition_groups"):
+            ch.channel_economics(world, pred, observation_end=end, costs=costs, cohort="Q", intervals=wrong)
+    with pytest.raises(LTVError, match="not grouped by channel"):
+        ch.channel_economics(world, pred, observation_end=end, costs=costs, intervals=totals)
