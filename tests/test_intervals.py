@@ -74,6 +74,26 @@ def test_model_error_widens_the_intervals_and_is_reported(cdnow_sample, cal, fit
         assert f"{error.cutoffs}" in note and "±" in note
 
 
+def test_model_error_is_measured_on_a_fixed_sample_of_a_large_client(cdnow_sample, monkeypatch):
+    """Beyond MODEL_ERROR_MAX_CUSTOMERS customers, each earlier cut-off is measured on that many, chosen
+    by their ids: the same customers wherever they appear, in every run; below it on all of them."""
+    full = ev.model_error(cdnow_sample, as_of="1997-09-30", horizon_days=273, model="bgnbd")
+    assert (full.origins["customers"] == cdnow_sample["customer_id"].nunique()).all()
+    monkeypatch.setattr(ev, "MODEL_ERROR_MAX_CUSTOMERS", 1000)
+    some = ev.model_error(cdnow_sample, as_of="1997-09-30", horizon_days=273, model="bgnbd")
+    assert (some.origins["customers"] == 1000).all() and some.cutoffs == full.cutoffs
+    assert np.isfinite(some.purchases_var) and not np.isclose(some.purchases_var, full.purchases_var)
+    again = ev.model_error(cdnow_sample, as_of="1997-09-30", horizon_days=273, model="bgnbd")
+    pd.testing.assert_frame_equal(some.origins, again.origins)
+    # Customers only accumulate: one chosen at a later cut-off is chosen at every earlier one they were at.
+    summary = calibration_holdout(cdnow_sample, calibration_end="1997-06-30", observation_end="1997-09-30")
+    later = set(ev._some_customers(summary, 1000).index)
+    earlier = summary.iloc[::3]
+    chosen = set(ev._some_customers(earlier, 1000).index)
+    assert len(chosen) == min(1000, len(earlier)) and later & set(earlier.index) <= chosen
+    assert ev._some_customers(summary, len(summary)) is summary
+
+
 def test_too_short_a_history_says_the_model_error_is_not_measured(cdnow_sample, cal, fitted):
     error = ev.model_error(cdnow_sample, as_of="1997-01-05", horizon_days=273, model="bgnbd")
     assert np.isnan(error.purchases_var) and error.cutoffs < 2 and error.reason
