@@ -159,6 +159,8 @@ def channel_economics(transactions: pd.DataFrame, predictions: pd.DataFrame, *, 
     + predicted value, over CAC; the predictions' CLV carries the same margin) and its interval,
     and ``payback_months`` (the months of realised value x ``gross_margin`` per customer that add
     up to CAC, a fraction read linearly within the month; NaN when the first year does not)."""
+    if not 0 < gross_margin <= 1:
+        raise LTVError(f"gross_margin must be a share in (0, 1], got {gross_margin}.")
     return _economics(*_orders(transactions), predictions, observation_end, costs, intervals, cohort, gross_margin)
 
 

@@ -199,5 +199,7 @@ def test_a_cohort_without_its_first_year_seen_has_no_ltv_cac_or_payback():
     for wrong in (monthly, by_name):
         with pytest.raises(LTVError, match="not grouped by acquisition_groups"):
             ch.channel_economics(world, pred, observation_end=end, costs=costs, cohort="Q", intervals=wrong)
+    with pytest.raises(LTVError, match="gross_margin must be a share"):
+        ch.channel_economics(world, pred, observation_end=end, costs=costs, gross_margin=0)
     with pytest.raises(LTVError, match="not grouped by channel"):
         ch.channel_economics(world, pred, observation_end=end, costs=costs, intervals=totals)

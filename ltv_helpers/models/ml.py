@@ -150,8 +150,10 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     make = lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=200, learning_rate=0.05,  # noqa: E731
                                                  random_state=seed)
     # OpenMP threads sum gradients in varying order, which can flip a split between runs; one
-    # thread keeps a report's numbers identical when it is rendered again.
-    with threadpool_limits(1, user_api="openmp"):
-        purchases_model = make().fit(X, targets[0])
-        spend_model = make().fit(X, targets[1])
+    # thread each keeps a report's numbers identical when it is rendered again. The two models
+    # learn side by side, in two threads (scikit-learn lets go of the interpreter in its loops).
+    from concurrent.futures import ThreadPoolExecutor
+
+    with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
+        purchases_model, spend_model = pool.map(lambda target: make().fit(X, target), targets)
     return MLBaseline(purchases_model, spend_model, float(horizon_days), train_end, len(X))
