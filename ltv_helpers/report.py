@@ -120,7 +120,8 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
 
 #: What a notebook may have left in the shared kernel (:func:`shared_kernel`), undone before the
 #: next one runs: its variables, pandas' display options, Matplotlib's settings and open figures,
-#: warning filters; then its memory is collected. Imported modules stay: that is the saving.
+#: warning filters, the cell count; then its memory is collected. Imported modules stay: that is
+#: the saving.
 _FRESH_KERNEL = """
 get_ipython().run_line_magic("reset", "-f")
 import gc as _gc, warnings as _warnings
@@ -131,6 +132,7 @@ with _warnings.catch_warnings():
     _pd.reset_option("all")
 del _gc.garbage[:]; _gc.collect()
 get_ipython().run_line_magic("reset", "-f")
+get_ipython().execution_count = 1  # each executed notebook numbers its cells from 1
 """
 
 #: The kernels that :func:`shared_kernel` opened, innermost last (run_notebook uses the last).

@@ -2,6 +2,7 @@ import json
 import re
 from pathlib import Path
 
+import nbformat
 import numpy as np
 import pandas as pd
 import pytest
@@ -125,6 +126,10 @@ def test_the_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
         assert reply["content"]["status"] == "ok"
         assert seen["text"].strip() == "[] None 50 ['sans-serif'] 0 True"  # modules stay: the saving
         assert psutil.pid_exists(pid)
+        run_notebook("02_segmentation", tmp_path, {"client": "x"})
+    counts = [c.execution_count for c in nbformat.read(tmp_path / "02_segmentation.ipynb", 4).cells
+              if c.cell_type == "code"]
+    assert counts == list(range(1, len(counts) + 1))  # its own numbering, not the kernel's running count
     assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
