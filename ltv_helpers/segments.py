@@ -320,13 +320,14 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     summary = rfm_summary(tx, observation_end=observation_end, freq="D")
     days = inactive_days if inactive_days is not None else default_inactive_days(summary)
     end_day = (cut - pd.Timedelta(days=1)).normalize()
-    day = tx[ORDER_DATE].dt.normalize()
     recent_start = end_day - pd.Timedelta(days=trend_days)
-    purchase_days = pd.DataFrame({CUSTOMER_ID: tx[CUSTOMER_ID], "day": day}).drop_duplicates()
-    recent = (purchase_days["day"] > recent_start).groupby(purchase_days[CUSTOMER_ID]).sum()
-    total = purchase_days.groupby(CUSTOMER_ID).size()
-    recent.index, total.index = recent.index.astype("str"), total.index.astype("str")
-    recent, total = recent.reindex(summary.index), total.reindex(summary.index)
+    # Purchase days in all (the summary's repeat days + the first) and in the last trend_days (only
+    # the recent orders are read: at 1M customers this took 2.3 s on every order).
+    total = summary[FREQUENCY] + 1
+    late = tx[tx[ORDER_DATE] >= recent_start + pd.Timedelta(days=1)]
+    recent = pd.DataFrame({CUSTOMER_ID: late[CUSTOMER_ID].astype("str"),
+                           "day": late[ORDER_DATE].dt.normalize()}).drop_duplicates()[CUSTOMER_ID].value_counts()
+    recent = recent.reindex(summary.index, fill_value=0)
     tenure = summary[T]
     since = summary[T] - summary[RECENCY]
     earlier_days = (tenure - trend_days).clip(lower=1)
