@@ -661,7 +661,7 @@ class _Holdout:
         self.total = float(self.values.sum())
         n = len(self.values)
         self.x = np.arange(n + 1) / n if n else np.zeros(1)
-        self.order = np.argsort(-self.values, kind="stable")
+        self.order = _descending(self.values)
         self.perfect_area = (float(np.trapezoid(self.curve(self.order), self.x)) - 0.5
                              if n and self.total > 0 else np.nan)
         self._ranks = None
@@ -673,21 +673,39 @@ class _Holdout:
     @property
     def ranks(self) -> np.ndarray:
         if self._ranks is None:
-            from scipy.stats import rankdata
-
-            self._ranks = rankdata(self.values)
+            self._ranks = _average_ranks(self.values, self.order)
         return self._ranks
+
+
+def _descending(values: np.ndarray) -> np.ndarray:
+    """The positions of ``values`` from the largest down, ties in their order (a stable sort)."""
+    return np.argsort(-values, kind="stable")
+
+
+def _average_ranks(values: np.ndarray, order: np.ndarray) -> np.ndarray:
+    """Ranks of ``values`` (1 the smallest, ties sharing their average, as scipy's ``rankdata``)
+    from ``order``, their :func:`_descending` sort: one sort serves the ranking and the ranks."""
+    n = len(values)
+    ranks = np.empty(n)
+    if n == 0:
+        return ranks
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])
+    ends = np.r_[starts[1:], n]
+    # Positions i..j-1 from the top hold ascending ranks n - i down to n - j + 1: their mean.
+    ranks[order] = np.repeat(n - (starts + ends - 1) / 2, ends - starts)
+    return ranks
 
 
 def _metrics(pred: pd.DataFrame, name: str, holdout: _Holdout | None = None) -> dict:
     """The metrics of one row (a model or baseline) of a backtest's predictions; ``holdout``: what
     the rows share (:class:`_Holdout` of ``pred``), when the caller scores several."""
-    from scipy.stats import rankdata
-
     h = holdout if holdout is not None else _Holdout(pred)
     actual_p, actual_s = h.purchases, h.spend
     p, s = pred[f"{name}_purchases"], pred[f"{name}_spend"]
     ranking = pred["rfm_score"] if name == "rfm" else s
+    values = ranking.to_numpy(dtype=float)
+    order = _descending(values)  # the ranking's one sort (and the spend's ranks, when it ranks by spend)
     out = {}
     if p.notna().all():
         err = p - actual_p
@@ -701,9 +719,10 @@ def _metrics(pred: pd.DataFrame, name: str, holdout: _Holdout | None = None) -> 
         # Spearman's correlation: Pearson's of the average ranks (as pandas' and scipy's).
         out.update(spend_mae=float((s - actual_s).abs().mean()),
                    spend_total_error_pct=float(100 * (s.sum() / actual_s.sum() - 1)) if actual_s.sum() else np.nan,
-                   spend_spearman=float(np.corrcoef(rankdata(s.to_numpy(dtype=float)), h.ranks)[0, 1])
-                   if varies else np.nan)
-    out.update(_ranking(ranking, h))
+                   spend_spearman=float(np.corrcoef(_average_ranks(
+                       s.to_numpy(dtype=float), order if ranking is s else _descending(s.to_numpy(dtype=float))),
+                       h.ranks)[0, 1]) if varies else np.nan)
+    out.update(_ranking(order, h))
     return out
 
 
@@ -722,12 +741,12 @@ def gains_curve(score: pd.Series, actual: pd.Series) -> pd.DataFrame:
     return pd.DataFrame({"share of customers": np.arange(n + 1) / n, "share of value": y})
 
 
-def _ranking(score: pd.Series, h: _Holdout) -> dict:
-    """Captures, Gini and precision of ranking the customers by ``score``, one sort of it."""
-    n = len(score)
+def _ranking(order: np.ndarray, h: _Holdout) -> dict:
+    """Captures, Gini and precision of ranking the customers in ``order`` (a score's
+    :func:`_descending` sort)."""
+    n = len(order)
     if n == 0 or h.total <= 0:
         return {}
-    order = np.argsort(-score.to_numpy(dtype=float), kind="stable")
     y = h.curve(order)
     area = float(np.trapezoid(y, h.x)) - 0.5
     k10, k20 = max(1, int(np.ceil(0.1 * n))), max(1, int(np.ceil(0.2 * n)))

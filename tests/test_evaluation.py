@@ -111,6 +111,11 @@ def test_metrics_shared_by_the_rows_give_the_definitions():
         top_pred = set(score.sort_values(ascending=False, kind="stable").index[: n // 5])
         assert got["top20_precision"] == len(top_actual & top_pred) / (n // 5)
     assert ev._metrics(pred, "y", shared)["gains_gini"] == pytest.approx(1.0)
+    from scipy.stats import rankdata
+
+    for values in (pred["actual_spend"].to_numpy(), np.array([3.0, -0.0, 0.0, 3.0, 1.0, 3.0]), np.array([]),
+                   rng.integers(0, 5, 1000).astype(float)):
+        np.testing.assert_array_equal(ev._average_ranks(values, ev._descending(values)), rankdata(values))
 
 
 def test_gains_curve_random_and_perfect():
