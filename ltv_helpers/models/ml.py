@@ -73,6 +73,22 @@ class MLBaseline:
                              "expected_revenue": np.clip(revenue, 0, None)}, index=feats.index)
 
 
+def _on_index(series: tuple[pd.Series, ...], index: pd.Index) -> list[pd.Series]:
+    """Each of ``series`` (sharing one index, a subset of ``index``) on ``index``, 0 elsewhere: one
+    lookup of the ids for all of them, from the larger index's side (two reindexes took 1.6 s
+    at 1M customers)."""
+    positions = index.get_indexer(series[0].index)
+    out = []
+    for values in series:
+        if not values.index.equals(series[0].index):
+            values = values.reindex(series[0].index, fill_value=0)
+        full = np.zeros(len(index), dtype=np.result_type(values.dtype, np.int64))
+        found = positions >= 0
+        full[positions[found]] = values.to_numpy()[found]
+        out.append(pd.Series(full, index=index, name=values.name))
+    return out
+
+
 def _window_purchases(transactions: pd.DataFrame, start, end) -> tuple[pd.Series, pd.Series]:
     """Per customer with orders after ``start`` up to ``end`` (whole days): purchases, counted as
     the models count them (distinct purchase days), and spend."""
@@ -140,7 +156,7 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     if tx["order_date"].min() >= _end_cut(train_end):
         raise LTVError(f"No history before {train_end.date()} to train on; use a shorter horizon_days.")
     feats = _ml_features(customer_history(tx, observation_end=train_end))
-    purchases, spend = (v.reindex(feats.index, fill_value=0) for v in _window_purchases(tx, train_end, end))
+    purchases, spend = _on_index(_window_purchases(tx, train_end, end), feats.index)
     if len(feats) < MIN_CUSTOMERS:
         raise LTVError(f"{len(feats)} customers are too few to train the ML baseline.")
     X, targets = feats[list(ML_FEATURES)].to_numpy(), [purchases.to_numpy(dtype=float), spend.to_numpy(dtype=float)]
@@ -150,10 +166,8 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     make = lambda: HistGradientBoostingRegressor(loss="poisson", max_iter=200, learning_rate=0.05,  # noqa: E731
                                                  random_state=seed)
     # OpenMP threads sum gradients in varying order, which can flip a split between runs; one
-    # thread each keeps a report's numbers identical when it is rendered again. The two models
-    # learn side by side, in two threads (scikit-learn lets go of the interpreter in its loops).
-    from concurrent.futures import ThreadPoolExecutor
-
-    with threadpool_limits(1, user_api="openmp"), ThreadPoolExecutor(2) as pool:
-        purchases_model, spend_model = pool.map(lambda target: make().fit(X, target), targets)
+    # thread keeps a report's numbers identical when it is rendered again.
+    with threadpool_limits(1, user_api="openmp"):
+        purchases_model = make().fit(X, targets[0])
+        spend_model = make().fit(X, targets[1])
     return MLBaseline(purchases_model, spend_model, float(horizon_days), train_end, len(X))
