@@ -5,6 +5,7 @@ headless Chromium), screenshots, table formatting for clients, and customer pseu
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import re
 from html import escape as html_escape
@@ -106,7 +107,7 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     # this process and the kernel hold), and jupyter_client interrupts every kernel it shuts down,
     # which under load the kernel logs as an error. A failing cell still reaches the caller as the
     # notebook's error; a cell that runs longer than CELL_TIMEOUT fails instead of hanging a run.
-    kernel = _SHARED_KERNEL[-1] if _SHARED_KERNEL and source.parent == NOTEBOOKS_DIR else None
+    kernel = _SHARED_KERNEL.get() if source.parent == NOTEBOOKS_DIR else None
     if kernel is not None:
         kernel.fresh()
     papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(source.parent),
@@ -118,31 +119,44 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     return export_html(executed) if html else executed
 
 
-#: What a notebook may have left in the shared kernel (:func:`shared_kernel`), undone before the
-#: next one runs: its variables, pandas' display options, Matplotlib's settings and open figures,
-#: warning filters, the cell count; then its memory is collected. Imported modules stay: that is
-#: the saving.
+#: What the shared kernel (:func:`shared_kernel`) holds when it has started, before any notebook:
+#: the warning filters, environment, import path and working folder it is restored to.
+_KERNEL_START = """
+import os as _os, sys as _sys, warnings as _warnings
+_sys._ltv_kernel_start = (list(_warnings.filters), dict(_os.environ), list(_sys.path), _os.getcwd())
+"""
+
+#: What a notebook may have left in the shared kernel, undone before the next one runs: its
+#: variables, pandas' display options, Matplotlib's settings (back to the rc file's) and open
+#: figures, the warning filters, environment variables (e.g. LTV_INTERFACE), import path and
+#: working folder as the kernel started with them, the cell count; then its memory is collected.
+#: Imported modules stay: that is the saving.
 _FRESH_KERNEL = """
 get_ipython().run_line_magic("reset", "-f")
-import gc as _gc, warnings as _warnings
+import gc as _gc, os as _os, sys as _sys, warnings as _warnings
 import matplotlib as _mpl, matplotlib.pyplot as _plt, pandas as _pd
-_plt.close("all"); _mpl.rcdefaults(); _warnings.resetwarnings()
+_plt.close("all"); _mpl.rc_file_defaults()
 with _warnings.catch_warnings():
     _warnings.simplefilter("ignore")
     _pd.reset_option("all")
+_filters, _environ, _path, _cwd = _sys._ltv_kernel_start
+_warnings.filters[:] = _filters; _warnings._filters_mutated()
+_os.environ.clear(); _os.environ.update(_environ)
+_sys.path[:] = _path; _os.chdir(_cwd)
 del _gc.garbage[:]; _gc.collect()
 get_ipython().run_line_magic("reset", "-f")
 get_ipython().execution_count = 1  # each executed notebook numbers its cells from 1
 """
 
-#: The kernels that :func:`shared_kernel` opened, innermost last (run_notebook uses the last).
-_SHARED_KERNEL: list = []
+#: The kernel :func:`shared_kernel` opened in this thread (or task), if any: run_notebook uses it.
+_SHARED_KERNEL = contextvars.ContextVar("ltv_shared_kernel", default=None)
 
 
 class _Kernel:
-    """One Jupyter kernel for several notebooks: papermill starts it with the first (its working
-    folder, arguments and timeouts as usual) and leaves it running; :meth:`fresh` clears what a
-    notebook left before the next; :meth:`stop_clients` closes each notebook's connections."""
+    """One Jupyter kernel for several notebooks, started here as papermill would start it (the
+    notebooks' folder, the same arguments; timeouts as usual) and left running between them;
+    :meth:`fresh` clears what a notebook left before the next; :meth:`stop_clients` closes each
+    notebook's connections."""
 
     def __init__(self):
         from jupyter_client.manager import AsyncKernelManager
@@ -155,23 +169,38 @@ class _Kernel:
                 outer.clients.append(kc)
                 return kc
 
+        self._manager_class = Manager
         self.manager, self.clients = Manager(kernel_name="python3"), []
 
-    def fresh(self) -> None:
-        if not self.manager.has_kernel:
-            return
+    def _run(self, code: str, what: str) -> None:
         kc = self.manager.blocking_client()
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=60)
-            reply = kc.execute_interactive(_FRESH_KERNEL, timeout=60, store_history=False, output_hook=lambda msg: None)
+            reply = kc.execute_interactive(code, timeout=60, store_history=False, output_hook=lambda msg: None)
         except (RuntimeError, TimeoutError) as err:
-            raise LTVError(f"The notebook kernel did not answer between two notebooks ({err}).") from None
+            raise LTVError(f"The notebook kernel did not answer {what} ({err}).") from None
         finally:
             kc.stop_channels()
         if reply["content"]["status"] != "ok":
-            raise LTVError(f"The notebook kernel could not be cleared between two notebooks: "
+            raise LTVError(f"The notebook kernel failed {what}: "
                            f"{reply['content'].get('ename')}: {reply['content'].get('evalue')}.")
+
+    def fresh(self) -> None:
+        """Start the kernel (the first time) or clear it (:data:`_FRESH_KERNEL`); a kernel that has
+        died (a cell killed it) is started again."""
+        from jupyter_core.utils import run_sync
+
+        if self.manager.has_kernel and not run_sync(self.manager.is_alive)():
+            self.shutdown()  # its connections too; a manager that has shut down starts no kernel
+            self.manager = self._manager_class(kernel_name="python3")
+        if not self.manager.has_kernel:
+            # As nbclient starts a notebook's kernel: in the notebooks' folder, history in memory.
+            run_sync(self.manager.start_kernel)(cwd=str(NOTEBOOKS_DIR), extra_arguments=[
+                "--IPKernelApp.log_level=CRITICAL", "--HistoryManager.hist_file=:memory:"])
+            self._run(_KERNEL_START, "when it started")
+            return
+        self._run(_FRESH_KERNEL, "between two notebooks")
 
     def stop_clients(self) -> None:
         for kc in self.clients:
@@ -197,11 +226,11 @@ def shared_kernel():
     (:func:`ltv_helpers.data.load_collection` keeps the last file it read). The kernel is ended on
     the way out, whatever ends the run (an error, Ctrl-C, SIGTERM)."""
     kernel = _Kernel()
-    _SHARED_KERNEL.append(kernel)
+    token = _SHARED_KERNEL.set(kernel)
     try:
         yield kernel
     finally:
-        _SHARED_KERNEL.remove(kernel)
+        _SHARED_KERNEL.reset(token)
         kernel.shutdown()
 
 

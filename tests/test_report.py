@@ -99,38 +99,80 @@ def test_parallel_first_runs_of_a_client_all_get_the_one_key(tmp_path, monkeypat
             assert len(left) == 1 and left[0].startswith("acme-") and left[0].endswith(".key")  # no temporary file
 
 
-def test_the_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path):
+def test_the_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path, monkeypatch):
     """In shared_kernel() the package's notebooks run in one kernel: the next notebook finds none of
-    the last one's variables, display options, Matplotlib settings or figures; the kernel ends with
-    the block."""
+    the last one's variables, display options, figures, warning filters, environment (01 sets
+    LTV_INTERFACE), working folder or Matplotlib settings (a user's rc file stays in force); a
+    kernel a cell killed is started again; the kernel ends with the block."""
     import psutil
 
     from ltv_helpers.report import shared_kernel
 
-    with shared_kernel() as kernel:
-        run_notebook("01_collection", tmp_path, {"client": "x", "source": "cdnow_sample"})
-        pid = kernel.manager.provisioner.pid
-        kernel.fresh()
+    rc = tmp_path / "matplotlibrc"
+    rc.write_text("image.cmap: cividis\n")
+    monkeypatch.setenv("MATPLOTLIBRC", str(rc))
+    monkeypatch.delenv("LTV_INTERFACE", raising=False)
+    probe = ("import os, sys, warnings, pandas as pd, matplotlib as mpl, matplotlib.pyplot as plt\n"
+             "print([n for n in ('raw', 'result', 'activity', 'lb') if n in globals()], "
+             "pd.get_option('display.float_format'), mpl.rcParams['image.cmap'], len(plt.get_fignums()), "
+             "os.environ.get('LTV_INTERFACE'), warnings.filters == sys._ltv_kernel_start[0], "
+             "os.getcwd() == sys._ltv_kernel_start[3], 'ltv_helpers.plots' in sys.modules)")
+
+    def ask(kernel) -> str:
+        seen = {}
         kc = kernel.manager.blocking_client()
         kc.start_channels()
         try:
-            seen = {}
-            reply = kc.execute_interactive(
-                "import sys, pandas as pd, matplotlib as mpl, matplotlib.pyplot as plt\n"
-                "print([n for n in ('raw', 'result', 'activity', 'lb') if n in globals()], "
-                "pd.get_option('display.float_format'), pd.get_option('display.max_colwidth'), "
-                "mpl.rcParams['font.family'], len(plt.get_fignums()), 'ltv_helpers.plots' in sys.modules)",
-                timeout=60, output_hook=lambda msg: seen.update(text=msg["content"].get("text", seen.get("text"))))
+            reply = kc.execute_interactive(probe, timeout=60, output_hook=lambda msg: seen.update(
+                text=msg["content"].get("text", seen.get("text"))))
         finally:
             kc.stop_channels()
         assert reply["content"]["status"] == "ok"
-        assert seen["text"].strip() == "[] None 50 ['sans-serif'] 0 True"  # modules stay: the saving
+        return seen["text"].strip()
+
+    with shared_kernel() as kernel:
+        run_notebook("01_collection", tmp_path, {"client": "x", "source": "cdnow_sample"})
+        pid = kernel.manager.provisioner.pid
+        kc = kernel.manager.blocking_client()
+        kc.start_channels()  # what a notebook might leave behind
+        kc.execute_interactive("import os, warnings, matplotlib as mpl; warnings.simplefilter('error'); "
+                               "os.chdir('/'); mpl.rcParams['image.cmap'] = 'magma'", timeout=60)
+        kc.stop_channels()
+        assert " magma 0 notebook False False " in ask(kernel)
+        kernel.fresh()
+        assert ask(kernel) == "[] None cividis 0 None True True True"  # modules stay: the saving
         assert psutil.pid_exists(pid)
         run_notebook("02_segmentation", tmp_path, {"client": "x"})
+        psutil.Process(pid).kill()  # a cell that kills its kernel: the next notebook has a new one
+        psutil.Process(pid).wait(10)
+        run_notebook("05_summary", tmp_path, {"client": "x"})
+        restarted = kernel.manager.provisioner.pid
+        assert restarted != pid
     counts = [c.execution_count for c in nbformat.read(tmp_path / "02_segmentation.ipynb", 4).cells
               if c.cell_type == "code"]
     assert counts == list(range(1, len(counts) + 1))  # its own numbering, not the kernel's running count
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    assert not psutil.pid_exists(restarted) or psutil.Process(restarted).status() == psutil.STATUS_ZOMBIE
+
+
+def test_threads_each_render_in_their_own_kernel(tmp_path):
+    """The shared kernel is per thread: two runs in threads of one process never share one."""
+    import threading
+
+    from ltv_helpers import report
+
+    seen = {}
+
+    def run(name):
+        with report.shared_kernel() as kernel:
+            seen[name] = (kernel, report._SHARED_KERNEL.get())
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in "ab"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(k is mine for k, mine in seen.values()) and seen["a"][0] is not seen["b"][0]
+    assert report._SHARED_KERNEL.get() is None
 
 
 def test_run_notebook_refuses_a_credential_before_any_file(tmp_path):

@@ -206,13 +206,16 @@ def load_collection(input_dir) -> tuple[pd.DataFrame, dict]:
     # the run's transactions (2.8 s at 1M customers). The file's identity (inode, size, time) is
     # the key, so a file written again is read again; each caller gets its own frame (with
     # pandas' copy-on-write, nothing one changes reaches the kept one or another caller's).
+    global _LAST_READ
     stat = tx_path.stat()
     key = (str(tx_path.resolve()), stat.st_ino, stat.st_size, stat.st_mtime_ns)
-    if _LAST_READ.get("key") != key:
-        _LAST_READ.clear()
-        _LAST_READ.update(key=key, frame=pd.read_parquet(tx_path))
-    return _LAST_READ["frame"].copy(deep=False), json.loads(meta_path.read_text(encoding="utf-8"))
+    last = _LAST_READ  # one read of the global: another thread may replace it, never change it
+    frame = last[1] if last is not None and last[0] == key else None
+    if frame is None:
+        frame = pd.read_parquet(tx_path)
+        _LAST_READ = (key, frame)
+    return frame.copy(deep=False), json.loads(meta_path.read_text(encoding="utf-8"))
 
 
-#: The transactions file :func:`load_collection` read last: its identity and its frame.
-_LAST_READ: dict = {}
+#: The transactions file :func:`load_collection` read last: (its identity, its frame).
+_LAST_READ: tuple | None = None
