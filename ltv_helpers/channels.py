@@ -220,11 +220,9 @@ def _economics(tx: pd.DataFrame, customers: pd.DataFrame, predictions: pd.DataFr
             out["ltv_cac_high"] = (history + out["predicted_value_high"]) / out["cac"]
         # Payback on the customers of the same mature cohorts as value_365d, not on every customer
         # past a year (a half-mature cohort would be read from its earliest customers only).
-        pairs = set(mature.index)
         period = customers["first"].dt.to_period("M" if cohort is None else cohort).astype("str")
-        in_mature = [(c, p) in pairs for c, p in zip(customers[CHANNEL].to_numpy(), period.to_numpy())]
-        out["payback_months"] = _payback(tx, customers[np.asarray(in_mature, dtype=bool)], group,
-                                         out["cac"] / gross_margin)
+        in_mature = pd.MultiIndex.from_arrays([customers[CHANNEL].to_numpy(), period.to_numpy()]).isin(mature.index)
+        out["payback_months"] = _payback(tx, customers[in_mature], group, out["cac"] / gross_margin)
     if cohort is None:
         out.index.name = CHANNEL
         return out

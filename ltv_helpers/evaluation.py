@@ -8,6 +8,7 @@ frequency) and ``tracking`` (repeat transactions per period, incremental and cum
 
 from __future__ import annotations
 
+import functools
 import json
 import warnings
 from dataclasses import dataclass, field
@@ -145,11 +146,9 @@ def collection_blocker(folder, *, calibration_end=None):
             found = con.execute(sql, [] if before is None else [pd.Timestamp(before).to_pydatetime()]).fetchone()
             return int(found[0]), int(found[1] or 0)
 
-        first, first_day, last_day = con.execute(
-            f"SELECT min({ORDER_DATE}), min(CAST({ORDER_DATE} AS DATE)), max(CAST({ORDER_DATE} AS DATE)) FROM tx"
-        ).fetchone()
+        first, last_day = con.execute(f"SELECT min({ORDER_DATE}), max(CAST({ORDER_DATE} AS DATE)) FROM tx").fetchone()
         return _blocker(counts, first=pd.Timestamp(first) if first is not None else pd.NaT,
-                        one_day=first_day is not None and first_day == last_day,
+                        one_day=first is not None and first.date() == last_day,
                         last_day=pd.Timestamp(last_day) if last_day is not None else None,
                         observation_end=meta["observation_end"], calibration_end=calibration_end)
 
@@ -664,17 +663,14 @@ class _Holdout:
         self.order = _descending(self.values)
         self.perfect_area = (float(np.trapezoid(self.curve(self.order), self.x)) - 0.5
                              if n and self.total > 0 else np.nan)
-        self._ranks = None
 
     def curve(self, order: np.ndarray) -> np.ndarray:
         """The share of holdout spend captured by the first customers of ``order`` (gains_curve's y)."""
         return np.concatenate(([0.0], np.cumsum(self.values[order]) / self.total))
 
-    @property
+    @functools.cached_property
     def ranks(self) -> np.ndarray:
-        if self._ranks is None:
-            self._ranks = _average_ranks(self.values, self.order)
-        return self._ranks
+        return _average_ranks(self.values, self.order)
 
 
 def _descending(values: np.ndarray) -> np.ndarray:
@@ -703,9 +699,9 @@ def _metrics(pred: pd.DataFrame, name: str, holdout: _Holdout | None = None) -> 
     h = holdout if holdout is not None else _Holdout(pred)
     actual_p, actual_s = h.purchases, h.spend
     p, s = pred[f"{name}_purchases"], pred[f"{name}_spend"]
-    ranking = pred["rfm_score"] if name == "rfm" else s
-    values = ranking.to_numpy(dtype=float)
-    order = _descending(values)  # the ranking's one sort (and the spend's ranks, when it ranks by spend)
+    spend = s.to_numpy(dtype=float)
+    spend_order = _descending(spend)  # the ranking's one sort, and the spend's ranks
+    order = _descending(pred["rfm_score"].to_numpy(dtype=float)) if name == "rfm" else spend_order
     out = {}
     if p.notna().all():
         err = p - actual_p
@@ -719,9 +715,8 @@ def _metrics(pred: pd.DataFrame, name: str, holdout: _Holdout | None = None) -> 
         # Spearman's correlation: Pearson's of the average ranks (as pandas' and scipy's).
         out.update(spend_mae=float((s - actual_s).abs().mean()),
                    spend_total_error_pct=float(100 * (s.sum() / actual_s.sum() - 1)) if actual_s.sum() else np.nan,
-                   spend_spearman=float(np.corrcoef(_average_ranks(
-                       s.to_numpy(dtype=float), order if ranking is s else _descending(s.to_numpy(dtype=float))),
-                       h.ranks)[0, 1]) if varies else np.nan)
+                   spend_spearman=float(np.corrcoef(_average_ranks(spend, spend_order), h.ranks)[0, 1])
+                   if varies else np.nan)
     out.update(_ranking(order, h))
     return out
 

@@ -584,15 +584,15 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
 
     pred = result.predictions
     actual = pred["actual_spend"]
-    perfect = gains_curve(actual, actual)
-    perfect = pd.DataFrame(dict(zip(perfect.columns, _thinned(*(perfect[c].to_numpy() for c in perfect.columns)))))
+    perfect = gains_curve(actual, actual).to_numpy() * 100
+    px, py = _thinned(perfect[:, 0], perfect[:, 1])
     names = list(result.fitted) + [b for b in ("ml", "rfm", "naive") if f"{b}_spend" in pred]
     cols = max(1, min(3, len(names)))
     rows = -(-len(names) // cols)
     fig, axes = plt.subplots(rows, cols, figsize=(9, 3.1 * rows + 0.6), sharex=True, sharey=True, squeeze=False)
     for i, (ax, name) in enumerate(zip(axes.flat, names or [None])):
         if name is None:  # nothing to rank with: the reference lines alone
-            ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=0.8,
+            ax.plot(px, py, color="black", linewidth=0.8,
                     label=label("perfect", language))
             ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=0.8, label=label("random", language))
             continue
@@ -600,7 +600,7 @@ def gains_plot(result, language: str = "en") -> plt.Figure:
         curve = gains_curve(score, actual)
         x, y = curve.iloc[:, 0].to_numpy() * 100, curve.iloc[:, 1].to_numpy() * 100
         at20 = float(np.interp(20, x, y))
-        ax.plot(perfect.iloc[:, 0] * 100, perfect.iloc[:, 1] * 100, color="black", linewidth=0.8,
+        ax.plot(px, py, color="black", linewidth=0.8,
                 label=label("perfect", language))
         ax.plot([0, 100], [0, 100], color="grey", linestyle="--", linewidth=0.8, label=label("random", language))
         x, y = _thinned(x, y)

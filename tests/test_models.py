@@ -667,3 +667,14 @@ def test_one_blas_thread_holds_in_worker_threads_and_is_lifted_after():
         seen = outer()
         assert len(seen) == 6 and all(set(s) <= {1} for s in seen), seen
         assert blas_threads() == before and models._BLAS["depth"] == 0
+
+
+def test_ml_targets_leave_out_customers_new_in_the_window():
+    """The window's purchases go to the customers the features know; one who first bought in the
+    window has no features and is left out (not written over another customer's target)."""
+    from ltv_helpers.models.ml import _on_index
+
+    purchases = pd.Series([2, 5], index=["a", "new"])
+    spend = pd.Series([20.0, 50.0], index=["a", "new"])
+    got = _on_index((purchases, spend), pd.Index(["a", "b", "c"]))
+    assert got[0].tolist() == [2, 0, 0] and got[1].tolist() == [20.0, 0.0, 0.0]
