@@ -293,10 +293,63 @@ def _orders(transactions: pd.DataFrame, orders: OrderDays | None, freq: str, fre
     when given (they must be of these transactions), made here when ``many`` summaries are to come
     in days or weeks (preparing costs about what two queries do), else None (one query each)."""
     if orders is not None:
-        if orders.transactions is not transactions:
+        if orders.transactions is not transactions and orders is not _shared(transactions).orders:
             raise LTVError("orders must be OrderDays of the same transactions the backtest is given.")
         return orders
-    return OrderDays(transactions) if many and _check_freq(freq, freq_multiplier) in OrderDays.FREQS else None
+    if not many or _check_freq(freq, freq_multiplier) not in OrderDays.FREQS:
+        return None
+    shared = _shared(transactions)
+    if shared.orders is None:
+        shared.orders = OrderDays(transactions)
+    return shared.orders
+
+
+class _Shared:
+    """What the evaluations of one set of transactions compute once and share: their
+    :class:`OrderDays`, their :func:`_fingerprint`, and each model's result at each earlier cut-off
+    of :func:`model_errors` (the same cut-off recurs: the prediction notebook's backtest, the
+    stability cut-offs after it). ``held``: the transactions' columns, kept so that their memory
+    is neither freed nor, with pandas' copy-on-write, changed while this is kept."""
+
+    def __init__(self, held: tuple):
+        self.held = held
+        self.orders: OrderDays | None = None
+        self.fingerprint: str | None = None
+        self.origins: dict = {}
+
+
+def _column_key(column: pd.Series) -> tuple:
+    """Where a column's values lie in memory (buffers, offsets, lengths, strides), and the array
+    that holds them: two columns with the same key hold the same values while the array is kept."""
+    arrow = getattr(column.array, "_pa_array", None)
+    if arrow is not None:  # Arrow's buffers never change
+        chunks = tuple((c.offset, len(c), *(b.address if b is not None else 0 for b in c.buffers()))
+                       for c in arrow.chunks)
+        return ("arrow", str(column.dtype), chunks), arrow
+    values = np.asarray(column.array)  # a view of the column's block, or a copy kept with the key
+    return ("numpy", str(values.dtype), values.__array_interface__["data"][0], values.shape, values.strides), values
+
+
+#: The transactions :func:`_shared` saw last: (their columns' keys, their :class:`_Shared`). The
+#: notebooks of a report run share one kernel and the frame :func:`~ltv_helpers.data.load_collection`
+#: read (their columns are the same memory): 03's backtest and forecast, 04's stability.
+_LAST_SHARED: tuple | None = None
+
+
+def _shared(transactions: pd.DataFrame) -> _Shared:
+    """The :class:`_Shared` of ``transactions``: the one kept when its customer id, order date and
+    amount columns are the same memory as those it was made for (a copy, a filter or a change gives
+    other memory, hence a new one), else a new one, kept in its place."""
+    global _LAST_SHARED
+    columns = [transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
+    keyed = [_column_key(c) for c in columns]
+    key = (len(transactions), tuple(k for k, _ in keyed))
+    last = _LAST_SHARED  # one read of the global: another thread may replace it, never change it
+    if last is not None and last[0] == key:
+        return last[1]
+    shared = _Shared((columns, [v for _, v in keyed]))
+    _LAST_SHARED = (key, shared)
+    return shared
 
 
 def _summarize(transactions: pd.DataFrame, orders: OrderDays | None):
@@ -347,8 +400,11 @@ def _fingerprint(transactions: pd.DataFrame) -> str:
     time and amount, in order (another client, export, re-keyed ids or one moved order differ)."""
     import hashlib
 
-    hashed = pd.util.hash_pandas_object(transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]], index=False)
-    return hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+    shared = _shared(transactions)
+    if shared.fingerprint is None:
+        hashed = pd.util.hash_pandas_object(transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]], index=False)
+        shared.fingerprint = hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+    return shared.fingerprint
 
 
 def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame) -> list[Path]:
@@ -536,6 +592,7 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
     # Every summary ends by as_of, so the orders after it change none of them.
     summarize = _summarize(transactions, _orders(transactions, orders, freq, freq_multiplier, many=len(tx) > 0))
+    known = _shared(transactions).origins  # each model's row at each cut-off, whoever asked first
     columns = ["cutoff", "holdout_days", "customers", "predicted", "actual", "log_error", "noise_var",
                "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
     cuts, h = [], 0
@@ -551,38 +608,34 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
             cuts.append(cut)
 
     def origin(cut) -> dict:
-        """Each model's row at one cut-off: only the totals count here (the calibration summary and
-        each model's fit and prediction, without a backtest's per-customer metrics)."""
+        """Each model's row at one cut-off (None: no row): only the totals count here (the
+        calibration summary and each model's fit and prediction, without a backtest's per-customer
+        metrics). A row already made at this cut-off, with this holdout and time unit, is taken."""
+        keys = {name: (cut, h, freq, float(freq_multiplier), name, MODEL_ERROR_MAX_CUSTOMERS) for name in models}
+        out = {name: known[key] for name, key in keys.items() if key in known}
+        missing = [name for name in models if name not in out]
+        if not missing:
+            return out
         try:
             summary = summarize(calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
                                 freq=freq, freq_multiplier=freq_multiplier)
         except LTVError:
-            return {}
-        summary = _some_customers(summary, MODEL_ERROR_MAX_CUSTOMERS)
-        duration = float(summary["duration_holdout"].iloc[0])
-        actual = [float(summary["frequency_holdout"].sum()),
-                  float((summary["frequency_holdout"] * summary["monetary_value_holdout"]).sum())]
-        out = {}
-        for name in models:  # each model's totals only: its per-customer table is let go at once
-            fit = _fit_and_predict(summary, name, duration)
-            if isinstance(fit, str):
-                continue
-            m = fit[0]
-            totals = [float(fit[1]["expected_purchases"].sum()), actual[0], float(fit[1]["clv"].sum()), actual[1]]
-            del fit
-            if min(totals) <= 0:
-                continue  # no log error of a zero total
-            params, customers = _noise_variances(m, summary, duration)
-            out[name] = [cut.date(), h, len(summary), totals[0], totals[1], np.log(totals[1] / totals[0]),
-                         params["purchases"] + customers["purchases"], totals[2], totals[3],
-                         np.log(totals[3] / totals[2]), params["revenue"] + customers["revenue"]]
+            summary = None
+        if summary is not None:
+            summary = _some_customers(summary, MODEL_ERROR_MAX_CUSTOMERS)
+            duration = float(summary["duration_holdout"].iloc[0])
+            actual = [float(summary["frequency_holdout"].sum()),
+                      float((summary["frequency_holdout"] * summary["monetary_value_holdout"]).sum())]
+        for name in missing:  # each model's totals only: its per-customer table is let go at once
+            out[name] = None if summary is None else _origin_row(summary, name, duration, actual, cut, h)
+            known[keys[name]] = out[name]
         return out
 
     # Warnings are silenced here, once, around the threads: the filters are the process's.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         found = _in_threads(origin, cuts)
-    rows = {name: [at[name] for at in found if name in at] for name in models}
+    rows = {name: [at[name] for at in found if at.get(name) is not None] for name in models}
     out = {}
     for name in models:
         table = pd.DataFrame(rows[name], columns=columns)
@@ -595,6 +648,24 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
                   for w in ("", "revenue_")}
         out[name] = ModelError(name, float(horizon_days), table, excess[""], excess["revenue_"], len(table))
     return out
+
+
+def _origin_row(summary: pd.DataFrame, name: str, duration: float, actual: list, cut, h: int) -> list | None:
+    """One model's row of :func:`model_errors` at one cut-off (``summary``: its calibration
+    summary; ``actual``: the holdout's total purchases and revenue), or None when it cannot be fitted
+    or a total is zero (no log error)."""
+    fit = _fit_and_predict(summary, name, duration)
+    if isinstance(fit, str):
+        return None
+    m = fit[0]
+    totals = [float(fit[1]["expected_purchases"].sum()), actual[0], float(fit[1]["clv"].sum()), actual[1]]
+    del fit
+    if min(totals) <= 0:
+        return None
+    params, customers = _noise_variances(m, summary, duration)
+    return [cut.date(), h, len(summary), totals[0], totals[1], np.log(totals[1] / totals[0]),
+            params["purchases"] + customers["purchases"], totals[2], totals[3],
+            np.log(totals[3] / totals[2]), params["revenue"] + customers["revenue"]]
 
 
 def _some_customers(summary: pd.DataFrame, most: int) -> pd.DataFrame:
@@ -1029,11 +1100,12 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
 def stability_cutoffs(transactions: pd.DataFrame, *, calibration_end, observation_end,
                       n: int = 3) -> tuple[list, float]:
     """``n`` calibration cut-offs for :func:`rolling_backtest`, ending at ``calibration_end`` and
-    spaced by a third of the holdout, each followed by a holdout of the same length that fits in
-    the data. Returns (cut-offs, holdout_days)."""
+    spaced by a quarter of the holdout, each followed by a holdout of the same length that fits in
+    the data. A quarter, as :func:`model_error` steps back by: the earlier cut-offs it measures
+    each one's model error at are mostly those of the one after it, measured once. Returns (cut-offs, holdout_days)."""
     cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
     holdout = (obs_end - cal_end).days
-    step = max(holdout // 3, 1)
+    step = max(holdout // 4, 1)
     first = transactions[ORDER_DATE].min()
     cuts = [cal_end - pd.Timedelta(days=step * k) for k in range(n)]
     cuts = [c for c in cuts if c > first + pd.Timedelta(days=step)]

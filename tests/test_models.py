@@ -6,6 +6,7 @@ import pandas as pd
 import pytest
 
 from ltv_helpers import models
+from ltv_helpers.models import pareto_nbd
 from ltv_helpers.data import calibration_holdout, customer_history, rfm_summary
 from ltv_helpers.datasets import load_cdnow, synthetic_transactions
 from ltv_helpers.schema import LTVError
@@ -154,6 +155,23 @@ def test_pareto_p_alive_equals_lifetimes(days):
         assert finite.mean() > 0.99 and np.isfinite(ours).all()
         assert np.allclose(ours[finite], ref[finite], rtol=1e-10, atol=1e-13)
         assert ((ours >= 0) & (ours <= 1)).all()
+
+
+def test_pareto_predictions_reuse_the_rows_pairs_only_for_the_same_unchanged_rows(days):
+    """The distinct pairs of the rows predicted last are kept (intervals predict the same rows under
+    100 parameter draws); other rows, or the same frame changed in place, are prepared again."""
+    m = models.fit(days, model="pareto_nbd", spend=None)
+    rows = days.rename(columns=lambda c: c.removesuffix("_cal"))[["frequency", "recency", "T"]].copy()
+    first = models._pareto_alive(m, rows)
+    kept = pareto_nbd._LAST_ROWS
+    assert kept[0]() is rows and np.array_equal(models._pareto_alive(m, rows), first)
+    assert pareto_nbd._LAST_ROWS is kept  # reused, not prepared again
+    rows.loc[rows.index[:50], "T"] += 7.0  # changed in place: prepared again, as a new frame would be
+    again = models._pareto_alive(m, rows)
+    assert pareto_nbd._LAST_ROWS is not kept
+    fresh = models._ParetoNBDLikelihood(rows["frequency"], rows["recency"], rows["T"], np.ones(len(rows)), 0.0,
+                                        1.0).alive(*(m.params[k] for k in ("r", "alpha", "s", "beta")))
+    assert np.array_equal(again, fresh) and not np.array_equal(again, first)
 
 
 @pytest.mark.parametrize("name", ["bgnbd", "mbgnbd", "pareto_nbd"])

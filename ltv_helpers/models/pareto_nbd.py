@@ -206,8 +206,33 @@ def _pareto_alive(model: "LTVModel", rows: pd.DataFrame) -> np.ndarray:
     Equals lifetimes' ``conditional_probability_alive`` (tested), also where scipy 1.16's hyp2f1
     makes lifetimes' form NaN."""
     r, alpha, s, beta = (float(model.fitter.params_[k]) for k in ("r", "alpha", "s", "beta"))
+    return _rows_terms(rows)[0].alive(r, alpha, s, beta)
+
+
+#: The rows :func:`_rows_terms` prepared last: (a weak reference to them, their columns, the
+#: likelihood's distinct pairs, the distinct T's codes). Intervals predict the same rows under
+#: 100 parameter draws; finding the pairs again took 0.14 s of each draw's 0.17 s at 1M customers.
+_LAST_ROWS: tuple | None = None
+
+
+def _rows_terms(rows: pd.DataFrame) -> tuple[_ParetoNBDLikelihood, np.ndarray]:
+    """The parameter-free parts of Pareto/NBD's predictions for ``rows``: the likelihood's distinct
+    (frequency, time) pairs (:class:`_ParetoNBDLikelihood`) and the codes of the distinct T. Kept
+    for the rows seen last, and reused only for the same frame with the same values (a frame
+    changed in place is prepared again)."""
+    import weakref
+
+    global _LAST_ROWS
     x, tx, T_ = (rows[c].to_numpy(dtype=float) for c in (FREQUENCY, RECENCY, T))
-    return _ParetoNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0, 1.0).alive(r, alpha, s, beta)
+    last = _LAST_ROWS  # one read of the global: another thread may replace it, never change it
+    if last is not None and last[0]() is rows and all(np.array_equal(a, b) for a, b in zip(last[1], (x, tx, T_))):
+        return last[2], last[3]
+    terms = (_ParetoNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0, 1.0), _row_codes(pd.DataFrame({"T": T_}), ["T"]))
+    try:
+        _LAST_ROWS = (weakref.ref(rows), (x.copy(), tx.copy(), T_.copy()), *terms)
+    except TypeError:  # not a frame that can be referred to weakly: nothing kept
+        pass
+    return terms
 
 
 def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndarray, alive=None):
@@ -220,7 +245,7 @@ def _pareto_purchase_terms(model: "LTVModel", rows: pd.DataFrame, times: np.ndar
     r, alpha, s, beta = (float(model.fitter.params_[k]) for k in ("r", "alpha", "s", "beta"))
     x, T_ = rows[FREQUENCY].to_numpy(dtype=float), rows[T].to_numpy(dtype=float)
     alive = _pareto_alive(model, rows) if alive is None else alive
-    pairs = _row_codes(pd.DataFrame({"T": T_}), ["T"])
+    pairs = _rows_terms(rows)[1]
     pT = T_[_first_rows(pairs)]
     t = np.asarray(times, dtype=float)[:, None]
     with np.errstate(all="ignore"):
