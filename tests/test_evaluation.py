@@ -386,3 +386,22 @@ def test_cut_offs_measured_once_give_what_measuring_them_again_gives(cdnow_sampl
     cal_end, obs_end = pd.Timestamp("1998-01-31"), pd.Timestamp("1998-06-30")
     cuts, days = ev.stability_cutoffs(cdnow_sample, calibration_end=cal_end, observation_end=obs_end)
     assert [(cal_end - c).days for c in cuts] == [2 * (150 // 4), 150 // 4, 0] and days == 150
+
+
+def test_stability_of_a_large_base_is_measured_on_the_same_sample_at_every_cut_off(cdnow_sample):
+    """Beyond max_customers, every cut-off is measured on the orders of the customers whose ids hash
+    lowest (the model error's sample); the same table as measuring those customers' orders alone."""
+    kw = dict(cutoffs=["1997-06-30", "1997-09-30"], holdout_days=180, intervals=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        table = ev.rolling_backtest(cdnow_sample, max_customers=1000, **kw)
+        ids = cdnow_sample["customer_id"].drop_duplicates()
+        hashed = pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
+        chosen = set(ids.to_numpy()[np.argsort(hashed)[:1000]])
+        alone = ev.rolling_backtest(cdnow_sample[cdnow_sample["customer_id"].isin(chosen)], max_customers=None, **kw)
+        everyone = ev.rolling_backtest(cdnow_sample, max_customers=None, **kw)
+    assert table.attrs["customers"] == (1000, len(ids)) and everyone.attrs["customers"] == (len(ids), len(ids))
+    pd.testing.assert_frame_equal(table, alone, check_exact=True)
+    assert not np.isclose(table["r"], everyone["r"]).all()
+    assert "1,000 of the 2,357 customers" in ev.stability_note(table)
+    assert "1,000" in ev.stability_note(table, "zh") and ev.stability_note(everyone) == ""
