@@ -20,7 +20,7 @@ import pandas as pd
 
 from ltv_helpers import models as mdl
 from ltv_helpers.data.engines import DuckDBEngine
-from ltv_helpers.data.parse import _end_cut
+from ltv_helpers.data.parse import _end_cut, id_positions
 from ltv_helpers.data.summary import _PERIOD_SQL, OrderDays, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
@@ -231,7 +231,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     spend = holdout.groupby(CUSTOMER_ID)[AMOUNT].sum()
     spend.index = spend.index.astype("str")
     pred = pd.DataFrame({"actual_purchases": summary["frequency_holdout"],
-                         "actual_spend": spend.reindex(summary.index, fill_value=0.0)})
+                         "actual_spend": _on(summary.index, spend, 0.0)})
     fitted, fit_stats, left_out, errors = {}, {}, {}, {}
     reused = [name for name in models if reuse is not None and (name in reuse.fitted or name in reuse.left_out)]
     to_fit = [name for name in models if name not in reused]
@@ -389,10 +389,18 @@ def _reusable(reuse: BacktestResult, transactions: pd.DataFrame, cal_end, obs_en
     return bool((has_intervals or not intervals) and attrs["transactions"] == _fingerprint(transactions))
 
 
+def _on(index: pd.Index, values: pd.Series, missing: float) -> pd.Series:
+    """``values.reindex(index, fill_value=missing)``, as floats, by one hash lookup of the ids
+    (:func:`~ltv_helpers.data.parse.id_positions`)."""
+    at = id_positions(index, values.index)
+    out = np.where(at >= 0, values.to_numpy(dtype=float)[np.maximum(at, 0)] if len(values) else missing, missing)
+    return pd.Series(out, index=index, name=values.name)
+
+
 def _among(ids: pd.Series, index: pd.Index) -> np.ndarray:
     """Whether each id is in ``index`` (unique ids, a summary's): a hash lookup, ten times faster
     than ``Series.isin`` on pandas' Arrow strings (3.7 s for 1M ids among 900k)."""
-    return index.get_indexer(ids.astype("str")) >= 0
+    return id_positions(ids.astype("str"), index) >= 0
 
 
 def _fingerprint(transactions: pd.DataFrame) -> str:
@@ -682,7 +690,7 @@ def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
     cal = transactions[transactions[ORDER_DATE] < _end_cut(cal_end)]
     per = cal.groupby(CUSTOMER_ID)[AMOUNT].agg(["sum", "size"])
     per.index = per.index.astype("str")
-    per = per.reindex(summary.index)
+    per = pd.DataFrame({c: _on(summary.index, per[c], np.nan) for c in per.columns})
     aov = per["sum"] / per["size"]
     rate = np.where(T_ > 0, f / T_.where(T_ > 0, 1.0), 0.0)
     pred["naive_purchases"] = rate * duration

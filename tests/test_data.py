@@ -851,3 +851,45 @@ def test_an_old_mac_csv_with_carriage_returns_only_is_not_one_long_line(tmp_path
     reader._check_csv_lines(path, 64)  # 20 short lines, not one of 330 bytes
     with pytest.raises(LTVError, match="Line 1 of mac.csv is longer than 20 bytes"):
         reader._check_csv_lines(path, 20)
+
+
+def test_id_positions_are_get_indexers_positions_on_arrow_text_and_others():
+    import pyarrow as pa
+
+    from ltv_helpers.data.parse import id_positions
+
+    index = pd.Index(["c3", "a1", "客户2", "b,2", "=1+1"], dtype="str")
+    ids = pd.Series(["a1", "zz", "客户2", "c3", "c3", None, "=1+1", "A1"], dtype="str")
+    expected = index.get_indexer(ids)
+    assert id_positions(ids, index).tolist() == expected.tolist() == [1, -1, 2, 0, 0, -1, 4, -1]
+    assert id_positions(pd.Index(ids), index).tolist() == expected.tolist()
+    large = pd.Series(pd.arrays.ArrowExtensionArray(pa.array(["a1", "zz", "客户2", "c3", "c3", None, "=1+1", "A1"],
+                                                             type=pa.large_string())))
+    assert id_positions(large, index).tolist() == expected.tolist()  # other Arrow text types are cast
+    assert id_positions(pd.Series([3, 1, 7]), pd.Index([1, 2, 3])).tolist() == [2, 0, -1]  # not text: pandas
+    assert id_positions(ids.astype(object), index).tolist() == expected.tolist()
+    assert id_positions(ids[:0], index).tolist() == []
+    with pytest.raises(LTVError, match="must not repeat"):
+        id_positions(ids, pd.Index(["a1", "a1"], dtype="str"))
+
+
+def test_customer_history_equals_an_independent_group_by(cdnow_sample):
+    """One query makes the summary and the plain-money columns: they equal pandas' group-by of the
+    same orders (revenue to the last bits of a float sum; it is an exact decimal sum here)."""
+    end = "1998-03-31"
+    history = data.customer_history(cdnow_sample, observation_end=end)
+    tx = cdnow_sample[cdnow_sample["order_date"] < pd.Timestamp(end) + pd.Timedelta(days=1)]
+    per = tx.groupby("customer_id").agg(orders=("amount", "size"), revenue=("amount", "sum"),
+                                        first_order=("order_date", "min"), last_order=("order_date", "max"))
+    per.index = per.index.astype("str")
+    assert history.index.equals(per.index) and history.index.is_monotonic_increasing
+    pd.testing.assert_series_equal(history["orders"], per["orders"], check_names=False)
+    assert np.allclose(history["revenue"], per["revenue"], rtol=1e-14, atol=1e-9)
+    for col in ("first_order", "last_order"):
+        pd.testing.assert_series_equal(history[col], per[col], check_names=False)
+    summary = rfm_summary(tx, observation_end=end)
+    pd.testing.assert_frame_equal(history[list(summary.columns)], summary)
+    assert (history["days_since_last"] == history["T"] - history["recency"]).all()
+    assert np.allclose(history["aov"], per["revenue"] / per["orders"], rtol=1e-14)
+    assert list(history.columns) == ["frequency", "recency", "T", "monetary_value", "orders", "revenue",
+                                     "first_order", "last_order", "aov", "days_since_last", "tenure_days"]

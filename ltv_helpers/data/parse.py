@@ -20,6 +20,22 @@ _NULL_TOKENS = {"", "nan", "none", "null", "na", "n/a", "#n/a", "-", "--", "nat"
 _NULL_SET = pa.array(sorted(_NULL_TOKENS))
 
 
+def id_positions(ids, index: pd.Index) -> np.ndarray:
+    """Each of ``ids``' position in ``index`` (ids without repeats), -1 where it is not there: one
+    hash lookup by Arrow when both are Arrow text (2.85M order ids among 1M customers: 0.6 s, against
+    1.8 s for ``Index.get_indexer`` on the same strings), else pandas' ``get_indexer``."""
+    values = getattr(getattr(ids, "array", None), "_pa_array", None)
+    known = getattr(index.array, "_pa_array", None)
+    if values is None or known is None:
+        return np.asarray(index.get_indexer(ids), dtype=np.int64)
+    if not index.is_unique:
+        raise LTVError("The ids to look up among must not repeat.")
+    known = known.combine_chunks() if isinstance(known, pa.ChunkedArray) else known
+    if known.type != values.type:
+        known = known.cast(values.type)
+    return pc.index_in(values, value_set=known).fill_null(-1).to_numpy().astype(np.int64)
+
+
 def _as_text(values: pd.Series) -> tuple[pd.Series, pd.Series]:
     """Stripped Arrow-backed strings (vectorized string ops) and the mask of missing cells.
 

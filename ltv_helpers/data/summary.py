@@ -553,12 +553,25 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     tx = transactions
     if observation_end is None:
         observation_end = tx[ORDER_DATE].max()
-    tx = tx[tx[ORDER_DATE] < _end_cut(observation_end)]
-    summary = rfm_summary(tx, observation_end=observation_end, freq="D")
-    per = tx.groupby(CUSTOMER_ID).agg(orders=(AMOUNT, "size"), revenue=(AMOUNT, "sum"),
-                                      first_order=(ORDER_DATE, "min"), last_order=(ORDER_DATE, "max"))
-    per.index = per.index.astype("str")
-    out = summary.join(per, how="left")
+    obs = _as_timestamp(observation_end, "observation_end")
+    tx = tx[tx[ORDER_DATE] < _end_cut(obs)]
+    end = period_of(obs, "D")
+    # One query: the summary's CTEs and the plain-money columns beside them (a pandas group-by
+    # and join on the ids took 1.3 s of 2.2 s at 1M customers). Revenue is an exact decimal sum,
+    # as the monetary value is: the same bits whatever the threads.
+    ctes = _summary_ctes("summary", "D", f"{_PERIOD_SQL['D'].format(c=ORDER_DATE)} <= {end}", end, 1.0)
+    sql = (f"WITH {ctes}, money AS (SELECT {CUSTOMER_ID} AS cid, COUNT(*) AS orders, "
+           f"CAST({_EXACT_SUM} AS DOUBLE) AS revenue, MIN({ORDER_DATE}) AS first_order, "
+           f"MAX({ORDER_DATE}) AS last_order FROM src GROUP BY 1) "
+           f"SELECT s.*, m.orders, m.revenue, m.first_order, m.last_order FROM summary s "
+           f"JOIN money m ON s.{CUSTOMER_ID} = m.cid ORDER BY s.{CUSTOMER_ID}")
+    with open_engine(tx, "duckdb") as eng:
+        found = eng.query(sql)
+    money = found[["orders", "revenue", "first_order", "last_order"]]
+    out = _summary_frame(found.drop(columns=money.columns), "D", 1.0)
+    out = out.assign(orders=money["orders"].to_numpy(dtype=np.int64), revenue=money["revenue"].to_numpy(dtype=float),
+                     first_order=money["first_order"].astype(tx[ORDER_DATE].dtype).array,
+                     last_order=money["last_order"].astype(tx[ORDER_DATE].dtype).array)
     out["aov"] = out["revenue"] / out["orders"]
     out["days_since_last"] = out[T] - out[RECENCY]
     out["tenure_days"] = out[T]
