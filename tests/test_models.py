@@ -460,6 +460,35 @@ def test_ml_baseline_learns_and_predicts(cdnow_sample):
         models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=800)
 
 
+def test_ml_models_fitted_at_once_are_those_fitted_one_after_the_other(monkeypatch):
+    """The two gradient-boosting models are fitted in two threads, each with one OpenMP thread:
+    the same trees as one after the other (15,000 customers: early stopping on its validation share)."""
+    import concurrent.futures
+
+    sim = synthetic_transactions(15_000, seed=3)
+    end = sim.attrs["true_params"]["observation_end"]
+    at_once = models.fit_ml_baseline(sim, observation_end=end, horizon_days=120)
+
+    class OneByOne:
+        def __init__(self, workers):
+            pass
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def map(self, func, items):
+            return [func(item) for item in items]
+
+    monkeypatch.setattr(concurrent.futures, "ThreadPoolExecutor", OneByOne)
+    serial = models.fit_ml_baseline(sim, observation_end=end, horizon_days=120)
+    assert at_once.purchases_model.n_iter_ == serial.purchases_model.n_iter_ < 200  # stopped early
+    pd.testing.assert_frame_equal(at_once.predict(sim, observation_end=end), serial.predict(sim, observation_end=end),
+                                  check_exact=True)
+
+
 def test_p_alive_path_matches_the_model_at_the_end(bgnbd, cdnow_sample):
     one = cdnow_sample[cdnow_sample["customer_id"] == cdnow_sample["customer_id"].iloc[0]]
     days = calibration_holdout(load_cdnow(sample=True), calibration_end="1998-06-29",
