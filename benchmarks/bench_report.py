@@ -166,8 +166,12 @@ def _million(root: Path, sizes: list[int], busy: int) -> None:
                     if proc.poll() is None:  # interrupted: the report does not run on alone
                         proc.kill()
             seconds = time.perf_counter() - started
-            if proc.returncode:
-                sys.exit(f"ltv report failed at {n:,} customers: {log.read_text()[-2000:]}")
+            if proc.returncode:  # the run folder is kept for a look (the temporary folder is not)
+                import shutil
+
+                kept = Path(tempfile.mkdtemp(prefix="bench-report-failed-"))
+                shutil.copytree(root / f"report_{n}", kept / f"report_{n}", symlinks=True)
+                sys.exit(f"ltv report failed at {n:,} customers (its run folder: {kept}): {log.read_text()[-2000:]}")
             books = _notebook_times(root / f"report_{n}" / "latest")
             rows.append((n, orders, lifetimes_s, seconds, total_mb, single_mb))
             print(f"{n:,} customers ({orders:,} orders): lifetimes' pipeline {lifetimes_s:.1f} s, "

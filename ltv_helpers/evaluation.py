@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers import models as mdl
-from ltv_helpers.data.engines import DuckDBEngine
+from ltv_helpers.data.engines import DuckDBEngine, connect
 from ltv_helpers.data.parse import _end_cut, id_positions
 from ltv_helpers.data.summary import _PERIOD_SQL, OrderDays, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
@@ -131,12 +131,11 @@ def collection_blocker(folder, *, calibration_end=None):
     its observation end, counted by DuckDB in the Parquet file: ``ltv report`` decides whether to
     forecast without holding the transactions in its own process while the notebooks run (at 1M
     customers, 480 MB it kept)."""
-    import duckdb
 
     folder = Path(folder)
     meta = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
     path = str(folder / "transactions.parquet")
-    with duckdb.connect(config={"threads": 2}) as con:
+    with connect(config={"threads": 2}) as con:
         con.read_parquet(path).select(CUSTOMER_ID, ORDER_DATE).create_view("tx")
 
         def counts(before=None) -> tuple[int, int]:

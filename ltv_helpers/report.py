@@ -270,11 +270,17 @@ def _sanitizers():
     return SanitizeHTML(tags=OUTPUT_TAGS + ["style"], **common), SanitizeHTML(tags=OUTPUT_TAGS, **common)
 
 
+#: The kind of output a Jupyter widget shows as; its state goes to the notebook's metadata.
+_WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
 def _sanitize_outputs(outputs: list) -> list:
     """The outputs of one code cell, safe to put in a client's page: HTML and Markdown sanitized
     (unknown markup shown as text), any other kind of rich output (JavaScript, SVG, widgets)
-    dropped; text stays text."""
+    dropped; text stays text. A widget's output (a library's progress bar) is dropped whole: its
+    text is the widget's code name ("HBox(children=...)"), nothing a client reads."""
     html_sanitizer, markdown_sanitizer = _sanitizers()
+    outputs = [o for o in outputs if _WIDGET_VIEW not in o.get("data", {})]
     for output in outputs:
         data = output.get("data")
         if not data:
@@ -738,6 +744,8 @@ def assemble_report(run_dir, language: str = "en") -> Path:
                  for level, anchor, text in toc + appendix_toc]
     cells.append(nbformat.v4.new_markdown_cell("\n".join(contents)))
     summary.cells = cells + sections + appendix
+    # Widgets' state (nbconvert writes it into the page as a <script>) is dropped with their outputs.
+    summary.metadata.pop("widgets", None)
     stamp = json.loads((run_dir / "run.json").read_text(encoding="utf-8"))
     params = stamp["parameters"]
     summary.metadata["title"] = params.get("title") or label("{client}: customer lifetime value", language).format(

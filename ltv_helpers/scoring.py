@@ -17,6 +17,7 @@ import pandas as pd
 from ltv_helpers.data.engines import (
     ENGINES,
     _first_line,
+    connect,
     _quiet_pyspark,
     is_spark_frame,
     parquet_pattern,
@@ -109,7 +110,7 @@ def _score_duckdb(model: LTVModel, source, options: dict, output, batch_rows: in
     # The scores go to a temporary file, renamed to ``output`` only when every batch is written:
     # a stopped or failed run leaves no partial file that looks whole.
     target = contextlib.nullcontext() if output is None else atomic_path(output)
-    with duckdb.connect() as con, target as part:
+    with connect() as con, target as part:
         try:
             reader = con.sql(f"SELECT * FROM read_parquet('{pattern.replace(chr(39), chr(39) * 2)}')"
                              ).to_arrow_reader(batch_rows)

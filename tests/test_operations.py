@@ -219,3 +219,36 @@ def test_a_client_with_channels_and_costs_gets_the_channel_section(tmp_path, cap
     assert set(curves.index.get_level_values(0)) == {"ads", "store", "tmall"}
     assert "Since the last report" not in page  # the client's first report
     assert "running over TCP" not in capfd.readouterr().err  # no kernel noise in a report run
+
+
+def test_a_progress_bar_widget_in_a_notebook_leaves_no_trace_in_the_page(monitored_demo, tmp_path):
+    """DuckDB drew its progress bar as a Jupyter widget for queries over 2 s (a 1M-customer report on
+    a busy machine), and nbconvert wrote the widget's state into the page as a <script>, which the page
+    check refused. The package's connections have no bar; a widget from any library is dropped whole."""
+    import shutil
+
+    import nbformat
+
+    from ltv_helpers.data import engines
+
+    run = tmp_path / "run"
+    shutil.copytree(monitored_demo[1].parent, run)
+    state = {"application/vnd.jupyter.widget-state+json": {"state": {"m1": {"model_name": "HBoxModel"}},
+                                                            "version_major": 2, "version_minor": 0}}
+    for name in ("02_segmentation", "05_summary"):
+        nb = nbformat.read(run / f"{name}.ipynb", as_version=4)
+        nb.metadata["widgets"] = state
+        cell = next(c for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", []))
+        cell.outputs.insert(0, nbformat.v4.new_output("display_data", data={
+            "application/vnd.jupyter.widget-view+json": {"model_id": "m1", "version_major": 2, "version_minor": 0},
+            "text/plain": "HBox(children=(FloatProgress(value=0.0),))"}))
+        nbformat.write(nb, run / f"{name}.ipynb")
+    page = report.assemble_report(run).read_text(encoding="utf-8")
+    assert "<script" not in page and "HBox" not in page and "widget-state" not in page
+    with engines.connect() as con:
+        assert con.execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+    with engines.connect(config={"lock_configuration": True}) as con:
+        assert con.execute("SELECT current_setting('lock_configuration')").fetchone() == (True,)
+    package = Path(engines.__file__).parents[1]
+    opened = [str(p.relative_to(package)) for p in package.rglob("*.py") if "duckdb.connect(" in p.read_text()]
+    assert opened == ["data/engines.py"]  # every other connection goes through engines.connect

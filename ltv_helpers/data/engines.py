@@ -116,12 +116,31 @@ _MAP_HINT = ("Map them to the source's names (columns= in Python; --customer-id,
              "command line), or clean the export with clean_transactions first.")
 
 
+def connect(database: str = ":memory:", *, read_only: bool = False, config: dict | None = None):
+    """``duckdb.connect`` without DuckDB's progress bar, the only way this package opens DuckDB.
+    In a notebook kernel DuckDB draws its bar as a Jupyter widget for any query longer than 2 s,
+    and the widget's state reached the notebook's metadata: a 1M-customer report on a busy machine
+    was refused for the <script> it would have held. ``lock_configuration`` in ``config`` is set
+    after the bar is turned off (a locked connection cannot turn it off)."""
+    config = dict(config or {})
+    lock = config.pop("lock_configuration", False)
+    con = duckdb.connect(database, read_only=read_only, config=config)
+    try:
+        con.execute("SET enable_progress_bar = false")
+        if lock:
+            con.execute("SET lock_configuration = true")
+    except Exception:
+        con.close()
+        raise
+    return con
+
+
 def on_frames(sql: str, **frames: pd.DataFrame) -> dict:
     """Run ``sql`` in a fresh in-memory DuckDB over DataFrames registered under their keyword
     names (``on_frames("SELECT ... FROM t", t=frame)``); the result's columns as NumPy arrays
     (masked where NULL). For work DuckDB does in parallel at many times pandas' speed: hashing,
     sorting, casting, counting."""
-    with duckdb.connect() as con:
+    with connect() as con:
         for name, frame in frames.items():
             con.register(name, frame)
         table = con.sql(sql).to_arrow_table()  # through Arrow: several times fetchnumpy's speed
@@ -205,7 +224,7 @@ class DuckDBEngine(Engine):
     def __init__(self, source, *, columns: dict | None = None, table: str | None = None):
         # Results that need an order say so (ORDER BY); the rest may stream out in any order,
         # which lets DuckDB write large results without holding them.
-        self.con = duckdb.connect(config={"preserve_insertion_order": False})
+        self.con = connect(config={"preserve_insertion_order": False})
         try:
             relation = self._relation(source, table)
             self._register(relation, _mapping(columns))

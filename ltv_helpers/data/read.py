@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from ltv_helpers.data.engines import connect
 from ltv_helpers.datasets import BUNDLED, load_cdnow
 from ltv_helpers.labels import (NOTE_COLUMN_CHOICE, NOTE_COLUMN_TWICE, NOTE_ENCODING, NOTE_OTHER_SHEETS,
                                 NOTE_SHEETS_STACKED, Note)
@@ -1096,7 +1097,7 @@ _CLIENT_DUCKDB = {"enable_external_access": False, "autoinstall_known_extensions
 
 def _read_duckdb(path: Path, sql: str | None) -> pd.DataFrame:
     try:
-        con = duckdb.connect(str(path), read_only=True, config=_CLIENT_DUCKDB)
+        con = connect(str(path), read_only=True, config=_CLIENT_DUCKDB)
     except duckdb.Error as err:
         raise LTVError(f"{path.name} cannot be opened as a DuckDB database ({err}).") from None
     try:

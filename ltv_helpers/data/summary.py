@@ -14,6 +14,7 @@ import pandas as pd
 
 from ltv_helpers.data.engines import (
     META_KEY,
+    connect,
     open_engine,
     parquet_pattern,
     summary_meta,
@@ -60,7 +61,7 @@ def period_of(when, freq: str) -> int:
     """Period index (as ``_PERIOD_SQL`` numbers them) of one timestamp: DuckDB evaluates the same
     expression the summaries use, whatever engine runs them."""
     ts = pd.Timestamp(when)
-    with duckdb.connect() as con:
+    with connect() as con:
         return int(con.execute("SELECT " + _PERIOD_SQL[freq].format(c=f"TIMESTAMP '{ts}'")).fetchone()[0])
 
 
@@ -377,7 +378,7 @@ def _millionths(amount: np.ndarray) -> np.ndarray:
     cast, which rounds halves away from zero): sums of them are exact."""
     if not np.isfinite(amount).all() or (np.abs(amount) >= 1e12).any():
         raise LTVError("Amounts must be finite numbers below 1,000,000,000,000; clean the transactions first.")
-    with duckdb.connect() as con:
+    with connect() as con:
         con.register("amounts", pd.DataFrame({"x": amount}))
         out = con.execute("SELECT CAST(CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS m FROM amounts").fetchnumpy()
     return np.asarray(out["m"], dtype=np.int64)
@@ -498,7 +499,7 @@ def load_summary(path, *, compress: bool = False, spend_digits: int | None = SPE
     """
     meta = summary_meta(path)
     pattern = parquet_pattern(path).replace("'", "''")
-    with duckdb.connect() as con:
+    with connect() as con:
         try:
             names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
         except duckdb.Error as exc:
@@ -530,7 +531,7 @@ def describe_summary_file(path) -> str:
     """One line on a summary file: what it is, rows, customers, time unit (``ltv summary`` prints it)."""
     meta = summary_meta(path)
     pattern = parquet_pattern(path).replace("'", "''")
-    with duckdb.connect() as con:
+    with connect() as con:
         names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet('{pattern}')").fetchall()]
         total = f"SUM({CUSTOMERS})" if CUSTOMERS in names else "COUNT(*)"
         rows, customers = con.execute(f"SELECT COUNT(*), {total} FROM read_parquet('{pattern}')").fetchone()
