@@ -319,14 +319,17 @@ class _Shared:
 
 def _column_key(column: pd.Series) -> tuple:
     """Where a column's values lie in memory (buffers, offsets, lengths, strides), and the array
-    that holds them: two columns with the same key hold the same values while the array is kept."""
+    that holds them: two columns with the same key hold the same values while the array is kept.
+    (None, None) for a column whose values are not in one array of its own (e.g. categories)."""
     arrow = getattr(column.array, "_pa_array", None)
     if arrow is not None:  # Arrow's buffers never change
         chunks = tuple((c.offset, len(c), *(b.address if b is not None else 0 for b in c.buffers()))
                        for c in arrow.chunks)
         return ("arrow", str(column.dtype), chunks), arrow
-    values = np.asarray(column.array)  # a view of the column's block, or a copy kept with the key
-    return ("numpy", str(values.dtype), values.__array_interface__["data"][0], values.shape, values.strides), values
+    values = getattr(column.array, "_ndarray", None)  # the column's own memory (numbers, dates)
+    if values is None:  # categories, other extension types: nothing to key on without a copy
+        return None, None
+    return ("numpy", str(column.dtype), values.__array_interface__["data"][0], values.shape, values.strides), values
 
 
 #: The transactions :func:`_shared` saw last: (their columns' keys, their :class:`_Shared`). The
@@ -342,6 +345,8 @@ def _shared(transactions: pd.DataFrame) -> _Shared:
     global _LAST_SHARED
     columns = [transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
     keyed = [_column_key(c) for c in columns]
+    if any(k is None for k, _ in keyed):
+        return _Shared(())  # shared with no one
     key = (len(transactions), tuple(k for k, _ in keyed))
     last = _LAST_SHARED  # one read of the global: another thread may replace it, never change it
     if last is not None and last[0] == key:
@@ -934,16 +939,22 @@ def _period_start_days(periods: np.ndarray, freq: str) -> np.ndarray:
 STABILITY_MAX_CUSTOMERS = 200_000
 
 
-def _sample_customers(transactions: pd.DataFrame, most: int | None) -> tuple[pd.DataFrame, int]:
-    """The orders of ``most`` customers at most (those whose ids, as text, hash lowest: the same
-    customers in every run and at every cut-off), and how many customers there are in all."""
+def _sample_customers(transactions: pd.DataFrame, most: int | None, by) -> tuple[pd.DataFrame, int]:
+    """The orders of ``most`` of the customers who had bought by ``by`` (the last cut-off), those
+    whose ids, as text, hash lowest: the customers :func:`_some_customers` takes at that cut-off, and
+    those of them who had arrived at an earlier one; and how many customers had bought by ``by``."""
+    if most is not None and most < 1:
+        raise LTVError(f"max_customers must be at least 1 (or None: every customer), got {most}.")
     codes, ids = pd.factorize(transactions[CUSTOMER_ID])
-    if most is None or len(ids) <= most:
-        return transactions, len(ids)
-    hashed = pd.util.hash_array(np.asarray(ids.astype("str"), dtype=object), categorize=False)
+    first = pd.Series(transactions[ORDER_DATE].to_numpy()).groupby(codes).min() if len(codes) else pd.Series([])
+    arrived = first.index[(first < _end_cut(pd.Timestamp(by))).to_numpy()].to_numpy()
+    arrived = arrived[arrived >= 0]  # orders without an id belong to no customer
+    if most is None or len(arrived) <= most:
+        return transactions, len(arrived)
+    hashed = pd.util.hash_array(np.asarray(ids[arrived].astype("str"), dtype=object), categorize=False)
     chosen = np.zeros(len(ids), dtype=bool)
-    chosen[np.argpartition(hashed, most - 1)[:most]] = True
-    return transactions[chosen[codes]], len(ids)
+    chosen[arrived[np.argpartition(hashed, most - 1)[:most]]] = True
+    return transactions[chosen[codes] & (codes >= 0)], len(arrived)
 
 
 @mdl.one_blas_thread
@@ -958,13 +969,15 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
     ``intervals``, also ``predicted_low`` / ``predicted_high`` (:func:`backtest`) and
     ``inside`` (whether the actual total fell in them). ``reuse``: a backtest already made on
     these transactions (the evaluation's main one); the cut-off it shares is taken from it, not
-    fitted again (:func:`backtest`'s ``reuse``). Beyond ``max_customers`` customers (None: no
-    limit), every cut-off is measured on the orders of :data:`STABILITY_MAX_CUSTOMERS` of them, the
-    same at every cut-off (``reuse`` is then not used); ``attrs["customers"]``: (customers measured,
-    customers in all).
+    fitted again (:func:`backtest`'s ``reuse``). Beyond ``max_customers`` customers by the last
+    cut-off (None: no limit), every cut-off is measured on the orders of ``max_customers`` of them, the
+    model error's sample (:func:`_some_customers`) at the last cut-off and those of them who had
+    arrived at the earlier ones; ``reuse`` is then not used. ``attrs["customers"]``: (customers
+    measured at the last cut-off, customers who had bought by then).
     """
     rows, edges = [], {}
-    sample, everyone = _sample_customers(transactions, max_customers)
+    cuts = [pd.Timestamp(c) for c in cutoffs]
+    sample, everyone = _sample_customers(transactions, max_customers, max(cuts)) if cuts else (transactions, 0)
     if sample is not transactions:
         transactions, reuse = sample, None
     orders = _orders(transactions, None, freq, freq_multiplier, many=True)
@@ -987,7 +1000,7 @@ def rolling_backtest(transactions: pd.DataFrame, *, cutoffs, holdout_days: float
         raise LTVError("No backtest could be fitted at any cutoff.")
     out = pd.DataFrame(rows).set_index(["cutoff", "model"])
     out.attrs["edge"] = edges  # (cutoff, model) -> the parameters that ran to the edge
-    out.attrs["customers"] = (int(transactions[CUSTOMER_ID].nunique()), everyone)
+    out.attrs["customers"] = (min(everyone, max_customers or everyone), everyone)
     return out
 
 
@@ -1137,12 +1150,11 @@ def highlight_best(metrics: pd.DataFrame, language: str = "en"):
 def stability_cutoffs(transactions: pd.DataFrame, *, calibration_end, observation_end,
                       n: int = 3) -> tuple[list, float]:
     """``n`` calibration cut-offs for :func:`rolling_backtest`, ending at ``calibration_end`` and
-    spaced by a quarter of the holdout, each followed by a holdout of the same length that fits in
-    the data. A quarter, as :func:`model_error` steps back by: the earlier cut-offs it measures
-    each one's model error at are mostly those of the one after it, measured once. Returns (cut-offs, holdout_days)."""
+    spaced by a third of the holdout, each followed by a holdout of the same length that fits in
+    the data. Returns (cut-offs, holdout_days)."""
     cal_end, obs_end = pd.Timestamp(calibration_end), pd.Timestamp(observation_end)
     holdout = (obs_end - cal_end).days
-    step = max(holdout // 4, 1)
+    step = max(holdout // 3, 1)
     first = transactions[ORDER_DATE].min()
     cuts = [cal_end - pd.Timedelta(days=step * k) for k in range(n)]
     cuts = [c for c in cuts if c > first + pd.Timedelta(days=step)]

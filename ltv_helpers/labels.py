@@ -151,9 +151,11 @@ EDGE_FIT = ("At the cut-off of {cutoff}, the {model} fit ran to the edge of its 
             "Such a fit can still forecast well, which its row shows; its parameters are not to be read as "
             "properties of the customers.")
 #: The stability table measured on a sample of the customers (a large base).
-STABILITY_SAMPLE = ("The table is measured on {measured} of the {everyone} customers, the same ones at every "
-                    "cut-off (chosen by their ids, not by what they bought): whether the parameters and errors "
-                    "move over time shows as well in so many customers, at a fraction of the time.")
+STABILITY_SAMPLE = ("The table is measured on {measured} of the {everyone} customers who had bought by its last "
+                    "cut-off (chosen by their ids, not by what they bought; at the earlier cut-offs, those of them "
+                    "who had arrived), so its numbers differ a little from the backtest above, which has every "
+                    "customer: whether the parameters and errors move over time shows as well in so many "
+                    "customers, at a fraction of the time.")
 #: What running to the edge means, per model (and parameters).
 EDGE_MEANING = {
     "pareto_nbd": "the history before it showed too little dropout to estimate it, so the model treats "
@@ -359,8 +361,9 @@ LABELS: dict[str, dict[str, str]] = {
     "repeat purchases": {"zh": "重复购买次数"},
     "days since the last purchase": {"zh": "距上次购买天数"},
     "total spend": {"zh": "总消费额"},
-    STABILITY_SAMPLE: {"zh": "该表基于 {everyone} 位客户中的 {measured} 位计算，每个截止日期都是同一批客户（按客户编号选出，"
-                             "与其购买行为无关）：参数和误差是否随时间变化，在这么多客户身上同样看得出，耗时却只是一小部分。"},
+    STABILITY_SAMPLE: {"zh": "该表基于最后一个截止日期前已购买的 {everyone} 位客户中的 {measured} 位计算（按客户编号选出，"
+                             "与其购买行为无关；在更早的截止日期，是其中当时已到来的客户），因此其数字与上面基于全部客户的回测"
+                             "略有不同：参数和误差是否随时间变化，在这么多客户身上同样看得出，耗时却只是一小部分。"},
     EDGE_FIT: {"zh": "在截止日期 {cutoff}，{model} 的拟合参数到达了参数空间的边界（{values}）：{meaning}"
                      "这样的拟合仍可能预测得不错（见该行）；但其参数不宜解读为客户的特征。"},
     EDGE_MEANING["pareto_nbd"]: {"zh": "此前的历史显示的流失太少，无法估计流失率，模型因此把客户视为几乎不会离开。"},

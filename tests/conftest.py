@@ -185,3 +185,15 @@ def pdf_text(pdftotext, path) -> str:
     from ltv_helpers.report import pdf_text as read
 
     return read(path, pdftotext)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches(monkeypatch):
+    """Each test starts without what an earlier one left in the package's one-entry caches (the
+    evaluations' shared cut-offs, Pareto/NBD's prepared rows): a test that changes a model must
+    not leave rows that change another's results."""
+    from ltv_helpers import evaluation
+    from ltv_helpers.models import pareto_nbd
+
+    monkeypatch.setattr(evaluation, "_LAST_SHARED", None)
+    monkeypatch.setattr(pareto_nbd, "_LAST_ROWS", None)

@@ -359,9 +359,8 @@ def test_transactions_share_what_was_computed_only_while_their_memory_is_the_sam
 
 
 def test_cut_offs_measured_once_give_what_measuring_them_again_gives(cdnow_sample, monkeypatch):
-    """model_errors takes a model's row at a cut-off it measured before (the stability cut-offs
-    step back by a quarter of the holdout, as the model error does, so most are shared), and the
-    result equals a fresh measurement."""
+    """model_errors takes a model's row at a cut-off it measured before (a cell run again, a
+    forecast made one step of the model error's later), and the result equals a fresh measurement."""
     monkeypatch.setattr(ev, "_LAST_SHARED", None)
     fits = []
     real = ev._fit_and_predict
@@ -385,7 +384,7 @@ def test_cut_offs_measured_once_give_what_measuring_them_again_gives(cdnow_sampl
     assert later["bgnbd"].purchases_var == fresh["bgnbd"].purchases_var
     cal_end, obs_end = pd.Timestamp("1998-01-31"), pd.Timestamp("1998-06-30")
     cuts, days = ev.stability_cutoffs(cdnow_sample, calibration_end=cal_end, observation_end=obs_end)
-    assert [(cal_end - c).days for c in cuts] == [2 * (150 // 4), 150 // 4, 0] and days == 150
+    assert [(cal_end - c).days for c in cuts] == [2 * (150 // 3), 150 // 3, 0] and days == 150
 
 
 def test_stability_of_a_large_base_is_measured_on_the_same_sample_at_every_cut_off(cdnow_sample):
@@ -405,3 +404,23 @@ def test_stability_of_a_large_base_is_measured_on_the_same_sample_at_every_cut_o
     assert not np.isclose(table["r"], everyone["r"]).all()
     assert "1,000 of the 2,357 customers" in ev.stability_note(table)
     assert "1,000" in ev.stability_note(table, "zh") and ev.stability_note(everyone) == ""
+
+
+def test_the_stability_sample_of_a_growing_base_is_the_model_errors_sample_at_the_last_cut_off():
+    """Customers arrive over time: the sample is taken among those who had bought by the last
+    cut-off, so it is what _some_customers takes from that cut-off's summary (and no order without
+    an id comes with it)."""
+    from ltv_helpers.data import calibration_holdout
+    from ltv_helpers.datasets import synthetic_transactions
+
+    sim = synthetic_transactions(3000, seed=4)
+    last = pd.Timestamp(sim.groupby("customer_id")["order_date"].min().quantile(0.6)).normalize()
+    summary = calibration_holdout(sim, calibration_end=last, observation_end=last + pd.Timedelta(days=60))
+    assert sim.groupby("customer_id")["order_date"].min().gt(last).sum() > 100  # many arrive later
+    with_blank = pd.concat([sim, sim.iloc[:3].assign(customer_id=None)], ignore_index=True)
+    sample, arrived = ev._sample_customers(with_blank, 1000, last)
+    assert arrived == len(summary) and sample["customer_id"].notna().all()
+    assert set(sample["customer_id"]) == set(ev._some_customers(summary, 1000).index)
+    assert ev._sample_customers(sim, None, last)[0] is sim
+    with pytest.raises(LTVError, match="at least 1"):
+        ev._sample_customers(sim, 0, last)

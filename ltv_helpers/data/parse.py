@@ -26,7 +26,8 @@ def id_positions(ids, index: pd.Index) -> np.ndarray:
     1.8 s for ``Index.get_indexer`` on the same strings), else pandas' ``get_indexer``."""
     values = getattr(getattr(ids, "array", None), "_pa_array", None)
     known = getattr(index.array, "_pa_array", None)
-    if values is None or known is None:
+    text = (pa.string(), pa.large_string())
+    if values is None or known is None or values.type not in text or known.type not in text:
         return np.asarray(index.get_indexer(ids), dtype=np.int64)
     if not index.is_unique:
         raise LTVError("The ids to look up among must not repeat.")

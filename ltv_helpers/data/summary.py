@@ -546,7 +546,8 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     """Per-customer history for segmentation: the daily RFM summary plus plain-money columns.
 
     Columns: lifetimes' ``frequency``, ``recency``, ``T``, ``monetary_value`` (days), and
-    ``orders`` (rows kept), ``revenue`` (total spend, first purchase included), ``aov``
+    ``orders`` (rows kept), ``revenue`` (total spend, first purchase included; a float, summed
+    exactly to a millionth as the monetary value is), ``aov``
     (revenue / orders), ``first_order``, ``last_order``, ``days_since_last`` (``T - recency``:
     days from the last purchase day to the observation end) and ``tenure_days`` (``T``).
     Indexed by ``customer_id``.
@@ -565,7 +566,7 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
            f"CAST({_EXACT_SUM} AS DOUBLE) AS revenue, MIN({ORDER_DATE}) AS first_order, "
            f"MAX({ORDER_DATE}) AS last_order FROM src GROUP BY 1) "
            f"SELECT s.*, m.orders, m.revenue, m.first_order, m.last_order FROM summary s "
-           f"JOIN money m ON s.{CUSTOMER_ID} = m.cid ORDER BY s.{CUSTOMER_ID}")
+           f"JOIN money m ON s.{CUSTOMER_ID} IS NOT DISTINCT FROM m.cid ORDER BY s.{CUSTOMER_ID}")
     with open_engine(tx, "duckdb") as eng:
         found = eng.query(sql)
     money = found[["orders", "revenue", "first_order", "last_order"]]

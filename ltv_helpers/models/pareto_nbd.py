@@ -228,8 +228,13 @@ def _rows_terms(rows: pd.DataFrame) -> tuple[_ParetoNBDLikelihood, np.ndarray]:
     if last is not None and last[0]() is rows and all(np.array_equal(a, b) for a, b in zip(last[1], (x, tx, T_))):
         return last[2], last[3]
     terms = (_ParetoNBDLikelihood(x, tx, T_, np.ones(len(x)), 0.0, 1.0), _row_codes(pd.DataFrame({"T": T_}), ["T"]))
+    def forget(ref):  # the rows are gone: so is what was kept for them
+        global _LAST_ROWS
+        if _LAST_ROWS is not None and _LAST_ROWS[0] is ref:
+            _LAST_ROWS = None
+
     try:
-        _LAST_ROWS = (weakref.ref(rows), (x.copy(), tx.copy(), T_.copy()), *terms)
+        _LAST_ROWS = (weakref.ref(rows, forget), (x.copy(), tx.copy(), T_.copy()), *terms)
     except TypeError:  # not a frame that can be referred to weakly: nothing kept
         pass
     return terms
