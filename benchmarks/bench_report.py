@@ -104,6 +104,10 @@ def _tree_peak(proc) -> tuple[float, float, dict]:
     while proc.poll() is None:
         try:
             procs = [root, *root.children(recursive=True)]
+            # A child forked and not yet exec'd (scikit-learn runs `lscpu` to count cores) shares
+            # its parent's pages and has its command line: counting it would count them twice.
+            pids = {p.pid: p for p in procs}
+            procs = [p for p in procs if not (p.ppid() in pids and p.cmdline() == pids[p.ppid()].cmdline())]
             rss = [p.memory_info().rss for p in procs]
             for p, r in zip(procs, rss):
                 key = (p.pid, " ".join(p.cmdline()[1:])[-80:])
