@@ -131,7 +131,6 @@ def collection_blocker(folder, *, calibration_end=None):
     its observation end, counted by DuckDB in the Parquet file: ``ltv report`` decides whether to
     forecast without holding the transactions in its own process while the notebooks run (at 1M
     customers, 480 MB it kept)."""
-
     folder = Path(folder)
     meta = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
     path = str(folder / "transactions.parquet")
@@ -306,9 +305,10 @@ def _orders(transactions: pd.DataFrame, orders: OrderDays | None, freq: str, fre
 class _Shared:
     """What the evaluations of one set of transactions compute once and share: their
     :class:`OrderDays`, their :func:`_fingerprint`, and each model's result at each earlier cut-off
-    of :func:`model_errors` (the same cut-off recurs: the prediction notebook's backtest, the
-    stability cut-offs after it). ``held``: the transactions' columns, kept so that their memory
-    is neither freed nor, with pandas' copy-on-write, changed while this is kept."""
+    of :func:`model_errors` (the same cut-off recurs: a cell run again, a forecast a step of the
+    model error later, stability cut-offs when the history is long). ``held``: the transactions'
+    columns, kept so that their memory is neither freed nor, with pandas' copy-on-write, changed
+    while this is kept."""
 
     def __init__(self, held: tuple):
         self.held = held
@@ -334,7 +334,7 @@ def _column_key(column: pd.Series) -> tuple:
 
 #: The transactions :func:`_shared` saw last: (their columns' keys, their :class:`_Shared`). The
 #: notebooks of a report run share one kernel and the frame :func:`~ltv_helpers.data.load_collection`
-#: read (their columns are the same memory): 03's backtest and forecast, 04's stability.
+#: read (their columns are the same memory): 03's backtest and forecast, 04's reuse of the backtest.
 _LAST_SHARED: tuple | None = None
 
 
