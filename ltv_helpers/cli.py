@@ -214,6 +214,27 @@ def _engine_options(parser) -> None:
     parser.add_argument("--spark-master", help="Spark master URL (default $LTV_SPARK_MASTER, else local[*])")
 
 
+def _quiet_channel_threads() -> None:
+    """A notebook kernel's client thread that ends with a ZeroMQ error while its kernel is shut
+    down (Ctrl-C during a report: seen once as 'Too many open files' from a heartbeat channel
+    started as the kernel stopped) prints nothing: the run's own one-line message says what
+    happened. Any other thread's error is printed as Python prints it."""
+    import threading
+
+    default = threading.excepthook
+
+    def hook(args):
+        frames, tb = [], args.exc_traceback
+        while tb is not None:
+            frames.append(tb.tb_frame.f_code.co_filename)
+            tb = tb.tb_next
+        if type(args.exc_value).__module__.startswith("zmq") and any("jupyter_client" in f for f in frames):
+            return
+        default(args)
+
+    threading.excepthook = hook
+
+
 def main(argv: list[str] | None = None) -> int:
     # Arrow's buffers from the system allocator (unless the user chose one), here and in the report's
     # notebook kernels: on a 5M-line ltv check, 15% faster and 300 MB less peak memory than the
@@ -313,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     before = os.environ.get(ENV)
     set_interface("yaml" if getattr(args, "config", None) else "cli")
     stop_on_sigterm()
+    _quiet_channel_threads()
     try:
         return args.run(args)
     except LTVError as err:

@@ -154,3 +154,28 @@ def test_check_warns_with_the_reports_reason_when_no_forecast_is_possible(tmp_pa
     assert out["customers"] == 25 and out["repeat_buyers"] == 3
     assert out["warnings"] == ["no forecast is possible: Only 3 customers bought on more than one day; the purchase "
                                "models need at least 5 repeat buyers to learn how often customers come back."]
+
+
+def test_a_kernel_client_thread_ending_with_a_zmq_error_prints_nothing(monkeypatch):
+    import sys
+    import threading
+    from types import SimpleNamespace
+
+    import zmq
+
+    shown = []
+    monkeypatch.setattr(threading, "excepthook", lambda args: shown.append(args.exc_value))
+    cli._quiet_channel_threads()
+    namespace = {"zmq": zmq}
+    exec(compile("def run():\n    raise zmq.error.ZMQError(24)\n", "/x/jupyter_client/channels.py", "exec"), namespace)
+
+    def other():
+        raise ValueError("shown")
+
+    for target in (namespace["run"], other):
+        try:
+            target()
+        except Exception:
+            kind, value, tb = sys.exc_info()
+            threading.excepthook(SimpleNamespace(exc_type=kind, exc_value=value, exc_traceback=tb, thread=None))
+    assert [str(e) for e in shown] == ["shown"]
