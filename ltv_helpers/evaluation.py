@@ -20,7 +20,7 @@ import pandas as pd
 
 from ltv_helpers import models as mdl
 from ltv_helpers.data.engines import DuckDBEngine, connect
-from ltv_helpers.data.parse import _end_cut, id_positions
+from ltv_helpers.data.parse import _end_cut, column_key, id_positions
 from ltv_helpers.data.summary import _PERIOD_SQL, OrderDays, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
@@ -317,21 +317,6 @@ class _Shared:
         self.origins: dict = {}
 
 
-def _column_key(column: pd.Series) -> tuple:
-    """Where a column's values lie in memory (buffers, offsets, lengths, strides), and the array
-    that holds them: two columns with the same key hold the same values while the array is kept.
-    (None, None) for a column whose values are not in one array of its own (e.g. categories)."""
-    arrow = getattr(column.array, "_pa_array", None)
-    if arrow is not None:  # Arrow's buffers never change
-        chunks = tuple((c.offset, len(c), *(b.address if b is not None else 0 for b in c.buffers()))
-                       for c in arrow.chunks)
-        return ("arrow", str(column.dtype), chunks), arrow
-    values = getattr(column.array, "_ndarray", None)  # the column's own memory (numbers, dates)
-    if values is None:  # categories, other extension types: nothing to key on without a copy
-        return None, None
-    return ("numpy", str(column.dtype), values.__array_interface__["data"][0], values.shape, values.strides), values
-
-
 #: The transactions :func:`_shared` saw last: (their columns' keys, their :class:`_Shared`). The
 #: notebooks of a report run share one kernel and the frame :func:`~ltv_helpers.data.load_collection`
 #: read (their columns are the same memory): 03's backtest and forecast, 04's reuse of the backtest.
@@ -344,7 +329,7 @@ def _shared(transactions: pd.DataFrame) -> _Shared:
     other memory, hence a new one), else a new one, kept in its place."""
     global _LAST_SHARED
     columns = [transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
-    keyed = [_column_key(c) for c in columns]
+    keyed = [column_key(c) for c in columns]
     if any(k is None for k, _ in keyed):
         return _Shared(())  # shared with no one
     key = (len(transactions), tuple(k for k, _ in keyed))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.labels import EMPTY_OTHER, EMPTY_RECENT, SCORE_GAP, label, md_escape, money
-from ltv_helpers.schema import CUSTOMER_ID, FREQUENCY, MONETARY_VALUE, ORDER_DATE, RECENCY, T, LTVError
+from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, FREQUENCY, MONETARY_VALUE, ORDER_DATE, RECENCY, T, LTVError
 
 # ---------------------------------------------------------------------------------- playbook
 
@@ -309,7 +309,7 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     4. growth: tenure under ``maturity_days``;
     5. maturity: the rest (long-standing, still buying at a steady rate).
     """
-    from ltv_helpers.data import rfm_summary
+    from ltv_helpers.data import customer_history, rfm_summary
     from ltv_helpers.data.parse import _end_cut
 
     _require(transactions, [CUSTOMER_ID, ORDER_DATE], "lifecycle_stages")
@@ -317,7 +317,9 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     tx = transactions[transactions[ORDER_DATE] < cut]
     if tx.empty:
         raise LTVError("There are no transactions before observation_end to stage.")
-    summary = rfm_summary(tx, observation_end=observation_end, freq="D")
+    # The daily summary of customer_history: the one the segmentation made already, when it did.
+    summary = (customer_history(transactions, observation_end=observation_end) if AMOUNT in transactions
+               else rfm_summary(tx, observation_end=observation_end, freq="D"))
     days = inactive_days if inactive_days is not None else default_inactive_days(summary)
     end_day = (cut - pd.Timedelta(days=1)).normalize()
     recent_start = end_day - pd.Timedelta(days=trend_days)

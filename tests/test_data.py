@@ -893,3 +893,28 @@ def test_customer_history_equals_an_independent_group_by(cdnow_sample):
     assert np.allclose(history["aov"], per["revenue"] / per["orders"], rtol=1e-14)
     assert list(history.columns) == ["frequency", "recency", "T", "monetary_value", "orders", "revenue",
                                      "first_order", "last_order", "aov", "days_since_last", "tenure_days"]
+
+
+def test_customer_history_of_the_same_transactions_is_made_once_and_each_caller_gets_its_own(cdnow_sample,
+                                                                                             monkeypatch):
+    """The notebooks of a report share one kernel and one frame of transactions: the history made
+    for it at one end is given again (a copy: what a caller changes stays its own); other
+    transactions (a changed copy) or another end make it again."""
+    from ltv_helpers.data import summary as sm
+
+    end = "1998-03-31"
+    first = data.customer_history(cdnow_sample, observation_end=end)
+    expected = first.copy(deep=True)
+    queries = []
+    real = sm.open_engine
+    monkeypatch.setattr(sm, "open_engine", lambda *a, **k: queries.append(1) or real(*a, **k))
+    first["revenue"] = 0.0  # the caller's own copy
+    again = data.customer_history(cdnow_sample.copy(deep=False), observation_end=pd.Timestamp(end))
+    assert queries == [] and again is not first
+    pd.testing.assert_frame_equal(again, expected, check_exact=True)
+    changed = cdnow_sample.copy()
+    changed.loc[changed.index[0], "amount"] += 1.0
+    moved = data.customer_history(changed, observation_end=end)
+    assert queries == [1] and moved["revenue"].sum() == pytest.approx(expected["revenue"].sum() + 1.0)
+    data.customer_history(cdnow_sample, observation_end="1998-04-30")
+    assert queries == [1, 1]

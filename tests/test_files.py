@@ -36,6 +36,12 @@ def test_a_full_disk_leaves_no_file_and_says_so_in_one_sentence(small_disk):
     with pytest.raises(LTVError, match="segments.csv .*disk is full"):
         files.write_csv(frame, small_disk / "segments.csv")
     assert sorted(p.name for p in small_disk.iterdir()) == ["report.html"]
+    # A segment list (text and whole numbers) is written by DuckDB: the same sentence, no file left.
+    segments = frame.assign(score=1).set_index("id")
+    assert files._text_and_integers(files.neutralise_formulas(segments))
+    with pytest.raises(LTVError, match="segments.csv .*disk is full"):
+        files.write_csv(segments, small_disk / "segments.csv")
+    assert sorted(p.name for p in small_disk.iterdir()) == ["report.html"]
 
 
 def test_an_injected_write_error_is_one_sentence_and_no_file(tmp_path, monkeypatch):
@@ -96,3 +102,25 @@ def test_numbers_in_text_columns_and_multi_level_indexes():
     out = files.neutralise_formulas(frame)
     assert out["mixed"].tolist() == [-5, "'=1+1", "'+86 138"]
     assert out.index.tolist() == [("'=a", 1), ("b", -2), ("'@c", 3)] and out.index.names == ["id", "n"]
+
+
+def test_a_segment_list_written_by_duckdb_has_pandas_bytes_and_keeps_every_cell(tmp_path):
+    """Text and whole numbers go through DuckDB (fast at 1M customers): the bytes pandas writes for
+    plain cells, and every hostile cell read back as it was (quoted where DuckDB quotes more)."""
+    plain = pd.DataFrame({"R": [5, 1], "segment": ["Champions", "高价值 客户"], "stage": ["growth", "decline"]},
+                         index=pd.Index(["C1", "C2"], name="customer_id"))
+    assert files._text_and_integers(plain)
+    path = files.write_csv(plain, tmp_path / "plain.csv")
+    assert path.read_bytes() == b"\xef\xbb\xbf" + plain.to_csv().encode()
+    hostile = ["", None, "x,y", 'q"uote', "new\nline", "cr\rx", " lead", "#hash", "NULL", "中文", "=1+1", "-2"]
+    frame = pd.DataFrame({"tier": pd.array(hostile, dtype="str"), "n": range(len(hostile))},
+                         index=pd.Index([f"id{i}" for i in range(len(hostile))], name="customer_id"))
+    back = pd.read_csv(files.write_csv(frame, tmp_path / "hostile.csv"), encoding="utf-8-sig", dtype=str,
+                       keep_default_na=False)
+    assert back["tier"].tolist() == ["", "", "x,y", 'q"uote', "new\nline", "cr\rx", " lead", "#hash", "NULL", "中文",
+                                     "'=1+1", "'-2"]
+    assert back["n"].tolist() == [str(i) for i in range(len(hostile))]
+    # Floats, dates or a number in a text column stay with pandas.
+    assert not files._text_and_integers(plain.assign(x=0.5))
+    assert not files._text_and_integers(pd.DataFrame({"m": pd.array([-5, "a"], dtype="object")},
+                                                     index=pd.Index(["a", "b"], name="id")))

@@ -460,6 +460,27 @@ def test_ml_baseline_learns_and_predicts(cdnow_sample):
         models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=800)
 
 
+def test_ml_predictions_made_once_per_distinct_row_of_bins_are_scikit_learns(cdnow_sample):
+    """MLBaseline.predict predicts each distinct row of bins once: the very numbers of scikit-learn's
+    predict, for values at the bins' edges, beyond the training range and repeated; a NaN or a model
+    with other bins goes through predict as it is."""
+    from ltv_helpers.models.ml import ML_FEATURES, _ml_features, _predict_distinct
+
+    ml = models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=180)
+    fitted = (ml.purchases_model, ml.spend_model)
+    X = _ml_features(customer_history(cdnow_sample, observation_end="1998-06-30"))[list(ML_FEATURES)].to_numpy()
+    edges = np.array([t[len(t) // 2] for t in ml.purchases_model._bin_mapper.bin_thresholds_])
+    X = np.vstack([X, X[:50], edges, np.nextafter(edges, np.inf), X.max(axis=0) * 10, X.min(axis=0) - 1])
+    for got, model in zip(_predict_distinct(fitted, X), fitted):
+        np.testing.assert_array_equal(got, model.predict(X))
+    X[3, 1] = np.nan
+    for got, model in zip(_predict_distinct(fitted, X), fitted):
+        np.testing.assert_array_equal(got, model.predict(X))
+    other = models.fit_ml_baseline(cdnow_sample, observation_end="1998-06-30", horizon_days=90).purchases_model
+    for got, model in zip(_predict_distinct((ml.purchases_model, other), X), (ml.purchases_model, other)):
+        np.testing.assert_array_equal(got, model.predict(X))
+
+
 def test_ml_models_fitted_at_once_are_those_fitted_one_after_the_other(monkeypatch):
     """The two gradient-boosting models are fitted in two threads, each with one OpenMP thread:
     the same trees as one after the other (15,000 customers: early stopping on its validation share)."""

@@ -103,6 +103,21 @@ def test_lorenz_title_has_gini(seg_inputs):
     plt.close(fig)
 
 
+def test_a_lorenz_curve_of_many_customers_is_drawn_thinned_and_true_to_its_steep_end():
+    """200,000 heavy-tailed values (the top customers hold most of the value): at most CURVE_POINTS
+    points are drawn, and the drawn line is within 0.2 points (of 100) of the curve at every customer."""
+    from ltv_helpers import segments as sg
+
+    values = np.random.default_rng(1).pareto(1.1, 200_000)
+    conc = sg.concentration(values)
+    fig = plots.lorenz_curve(conc)
+    x, y = (np.asarray(a, dtype=float) for a in fig.axes[0].lines[0].get_data())
+    assert len(x) <= plots.CURVE_POINTS and (x[0], y[0]) == (0, 0) and (x[-1], y[-1]) == pytest.approx((100, 100))
+    true_x, true_y = conc.lorenz.iloc[:, 0].to_numpy() * 100, conc.lorenz.iloc[:, 1].to_numpy() * 100
+    assert np.abs(np.interp(true_x, x, y) - true_y).max() < 0.2
+    plt.close(fig)
+
+
 def test_tier_stage_heatmap_counts(seg_inputs):
     sg, tx, hist, _ = seg_inputs
     tiers = sg.value_tiers(hist)

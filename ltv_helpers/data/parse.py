@@ -484,3 +484,18 @@ def _as_timestamp(value, name: str) -> pd.Timestamp:
     if ts is pd.NaT:
         raise LTVError(f"{name} is missing.")
     return ts.tz_localize(None) if ts.tz is not None else ts
+
+
+def column_key(column: pd.Series) -> tuple:
+    """Where a column's values lie in memory (buffers, offsets, lengths, strides), and the array
+    that holds them: two columns with the same key hold the same values while the array is kept.
+    (None, None) for a column whose values are not in one array of its own (e.g. categories)."""
+    arrow = getattr(column.array, "_pa_array", None)
+    if arrow is not None:  # Arrow's buffers never change
+        chunks = tuple((c.offset, len(c), *(b.address if b is not None else 0 for b in c.buffers()))
+                       for c in arrow.chunks)
+        return ("arrow", str(column.dtype), chunks), arrow
+    values = getattr(column.array, "_ndarray", None)  # the column's own memory (numbers, dates)
+    if values is None:  # categories, other extension types: nothing to key on without a copy
+        return None, None
+    return ("numpy", str(column.dtype), values.__array_interface__["data"][0], values.shape, values.strides), values

@@ -19,7 +19,7 @@ from ltv_helpers.data.engines import (
     parquet_pattern,
     summary_meta,
 )
-from ltv_helpers.data.parse import _as_timestamp, _end_cut
+from ltv_helpers.data.parse import _as_timestamp, _end_cut, column_key
 from ltv_helpers.schema import (
     AMOUNT,
     CUSTOMER_ID,
@@ -551,11 +551,22 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     (revenue / orders), ``first_order``, ``last_order``, ``days_since_last`` (``T - recency``:
     days from the last purchase day to the observation end) and ``tenure_days`` (``T``).
     Indexed by ``customer_id``.
+
+    The history made last is kept (:data:`_LAST_HISTORY`) and given again, as a copy of its own,
+    for the same transactions (the same memory: the frame :func:`load_collection` hands every
+    notebook of a report's kernel) and the same end: the segmentation's history is the
+    prediction's (1.1 s at 1M customers to make again).
     """
+    global _LAST_HISTORY
     tx = transactions
     if observation_end is None:
         observation_end = tx[ORDER_DATE].max()
     obs = _as_timestamp(observation_end, "observation_end")
+    keyed = [column_key(tx[c]) for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
+    key = None if any(k is None for k, _ in keyed) else (len(tx), obs, tuple(k for k, _ in keyed))
+    last = _LAST_HISTORY  # one read of the global: another thread may replace it, never change it
+    if key is not None and last is not None and last[0] == key:
+        return last[2].copy(deep=False)  # copy-on-write: what a caller changes stays its own
     tx = tx[tx[ORDER_DATE] < _end_cut(obs)]
     end = period_of(obs, "D")
     # One query: the summary's CTEs and the plain-money columns beside them (a pandas group-by
@@ -577,7 +588,15 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     out["aov"] = out["revenue"] / out["orders"]
     out["days_since_last"] = out[T] - out[RECENCY]
     out["tenure_days"] = out[T]
+    if key is not None:  # the arrays are held with it: their memory is not another frame's while kept
+        _LAST_HISTORY = (key, [v for _, v in keyed], out)
+        return out.copy(deep=False)
     return out
+
+
+#: The history :func:`customer_history` made last: (the transactions' identity and the end, the
+#: arrays of their columns, the history).
+_LAST_HISTORY: tuple | None = None
 
 
 

@@ -69,9 +69,43 @@ class MLBaseline:
         X = feats[list(ML_FEATURES)].to_numpy()
         # Each customer's prediction is its own sum over the trees, in their order, whatever the
         # threads (only the training needs one thread to stay the same): OpenMP on every core.
-        purchases, revenue = self.purchases_model.predict(X), self.spend_model.predict(X)
+        purchases, revenue = _predict_distinct((self.purchases_model, self.spend_model), X)
         return pd.DataFrame({"expected_purchases": np.clip(purchases, 0, None),
                              "expected_revenue": np.clip(revenue, 0, None)}, index=feats.index)
+
+
+def _predict_distinct(fitted: tuple, X: np.ndarray) -> list[np.ndarray]:
+    """Each of the gradient boosting models ``fitted`` (trained on the same features, so with the
+    same bins)'s ``predict(X)``, made once per distinct row of bins. A tree splits on a bin's upper
+    edge (a value goes left when it is at most the edge, as its bin is at most the split's), so
+    rows with the same bins get the same prediction: the same numbers as ``predict`` (tested), for
+    about half the rows at 1M customers (2.5 s for both models on every row). Models whose bins
+    differ are each predicted as they are."""
+    from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+    mapper = fitted[0]._bin_mapper
+    same = all(len(m._bin_mapper.bin_thresholds_) == len(mapper.bin_thresholds_)
+               and all(np.array_equal(a, b) for a, b in zip(m._bin_mapper.bin_thresholds_, mapper.bin_thresholds_))
+               and m._bin_mapper.missing_values_bin_idx_ == mapper.missing_values_bin_idx_ for m in fitted)
+    if not same or len(X) == 0 or not np.isfinite(X).all() or mapper.is_categorical_.any():
+        return [m.predict(X) for m in fitted]
+    binned = np.ascontiguousarray(mapper.transform(np.ascontiguousarray(X, dtype=np.float64)))
+    if binned.shape[1] <= 8:  # one byte per feature: a row is one number
+        rows = np.zeros((len(binned), 8), dtype=np.uint8)
+        rows[:, :binned.shape[1]] = binned
+        rows = rows.view(np.uint64).ravel()
+    else:
+        rows = binned.view(np.dtype((np.void, binned.shape[1]))).ravel()
+    _, first, inverse = np.unique(rows, return_index=True, return_inverse=True)
+    distinct = binned[first]
+    threads = _openmp_effective_n_threads()
+    out = []
+    for m in fitted:
+        raw = np.zeros((len(distinct), m.n_trees_per_iteration_), dtype=m._baseline_prediction.dtype, order="F")
+        raw += m._baseline_prediction
+        m._predict_iterations(distinct, m._predictors, raw, True, threads)  # the trees, in order, on bins
+        out.append(m._loss.link.inverse(raw.ravel())[inverse.ravel()])
+    return out
 
 
 def _on_index(series: tuple[pd.Series, ...], index: pd.Index) -> list[pd.Series]:

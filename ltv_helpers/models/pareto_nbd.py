@@ -20,8 +20,6 @@ PARETO_MAX_TERMS = 20_000
 #: Terms x histories :func:`_hyp_value` holds at once (about 16 MB an array): 1,024 terms of 374k
 #: histories at a fit's edge took 3 GB.
 HYP_BLOCK_CELLS = 2**21
-#: Terms :func:`_hyp_series` adds one at a time before it goes on in blocks.
-HYP_SINGLE_TERMS = 64
 
 
 def _hyp_value(e: np.ndarray, c1: np.ndarray, z: np.ndarray) -> np.ndarray:
@@ -59,41 +57,35 @@ def _hyp_series(e: np.ndarray, c1: np.ndarray, z: np.ndarray):
     """``G = sum_n prod_{k<n} (e+k) / (c1+k) z^n`` (that is 2F1(1, e; c1; z)) and the derivatives of
     ``ln G`` in e, c1 and z, for arrays with 0 <= z < 1 and e <= c1. Every term is positive and at
     most z times the one before, so the sum is stable; each entry stops when its next term no
-    longer changes it (relative 1e-17). The terms are made in blocks, as :func:`_hyp_value`'s
-    (the n-th term's derivative factors, sums of 1 / (e+k) and 1 / (c1+k), as running sums), so a
-    z near 1 costs a few steps, not thousands (the first :data:`HYP_SINGLE_TERMS` one at a time,
-    which is faster where most entries need a few dozen)."""
+    longer changes it (relative 1e-17). The terms are made in blocks, as :func:`_hyp_value`'s (the
+    n-th term's derivative factors, sums of 1 / (e+k) and 1 / (c1+k), as running sums), doubling
+    from 8 terms, so a z near 1 costs a few steps, not thousands. Blocks rather than one term a step
+    also when a few dozen terms suffice: a step's dozen small array operations each let go of the
+    interpreter and take it back, which two fits in threads (a backtest's) fight over; in blocks, two
+    fits at once went from 8.2 ms to 3.9 ms a call for 7,000 distinct histories (one alone: 6.1 and
+    6.6 ms)."""
     G = np.ones(len(z))
     d_e, d_c, d_z = np.zeros(len(z)), np.zeros(len(z)), np.zeros(len(z))
     last, sum_e, sum_c = np.ones(len(z)), np.zeros(len(z)), np.zeros(len(z))
-    active = np.flatnonzero(z > 0)
-    n = 0
-    # Most entries need a few dozen terms: one term a step, the finished ones dropping out ...
-    while active.size and n < min(HYP_SINGLE_TERMS, PARETO_MAX_TERMS):
-        ea, ca, za = e[active], c1[active], z[active]
-        sum_e[active] += 1.0 / (ea + n)
-        sum_c[active] += 1.0 / (ca + n)
-        last[active] *= (ea + n) * za / (ca + n)
-        n += 1
-        t = last[active]
-        G[active] += t
-        d_e[active] += t * sum_e[active]
-        d_c[active] -= t * sum_c[active]
-        d_z[active] += n * t / za
-        active = active[t > 1e-17 * G[active]]
-    # ... and the few with z near 1 (thousands of terms) go on in blocks.
+
     def add(at, k):
         ea, ca, za = e[at, None], c1[at, None], z[at, None]
-        terms = last[at, None] * np.cumprod((ea + k) * za / (ca + k), axis=1)  # terms n+1 .. n+block
-        se = sum_e[at, None] + np.cumsum(1.0 / (ea + k), axis=1)
-        sc = sum_c[at, None] + np.cumsum(1.0 / (ca + k), axis=1)
+        inv_e, inv_c = 1.0 / (ea + k), 1.0 / (ca + k)
+        ratio = (ea + k) * inv_c
+        ratio *= za
+        terms = np.cumprod(ratio, axis=1)  # terms n+1 .. n+block
+        terms *= last[at, None]
+        se = np.cumsum(inv_e, axis=1)
+        se += sum_e[at, None]
+        sc = np.cumsum(inv_c, axis=1)
+        sc += sum_c[at, None]
         G[at] += terms.sum(axis=1)
-        d_e[at] += (terms * se).sum(axis=1)
-        d_c[at] -= (terms * sc).sum(axis=1)
-        d_z[at] += (terms * (k + 1)).sum(axis=1) / z[at]
+        d_e[at] += np.einsum("ij,ij->i", terms, se)
+        d_c[at] -= np.einsum("ij,ij->i", terms, sc)
+        d_z[at] += (terms @ (k + 1)) / z[at]
         last[at], sum_e[at], sum_c[at] = terms[:, -1], se[:, -1], sc[:, -1]
 
-    _in_blocks(add, active, n, 64, G, last)
+    _in_blocks(add, np.flatnonzero(z > 0), 0, 8, G, last)
     at_zero = z == 0  # alpha == beta: G = 1, and d ln G / dz is the first term's e / c1
     d_z[at_zero] = e[at_zero] / c1[at_zero]
     return G, d_e / G, d_c / G, d_z / G
