@@ -918,3 +918,27 @@ def test_customer_history_of_the_same_transactions_is_made_once_and_each_caller_
     assert queries == [1] and moved["revenue"].sum() == pytest.approx(expected["revenue"].sum() + 1.0)
     data.customer_history(cdnow_sample, observation_end="1998-04-30")
     assert queries == [1, 1]
+
+
+def test_monthly_activity_counts_what_pandas_distinct_counts_give(cdnow_sample):
+    """Customers counted on integer codes: pandas' per-month distinct counts of the text ids, on
+    CDNOW's sample and on orders with a month without any order and shuffled rows."""
+    def by_pandas(tx):
+        month = tx["order_date"].dt.to_period("M")
+        first = tx.groupby("customer_id", sort=False)["order_date"].transform("min").dt.to_period("M")
+        out = pd.DataFrame({"new_customers": tx["customer_id"].where(month == first).groupby(month).nunique(),
+                            "orders": month.value_counts(), "revenue": tx["amount"].groupby(month).sum(),
+                            "active_customers": tx["customer_id"].groupby(month).nunique()})
+        full = pd.period_range(month.min(), month.max(), freq="M")
+        out = out.reindex(full, fill_value=0).fillna(0)
+        out.index = full.to_timestamp()
+        out.index.name = "month"
+        return out.astype({"new_customers": "int64", "orders": "int64", "active_customers": "int64"})
+
+    gap = pd.DataFrame({"customer_id": ["b", "a", "a", "c", "b", "a"],
+                        "order_date": pd.to_datetime(["2024-03-09", "2024-01-05", "2024-01-20", "2024-04-01",
+                                                      "2024-01-31", "2024-04-30"]),
+                        "amount": [5.0, 1.5, 2.0, 3.0, 4.0, 1.0]})
+    for tx in (cdnow_sample, cdnow_sample.sample(frac=1.0, random_state=1), gap):
+        pd.testing.assert_frame_equal(data.monthly_activity(tx), by_pandas(tx), check_exact=True)
+    assert data.monthly_activity(gap).loc["2024-02-01"].tolist() == [0, 0, 0, 0]

@@ -2,6 +2,8 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+import seaborn as sns
 import pytest
 
 from ltv_helpers import data, plots
@@ -311,3 +313,26 @@ def test_lesson_figures_draw_the_tables_they_are_given():
     assert [t.get_text() for t in ax.get_xticklabels()] == groups
     heights = [bar.get_height() for bar in ax.patches[:len(groups)]]  # the first lever, tier by tier
     assert np.allclose(heights, what_if.xs("order value", level="lever").loc[groups, "net_value"])
+
+
+@pytest.mark.parametrize("values", [np.round(np.exp(np.random.default_rng(2).normal(3, 1.2, 20_000)), 2),
+                                    np.array([5.0] * 10), np.array([0.5, 2.0, 2.0, 1e4])])
+def test_log_histograms_counted_by_numpy_look_as_seaborns_own(values):
+    """The order value and CLV histograms count the bins with NumPy: the same pixels as seaborn's
+    histplot of every value."""
+    import io
+
+    from PIL import Image
+
+    def png(draw):
+        fig, ax = plt.subplots(figsize=(6, 3))
+        draw(ax)
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=60)
+        plt.close(fig)
+        return np.asarray(Image.open(buf))
+
+    series = pd.Series(values)
+    ours = png(lambda ax: plots._log_histogram(series, 40, ax, "C0"))
+    theirs = png(lambda ax: sns.histplot(series, log_scale=True, bins=40, ax=ax, color="C0"))
+    assert np.array_equal(ours, theirs)
