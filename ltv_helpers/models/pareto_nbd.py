@@ -8,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers.models.base import ParetoNBDFitter, PurchaseModel, register
+from ltv_helpers.models.bgnbd import OBJECTIVE_BLOCK
 from ltv_helpers.models.rows import _first_rows, _row_codes
 from ltv_helpers.schema import FREQUENCY, RECENCY, T
 
@@ -120,6 +121,7 @@ class _ParetoNBDLikelihood:
         first = _first_rows(codes)
         self.px, self.pt = both["x"].to_numpy()[first], both["t"].to_numpy()[first]
         self.i_tx, self.i_T = codes[:k], codes[k:]
+        self.wT = np.bincount(self.i_T, weights=self.w, minlength=len(self.px))  # the rows' weight per (x, T) pair
 
     def _log_j(self, r, alpha, s, beta, grads: bool = True):
         """ln J per distinct pair and (unless ``grads=False``) its derivatives in r, alpha, s, beta."""
@@ -144,16 +146,21 @@ class _ParetoNBDLikelihood:
                  d_b * db_s + g_e * de_s + d_c0, d_z * dz_beta + d_m * dm_beta)
         return log_j, grads
 
-    def _parts(self, r, alpha, s, beta, log_j):
+    def _parts(self, r, alpha, s, beta, log_j, log_t=None):
         """Per row: rho = J(T) / J(t_x), the log-likelihoods of "active at T" (a1) and of "dropped
         out between t_x and T" (a2, without the common factor), and both scaled by their maximum
-        (top, e1, e2)."""
-        x, T_ = self.x, self.T
-        lj_tx, lj_T = log_j[self.i_tx], log_j[self.i_T]
+        (top, e1, e2). What depends on (x, T) or x alone is computed once per distinct pair and
+        gathered (``log_t``: log(alpha + t) and log(beta + t) per pair, when the caller has them):
+        a fit's rows are ten to twenty times as many as its pairs."""
+        i_T = self.i_T
+        px = self.px
+        if log_t is None:
+            log_t = np.log(alpha + self.pt), np.log(beta + self.pt)
+        lj_tx, lj_T = log_j[self.i_tx], log_j[i_T]
         rho = np.exp(lj_T - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
         with np.errstate(divide="ignore", invalid="ignore"):
-            a2 = np.log(s) - np.log(r + s + x) + lj_tx + np.log1p(-rho)
-        a1 = -(r + x) * np.log(alpha + T_) - s * np.log(beta + T_)
+            a2 = (np.log(s) - np.log(r + s + px))[i_T] + lj_tx + np.log1p(-rho)
+        a1 = (-(r + px) * log_t[0] - s * log_t[1])[i_T]
         top = np.maximum(a1, a2)
         return rho, top, np.exp(a1 - top), np.exp(a2 - top)
 
@@ -166,27 +173,49 @@ class _ParetoNBDLikelihood:
         from scipy.special import digamma, gammaln
 
         r, alpha, s, beta = params = np.exp(log_params)
-        x, T_, w = self.x, self.T, self.w
-        log_j, grads = self._log_j(r, alpha, s, beta)
-        rho, top, e1, e2 = self._parts(r, alpha, s, beta, log_j)
-        c0 = r + s + x
-        ll = gammaln(r + x) - gammaln(r) + r * np.log(alpha) + s * np.log(beta) + top + np.log(e1 + e2)
-        share2 = e2 / (e1 + e2)  # posterior weight of "dropped out between t_x and T"
-        share1 = 1 - share2
-
-        def d_log_a0(g):
+        px, pt = self.px, self.pt
+        log_j, (g_r, g_alpha, g_s, g_beta) = self._log_j(r, alpha, s, beta)
+        # Per distinct (x, t) pair (the rows' (x, T) pairs are among them): every gamma, digamma,
+        # log and reciprocal, gathered by the rows; the terms of the rows' own weights alone are
+        # sums over pairs (wT: the rows' weight per pair).
+        log_ta, log_tb = np.log(alpha + pt), np.log(beta + pt)
+        inv_c0 = 1 / (r + s + px)
+        a1_p = -(r + px) * log_ta - s * log_tb
+        with np.errstate(divide="ignore"):
+            a2_p = np.log(s) + np.log(inv_c0)
+        ra_p, sb_p, ds_p = (r + px) / (alpha + pt), s / (beta + pt), 1 / s - inv_c0
+        wT = self.wT
+        ll = wT @ (gammaln(r + px) - gammaln(r) + r * np.log(alpha) + s * np.log(beta))
+        d_r = wT @ (digamma(r + px) - digamma(r) + np.log(alpha))
+        d_alpha, d_s, d_beta = self.n * r / alpha, self.n * np.log(beta), self.n * s / beta
+        # Per row, in blocks of OBJECTIVE_BLOCK rows (the temporaries stay in the cache): the
+        # posterior shares of "active at T" (share1) and "dropped out between t_x and T" (share2).
+        for lo in range(0, len(self.w), OBJECTIVE_BLOCK):
+            block = slice(lo, lo + OBJECTIVE_BLOCK)
+            w, i_tx, i_T = self.w[block], self.i_tx[block], self.i_T[block]
+            lj_tx = log_j.take(i_tx)
+            rho = np.exp(log_j.take(i_T) - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
             with np.errstate(divide="ignore", invalid="ignore"):
-                out = (g[self.i_tx] - rho * g[self.i_T]) / (1 - rho)
-            return np.where(share2 > 0, out, 0.0)
+                a2 = a2_p.take(i_T) + lj_tx + np.log1p(-rho)
+                a1 = a1_p.take(i_T)
+                top = np.maximum(a1, a2)
+                e1, e2 = np.exp(a1 - top), np.exp(a2 - top)
+                total = e1 + e2
+                ll += w @ (top + np.log(total))
+                ws2 = w * (e2 / total)
+                ws1 = w - ws2
+                rest = 1 / (1 - rho)
+                live = ws2 > 0  # the dropout share's derivatives (0/0 where it has no weight)
 
-        g_r, g_alpha, g_s, g_beta = grads
-        d_r = (digamma(r + x) - digamma(r) + np.log(alpha) - share1 * np.log(alpha + T_)
-               + share2 * (d_log_a0(g_r) - 1 / c0))
-        d_alpha = r / alpha - share1 * (r + x) / (alpha + T_) + share2 * d_log_a0(g_alpha)
-        d_s = np.log(beta) - share1 * np.log(beta + T_) + share2 * (1 / s - 1 / c0 + d_log_a0(g_s))
-        d_beta = s / beta - share1 * s / (beta + T_) + share2 * d_log_a0(g_beta)
-        nll = -(w @ ll) / self.n + self.penalizer * (params @ params)
-        grad = -np.array([w @ d_r, w @ d_alpha, w @ d_s, w @ d_beta]) / self.n + 2 * self.penalizer * params
+                def d_log_a0(g):
+                    return np.where(live, (g.take(i_tx) - rho * g.take(i_T)) * rest, 0.0)
+
+                d_r += ws2 @ (d_log_a0(g_r) - inv_c0.take(i_T)) - ws1 @ log_ta.take(i_T)
+                d_alpha += ws2 @ d_log_a0(g_alpha) - ws1 @ ra_p.take(i_T)
+                d_s += ws2 @ (ds_p.take(i_T) + d_log_a0(g_s)) - ws1 @ log_tb.take(i_T)
+                d_beta += ws2 @ d_log_a0(g_beta) - ws1 @ sb_p.take(i_T)
+        nll = -ll / self.n + self.penalizer * (params @ params)
+        grad = -np.array([d_r, d_alpha, d_s, d_beta]) / self.n + 2 * self.penalizer * params
         return nll, grad * params
 
 
