@@ -221,13 +221,9 @@ class LTVModel:
             return np.full(len(data), np.nan)
         return data[MONETARY_VALUE].to_numpy(dtype=float)
 
-    def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float, alive=None,
-                   spend=None):
-        """Expected purchases, expected spend and CLV per customer of a :func:`_prepare` d summary
-        (the arithmetic of :meth:`predict`, without its checks and table); ``alive``: P(alive) of
-        the distinct rows when already known (Pareto/NBD's purchases are built on it); ``spend``:
-        the expected spend per customer when already known (:meth:`_spend`)."""
-        data, rows, inverse = prepared
+    def _predicted_rows(self, prepared, horizon: float, annual_discount_rate: float, alive=None):
+        """Discounted and plain expected purchases over ``horizon`` of each distinct row of a
+        :func:`_prepare` d summary (what :meth:`_predicted` gives every customer of the row)."""
         step = DAYS_PER_YEAR / 12 / self.unit_days
         if self.spec.discrete:  # whole opportunities: discounted at each
             step = 1.0
@@ -235,7 +231,16 @@ class LTVModel:
             step = horizon
         ends = np.minimum(np.arange(1, int(np.ceil(horizon / step - 1e-9)) + 1) * step, horizon)
         years = ends * self.unit_days / DAYS_PER_YEAR
-        discounted, purchases = discounted_purchases(self, rows, ends, (1 + annual_discount_rate) ** -years, alive)
+        return discounted_purchases(self, prepared[1], ends, (1 + annual_discount_rate) ** -years, alive)
+
+    def _predicted(self, prepared, horizon: float, gross_margin: float, annual_discount_rate: float, alive=None,
+                   spend=None):
+        """Expected purchases, expected spend and CLV per customer of a :func:`_prepare` d summary
+        (the arithmetic of :meth:`predict`, without its checks and table); ``alive``: P(alive) of
+        the distinct rows when already known (Pareto/NBD's purchases are built on it); ``spend``:
+        the expected spend per customer when already known (:meth:`_spend`)."""
+        data, rows, inverse = prepared
+        discounted, purchases = self._predicted_rows(prepared, horizon, annual_discount_rate, alive)
         spend = self._spend(data) if spend is None else spend
         clv = np.clip(gross_margin * discounted[inverse] * spend, 0.0, None)  # rounding can leave -1e-16
         return purchases[inverse], spend, clv

@@ -119,11 +119,12 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     codes = (None if groups is None else
              pd.Index(names[1:]).get_indexer(groups.astype(str).to_numpy()))
 
+    row_totals = _RowTotals(prepared, _weights(summary), codes, len(names))
+
     def totals(m: LTVModel) -> np.ndarray:
-        out = _group_totals(m, prepared, weights, codes, len(names), horizon, gross_margin, annual_discount_rate)
+        out = row_totals.of(m, horizon, gross_margin, annual_discount_rate)
         return np.where(np.isfinite(out), out, np.nan)  # a draw that overflows is left out
 
-    weights = _weights(summary)
     rng = np.random.default_rng(seed)
     point = totals(model)
     keys_p = list(model.params)
@@ -149,18 +150,41 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     return _interval_table(names, point, sims, spread, model_error, level)
 
 
-def _group_totals(m: LTVModel, prepared, weights: np.ndarray, codes: np.ndarray | None, n_names: int, horizon: float,
-                  gross_margin: float, annual_discount_rate: float) -> np.ndarray:
-    """Total purchases, revenue and CLV of a :func:`_prepare` d summary under model ``m``: all
-    customers, then each group of ``codes`` (``n_names`` - 1 groups), an array (groups, 3).
-    Revenue: the same purchases and spend, before margin and undiscounted; a compressed summary's
-    rows stand for several customers."""
-    purchases, spend, clv = m._predicted(prepared, horizon, gross_margin, annual_discount_rate)
-    parts = np.column_stack([purchases, purchases * spend, clv]) * weights[:, None]
-    out = [parts.sum(axis=0)]
-    if codes is not None:
-        out.append(np.column_stack([np.bincount(codes, weights=parts[:, j], minlength=n_names - 1) for j in range(3)]))
-    return np.vstack(out)
+class _RowTotals:
+    """Totals over the customers of a :func:`_prepare` d summary, all of them and then each group
+    of ``codes`` (``n_names`` - 1 groups; -1: in no group), made from the predictions of its
+    distinct rows: the customers' weights are summed per row and group once, their spend-weighted
+    sums once per spend, and a model's totals are then dot products over the distinct rows, not
+    sums over every customer (54 ms of a draw's 94 ms at 1M customers)."""
+
+    def __init__(self, prepared, weights: np.ndarray, codes: np.ndarray | None = None, n_names: int = 1):
+        inverse = prepared[2]
+        self.prepared, self.n_rows, self.n_names = prepared, len(prepared[1]), n_names
+        self.weights = np.asarray(weights, dtype=float)
+        self.inverse = inverse
+        self.grouped = None
+        if codes is not None and n_names > 1:
+            inside = np.asarray(codes) >= 0
+            self.grouped = (inside, np.asarray(codes)[inside] * self.n_rows + inverse[inside])
+        self.customers = self.per_row(self.weights)
+
+    def per_row(self, values: np.ndarray) -> np.ndarray:
+        """(n_names, distinct rows): the sum of ``values`` (one per customer) per row, over all
+        customers and then within each group."""
+        rows = self.n_rows
+        out = np.empty((self.n_names, rows))
+        out[0] = np.bincount(self.inverse, weights=values, minlength=rows)
+        if self.grouped is not None:
+            inside, keys = self.grouped
+            out[1:] = np.bincount(keys, weights=values[inside], minlength=(self.n_names - 1) * rows).reshape(-1, rows)
+        return out
+
+    def of(self, m: LTVModel, horizon: float, gross_margin: float, annual_discount_rate: float) -> np.ndarray:
+        """(n_names, 3): total purchases, revenue (the same purchases and spend, before margin and
+        undiscounted) and CLV under model ``m``."""
+        discounted, purchases = m._predicted_rows(self.prepared, horizon, annual_discount_rate)
+        spent = self.per_row(self.weights * m._spend(self.prepared[0]))
+        return np.column_stack([self.customers @ purchases, spent @ purchases, gross_margin * (spent @ discounted)])
 
 
 def _interval_table(names: list[str], point: np.ndarray, sims: np.ndarray, spread: pd.DataFrame, model_error,
@@ -310,19 +334,25 @@ def parameter_variance(model: LTVModel, summary: pd.DataFrame, *, horizon: float
     "revenue": v}``; NaN without a usable covariance."""
     model.spec.check_horizon(horizon)
     summary = purchase_rows(summary)
-    weights = _weights(summary)
     prepared = _prepare(summary, model.spec.time_column)  # once: every shifted model predicts on its distinct histories
-    base_spend = model._spend(prepared[0])
-    base_purchases = model._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0]
+    # Totals as dot products over the distinct rows (_RowTotals): the customers' weights and
+    # spend-weighted weights per row.
+    row_totals = _RowTotals(prepared, _weights(summary))
+
+    def spent(m: LTVModel) -> np.ndarray:
+        return row_totals.per_row(row_totals.weights * m._spend(prepared[0]))[0]
+
+    customers, base_spent = row_totals.customers[0], spent(model)
+    base_purchases = model._predicted_rows(prepared, horizon, 0.0)[1]
 
     def log_totals(m: LTVModel, kind: str) -> np.ndarray:
         # A shifted purchase parameter leaves the spend as it is, and a spend parameter the purchases.
         if kind == "purchase":
-            purchases, spend = m._predicted(prepared, horizon, 1.0, 0.0, spend=base_spend)[0], base_spend
+            purchases, spent_now = m._predicted_rows(prepared, horizon, 0.0)[1], base_spent
         else:
-            purchases, spend = base_purchases, m._spend(prepared[0])
+            purchases, spent_now = base_purchases, spent(m)
         with np.errstate(all="ignore"):
-            return np.log([(purchases * weights).sum(), (purchases * spend * weights).sum()])
+            return np.log([customers @ purchases, spent_now @ purchases])
 
     if model.cov_log is None or not np.isfinite(model.cov_log).all():
         return {"purchases": np.nan, "revenue": np.nan}
@@ -365,13 +395,14 @@ def _covariate_intervals(model: CovariateModel, summary: pd.DataFrame, *, horizo
     for g, combo in enumerate(combos):
         rows = summary[codes == g]
         out = None if groups is None else pd.Index(names[1:]).get_indexer(groups[codes == g].astype(str).to_numpy())
-        parts.append((combo, rows, _prepare(rows, model.base.spec.time_column), _weights(rows), out))
+        parts.append((combo, rows, _RowTotals(_prepare(rows, model.base.spec.time_column), _weights(rows), out,
+                                              len(names))))
 
     def totals(draw) -> np.ndarray:
         theta, spend = draw
-        total = sum(_group_totals(_with_params(model.base, model.group_params(combo, theta), spend), prepared,
-                                  weights, out, len(names), horizon, gross_margin, annual_discount_rate)
-                    for combo, _, prepared, weights, out in parts)
+        total = sum(row_totals.of(_with_params(model.base, model.group_params(combo, theta), spend), horizon,
+                                  gross_margin, annual_discount_rate)
+                    for combo, _, row_totals in parts)
         return np.where(np.isfinite(total), total, np.nan)
 
     rng = np.random.default_rng(seed)
@@ -390,7 +421,7 @@ def _covariate_intervals(model: CovariateModel, summary: pd.DataFrame, *, horizo
     spread = pd.DataFrame(0.0, index=pd.Index(names, name="group"),
                           columns=["purchases", "purchases_var", "revenue", "revenue_var"])
     with np.errstate(all="ignore"):
-        for g, (combo, rows, _, _, _) in enumerate(parts):
+        for g, (combo, rows, _) in enumerate(parts):
             part = customer_spread(model.group_model(combo), rows, horizon=horizon,
                                    groups=None if groups is None else groups[codes == g], seed=seed)
             spread = spread.add(part, fill_value=0.0)
