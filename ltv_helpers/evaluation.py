@@ -588,7 +588,7 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
     as_of = pd.Timestamp(as_of)
     tx = transactions[transactions[ORDER_DATE] < _end_cut(as_of)]
     # Every summary ends by as_of, so the orders after it change none of them.
-    summarize = _summarize(transactions, _orders(transactions, orders, freq, freq_multiplier, many=len(tx) > 0))
+    prepared = _orders(transactions, orders, freq, freq_multiplier, many=len(tx) > 0)
     known = _shared(transactions).origins  # each model's row at each cut-off, whoever asked first
     columns = ["cutoff", "holdout_days", "customers", "predicted", "actual", "log_error", "noise_var",
                "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
@@ -613,13 +613,16 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
         missing = [name for name in models if name not in out]
         if not missing:
             return out
-        try:
-            summary = summarize(calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
-                                freq=freq, freq_multiplier=freq_multiplier)
+        try:  # at most MODEL_ERROR_MAX_CUSTOMERS of them (_some_customers)
+            summary = (prepared.calibration_holdout(calibration_end=cut, observation_end=cut + pd.Timedelta(days=h),
+                                                    freq=freq, freq_multiplier=freq_multiplier,
+                                                    most=MODEL_ERROR_MAX_CUSTOMERS) if prepared is not None else
+                       _some_customers(calibration_holdout(transactions, calibration_end=cut,
+                                                           observation_end=cut + pd.Timedelta(days=h), freq=freq,
+                                                           freq_multiplier=freq_multiplier), MODEL_ERROR_MAX_CUSTOMERS))
         except LTVError:
             summary = None
         if summary is not None:
-            summary = _some_customers(summary, MODEL_ERROR_MAX_CUSTOMERS)
             duration = float(summary["duration_holdout"].iloc[0])
             actual = [float(summary["frequency_holdout"].sum()),
                       float((summary["frequency_holdout"] * summary["monetary_value_holdout"]).sum())]

@@ -409,11 +409,21 @@ def test_prepared_order_days_give_the_same_summaries_as_the_query(cdnow_sample, 
                                   freq_multiplier=mult)
         pd.testing.assert_frame_equal(ours, ref, check_exact=True)
         assert ours.attrs["unit_days"] == ref.attrs["unit_days"]
+        # A sample of the customers whose ids hash lowest: the rows the model errors keep of the whole.
+        from ltv_helpers.evaluation import _some_customers
+
+        for most in (1, 500, len(ref) - 1, len(ref), 10**9):
+            sampled = prepared.calibration_holdout(calibration_end=cal_end, observation_end=obs_end, freq=freq,
+                                                   freq_multiplier=mult, most=most)
+            pd.testing.assert_frame_equal(sampled, _some_customers(ref, most), check_exact=True)
     with pytest.raises(LTVError, match="No purchases fall between"):
         prepared.calibration_holdout(calibration_end="1998-06-30", observation_end="1998-07-31")
     monthly = prepared.calibration_holdout(calibration_end="1997-09-30", observation_end="1998-06-30", freq="M")
     pd.testing.assert_frame_equal(monthly, calibration_holdout(tx, calibration_end="1997-09-30",
                                                                observation_end="1998-06-30", freq="M"))
+    monthly_some = prepared.calibration_holdout(calibration_end="1997-09-30", observation_end="1998-06-30", freq="M",
+                                                most=300)
+    pd.testing.assert_frame_equal(monthly_some, _some_customers(monthly, 300), check_exact=True)
 
 
 def test_prepared_order_days_round_sort_and_refuse_as_the_query_does():

@@ -5,6 +5,7 @@ customer history and retention tables the notebooks use.
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -429,13 +430,27 @@ class OrderDays:
     def _periods(self, freq: str) -> np.ndarray:
         return self.days if freq == "D" else np.floor_divide(self.days - 4, 7)  # weeks from Monday 1970-01-05
 
+    @functools.cached_property
+    def id_hashes(self) -> np.ndarray:
+        """Each customer id's hash (pandas' ``hash_array`` of the ids as text objects), in the order
+        of :attr:`ids`: what a sample of the customers whose ids hash lowest is drawn by."""
+        return pd.util.hash_array(self.ids.to_numpy(dtype=object), categorize=False)
+
     def calibration_holdout(self, *, calibration_end, observation_end, freq: str = "D",
-                            freq_multiplier: float = 1) -> pd.DataFrame:
-        """:func:`calibration_holdout` of the prepared orders (per customer, not compressed)."""
+                            freq_multiplier: float = 1, most: int | None = None) -> pd.DataFrame:
+        """:func:`calibration_holdout` of the prepared orders (per customer, not compressed).
+        ``most``: only the ``most`` customers whose ids hash lowest (:attr:`id_hashes`), in their
+        order, when more had bought by ``calibration_end``: the rows
+        ``ltv_helpers.evaluation._some_customers`` keeps of the whole summary (tested), without
+        hashing the ids again for every summary."""
         freq = _check_freq(freq, freq_multiplier)
         if freq not in self.FREQS:
-            return calibration_holdout(self.transactions, calibration_end=calibration_end,
-                                       observation_end=observation_end, freq=freq, freq_multiplier=freq_multiplier)
+            out = calibration_holdout(self.transactions, calibration_end=calibration_end,
+                                      observation_end=observation_end, freq=freq, freq_multiplier=freq_multiplier)
+            if most is not None and len(out) > most:
+                hashed = pd.util.hash_array(out.index.to_numpy(dtype=object), categorize=False)
+                out = out.iloc[np.sort(np.argpartition(hashed, most - 1)[:most])]
+            return out
         cal_end = _as_timestamp(calibration_end, "calibration_end")
         obs_end = _as_timestamp(observation_end, "observation_end")
         if obs_end <= cal_end:
@@ -472,6 +487,9 @@ class OrderDays:
         h_count, h_total = np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64)
         h_count[hc[h_starts]] = np.diff(np.r_[h_starts, len(hc)])
         h_total[hc[h_starts]] = np.add.reduceat(hamt, h_starts)
+        if most is not None and len(keep) > most:  # the customers whose ids hash lowest, in id order
+            chosen = np.sort(np.argpartition(self.id_hashes[keep], most - 1)[:most])
+            keep, repeats, first, last, repeat_total = (a[chosen] for a in (keep, repeats, first, last, repeat_total))
         h_count, h_total = h_count[keep], h_total[keep]
         with np.errstate(invalid="ignore", divide="ignore"):
             money = np.where(repeats > 0, (repeat_total / 1e6) / np.maximum(repeats, 1), 0.0)
