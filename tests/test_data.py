@@ -928,6 +928,11 @@ def test_customer_history_of_the_same_transactions_is_made_once_and_each_caller_
     assert queries == [1] and moved["revenue"].sum() == pytest.approx(expected["revenue"].sum() + 1.0)
     data.customer_history(cdnow_sample, observation_end="1998-04-30")
     assert queries == [1, 1]
+    # The history asked for again is kept beside the one made last: a summary notebook after a
+    # backtest's histories at earlier ends finds the segmentation's.
+    data.customer_history(cdnow_sample, observation_end="1998-02-28")
+    pd.testing.assert_frame_equal(data.customer_history(cdnow_sample, observation_end=end), expected, check_exact=True)
+    assert queries == [1, 1, 1]
 
 
 def test_monthly_activity_counts_what_pandas_distinct_counts_give(cdnow_sample):

@@ -570,21 +570,23 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     days from the last purchase day to the observation end) and ``tenure_days`` (``T``).
     Indexed by ``customer_id``.
 
-    The history made last is kept (:data:`_LAST_HISTORY`) and given again, as a copy of its own,
-    for the same transactions (the same memory: the frame :func:`load_collection` hands every
-    notebook of a report's kernel) and the same end: the segmentation's history is the
-    prediction's (1.1 s at 1M customers to make again).
+    The history made last, and the one asked for again last, are kept (:data:`_HISTORIES`) and
+    given again, as a copy of its own, for the same transactions (the same memory: the frame
+    :func:`load_collection` hands every notebook of a report's kernel) and the same end: the
+    segmentation's history is the prediction's and the summary's (1.1 s at 1M customers to make
+    again; the backtests' histories at earlier ends come between).
     """
-    global _LAST_HISTORY
     tx = transactions
     if observation_end is None:
         observation_end = tx[ORDER_DATE].max()
     obs = _as_timestamp(observation_end, "observation_end")
     keyed = [column_key(tx[c]) for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
     key = None if any(k is None for k, _ in keyed) else (len(tx), obs, tuple(k for k, _ in keyed))
-    last = _LAST_HISTORY  # one read of the global: another thread may replace it, never change it
-    if key is not None and last is not None and last[0] == key:
-        return last[2].copy(deep=False)  # copy-on-write: what a caller changes stays its own
+    kept = list(_HISTORIES.values())  # a snapshot: another thread may replace an entry, never change one
+    found = next((entry for entry in kept if entry is not None and entry[0] == key), None) if key else None
+    if found is not None:
+        _HISTORIES.update(reused=found)
+        return found[2].copy(deep=False)  # copy-on-write: what a caller changes stays its own
     tx = tx[tx[ORDER_DATE] < _end_cut(obs)]
     end = period_of(obs, "D")
     # One query: the summary's CTEs and the plain-money columns beside them (a pandas group-by
@@ -607,14 +609,14 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     out["days_since_last"] = out[T] - out[RECENCY]
     out["tenure_days"] = out[T]
     if key is not None:  # the arrays are held with it: their memory is not another frame's while kept
-        _LAST_HISTORY = (key, [v for _, v in keyed], out)
+        _HISTORIES.update(last=(key, [v for _, v in keyed], out))
         return out.copy(deep=False)
     return out
 
 
-#: The history :func:`customer_history` made last: (the transactions' identity and the end, the
-#: arrays of their columns, the history).
-_LAST_HISTORY: tuple | None = None
+#: The histories :func:`customer_history` keeps: the one it made last and the one asked for again
+#: last, each (the transactions' identity and the end, the arrays of their columns, the history).
+_HISTORIES: dict = {"last": None, "reused": None}
 
 
 
