@@ -271,7 +271,11 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
         _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
     names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
     shared = _Holdout(pred)
-    rows = {name: {**_metrics(pred, name, shared), **fit_stats.get(name, {})} for name in names}
+    # A reused model's holdout metrics are those it was scored with (the same predictions and
+    # holdout): taken, not sorted and ranked again (0.4 s at 1M customers).
+    scored = [c for c in (reuse.metrics.columns if reuse is not None else []) if c not in (*_FIT_STATS, "kind")]
+    rows = {name: {**({k: reuse.metrics.loc[name, k] for k in scored} if name in reused and name in fitted
+                      else _metrics(pred, name, shared)), **fit_stats.get(name, {})} for name in names}
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]

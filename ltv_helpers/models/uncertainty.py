@@ -301,10 +301,16 @@ def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, g
                                   np.random.default_rng(seed))
     rank = np.empty(len(order), dtype=np.int64)
     rank[order] = np.arange(len(order))
-    m1, m2 = (m[rank][inverse] for m in moments)
-    d = per_row[inverse].astype(float)
+    # Per distinct history: the draws' moments; per customer: what the spend makes of them. The
+    # totals are dot products of the two, the customers' parts summed per history and group once
+    # (_RowTotals), not a table of every customer grouped by name (0.35 s at 1M customers).
+    m1, m2 = (m[rank] for m in moments)
+    d = per_row.astype(float)
     var_n = (m2 - m1**2) * d / (d - 1)  # unbiased (m1^2 overstates E[N]^2 by Var(N) / d)
     mean_sq = m1**2 - var_n / d
+    codes = None if groups is None else pd.Index(names[1:]).get_indexer(groups.astype(str).to_numpy())
+    by = _RowTotals((data, rows, inverse), _weights(data), codes, len(names))
+    w = by.weights
     x, m = data[FREQUENCY].to_numpy(dtype=float), data[MONETARY_VALUE].to_numpy(dtype=float)
     if model.spend_model is not None:
         sp = model.spend_model.params
@@ -312,18 +318,16 @@ def customer_spread(model: LTVModel, summary: pd.DataFrame, *, horizon: float, g
         mean_order = sp["p"] * g1 / (q1 - 1)
         # E[nu^-2] is finite for q + p x > 2; below that the spend rate's spread is left out.
         k = np.where(q1 > 2, g1**2 / ((q1 - 1) * np.maximum(q1 - 2, 1e-12)), (g1 / (q1 - 1)) ** 2)
-        revenue_var = m1 * sp["p"] * k + m2 * sp["p"] ** 2 * k - mean_sq * mean_order**2
+        # Var(R) = E[N] p K + E[N^2] p^2 K - E[N]^2 E[p / nu]^2, per customer
+        revenue_var = (by.per_row(w * sp["p"] * k) @ m1 + by.per_row(w * sp["p"] ** 2 * k) @ m2
+                       - by.per_row(w * mean_order**2) @ mean_sq)
     else:
         mean_order = m
-        revenue_var = var_n * m**2
-    w = _weights(data)
-    parts = pd.DataFrame({"purchases": m1 * w, "purchases_var": var_n * w,
-                          "revenue": m1 * mean_order * w, "revenue_var": revenue_var * w})
-    out = [parts.sum()]
-    if groups is not None:
-        by = parts.groupby(groups.astype(str).to_numpy()).sum()
-        out += [by.loc[g] for g in names[1:]]
-    return pd.DataFrame(out, index=pd.Index(names, name="group"))
+        revenue_var = by.per_row(w * m**2) @ var_n
+    out = pd.DataFrame({"purchases": by.customers @ m1, "purchases_var": by.customers @ var_n,
+                        "revenue": by.per_row(w * mean_order) @ m1, "revenue_var": revenue_var},
+                       index=pd.Index(names, name="group"))
+    return out
 
 
 @one_blas_thread
