@@ -933,6 +933,15 @@ def test_customer_history_of_the_same_transactions_is_made_once_and_each_caller_
     data.customer_history(cdnow_sample, observation_end="1998-02-28")
     pd.testing.assert_frame_equal(data.customer_history(cdnow_sample, observation_end=end), expected, check_exact=True)
     assert queries == [1, 1, 1]
+    # A history of a filtered copy (a backtest's calibration orders) is let go with the copy.
+    import gc
+
+    early = cdnow_sample[cdnow_sample["order_date"] < "1998-01-01"]
+    data.customer_history(early, observation_end="1997-12-31")
+    assert sm._HISTORIES["last"] is not None
+    del early
+    gc.collect()
+    assert sm._HISTORIES["last"] is None and sm._HISTORIES["reused"] is not None
 
 
 def test_monthly_activity_counts_what_pandas_distinct_counts_give(cdnow_sample):

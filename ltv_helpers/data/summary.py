@@ -583,7 +583,8 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     keyed = [column_key(tx[c]) for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
     key = None if any(k is None for k, _ in keyed) else (len(tx), obs, tuple(k for k, _ in keyed))
     kept = list(_HISTORIES.values())  # a snapshot: another thread may replace an entry, never change one
-    found = next((entry for entry in kept if entry is not None and entry[0] == key), None) if key else None
+    found = next((entry for entry in kept if entry is not None and entry[0] == key
+                  and all(ref() is not None for ref in entry[1])), None) if key else None
     if found is not None:
         _HISTORIES.update(reused=found)
         return found[2].copy(deep=False)  # copy-on-write: what a caller changes stays its own
@@ -608,14 +609,40 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     out["aov"] = out["revenue"] / out["orders"]
     out["days_since_last"] = out[T] - out[RECENCY]
     out["tenure_days"] = out[T]
-    if key is not None:  # the arrays are held with it: their memory is not another frame's while kept
-        _HISTORIES.update(last=(key, [v for _, v in keyed], out))
+    refs = _owner_refs([v for _, v in keyed]) if key is not None else None
+    if refs is not None:
+        _HISTORIES.update(last=(key, refs, out))
         return out.copy(deep=False)
     return out
 
 
+def _owner_refs(arrays: list) -> list | None:
+    """Weak references to the objects that own the memory of ``arrays`` (a NumPy view's base, an
+    Arrow array), each dropping the histories kept on them when it goes: a key of memory addresses
+    holds only while that memory is theirs, and a history made of a filtered copy (a backtest's
+    calibration orders) is let go with the copy, not kept beside the report's (None: one cannot
+    be referred to weakly)."""
+    import weakref
+
+    def forget(_ref):
+        for slot, entry in list(_HISTORIES.items()):
+            if entry is not None and any(ref() is None for ref in entry[1]):
+                _HISTORIES[slot] = None
+
+    refs = []
+    for values in arrays:
+        while isinstance(getattr(values, "base", None), np.ndarray):
+            values = values.base
+        try:
+            refs.append(weakref.ref(values, forget))
+        except TypeError:
+            return None
+    return refs
+
+
 #: The histories :func:`customer_history` keeps: the one it made last and the one asked for again
-#: last, each (the transactions' identity and the end, the arrays of their columns, the history).
+#: last, each (the transactions' identity and the end, weak references to the owners of their
+#: columns' memory, the history).
 _HISTORIES: dict = {"last": None, "reused": None}
 
 
