@@ -26,13 +26,28 @@ ML_MAX_TRAIN = 200_000
 def _ml_features(history: pd.DataFrame) -> pd.DataFrame:
     """Features of :data:`ML_FEATURES`, rounded to 9 decimals: sums computed by parallel
     threads can differ in the last bits between runs, and a tree split must not depend on that."""
-    tenure = history[T] + 1.0
-    return pd.DataFrame({
-        "frequency": history[FREQUENCY], "monetary_value": history[MONETARY_VALUE],
-        "aov": history["aov"], "days_since_last": history["days_since_last"],
-        "orders_per_day": history["orders"] / tenure, "revenue_per_day": history["revenue"] / tenure,
-        "silence_share": history["days_since_last"] / tenure,
-    }, index=history.index).round(9)
+    return pd.DataFrame(_ml_matrix(history), index=history.index, columns=list(ML_FEATURES))
+
+
+def _ml_matrix(history: pd.DataFrame) -> np.ndarray:
+    """:func:`_ml_features` as one array (customers x features), each column written into it in
+    place: no table of them and no rounded copy beside it (170 MB of copies at 1M customers)."""
+    tenure = history[T].to_numpy(dtype=float) + 1.0
+    since = history["days_since_last"].to_numpy(dtype=float)
+    columns = {"frequency": history[FREQUENCY].to_numpy(dtype=float),
+               "monetary_value": history[MONETARY_VALUE].to_numpy(dtype=float),
+               "aov": history["aov"].to_numpy(dtype=float), "days_since_last": since}
+    X = np.empty((len(history), len(ML_FEATURES)))
+    for j, name in enumerate(ML_FEATURES):
+        if name in columns:
+            X[:, j] = columns[name]
+        elif name == "orders_per_day":
+            np.divide(history["orders"].to_numpy(dtype=float), tenure, out=X[:, j])
+        elif name == "revenue_per_day":
+            np.divide(history["revenue"].to_numpy(dtype=float), tenure, out=X[:, j])
+        else:  # silence_share
+            np.divide(since, tenure, out=X[:, j])
+    return np.round(X, 9, out=X)
 
 
 @dataclass
@@ -65,13 +80,12 @@ class MLBaseline:
 
         if history is None:
             history = customer_history(transactions, observation_end=observation_end)
-        feats = _ml_features(history)
-        X = feats[list(ML_FEATURES)].to_numpy()
+        X = _ml_matrix(history)
         # Each customer's prediction is its own sum over the trees, in their order, whatever the
         # threads (only the training needs one thread to stay the same): OpenMP on every core.
         purchases, revenue = _predict_distinct((self.purchases_model, self.spend_model), X)
         return pd.DataFrame({"expected_purchases": np.clip(purchases, 0, None),
-                             "expected_revenue": np.clip(revenue, 0, None)}, index=feats.index)
+                             "expected_revenue": np.clip(revenue, 0, None)}, index=history.index)
 
 
 def _predict_distinct(fitted: tuple, X: np.ndarray) -> list[np.ndarray]:
@@ -188,11 +202,12 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     tx = transactions
     if tx["order_date"].min() >= _end_cut(train_end):
         raise LTVError(f"No history before {train_end.date()} to train on; use a shorter horizon_days.")
-    feats = _ml_features(customer_history(tx, observation_end=train_end))
-    purchases, spend = _on_index(_window_purchases(tx, train_end, end), feats.index)
-    if len(feats) < MIN_CUSTOMERS:
-        raise LTVError(f"{len(feats)} customers are too few to train the ML baseline.")
-    X, targets = feats[list(ML_FEATURES)].to_numpy(), [purchases.to_numpy(dtype=float), spend.to_numpy(dtype=float)]
+    history = customer_history(tx, observation_end=train_end)
+    purchases, spend = _on_index(_window_purchases(tx, train_end, end), history.index)
+    if len(history) < MIN_CUSTOMERS:
+        raise LTVError(f"{len(history)} customers are too few to train the ML baseline.")
+    X, targets = _ml_matrix(history), [purchases.to_numpy(dtype=float), spend.to_numpy(dtype=float)]
+    del history
     if len(X) > ML_MAX_TRAIN:  # a fixed random sample of customers: the trees learn as well from it
         keep = np.sort(np.random.default_rng(seed).choice(len(X), ML_MAX_TRAIN, replace=False))
         X, targets = X[keep], [t[keep] for t in targets]
