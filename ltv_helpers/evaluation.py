@@ -23,6 +23,7 @@ from ltv_helpers.data.engines import DuckDBEngine, connect
 from ltv_helpers.data.parse import _end_cut, column_key, id_positions
 from ltv_helpers.data.summary import _PERIOD_SQL, OrderDays, _check_freq, calibration_holdout, period_of
 from ltv_helpers.labels import label
+from ltv_helpers.memory import release_memory
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
 
 #: Baselines every metrics table carries, so a model has to beat something.
@@ -279,6 +280,7 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
+    release_memory()  # the fits' and summaries' freed arrays, which the allocators would keep
     return BacktestResult(pred, metrics, summary, fitted, cal_end, obs_end, duration, left_out, errors, level)
 
 
@@ -684,6 +686,25 @@ def _some_customers(summary: pd.DataFrame, most: int) -> pd.DataFrame:
 def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
     f, T_ = summary["frequency_cal"], summary["T_cal"]
     cal = transactions[transactions[ORDER_DATE] < _end_cut(cal_end)]
+    unit_days = summary.attrs.get("unit_days", 1.0)
+    # The ML baseline first, while nothing else of the baselines is held (its histories and trees
+    # are the largest part of them); its columns go in after the others.
+    ml_columns = {}
+    try:
+        # Train on a window as long as the holdout if the calibration period allows, else on its
+        # second half, and scale the forecast to the holdout's length.
+        horizon = duration * unit_days
+        span = (pd.Timestamp(cal_end) - cal[ORDER_DATE].min()).days
+        window = min(horizon, span / 2)
+        ml = mdl.fit_ml_baseline(cal, observation_end=cal_end, horizon_days=window)
+        release_memory()
+        ml_pred = ml.predict(cal, observation_end=cal_end).reindex(summary.index) * (horizon / window)
+        ml_columns = {"ml_purchases": ml_pred["expected_purchases"].fillna(0.0),
+                      "ml_spend": ml_pred["expected_revenue"].fillna(0.0)}
+        del ml, ml_pred
+    except LTVError as err:
+        warnings.warn(f"ML baseline left out: {err}", stacklevel=3)
+    release_memory()
     per = cal.groupby(CUSTOMER_ID)[AMOUNT].agg(["sum", "size"])
     per.index = per.index.astype("str")
     per = pd.DataFrame({c: _on(summary.index, per[c], np.nan) for c in per.columns})
@@ -701,24 +722,13 @@ def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
     pred["rfm_purchases"] = np.nan
     pred["rfm_spend"] = np.nan
     pred["rfm_score"] = score
-    unit_days = summary.attrs.get("unit_days", 1.0)
     population_aov = per["sum"].sum() / per["size"].sum()
     customer_days = (T_ * unit_days).clip(lower=1).sum()
     repeat_per_day = f.sum() / customer_days
     pred["simple_formula_purchases"] = repeat_per_day * duration * unit_days
     pred["simple_formula_spend"] = pred["simple_formula_purchases"] * population_aov
-    try:
-        # Train on a window as long as the holdout if the calibration period allows, else on its
-        # second half, and scale the forecast to the holdout's length.
-        horizon = duration * unit_days
-        span = (pd.Timestamp(cal_end) - cal[ORDER_DATE].min()).days
-        window = min(horizon, span / 2)
-        ml = mdl.fit_ml_baseline(cal, observation_end=cal_end, horizon_days=window)
-        ml_pred = ml.predict(cal, observation_end=cal_end).reindex(summary.index) * (horizon / window)
-        pred["ml_purchases"] = ml_pred["expected_purchases"].fillna(0.0)
-        pred["ml_spend"] = ml_pred["expected_revenue"].fillna(0.0)
-    except LTVError as err:
-        warnings.warn(f"ML baseline left out: {err}", stacklevel=3)
+    for name, values in ml_columns.items():
+        pred[name] = values
 
 
 class _Holdout:

@@ -129,7 +129,8 @@ _sys._ltv_kernel_start = (list(_warnings.filters), dict(_os.environ), list(_sys.
 #: What a notebook may have left in the shared kernel, undone before the next one runs: its
 #: variables, pandas' display options, Matplotlib's settings (back to the rc file's) and open
 #: figures, the warning filters, environment variables (e.g. LTV_INTERFACE), import path and
-#: working folder as the kernel started with them, the cell count; then its memory is collected.
+#: working folder as the kernel started with them, the cell count; then its memory is collected
+#: and handed back to the system (:func:`ltv_helpers.memory.release_memory`).
 #: Imported modules stay: that is the saving.
 _FRESH_KERNEL = """
 get_ipython().run_line_magic("reset", "-f")
@@ -144,6 +145,8 @@ _warnings.filters[:] = _filters; _warnings._filters_mutated()
 _os.environ.clear(); _os.environ.update(_environ)
 _sys.path[:] = _path; _os.chdir(_cwd)
 del _gc.garbage[:]; _gc.collect()
+from ltv_helpers.memory import release_memory as _release_memory
+_release_memory()  # what the allocators keep of the freed memory, back to the system
 get_ipython().run_line_magic("reset", "-f")
 get_ipython().execution_count = 1  # each executed notebook numbers its cells from 1
 """

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ltv_helpers.memory import release_memory
 from ltv_helpers.models.base import one_blas_thread
 from ltv_helpers.models.covariates import CovariateModel
 from ltv_helpers.models.rows import (
@@ -147,6 +148,7 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
         sims = np.array(list(pool.map(totals, models_drawn)))
     with np.errstate(all="ignore"):
         spread = customer_spread(model, summary, horizon=horizon, groups=groups, seed=seed)
+    release_memory()  # the draws' freed arrays, which the threads' heaps would keep
     return _interval_table(names, point, sims, spread, model_error, level)
 
 
