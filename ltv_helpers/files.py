@@ -162,9 +162,11 @@ def _duckdb_csv(frame, part: Path) -> None:
 
     import duckdb
 
+    from ltv_helpers.data.engines import connect
+
     rows = part.with_name(part.name + ".rows")
     try:
-        con = duckdb.connect()
+        con = connect()
         try:
             con.register("frame_rows", frame.reset_index())
             target = str(rows).replace("'", "''")
