@@ -37,10 +37,15 @@ import numpy as np
 CDNOW_RATES = {"r": 0.243, "alpha": 30.9, "a": 0.793, "b": 2.426, "p": 6.25, "q": 3.74, "gamma": 15.44}
 
 
-def _lifetimes_terms(model, rows, times):
-    """The old Pareto/NBD path: lifetimes' function once per time."""
-    numerator = np.vstack([model._on_rows("conditional_expected_number_of_purchases_up_to_time", rows, t)
-                           for t in np.atleast_1d(np.asarray(times, dtype=float))])
+def _lifetimes_terms(model, rows, times, alive=None):
+    """The old Pareto/NBD path: lifetimes' function once per time (``alive`` unused: lifetimes
+    computes the likelihood again at every step)."""
+    from ltv_helpers.models.base import history_columns
+
+    x, recency, T_ = history_columns(rows)
+    with np.errstate(all="ignore"):
+        numerator = np.vstack([np.asarray(model.fitter.conditional_expected_number_of_purchases_up_to_time(
+            t, x, recency, T_), dtype=float) for t in np.atleast_1d(np.asarray(times, dtype=float))])
     return numerator, np.arange(len(rows)), np.ones(len(rows))
 
 
@@ -73,12 +78,15 @@ def main() -> None:
 
     ours = run(args.draws)
     print(f"ours: predict {ours[2]:.2f} s, intervals with {args.draws} draws {ours[3]:.2f} s", flush=True)
-    own_terms = models._pareto_purchase_terms
-    models._pareto_purchase_terms = _lifetimes_terms
+    # The model's own module calls it (patching the package's name alone changed nothing).
+    from ltv_helpers.models import pareto_nbd
+
+    own_terms = pareto_nbd._pareto_purchase_terms
+    pareto_nbd._pareto_purchase_terms = _lifetimes_terms
     try:
         ref = run(args.reference_draws)
     finally:
-        models._pareto_purchase_terms = own_terms
+        pareto_nbd._pareto_purchase_terms = own_terms
     worst = float(np.max(np.abs(ours[0]["clv"] - ref[0]["clv"]) / np.maximum(ref[0]["clv"].abs(), 1e-12)))
     assert worst < 1e-9, worst
     per_draw = (ours[3] / args.draws, ref[3] / args.reference_draws)
