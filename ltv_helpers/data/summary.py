@@ -646,7 +646,6 @@ def _owner_refs(arrays: list) -> list | None:
 _HISTORIES: dict = {"last": None, "reused": None}
 
 
-
 def retention_table(transactions: pd.DataFrame, *, period: str = "M", observation_end=None) -> pd.DataFrame:
     """Cohort x period counts of active customers, for memberships and subscriptions (the input of
     :func:`ltv_helpers.models.fit_sbg`).
