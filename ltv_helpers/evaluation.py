@@ -20,8 +20,16 @@ import pandas as pd
 
 from ltv_helpers import models as mdl
 from ltv_helpers.data.engines import DuckDBEngine, connect
-from ltv_helpers.data.parse import _end_cut, column_key, id_positions
-from ltv_helpers.data.summary import _PERIOD_SQL, OrderDays, _check_freq, calibration_holdout, period_of
+from ltv_helpers.data.parse import _end_cut, frame_key, id_positions
+from ltv_helpers.data.summary import (
+    _PERIOD_SQL,
+    OrderDays,
+    _check_freq,
+    calibration_holdout,
+    id_hashes,
+    lowest_hashes,
+    period_of,
+)
 from ltv_helpers.labels import label
 from ltv_helpers.memory import release_memory
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
@@ -334,15 +342,13 @@ def _shared(transactions: pd.DataFrame) -> _Shared:
     amount columns are the same memory as those it was made for (a copy, a filter or a change gives
     other memory, hence a new one), else a new one, kept in its place."""
     global _LAST_SHARED
-    columns = [transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
-    keyed = [column_key(c) for c in columns]
-    if any(k is None for k, _ in keyed):
+    key, arrays = frame_key(transactions, (CUSTOMER_ID, ORDER_DATE, AMOUNT))
+    if key is None:
         return _Shared(())  # shared with no one
-    key = (len(transactions), tuple(k for k, _ in keyed))
     last = _LAST_SHARED  # one read of the global: another thread may replace it, never change it
     if last is not None and last[0] == key:
         return last[1]
-    shared = _Shared((columns, [v for _, v in keyed]))
+    shared = _Shared(([transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)], arrays))
     _LAST_SHARED = (key, shared)
     return shared
 
@@ -678,8 +684,7 @@ def _some_customers(summary: pd.DataFrame, most: int) -> pd.DataFrame:
     """``summary`` (one row per customer), or the ``most`` of its customers whose ids hash lowest."""
     if len(summary) <= most:
         return summary
-    hashed = pd.util.hash_array(summary.index.to_numpy(dtype=object), categorize=False)
-    keep = np.sort(np.argpartition(hashed, most - 1)[:most])
+    keep = lowest_hashes(id_hashes(summary.index), most)
     return summary.iloc[keep]
 
 
@@ -953,9 +958,9 @@ def _sample_customers(transactions: pd.DataFrame, most: int | None, by) -> tuple
     arrived = arrived[arrived >= 0]  # orders without an id belong to no customer
     if most is None or len(arrived) <= most:
         return transactions, len(arrived)
-    hashed = pd.util.hash_array(np.asarray(ids[arrived].astype("str"), dtype=object), categorize=False)
+    hashed = id_hashes(ids[arrived].astype("str"))
     chosen = np.zeros(len(ids), dtype=bool)
-    chosen[arrived[np.argpartition(hashed, most - 1)[:most]]] = True
+    chosen[arrived[lowest_hashes(hashed, most)]] = True
     return transactions[chosen[codes] & (codes >= 0)], len(arrived)
 
 

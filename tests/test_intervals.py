@@ -191,7 +191,7 @@ def test_the_customers_spread_on_a_budget_gives_the_many_shared_histories_more_d
 def test_totals_made_over_distinct_histories_are_the_customers_sums(cal, fitted, name):
     """The intervals' draws and the delta method total the predictions of the distinct histories,
     weighted by their customers (and their spend): the sums over every customer, overall and per
-    group, a customer in no group (-1) counted in the whole only."""
+    group, a customer in no group of the names counted in the whole only."""
     from ltv_helpers.models.rows import _prepare
     from ltv_helpers.models.uncertainty import _RowTotals, _weights, purchase_rows
 
@@ -200,7 +200,8 @@ def test_totals_made_over_distinct_histories_are_the_customers_sums(cal, fitted,
     prepared = _prepare(summary, m.spec.time_column)
     weights = _weights(summary)
     codes = np.random.default_rng(0).integers(-1, 3, len(summary))
-    got = _RowTotals(prepared, weights, codes, 4).of(m, 180.0, 0.6, 0.1)
+    groups = pd.Series(np.array(["none", "a", "b", "c"])[codes + 1], index=summary.index)
+    got = _RowTotals(prepared, weights, ["all customers", "a", "b", "c"], groups).of(m, 180.0, 0.6, 0.1)
     purchases, spend, clv = m._predicted(prepared, 180.0, 0.6, 0.1)
     parts = np.column_stack([purchases, purchases * spend, clv]) * weights[:, None]
     expected = np.vstack([parts.sum(axis=0), *(parts[codes == g].sum(axis=0) for g in range(3))])

@@ -499,3 +499,13 @@ def column_key(column: pd.Series) -> tuple:
     if values is None:  # categories, other extension types: nothing to key on without a copy
         return None, None
     return ("numpy", str(column.dtype), values.__array_interface__["data"][0], values.shape, values.strides), values
+
+
+def frame_key(frame: pd.DataFrame, columns) -> tuple:
+    """The identity of ``frame``'s ``columns`` (their :func:`column_key` s and the length), and the
+    arrays that hold them, for a result kept on those very columns; (None, None) when one of them
+    has no key."""
+    keyed = [column_key(frame[c]) for c in columns]
+    if any(k is None for k, _ in keyed):
+        return None, None
+    return (len(frame), tuple(k for k, _ in keyed)), [v for _, v in keyed]

@@ -20,7 +20,7 @@ from ltv_helpers.data.engines import (
     parquet_pattern,
     summary_meta,
 )
-from ltv_helpers.data.parse import _as_timestamp, _end_cut, column_key
+from ltv_helpers.data.parse import _as_timestamp, _end_cut, frame_key
 from ltv_helpers.schema import (
     AMOUNT,
     CUSTOMER_ID,
@@ -385,6 +385,17 @@ def _millionths(amount: np.ndarray) -> np.ndarray:
     return np.asarray(out["m"], dtype=np.int64)
 
 
+def id_hashes(ids) -> np.ndarray:
+    """The hash of each customer id (as text) that samples of customers are drawn by: pandas'
+    ``hash_array``, the same in every run and on every machine."""
+    return pd.util.hash_array(np.asarray(ids, dtype=object), categorize=False)
+
+
+def lowest_hashes(hashed: np.ndarray, most: int) -> np.ndarray:
+    """The positions of the ``most`` lowest of ``hashed``, in their order (``most`` <= its length)."""
+    return np.sort(np.argpartition(hashed, most - 1)[:most])
+
+
 class OrderDays:
     """One client's orders prepared once for many :func:`calibration_holdout` summaries of a
     pandas DataFrame (a backtest's earlier cut-offs): customer ids as sorted codes, days as
@@ -434,7 +445,7 @@ class OrderDays:
     def id_hashes(self) -> np.ndarray:
         """Each customer id's hash (pandas' ``hash_array`` of the ids as text objects), in the order
         of :attr:`ids`: what a sample of the customers whose ids hash lowest is drawn by."""
-        return pd.util.hash_array(self.ids.to_numpy(dtype=object), categorize=False)
+        return id_hashes(self.ids)
 
     def calibration_holdout(self, *, calibration_end, observation_end, freq: str = "D",
                             freq_multiplier: float = 1, most: int | None = None) -> pd.DataFrame:
@@ -448,8 +459,7 @@ class OrderDays:
             out = calibration_holdout(self.transactions, calibration_end=calibration_end,
                                       observation_end=observation_end, freq=freq, freq_multiplier=freq_multiplier)
             if most is not None and len(out) > most:
-                hashed = pd.util.hash_array(out.index.to_numpy(dtype=object), categorize=False)
-                out = out.iloc[np.sort(np.argpartition(hashed, most - 1)[:most])]
+                out = out.iloc[lowest_hashes(id_hashes(out.index), most)]
             return out
         cal_end = _as_timestamp(calibration_end, "calibration_end")
         obs_end = _as_timestamp(observation_end, "observation_end")
@@ -488,7 +498,7 @@ class OrderDays:
         h_count[hc[h_starts]] = np.diff(np.r_[h_starts, len(hc)])
         h_total[hc[h_starts]] = np.add.reduceat(hamt, h_starts)
         if most is not None and len(keep) > most:  # the customers whose ids hash lowest, in id order
-            chosen = np.sort(np.argpartition(self.id_hashes[keep], most - 1)[:most])
+            chosen = lowest_hashes(self.id_hashes[keep], most)
             keep, repeats, first, last, repeat_total = (a[chosen] for a in (keep, repeats, first, last, repeat_total))
         h_count, h_total = h_count[keep], h_total[keep]
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -580,8 +590,8 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     if observation_end is None:
         observation_end = tx[ORDER_DATE].max()
     obs = _as_timestamp(observation_end, "observation_end")
-    keyed = [column_key(tx[c]) for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)]
-    key = None if any(k is None for k, _ in keyed) else (len(tx), obs, tuple(k for k, _ in keyed))
+    columns, arrays = frame_key(tx, (CUSTOMER_ID, ORDER_DATE, AMOUNT))
+    key = None if columns is None else (columns, obs)
     kept = list(_HISTORIES.values())  # a snapshot: another thread may replace an entry, never change one
     found = next((entry for entry in kept if entry is not None and entry[0] == key
                   and all(ref() is not None for ref in entry[1])), None) if key else None
@@ -609,7 +619,7 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.
     out["aov"] = out["revenue"] / out["orders"]
     out["days_since_last"] = out[T] - out[RECENCY]
     out["tenure_days"] = out[T]
-    refs = _owner_refs([v for _, v in keyed]) if key is not None else None
+    refs = _owner_refs(arrays) if key is not None else None
     if refs is not None:
         _HISTORIES.update(last=(key, refs, out))
         return out.copy(deep=False)

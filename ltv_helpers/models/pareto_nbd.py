@@ -146,27 +146,35 @@ class _ParetoNBDLikelihood:
                  d_b * db_s + g_e * de_s + d_c0, d_z * dz_beta + d_m * dm_beta)
         return log_j, grads
 
-    def _parts(self, r, alpha, s, beta, log_j, log_t=None):
-        """Per row: rho = J(T) / J(t_x), the log-likelihoods of "active at T" (a1) and of "dropped
-        out between t_x and T" (a2, without the common factor), and both scaled by their maximum
-        (top, e1, e2). What depends on (x, T) or x alone is computed once per distinct pair and
-        gathered (``log_t``: log(alpha + t) and log(beta + t) per pair, when the caller has them):
-        a fit's rows are ten to twenty times as many as its pairs."""
-        i_T = self.i_T
-        px = self.px
-        if log_t is None:
-            log_t = np.log(alpha + self.pt), np.log(beta + self.pt)
-        lj_tx, lj_T = log_j[self.i_tx], log_j[i_T]
-        rho = np.exp(lj_T - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
+    def _pair_terms(self, r, alpha, s, beta):
+        """Per distinct (x, t) pair (the rows' (x, T) pairs are among them): ln(alpha + t),
+        ln(beta + t), 1 / (r + s + x), and the parts of the two log-likelihoods below that depend on
+        the pair alone (a1: "active at T"; a2: "dropped out", without J(t_x) and 1 - rho). A fit's
+        rows are ten to twenty times as many as its pairs: every log and reciprocal is made once here
+        and gathered by the rows."""
+        log_ta, log_tb = np.log(alpha + self.pt), np.log(beta + self.pt)
+        inv_c0 = 1 / (r + s + self.px)
+        with np.errstate(divide="ignore"):
+            a2 = np.log(s) - np.log(r + s + self.px)
+        return log_ta, log_tb, inv_c0, -(r + self.px) * log_ta - s * log_tb, a2
+
+    def _parts(self, log_j, a1_p, a2_p, rows=slice(None)):
+        """Per row of ``rows``: rho = J(T) / J(t_x), the log-likelihoods of "active at T" (a1) and
+        of "dropped out between t_x and T" (a2, without the common factor), and both scaled by their
+        maximum (top, e1, e2); ``a1_p``, ``a2_p``: their pair terms (:meth:`_pair_terms`)."""
+        i_tx, i_T = self.i_tx[rows], self.i_T[rows]
+        lj_tx = log_j.take(i_tx)
+        rho = np.exp(log_j.take(i_T) - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
         with np.errstate(divide="ignore", invalid="ignore"):
-            a2 = (np.log(s) - np.log(r + s + px))[i_T] + lj_tx + np.log1p(-rho)
-        a1 = (-(r + px) * log_t[0] - s * log_t[1])[i_T]
+            a2 = a2_p.take(i_T) + lj_tx + np.log1p(-rho)
+        a1 = a1_p.take(i_T)
         top = np.maximum(a1, a2)
         return rho, top, np.exp(a1 - top), np.exp(a2 - top)
 
     def alive(self, r, alpha, s, beta) -> np.ndarray:
         """P(alive) per row: the posterior weight of "active at T" (the share1 of __call__)."""
-        _, _, e1, e2 = self._parts(r, alpha, s, beta, self._log_j(r, alpha, s, beta, grads=False)[0])
+        log_j = self._log_j(r, alpha, s, beta, grads=False)[0]
+        _, _, e1, e2 = self._parts(log_j, *self._pair_terms(r, alpha, s, beta)[3:])
         return e1 / (e1 + e2)
 
     def __call__(self, log_params):
@@ -175,15 +183,9 @@ class _ParetoNBDLikelihood:
         r, alpha, s, beta = params = np.exp(log_params)
         px, pt = self.px, self.pt
         log_j, (g_r, g_alpha, g_s, g_beta) = self._log_j(r, alpha, s, beta)
-        # Per distinct (x, t) pair (the rows' (x, T) pairs are among them): every gamma, digamma,
-        # log and reciprocal, gathered by the rows; the terms of the rows' own weights alone are
-        # sums over pairs (wT: the rows' weight per pair).
-        log_ta, log_tb = np.log(alpha + pt), np.log(beta + pt)
-        inv_c0 = 1 / (r + s + px)
-        a1_p = -(r + px) * log_ta - s * log_tb
-        with np.errstate(divide="ignore"):
-            a2_p = np.log(s) + np.log(inv_c0)
+        log_ta, log_tb, inv_c0, a1_p, a2_p = self._pair_terms(r, alpha, s, beta)
         ra_p, sb_p, ds_p = (r + px) / (alpha + pt), s / (beta + pt), 1 / s - inv_c0
+        # The terms of the rows' own weights alone are sums over pairs (wT: the rows' weight per pair).
         wT = self.wT
         ll = wT @ (gammaln(r + px) - gammaln(r) + r * np.log(alpha) + s * np.log(beta))
         d_r = wT @ (digamma(r + px) - digamma(r) + np.log(alpha))
@@ -193,13 +195,8 @@ class _ParetoNBDLikelihood:
         for lo in range(0, len(self.w), OBJECTIVE_BLOCK):
             block = slice(lo, lo + OBJECTIVE_BLOCK)
             w, i_tx, i_T = self.w[block], self.i_tx[block], self.i_T[block]
-            lj_tx = log_j.take(i_tx)
-            rho = np.exp(log_j.take(i_T) - lj_tx)  # J(T) / J(t_x) <= 1; = 1 when the last purchase is at T
+            rho, top, e1, e2 = self._parts(log_j, a1_p, a2_p, block)
             with np.errstate(divide="ignore", invalid="ignore"):
-                a2 = a2_p.take(i_T) + lj_tx + np.log1p(-rho)
-                a1 = a1_p.take(i_T)
-                top = np.maximum(a1, a2)
-                e1, e2 = np.exp(a1 - top), np.exp(a2 - top)
                 total = e1 + e2
                 ll += w @ (top + np.log(total))
                 ws2 = w * (e2 / total)
