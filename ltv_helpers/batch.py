@@ -77,7 +77,7 @@ def _text(client: str, key: str, value) -> None:
 
 def _client_parameters(name: str, entry) -> dict:
     """The notebook parameters of one client's entry, every key and value checked."""
-    from ltv_helpers.data import refuse_credentials
+    from ltv_helpers.credentials import refuse_credentials
 
     if not isinstance(entry, dict):
         raise LTVError(f"Client {name!r} must be a mapping of settings (source: ..., currency: ...), got {entry!r}.")

@@ -9,6 +9,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 
 from ltv_helpers.data.parse import id_positions
+from ltv_helpers.memory import release_memory
 from ltv_helpers.models.base import MIN_CUSTOMERS
 from ltv_helpers.schema import FREQUENCY, MONETARY_VALUE, LTVError, T
 
@@ -196,7 +197,7 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     tx = transactions
     if tx["order_date"].min() >= _end_cut(train_end):
         raise LTVError(f"No history before {train_end.date()} to train on; use a shorter horizon_days.")
-    history = customer_history(tx, observation_end=train_end)
+    history = customer_history(tx, observation_end=train_end, keep=False)  # made for this fit alone
     purchases, spend = _on_index(_window_purchases(tx, train_end, end), history.index)
     if len(history) < MIN_CUSTOMERS:
         raise LTVError(f"{len(history)} customers are too few to train the ML baseline.")
@@ -219,4 +220,5 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
 
     with ThreadPoolExecutor(2) as pool:
         purchases_model, spend_model = pool.map(fit, targets)
+    release_memory()  # the trainers' work arrays and the full features, freed, back to the system
     return MLBaseline(purchases_model, spend_model, float(horizon_days), train_end, len(X))
