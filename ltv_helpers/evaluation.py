@@ -390,10 +390,11 @@ def _reusable(reuse: BacktestResult, transactions: pd.DataFrame, cal_end, obs_en
     return bool((has_intervals or not intervals) and attrs["transactions"] == _fingerprint(transactions))
 
 
-def _on(index: pd.Index, values: pd.Series, missing: float) -> pd.Series:
+def _on(index: pd.Index, values: pd.Series, missing: float, at: np.ndarray | None = None) -> pd.Series:
     """``values.reindex(index, fill_value=missing)``, as floats, by one hash lookup of the ids
-    (:func:`~ltv_helpers.data.parse.id_positions`)."""
-    at = id_positions(index, values.index)
+    (:func:`~ltv_helpers.data.parse.id_positions`); ``at``: that lookup, when the caller has it
+    (several columns of one frame)."""
+    at = id_positions(index, values.index) if at is None else at
     out = np.where(at >= 0, values.to_numpy(dtype=float)[np.maximum(at, 0)] if len(values) else missing, missing)
     return pd.Series(out, index=index, name=values.name)
 
@@ -712,7 +713,8 @@ def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
     release_memory()
     per = cal.groupby(CUSTOMER_ID)[AMOUNT].agg(["sum", "size"])
     per.index = per.index.astype("str")
-    per = pd.DataFrame({c: _on(summary.index, per[c], np.nan) for c in per.columns})
+    at = id_positions(summary.index, per.index)
+    per = pd.DataFrame({c: _on(summary.index, per[c], np.nan, at) for c in per.columns})
     aov = per["sum"] / per["size"]
     rate = np.where(T_ > 0, f / T_.where(T_ > 0, 1.0), 0.0)
     pred["naive_purchases"] = rate * duration

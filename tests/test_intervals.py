@@ -207,3 +207,18 @@ def test_totals_made_over_distinct_histories_are_the_customers_sums(cal, fitted,
     expected = np.vstack([parts.sum(axis=0), *(parts[codes == g].sum(axis=0) for g in range(3))])
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     np.testing.assert_allclose(_RowTotals(prepared, weights).of(m, 180.0, 0.6, 0.1), expected[:1], rtol=1e-12)
+
+
+def test_group_codes_are_the_lookup_of_each_groups_text():
+    """_group_codes looks each category up once: the same positions as looking up every customer's
+    group as text, for tiers (categorical, with missing ones), text, numbers and nothing."""
+    from ltv_helpers.models.uncertainty import _group_codes
+
+    rng = np.random.default_rng(1)
+    names = ["high value", "medium value", "low value", "x"]
+    tiers = ["high value", "medium value", "low value", "churn risk", None]
+    for groups in (pd.Series(pd.Categorical(rng.choice(tiers, 1000), categories=tiers[:4])),
+                   pd.Series(rng.choice(tiers + ["zz"], 1000)), pd.Series(rng.choice([1, 2, 3], 1000)),
+                   pd.Series(pd.Categorical([None] * 5)), pd.Series([], dtype=str)):
+        expected = pd.Index(names).get_indexer(groups.astype(str).to_numpy())
+        np.testing.assert_array_equal(_group_codes(names, groups), expected)

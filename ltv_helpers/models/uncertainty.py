@@ -149,6 +149,16 @@ def intervals(model: LTVModel, summary: pd.DataFrame, *, horizon: float, groups:
     return _interval_table(names, point, sims, spread, model_error, level)
 
 
+def _group_codes(names: list[str], groups: pd.Series) -> np.ndarray:
+    """Each customer's position in ``names`` by the text of its group (-1: none of them), as
+    ``Index(names).get_indexer(groups.astype(str))`` gives it, looked up once per category: a
+    million Python strings of the text took 146 MB at 1M customers."""
+    cat = groups if isinstance(groups.dtype, pd.CategoricalDtype) else groups.astype("category")
+    found = pd.Index(names).get_indexer(cat.cat.categories.astype(str))
+    codes = cat.cat.codes.to_numpy()
+    return np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1).astype(np.intp)
+
+
 class _RowTotals:
     """Totals over the customers of a :func:`_prepare` d summary, all of them and then each group
     of ``names[1:]`` (``groups``: each customer's, as :func:`_group_names` gives them; a customer
@@ -166,7 +176,7 @@ class _RowTotals:
         self.inverse = inverse
         self.grouped = None
         if self.n_names > 1:
-            codes = pd.Index(names[1:]).get_indexer(groups.astype(str).to_numpy())
+            codes = _group_codes(names[1:], groups)
             inside = codes >= 0
             self.grouped = (inside, codes[inside] * self.n_rows + inverse[inside])
         self.customers = self.per_row(self.weights)
