@@ -8,10 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ltv_helpers.schema import BUNDLED  # noqa: F401 - named here too (kept in schema, which imports no pandas)
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, QUANTITY, LTVError
-
-#: Name of the bundled data sets accepted wherever a source is expected.
-BUNDLED = {"cdnow": False, "cdnow_sample": True}
 
 
 def lifetimes_data_file(name: str) -> Path:

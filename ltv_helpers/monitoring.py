@@ -19,11 +19,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, LTVError
+
+if TYPE_CHECKING:  # imported where used: finding and checking a baseline (ltv report's own process) needs neither
+    import pandas as pd
 
 #: A customer is on the watch list when they were high value in the baseline run and their
 #: probability of being active fell from at least this to below it.
@@ -68,7 +69,22 @@ def runs(client_dir) -> list[Path]:
     found = [p for p in client_dir.iterdir()
              if p.is_dir() and not p.is_symlink() and all((p / f).is_file() for f in BASELINE_FILES)
              and _stamp(p).get("status") == "complete"]
-    return sorted(found, key=lambda p: (pd.Timestamp(_meta(p)["observation_end"]), p.name), reverse=True)
+    return sorted(found, key=lambda p: (_when(_meta(p)["observation_end"]), p.name), reverse=True)
+
+
+def _when(value):
+    """A date or time to compare: ISO text (collection.json's) read without pandas, anything else
+    as ``pd.Timestamp`` reads it."""
+    from datetime import datetime
+
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    import pandas as pd
+
+    return pd.Timestamp(value).to_pydatetime()
 
 
 def _meta(run_dir: Path) -> dict:
@@ -78,9 +94,9 @@ def _meta(run_dir: Path) -> dict:
 def find_baseline(client_dir, *, observation_end) -> Path | None:
     """The newest complete run in ``client_dir`` whose data end before ``observation_end``
     (a run of the same month again compares with the month before), or None."""
-    end = pd.Timestamp(observation_end)
+    end = _when(observation_end)
     for run in runs(client_dir):
-        if pd.Timestamp(_meta(run)["observation_end"]) < end:
+        if _when(_meta(run)["observation_end"]) < end:
             return run
     return None
 
@@ -119,7 +135,7 @@ def check_baseline(baseline_dir, meta: dict, client: str | None = None, *, folde
         raise LTVError(f"The last run {baseline_dir.name} read the export with other columns ({role}: "
                        f"{old.get('columns', {}).get(role, 'none')} then, {meta.get('columns', {}).get(role, 'none')} "
                        f"now){advice}")
-    if pd.Timestamp(old["observation_end"]) >= pd.Timestamp(meta["observation_end"]):
+    if _when(old["observation_end"]) >= _when(meta["observation_end"]):
         raise LTVError(f"The last run {baseline_dir.name} has data to {old['observation_end']}, not before this run's "
                        f"{meta['observation_end']}: there is no time between them to check.")
 
@@ -142,6 +158,8 @@ class Monitoring:
 
 
 def _tiers(run_dir: Path) -> pd.Series:
+    import pandas as pd
+
     from ltv_helpers.segments import TIERS
 
     tiers = pd.read_parquet(run_dir / "segments.parquet")["tier"]
@@ -152,6 +170,8 @@ def _tiers(run_dir: Path) -> pd.Series:
 def purchase_days(transactions: pd.DataFrame, customers, *, start, end) -> pd.DataFrame:
     """Per customer of ``customers``: distinct purchase ``days`` and ``revenue`` from ``start``
     through ``end`` (dates, both included), zero for a customer who did not buy."""
+    import pandas as pd
+
     day = transactions[ORDER_DATE].dt.normalize()
     inside = (day >= pd.Timestamp(start)) & (day <= pd.Timestamp(end))
     tx = pd.DataFrame({CUSTOMER_ID: transactions.loc[inside, CUSTOMER_ID].astype("str").to_numpy(),
@@ -170,6 +190,9 @@ def compare(baseline_dir, run_dir, *, threshold: float = WATCH_THRESHOLD, draws:
     observation ends against what its customers did (intervals from
     :func:`ltv_helpers.models.intervals` with the baseline's own model error, scaled to the
     window), tier migrations and the watch list."""
+    import numpy as np
+    import pandas as pd
+
     from ltv_helpers import data, models
 
     if not 0 < threshold < 1:
@@ -228,6 +251,8 @@ def compare(baseline_dir, run_dir, *, threshold: float = WATCH_THRESHOLD, draws:
 def _migrations(old: pd.Series, new: pd.Series) -> pd.DataFrame:
     """Customers by baseline tier (rows, :data:`NEW` for customers the baseline did not have) and
     this run's tier (columns, :data:`GONE` for customers this run does not have)."""
+    import pandas as pd
+
     ids = old.index.union(new.index)
     rows = old.reindex(ids).astype("str").where(ids.isin(old.index), NEW)
     cols = new.reindex(ids).astype("str").where(ids.isin(new.index), GONE)
@@ -241,6 +266,8 @@ def _watchlist(old_pred: pd.DataFrame, new_pred: pd.DataFrame, old_tiers: pd.Ser
     """High-value customers of the baseline whose P(alive) fell from at least ``threshold`` to
     below it, with the value the baseline expected of them at stake, most valuable first, and
     their orders, revenue and last order to this run's data end."""
+    import pandas as pd
+
     ids = old_pred.index.intersection(new_pred.index)
     before, now = old_pred.loc[ids, "p_alive"], new_pred.loc[ids, "p_alive"]
     hit = (old_tiers.reindex(ids) == WATCHED_TIER) & (before >= threshold) & (now < threshold)
@@ -286,6 +313,8 @@ def save_monitoring(result: Monitoring, output_dir) -> list[Path]:
 
 def verdict(actual: float, low: float, high: float) -> str:
     """Where the actual total fell against the interval (a label key)."""
+    import numpy as np
+
     if not (np.isfinite(low) and np.isfinite(high)) or low <= actual <= high:
         return "within the interval"
     return "below the interval" if actual < low else "above the interval"
@@ -326,6 +355,8 @@ def forecast_table(result: Monitoring) -> pd.DataFrame:
 
 
 def migration_markdown(result: Monitoring, language: str = "en") -> str:
+    import numpy as np
+
     from ltv_helpers.labels import MIGRATION_NOTE, markdown
 
     table = result.migrations.drop(index=NEW, columns=GONE)
@@ -363,6 +394,8 @@ def watch_markdown(result: Monitoring, language: str = "en", *, shown: int = 15)
 def watch_table(result: Monitoring, *, client: str, shown: int = 15, language: str = "en") -> pd.DataFrame | None:
     """The watch list's first ``shown`` customers for the report: pseudonyms, never raw ids; the
     tiers in ``language``."""
+    import pandas as pd
+
     from ltv_helpers.report import pseudonymize
     from ltv_helpers.segments import group_name
 

@@ -10,12 +10,13 @@ import functools
 import re
 from html import escape as html_escape
 from pathlib import Path
-
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from ltv_helpers.files import write_text
 from ltv_helpers.schema import LTVError
+
+if TYPE_CHECKING:  # pandas is imported where a table is made: the process running the notebooks needs none
+    import pandas as pd
 
 NOTEBOOKS_DIR = Path(__file__).resolve().parents[1] / "notebooks"
 TEMPLATES_DIR = Path(__file__).resolve().parent / "templates"
@@ -555,8 +556,7 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
     import time
     from datetime import datetime
 
-    from ltv_helpers.channels import read_costs
-    from ltv_helpers.datasets import BUNDLED
+    from ltv_helpers.schema import BUNDLED
     from ltv_helpers.files import write_json
     from ltv_helpers.monitoring import check_client_folder
 
@@ -568,6 +568,8 @@ def render_report(output, parameters: dict | None = None, *, pdf: bool = True, p
         if isinstance(parameters.get(key), str) and parameters[key] != "auto":
             parameters[key] = str(Path(parameters[key]).resolve())
     if parameters.get("cac") is not None:
+        from ltv_helpers.channels import read_costs
+
         read_costs(parameters["cac"])  # a cost table that cannot be read stops the run before it starts
     check_client_folder(check_output(output), parameters.get("client"))
     language = parameters.get("language", "en")
@@ -1073,6 +1075,8 @@ def styled(table, language: str = "en", currency: str | None = None, *, decimals
     whole units when a column reaches 10,000), then every label goes through
     :func:`ltv_helpers.labels.label`. Missing values show as "–".
     """
+    import pandas as pd
+
     from ltv_helpers.labels import label
 
     formats, names = {}, {}
@@ -1129,6 +1133,8 @@ _NUMBER_TEXT = re.compile(r"[+\-–]?[\d,.]+%?|\d{4}-\d{2}-\d{2}")
 def _numbers(values: pd.Series) -> bool:
     """Whether a column holds numbers: numeric, or text that is mostly numbers already formatted
     (a table of measures such as the data-quality table)."""
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(values):
         return True
     text = values.dropna().astype(str)
@@ -1137,6 +1143,9 @@ def _numbers(values: pd.Series) -> bool:
 
 def _whole(values: pd.Series) -> bool:
     """Whether a float column holds whole numbers only (counts that a missing value made floats)."""
+    import numpy as np
+    import pandas as pd
+
     if not pd.api.types.is_float_dtype(values):
         return False
     finite = values[np.isfinite(values)]
@@ -1214,6 +1223,8 @@ def pseudonymize(ids, key: str | bytes | None = None, *, client: str | None = No
     >>> pseudonymize(["00042"], "secret").iloc[0]
     'C-50865458626e'
     """
+    import pandas as pd
+
     import hashlib
     import hmac
 

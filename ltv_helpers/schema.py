@@ -36,6 +36,10 @@ CUSTOMERS = "customers"
 #: In a compressed summary: "purchases" rows (distinct histories) or "spend" rows (distinct spends).
 PART = "part"
 
+#: Name of the bundled data sets accepted wherever a source is expected (``ltv_helpers.datasets``
+#: loads them; the flag: the sample). Here, so a report can check its source without pandas.
+BUNDLED = {"cdnow": False, "cdnow_sample": True}
+
 
 class LTVError(ValueError):
     """A problem with the user's input, told in one sentence that says what to do."""
