@@ -114,7 +114,7 @@ def _client_parameters(name: str, entry) -> dict:
                 raise LTVError(f"Client {name!r}: {key} must be one of {', '.join(map(str, _CHOICES[key]))}, "
                                f"got {value!r}.")
         elif key == "limits":
-            from ltv_helpers.data.read import LIMITS
+            from ltv_helpers.schema import LIMITS
 
             if not isinstance(value, dict) or any(k not in LIMITS for k in value) \
                     or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value.values()):

@@ -78,7 +78,7 @@ BY_PYTHON = {o.python: o for o in OPTIONS}
 def add_arguments(parser) -> None:
     """Every option of :data:`OPTIONS` on an argparse parser (``ltv check``, ``ltv report``),
     and the input limits (``--max-columns`` ...)."""
-    from ltv_helpers.data.read import LIMIT_HELP, LIMITS
+    from ltv_helpers.schema import LIMIT_HELP, LIMITS
 
     for opt in OPTIONS:
         if opt.python == "dayfirst":
@@ -98,7 +98,7 @@ def add_arguments(parser) -> None:
 def from_arguments(args) -> tuple[dict, dict, dict]:
     """The options given on the command line: (read_transactions keywords, clean_transactions
     keywords, input limits)."""
-    from ltv_helpers.data.read import LIMITS
+    from ltv_helpers.schema import LIMITS
 
     read, clean = {}, {}
     for opt in OPTIONS:
