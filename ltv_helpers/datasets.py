@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ltv_helpers.schema import BUNDLED  # noqa: F401 - named here too (kept in schema, which imports no pandas)
-from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, QUANTITY, LTVError
+# BUNDLED is named here too (kept in schema, which imports no pandas).
+from ltv_helpers.schema import AMOUNT, BUNDLED, CUSTOMER_ID, ORDER_DATE, QUANTITY, LTVError  # noqa: F401
 
 
 def lifetimes_data_file(name: str) -> Path:

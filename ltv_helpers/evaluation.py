@@ -359,8 +359,9 @@ def _summarize(transactions: pd.DataFrame, orders: OrderDays | None):
 
 
 def _fit_and_predict(summary: pd.DataFrame, name: str, duration: float):
-    """``model`` fitted on a calibration summary and its prediction of the holdout, or the
-    sentence saying why it could not be fitted or predicted."""
+    """``model`` fitted on a calibration summary and its prediction of the holdout (its
+    ``expected_purchases`` and ``clv``, the columns a backtest keeps), or the sentence saying why it
+    could not be fitted or predicted."""
     try:
         m = mdl.fit(summary, model=name)
         # The two columns a backtest keeps, as their own block: the others (and the block they

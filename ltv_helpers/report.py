@@ -188,13 +188,31 @@ class _Kernel:
         self.manager, self.clients = Manager(kernel_name="python3"), []
 
     def _run(self, code: str, what: str, *, timeout: float = 60, value: str | None = None):
-        """Run ``code`` in the kernel; the text of the expression ``value`` after it, if given."""
+        """Run ``code`` in the kernel; the text of the expression ``value`` after it, if given. A
+        kernel that dies meanwhile (killed for memory) is told within seconds, not at the timeout."""
+        import queue
+        import time
+
+        from jupyter_core.utils import run_sync
+
         kc = self.manager.blocking_client()
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=60)
-            reply = kc.execute_interactive(code, timeout=timeout, store_history=False, output_hook=lambda msg: None,
-                                           user_expressions={"value": value} if value else None)
+            asked = kc.execute(code, store_history=False, user_expressions={"value": value} if value else None)
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    reply = kc.get_shell_msg(timeout=min(5.0, max(deadline - time.monotonic(), 0.1)))
+                except queue.Empty:
+                    if not run_sync(self.manager.is_alive)():
+                        raise LTVError(f"The notebook kernel died {what} (killed, perhaps for lack of memory); "
+                                       "run it again with more memory free.") from None
+                    if time.monotonic() > deadline:
+                        raise TimeoutError(f"no reply in {timeout:g} s") from None
+                    continue
+                if reply.get("parent_header", {}).get("msg_id") == asked:
+                    break
         except (RuntimeError, TimeoutError) as err:
             raise LTVError(f"The notebook kernel did not answer {what} ({err}).") from None
         finally:
@@ -221,7 +239,9 @@ class _Kernel:
         from ltv_helpers.labels import Note
 
         self.fresh()  # what the notebook before left, gone first
-        code = _BLOCKER.format(run=str(run), calibration_end=None if calibration_end is None else str(calibration_end))
+        # The kernel works in the notebooks' folder: the run's path as an absolute one.
+        code = _BLOCKER.format(run=str(Path(run).resolve()),
+                               calibration_end=None if calibration_end is None else str(calibration_end))
         found = json.loads(ast.literal_eval(self._run(code, "counting the customers", timeout=CELL_TIMEOUT,
                                                       value="_ltv_blocker")))
         return None if found is None else Note(found[0], found[1])
@@ -1223,10 +1243,10 @@ def pseudonymize(ids, key: str | bytes | None = None, *, client: str | None = No
     >>> pseudonymize(["00042"], "secret").iloc[0]
     'C-50865458626e'
     """
-    import pandas as pd
-
     import hashlib
     import hmac
+
+    import pandas as pd
 
     if key is None:
         key = pseudonym_key(client or "")

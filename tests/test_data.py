@@ -943,11 +943,13 @@ def test_customer_history_of_the_same_transactions_is_made_once_and_each_caller_
     gc.collect()
     assert sm._HISTORIES["last"] is None and sm._HISTORIES["reused"] is not None
     # keep=False (the ML baseline's training window): given from the kept ones, made and not kept.
+    data.customer_history(cdnow_sample, observation_end="1998-02-28")  # made last again
     kept = dict(sm._HISTORIES)
     pd.testing.assert_frame_equal(data.customer_history(cdnow_sample, observation_end=end, keep=False), expected,
                                   check_exact=True)
+    data.customer_history(cdnow_sample, observation_end="1998-02-28", keep=False)  # found as last: reused stays
     window = data.customer_history(cdnow_sample, observation_end="1997-10-31", keep=False)
-    assert queries == [1, 1, 1, 1, 1]  # the calibration copy's, then the window's: the other was kept
+    assert queries == [1, 1, 1, 1, 1, 1]  # the calibration copy's, 02-28's, the window's: the others kept
     assert all(sm._HISTORIES[k] is kept[k] for k in kept) and window["orders"].sum() < expected["orders"].sum()
 
 

@@ -252,3 +252,10 @@ def test_a_progress_bar_widget_in_a_notebook_leaves_no_trace_in_the_page(monitor
     package = Path(engines.__file__).parents[1]
     opened = [str(p.relative_to(package)) for p in package.rglob("*.py") if "duckdb.connect(" in p.read_text()]
     assert opened == ["data/engines.py"]  # every other connection goes through engines.connect
+
+
+@pytest.mark.parametrize("value", ["2024-12-31", "2024-12-31T00:00:00", "2024-12-31 13:05:00", "2024-06",
+                                   "20241231", pd.Timestamp("2024-12-31"), "2024/12/31"])
+def test_run_folder_dates_compare_as_pandas_reads_them(value):
+    """monitoring._when reads ISO text without pandas, anything else as pd.Timestamp does."""
+    assert mo._when(value) == pd.Timestamp(value).to_pydatetime()

@@ -658,3 +658,35 @@ def test_styled_keeps_the_index_name_with_two_header_rows():
 
     table = pd.DataFrame({("a", "x"): [1.5], ("a", "y"): [2.5]}, index=pd.Index(["p"], name="model"))
     assert ">model<" in styled(table).to_html()
+
+
+def test_the_shared_kernel_counts_the_blocker_as_this_process_would(tmp_path, monkeypatch):
+    """_Kernel.forecast_blocker (the count ltv report leaves to the notebooks' kernel) gives what
+    collection_blocker gives here, for a run folder named relatively (the kernel works in another
+    folder) with a quote in its name, with and without a calibration end; a user's error raised
+    in the kernel arrives as its own sentence; a kernel that dies is told at once, not at the timeout."""
+    import time
+
+    from ltv_helpers import report
+    from ltv_helpers.evaluation import collection_blocker
+    from ltv_helpers.schema import LTVError
+
+    days = pd.Timestamp("2023-01-01") + pd.to_timedelta(np.arange(400) % 300, unit="D")
+    tx = pd.DataFrame({"customer_id": [f"c{i % 250}" for i in range(400)], "order_date": days, "amount": 10.0})
+    folder = tmp_path / "it's {run}"
+    folder.mkdir()
+    tx.to_parquet(folder / "transactions.parquet")
+    (folder / "collection.json").write_text(json.dumps({"observation_end": "2023-12-31"}))
+    monkeypatch.chdir(tmp_path)
+    relative = Path("it's {run}")
+    with report.shared_kernel() as kernel:
+        for cal in (None, "2023-01-03", "2023-11-30"):
+            found, here = kernel.forecast_blocker(relative, cal), collection_blocker(folder, calibration_end=cal)
+            assert (found is None) == (here is None) and (found is None or found == here), cal
+        assert kernel.forecast_blocker(relative, "2023-01-03") is not None  # one case with a sentence
+        with pytest.raises(LTVError, match=r"^Say this\.$"):
+            kernel._run("from ltv_helpers.schema import LTVError\nraise LTVError('Say this.')", "in a test")
+        started = time.monotonic()
+        with pytest.raises(LTVError, match="died"):
+            kernel._run("import os\nos._exit(1)", "in a test", timeout=600)
+        assert time.monotonic() - started < 60

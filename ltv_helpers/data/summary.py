@@ -598,7 +598,8 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None, keep: 
     found = next((entry for entry in kept if entry is not None and entry[0] == key
                   and all(ref() is not None for ref in entry[1])), None) if key else None
     if found is not None:
-        _HISTORIES.update(reused=found)
+        if keep:  # a history for one use does not push out the one kept as asked for again
+            _HISTORIES.update(reused=found)
         return found[2].copy(deep=False)  # copy-on-write: what a caller changes stays its own
     tx = tx[tx[ORDER_DATE] < _end_cut(obs)]
     end = period_of(obs, "D")
