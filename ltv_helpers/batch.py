@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ltv_helpers.options import OPTIONS
-from ltv_helpers.schema import LTVError
+from ltv_helpers.schema import LIMITS, LTVError
 
 #: Keys of a client's entry and the notebook parameter each one sets (``columns`` is a mapping):
 #: every reading and cleaning option of ``ltv check`` (:data:`ltv_helpers.options.OPTIONS`), the
@@ -114,8 +114,6 @@ def _client_parameters(name: str, entry) -> dict:
                 raise LTVError(f"Client {name!r}: {key} must be one of {', '.join(map(str, _CHOICES[key]))}, "
                                f"got {value!r}.")
         elif key == "limits":
-            from ltv_helpers.schema import LIMITS
-
             if not isinstance(value, dict) or any(k not in LIMITS for k in value) \
                     or any(not isinstance(v, int) or isinstance(v, bool) or v < 1 for v in value.values()):
                 raise LTVError(f"Client {name!r}: limits must map {', '.join(LIMITS)} to whole numbers, "

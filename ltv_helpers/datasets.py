@@ -8,8 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-# BUNDLED is named here too (kept in schema, which imports no pandas).
-from ltv_helpers.schema import AMOUNT, BUNDLED, CUSTOMER_ID, ORDER_DATE, QUANTITY, LTVError  # noqa: F401
+from ltv_helpers.schema import AMOUNT, CUSTOMER_ID, ORDER_DATE, QUANTITY, LTVError
 
 
 def lifetimes_data_file(name: str) -> Path:

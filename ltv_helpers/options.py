@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from ltv_helpers.schema import LTVError
+from ltv_helpers.schema import LIMIT_HELP, LIMITS, LTVError
 
 INTERFACES = ("python", "notebook", "cli", "yaml")
 ENV = "LTV_INTERFACE"
@@ -78,8 +78,6 @@ BY_PYTHON = {o.python: o for o in OPTIONS}
 def add_arguments(parser) -> None:
     """Every option of :data:`OPTIONS` on an argparse parser (``ltv check``, ``ltv report``),
     and the input limits (``--max-columns`` ...)."""
-    from ltv_helpers.schema import LIMIT_HELP, LIMITS
-
     for opt in OPTIONS:
         if opt.python == "dayfirst":
             order = parser.add_mutually_exclusive_group()
@@ -98,8 +96,6 @@ def add_arguments(parser) -> None:
 def from_arguments(args) -> tuple[dict, dict, dict]:
     """The options given on the command line: (read_transactions keywords, clean_transactions
     keywords, input limits)."""
-    from ltv_helpers.schema import LIMITS
-
     read, clean = {}, {}
     for opt in OPTIONS:
         value = getattr(args, opt.python, None)

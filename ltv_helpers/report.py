@@ -152,14 +152,13 @@ get_ipython().run_line_magic("reset", "-f")
 get_ipython().execution_count = 1  # each executed notebook numbers its cells from 1
 """
 
-#: :meth:`_Kernel.forecast_blocker`'s count, in the kernel: the blocker as JSON (None, or its
-#: label key and values); the next notebook's :data:`_FRESH_KERNEL` clears it.
+#: :meth:`_Kernel.forecast_blocker`'s count, in the kernel: the blocker as a Python literal (None,
+#: or its label key and values, all text); the next notebook's :data:`_FRESH_KERNEL` clears it.
 _BLOCKER = """
-import json as _json
 from ltv_helpers.evaluation import collection_blocker as _collection_blocker
 from ltv_helpers.memory import release_memory as _release_memory
 _note = _collection_blocker({run!r}, calibration_end={calibration_end!r})
-_ltv_blocker = _json.dumps(None if _note is None else [_note.key, _note.values], ensure_ascii=False)
+_ltv_blocker = None if _note is None else (_note.key, _note.values)
 _release_memory()
 """
 
@@ -234,7 +233,6 @@ class _Kernel:
         process that runs the notebooks does not import the models and DuckDB for it, nor hold the
         memory of the count (at 1M customers: 260 MB, then 525 MB resident beside the kernel)."""
         import ast
-        import json
 
         from ltv_helpers.labels import Note
 
@@ -242,9 +240,8 @@ class _Kernel:
         # The kernel works in the notebooks' folder: the run's path as an absolute one.
         code = _BLOCKER.format(run=str(Path(run).resolve()),
                                calibration_end=None if calibration_end is None else str(calibration_end))
-        found = json.loads(ast.literal_eval(self._run(code, "counting the customers", timeout=CELL_TIMEOUT,
-                                                      value="_ltv_blocker")))
-        return None if found is None else Note(found[0], found[1])
+        found = ast.literal_eval(self._run(code, "counting the customers", timeout=CELL_TIMEOUT, value="_ltv_blocker"))
+        return None if found is None else Note(*found)
 
     def fresh(self) -> None:
         """Start the kernel (the first time) or clear it (:data:`_FRESH_KERNEL`); a kernel that has

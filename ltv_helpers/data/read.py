@@ -20,15 +20,15 @@ import pyarrow as pa
 
 from ltv_helpers.credentials import refuse_credentials
 from ltv_helpers.data.engines import connect
-from ltv_helpers.datasets import BUNDLED, load_cdnow
+from ltv_helpers.datasets import load_cdnow
 from ltv_helpers.labels import (NOTE_COLUMN_CHOICE, NOTE_COLUMN_TWICE, NOTE_ENCODING, NOTE_OTHER_SHEETS,
                                 NOTE_SHEETS_STACKED, Note)
 from ltv_helpers.options import spell
 from ltv_helpers.schema import (
     AMOUNT,
+    BUNDLED,
     CHANNEL,
     CUSTOMER_ID,
-    LIMIT_HELP,  # noqa: F401 - named here too (kept in schema)
     LIMITS,
     ORDER_DATE,
     ORDER_ID,
