@@ -20,15 +20,18 @@ import pandas as pd
 
 from ltv_helpers import models as mdl
 from ltv_helpers.data.engines import DuckDBEngine, connect
-from ltv_helpers.data.parse import _end_cut, frame_key, id_positions
+from ltv_helpers.data.parse import _end_cut, id_positions
 from ltv_helpers.data.summary import (
     _PERIOD_SQL,
     OrderDays,
     _check_freq,
     calibration_holdout,
+    customer_history,
     id_hashes,
     lowest_hashes,
+    order_days,
     period_of,
+    shared,
 )
 from ltv_helpers.labels import label
 from ltv_helpers.memory import release_memory
@@ -279,12 +282,12 @@ def backtest(transactions: pd.DataFrame, *, calibration_end=None, observation_en
     if baselines:
         _add_baselines(pred, summary, transactions, cal_end, duration, freq, freq_multiplier)
     names = [c[: -len("_purchases")] for c in pred.columns if c.endswith("_purchases") and c != "actual_purchases"]
-    shared = _Holdout(pred)
+    holdout = _Holdout(pred)
     # A reused model's holdout metrics are those it was scored with (the same predictions and
     # holdout): taken, not sorted and ranked again (0.4 s at 1M customers).
     scored = [c for c in (reuse.metrics.columns if reuse is not None else []) if c not in (*_FIT_STATS, "kind")]
     rows = {name: {**({k: reuse.metrics.loc[name, k] for k in scored} if name in reused and name in fitted
-                      else _metrics(pred, name, shared)), **fit_stats.get(name, {})} for name in names}
+                      else _metrics(pred, name, holdout)), **fit_stats.get(name, {})} for name in names}
     metrics = pd.DataFrame(rows).T
     metrics.index.name = "model"
     metrics["kind"] = ["model" if n in fitted else "baseline" for n in metrics.index]
@@ -305,52 +308,12 @@ def _orders(transactions: pd.DataFrame, orders: OrderDays | None, freq: str, fre
     when given (they must be of these transactions), made here when ``many`` summaries are to come
     in days or weeks (preparing costs about what two queries do), else None (one query each)."""
     if orders is not None:
-        if orders.transactions is not transactions and orders is not _shared(transactions).orders:
+        if orders.transactions is not transactions and orders is not shared(transactions).orders:
             raise LTVError("orders must be OrderDays of the same transactions the backtest is given.")
         return orders
     if not many or _check_freq(freq, freq_multiplier) not in OrderDays.FREQS:
         return None
-    shared = _shared(transactions)
-    if shared.orders is None:
-        shared.orders = OrderDays(transactions)
-    return shared.orders
-
-
-class _Shared:
-    """What the evaluations of one set of transactions compute once and share: their
-    :class:`OrderDays`, their :func:`_fingerprint`, and each model's result at each earlier cut-off
-    of :func:`model_errors` (the same cut-off recurs: a cell run again, a forecast a step of the
-    model error later, stability cut-offs when the history is long). ``held``: the transactions'
-    columns, kept so that their memory is neither freed nor, with pandas' copy-on-write, changed
-    while this is kept."""
-
-    def __init__(self, held: tuple):
-        self.held = held
-        self.orders: OrderDays | None = None
-        self.fingerprint: str | None = None
-        self.origins: dict = {}
-
-
-#: The transactions :func:`_shared` saw last: (their columns' keys, their :class:`_Shared`). The
-#: notebooks of a report run share one kernel and the frame :func:`~ltv_helpers.data.load_collection`
-#: read (their columns are the same memory): 03's backtest and forecast, 04's reuse of the backtest.
-_LAST_SHARED: tuple | None = None
-
-
-def _shared(transactions: pd.DataFrame) -> _Shared:
-    """The :class:`_Shared` of ``transactions``: the one kept when its customer id, order date and
-    amount columns are the same memory as those it was made for (a copy, a filter or a change gives
-    other memory, hence a new one), else a new one, kept in its place."""
-    global _LAST_SHARED
-    key, arrays = frame_key(transactions, (CUSTOMER_ID, ORDER_DATE, AMOUNT))
-    if key is None:
-        return _Shared(())  # shared with no one
-    last = _LAST_SHARED  # one read of the global: another thread may replace it, never change it
-    if last is not None and last[0] == key:
-        return last[1]
-    shared = _Shared(([transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)], arrays))
-    _LAST_SHARED = (key, shared)
-    return shared
+    return order_days(transactions)
 
 
 def _summarize(transactions: pd.DataFrame, orders: OrderDays | None):
@@ -413,11 +376,11 @@ def _fingerprint(transactions: pd.DataFrame) -> str:
     time and amount, in order (another client, export, re-keyed ids or one moved order differ)."""
     import hashlib
 
-    shared = _shared(transactions)
-    if shared.fingerprint is None:
+    kept = shared(transactions)
+    if kept.fingerprint is None:
         hashed = pd.util.hash_pandas_object(transactions[[CUSTOMER_ID, ORDER_DATE, AMOUNT]], index=False)
-        shared.fingerprint = hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
-    return shared.fingerprint
+        kept.fingerprint = hashlib.sha256(hashed.to_numpy().tobytes()).hexdigest()
+    return kept.fingerprint
 
 
 def save_backtest(result: BacktestResult, folder, transactions: pd.DataFrame) -> list[Path]:
@@ -606,7 +569,7 @@ def model_errors(transactions: pd.DataFrame, *, as_of, horizon_days: float, mode
     before = dates[dates < _end_cut(as_of)]  # the order dates alone, not a copy of every order
     # Every summary ends by as_of, so the orders after it change none of them.
     prepared = _orders(transactions, orders, freq, freq_multiplier, many=len(before) > 0)
-    known = _shared(transactions).origins  # each model's row at each cut-off, whoever asked first
+    known = shared(transactions).origins  # each model's row at each cut-off, whoever asked first
     columns = ["cutoff", "holdout_days", "customers", "predicted", "actual", "log_error", "noise_var",
                "revenue_predicted", "revenue_actual", "revenue_log_error", "revenue_noise_var"]
     cuts, h = [], 0
@@ -696,30 +659,35 @@ def _some_customers(summary: pd.DataFrame, most: int) -> pd.DataFrame:
 
 def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
     f, T_ = summary["frequency_cal"], summary["T_cal"]
-    cal = transactions[transactions[ORDER_DATE] < _end_cut(cal_end)]
     unit_days = summary.attrs.get("unit_days", 1.0)
+    # Each customer's orders and spend up to the calibration end: the history at that end, of the
+    # transactions' prepared orders (the ML baseline's features too; no copy of the calibration
+    # orders and no group-by of their ids).
+    history = customer_history(transactions, observation_end=cal_end)
     # The ML baseline first, while nothing else of the baselines is held (its histories and trees
     # are the largest part of them); its columns go in after the others.
     ml_columns = {}
     try:
         # Train on a window as long as the holdout if the calibration period allows, else on its
-        # second half, and scale the forecast to the holdout's length.
+        # second half, and scale the forecast to the holdout's length. The history to the
+        # calibration end is all it sees of the transactions (they are cut there).
         horizon = duration * unit_days
-        span = (pd.Timestamp(cal_end) - cal[ORDER_DATE].min()).days
+        span = (pd.Timestamp(cal_end) - transactions[ORDER_DATE].min()).days
         window = min(horizon, span / 2)
-        ml = mdl.fit_ml_baseline(cal, observation_end=cal_end, horizon_days=window)
+        ml = mdl.fit_ml_baseline(transactions, observation_end=cal_end, horizon_days=window)
         release_memory()
-        ml_pred = ml.predict(cal, observation_end=cal_end).reindex(summary.index) * (horizon / window)
+        ml_pred = (ml.predict(transactions, observation_end=cal_end, history=history).reindex(summary.index)
+                   * (horizon / window))
         ml_columns = {"ml_purchases": ml_pred["expected_purchases"].fillna(0.0),
                       "ml_spend": ml_pred["expected_revenue"].fillna(0.0)}
         del ml, ml_pred
     except LTVError as err:
         warnings.warn(f"ML baseline left out: {err}", stacklevel=3)
     release_memory()
-    per = cal.groupby(CUSTOMER_ID)[AMOUNT].agg(["sum", "size"])
-    per.index = per.index.astype("str")
-    at = id_positions(summary.index, per.index)
-    per = pd.DataFrame({c: _on(summary.index, per[c], np.nan, at) for c in per.columns})
+    at = id_positions(summary.index, history.index)
+    per = pd.DataFrame({"sum": _on(summary.index, history["revenue"], np.nan, at),
+                        "size": _on(summary.index, history["orders"], np.nan, at)})
+    del history
     aov = per["sum"] / per["size"]
     rate = np.where(T_ > 0, f / T_.where(T_ > 0, 1.0), 0.0)
     pred["naive_purchases"] = rate * duration

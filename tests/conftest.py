@@ -190,10 +190,10 @@ def pdf_text(pdftotext, path) -> str:
 @pytest.fixture(autouse=True)
 def _fresh_caches(monkeypatch):
     """Each test starts without what an earlier one left in the package's one-entry caches (the
-    evaluations' shared cut-offs, Pareto/NBD's prepared rows): a test that changes a model must
-    not leave rows that change another's results."""
-    from ltv_helpers import evaluation
+    transactions' shared OrderDays and cut-offs, Pareto/NBD's prepared rows): a test that changes a
+    model must not leave rows that change another's results."""
+    from ltv_helpers.data import summary
     from ltv_helpers.models import pareto_nbd
 
-    monkeypatch.setattr(evaluation, "_LAST_SHARED", None)
+    monkeypatch.setattr(summary, "_LAST_SHARED", None)
     monkeypatch.setattr(pareto_nbd, "_LAST_ROWS", None)

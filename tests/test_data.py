@@ -428,7 +428,9 @@ def test_prepared_order_days_give_the_same_summaries_as_the_query(cdnow_sample, 
 
 def test_prepared_order_days_round_sort_and_refuse_as_the_query_does():
     """Halves of a millionth round away from zero (the query's DECIMAL cast); number ids sort by
-    value as the query sorts them; a missing id or amount is refused in one sentence."""
+    value as the query sorts them; large amounts and sums are exact as in the query; an order
+    without a date is left out as the query leaves it; a missing id or amount, or a customer's
+    sum past what exact millionths hold, is refused in one sentence."""
     from ltv_helpers.data.summary import OrderDays
 
     tx = pd.DataFrame({"customer_id": [1, 10, 2, 1, 2, 10, 1],
@@ -439,8 +441,17 @@ def test_prepared_order_days_round_sort_and_refuse_as_the_query_does():
     ours = OrderDays(tx).calibration_holdout(**kw)
     pd.testing.assert_frame_equal(ours, calibration_holdout(tx, **kw), check_exact=True)
     assert list(ours.index) == ["1", "2", "10"]
+    # Amounts from 9,223,372 (their millionths overflowed an 18-digit multiplication), sums past
+    # 2**53 millionths, and an order without a date (in no period, as in the query).
+    large = tx.assign(amount=[9_500_000.25, 123_456_789.5, 999_999_999_999.5, 8e11, 3.0, 7e11, 5.0],
+                      order_date=tx["order_date"].where(tx.index != 4))
+    ours = OrderDays(large).calibration_holdout(**kw)
+    pd.testing.assert_frame_equal(ours, calibration_holdout(large, **kw), check_exact=True)
+    assert ours.loc["1", "monetary_value_cal"] == 8e11 and ours.loc["10", "monetary_value_holdout"] == 7e11
     with pytest.raises(LTVError, match="have no customer id"):
         OrderDays(tx.assign(customer_id=["a", None, "b", "a", "b", "a", "a"]))
+    with pytest.raises(LTVError, match="A customer's amounts add up to more than"):
+        OrderDays(pd.concat([tx.assign(amount=9.9e11)] * 5, ignore_index=True))
     with pytest.raises(LTVError, match="Amounts must be finite"):
         OrderDays(tx.assign(amount=[np.nan, 1, 1, 1, 1, 1, 1]))
 
@@ -883,74 +894,95 @@ def test_id_positions_are_get_indexers_positions_on_arrow_text_and_others():
         id_positions(ids, pd.Index(["a1", "a1"], dtype="str"))
 
 
-def test_customer_history_equals_an_independent_group_by(cdnow_sample):
-    """One query makes the summary and the plain-money columns: they equal pandas' group-by of the
-    same orders (revenue to the last bits of a float sum; it is an exact decimal sum here)."""
-    end = "1998-03-31"
-    history = data.customer_history(cdnow_sample, observation_end=end)
-    tx = cdnow_sample[cdnow_sample["order_date"] < pd.Timestamp(end) + pd.Timedelta(days=1)]
-    per = tx.groupby("customer_id").agg(orders=("amount", "size"), revenue=("amount", "sum"),
-                                        first_order=("order_date", "min"), last_order=("order_date", "max"))
-    per.index = per.index.astype("str")
-    assert history.index.equals(per.index) and history.index.is_monotonic_increasing
-    pd.testing.assert_series_equal(history["orders"], per["orders"], check_names=False)
-    assert np.allclose(history["revenue"], per["revenue"], rtol=1e-14, atol=1e-9)
-    for col in ("first_order", "last_order"):
-        pd.testing.assert_series_equal(history[col], per[col], check_names=False)
-    summary = rfm_summary(tx, observation_end=end)
-    pd.testing.assert_frame_equal(history[list(summary.columns)], summary)
-    assert (history["days_since_last"] == history["T"] - history["recency"]).all()
-    assert np.allclose(history["aov"], per["revenue"] / per["orders"], rtol=1e-14)
+def test_customer_history_equals_the_summary_query_and_an_independent_group_by(cdnow_sample):
+    """The history (numpy on the prepared orders) equals rfm_summary's query bit for bit on its
+    columns, and pandas' group-by and DuckDB's exact decimal sum on the plain-money ones, on
+    shuffled orders with times of day, several a day, awkward amounts and large sums (past 2**53
+    millionths, where DuckDB's cast of a decimal to a double is not a plain division)."""
+    import duckdb
+
+    rng = np.random.default_rng(3)
+    tx = cdnow_sample.sample(frac=1.0, random_state=4).reset_index(drop=True)
+    extra = tx.sample(500, random_state=5).assign(
+        order_date=lambda d: d["order_date"] + pd.to_timedelta(rng.integers(0, 86_399, len(d)), "s"),
+        amount=lambda d: np.round(rng.gamma(2.0, 20.0, len(d)), 2) + 0.0051)
+    big = tx.sample(300, random_state=6).assign(amount=lambda d: rng.uniform(1e9, 9.9e11, len(d)).round(6))
+    tx = pd.concat([tx, extra, big], ignore_index=True)
+    for end in ("1998-03-31", "1997-02-15", "1998-06-30"):
+        history = data.customer_history(tx, observation_end=end)
+        upto = tx[tx["order_date"] < pd.Timestamp(end) + pd.Timedelta(days=1)]
+        per = upto.groupby("customer_id").agg(orders=("amount", "size"), first_order=("order_date", "min"),
+                                              last_order=("order_date", "max"))
+        per.index = per.index.astype("str")
+        assert history.index.equals(per.index) and history.index.is_monotonic_increasing
+        for col in ("orders", "first_order", "last_order"):
+            pd.testing.assert_series_equal(history[col], per[col], check_names=False)
+        revenue = duckdb.sql("SELECT customer_id, CAST(SUM(CAST(amount AS DECIMAL(18, 6))) AS DOUBLE) AS r "
+                             "FROM upto GROUP BY 1 ORDER BY 1").df().set_index("customer_id")["r"]
+        assert (history["revenue"].to_numpy() == revenue.to_numpy()).all()
+        assert np.allclose(history["revenue"], upto.groupby("customer_id")["amount"].sum(), rtol=1e-12)
+        summary = rfm_summary(upto, observation_end=end)
+        pd.testing.assert_frame_equal(history[list(summary.columns)], summary, check_exact=True)
+        assert history.attrs["unit_days"] == summary.attrs["unit_days"] == 1.0
+        assert (history["days_since_last"] == history["T"] - history["recency"]).all()
+        assert (history["tenure_days"] == history["T"]).all()
+        assert (history["aov"] == history["revenue"] / history["orders"]).all()
     assert list(history.columns) == ["frequency", "recency", "T", "monetary_value", "orders", "revenue",
                                      "first_order", "last_order", "aov", "days_since_last", "tenure_days"]
+    assert (history["monetary_value"] > 1e9).any()  # the large sums were in it
 
 
-def test_customer_history_of_the_same_transactions_is_made_once_and_each_caller_gets_its_own(cdnow_sample,
-                                                                                             monkeypatch):
-    """The notebooks of a report share one kernel and one frame of transactions: the history made
-    for it at one end is given again (a copy: what a caller changes stays its own); other
-    transactions (a changed copy) or another end make it again."""
+def test_exact_sums_become_the_doubles_duckdb_casts_them_to():
+    """Whole millionths as DuckDB casts a DECIMAL(38, 6) to DOUBLE, at every magnitude (a plain
+    division by a million differs past 2**53)."""
+    import duckdb
+    import pyarrow as pa
+
+    from ltv_helpers.data.summary import _as_double
+
+    rng = np.random.default_rng(2)
+    v = np.concatenate([rng.integers(-10**18 + 1, 10**18 - 1, 200_000), rng.integers(0, 10**10, 200_000),
+                        rng.integers(2**53 - 10**6, 2**53 + 10**6, 100_000), [0, 1, -1, 2**53, -(2**53)]])
+    buf = np.empty((len(v), 2), dtype=np.int64)
+    buf[:, 0], buf[:, 1] = v, v >> 63  # 128-bit two's complement, little end first
+    con = duckdb.connect()
+    decimals = pa.Array.from_buffers(pa.decimal128(38, 6), len(v), [None, pa.py_buffer(buf)])
+    con.register("decimals", pa.table({"x": decimals}))
+    theirs = con.sql("SELECT CAST(x AS DOUBLE) AS d FROM decimals").fetchnumpy()["d"]
+    assert (_as_double(v) == theirs).all()
+    assert (v / 1e6 != theirs).any()  # the case the plain division gets wrong is among them
+
+
+def test_customer_history_prepares_the_same_transactions_once_and_each_caller_gets_its_own(cdnow_sample,
+                                                                                           monkeypatch):
+    """The notebooks of a report share one kernel and one frame of transactions: its orders are
+    prepared once for histories at any end (and the backtests); a changed copy is prepared again;
+    what a caller changes in its history stays its own; orders without a date are in no history."""
     from ltv_helpers.data import summary as sm
 
+    prepared = []
+    real = sm.OrderDays.__init__
+    monkeypatch.setattr(sm.OrderDays, "__init__", lambda self, tx: prepared.append(1) or real(self, tx))
     end = "1998-03-31"
     first = data.customer_history(cdnow_sample, observation_end=end)
     expected = first.copy(deep=True)
-    queries = []
-    real = sm.open_engine
-    monkeypatch.setattr(sm, "open_engine", lambda *a, **k: queries.append(1) or real(*a, **k))
-    first["revenue"] = 0.0  # the caller's own copy
+    first["revenue"] = 0.0  # the caller's own
     again = data.customer_history(cdnow_sample.copy(deep=False), observation_end=pd.Timestamp(end))
-    assert queries == [] and again is not first
     pd.testing.assert_frame_equal(again, expected, check_exact=True)
+    data.customer_history(cdnow_sample, observation_end="1997-06-30")
+    assert prepared == [1]
     changed = cdnow_sample.copy()
     changed.loc[changed.index[0], "amount"] += 1.0
     moved = data.customer_history(changed, observation_end=end)
-    assert queries == [1] and moved["revenue"].sum() == pytest.approx(expected["revenue"].sum() + 1.0)
-    data.customer_history(cdnow_sample, observation_end="1998-04-30")
-    assert queries == [1, 1]
-    # The history asked for again is kept beside the one made last: a summary notebook after a
-    # backtest's histories at earlier ends finds the segmentation's.
-    data.customer_history(cdnow_sample, observation_end="1998-02-28")
-    pd.testing.assert_frame_equal(data.customer_history(cdnow_sample, observation_end=end), expected, check_exact=True)
-    assert queries == [1, 1, 1]
-    # A history of a filtered copy (a backtest's calibration orders) is let go with the copy.
-    import gc
-
-    early = cdnow_sample[cdnow_sample["order_date"] < "1998-01-01"]
-    data.customer_history(early, observation_end="1997-12-31")
-    assert sm._HISTORIES["last"] is not None
-    del early
-    gc.collect()
-    assert sm._HISTORIES["last"] is None and sm._HISTORIES["reused"] is not None
-    # keep=False (the ML baseline's training window): given from the kept ones, made and not kept.
-    data.customer_history(cdnow_sample, observation_end="1998-02-28")  # made last again
-    kept = dict(sm._HISTORIES)
-    pd.testing.assert_frame_equal(data.customer_history(cdnow_sample, observation_end=end, keep=False), expected,
-                                  check_exact=True)
-    data.customer_history(cdnow_sample, observation_end="1998-02-28", keep=False)  # found as last: reused stays
-    window = data.customer_history(cdnow_sample, observation_end="1997-10-31", keep=False)
-    assert queries == [1, 1, 1, 1, 1, 1]  # the calibration copy's, 02-28's, the window's: the others kept
-    assert all(sm._HISTORIES[k] is kept[k] for k in kept) and window["orders"].sum() < expected["orders"].sum()
+    assert prepared == [1, 1] and moved["revenue"].sum() == pytest.approx(expected["revenue"].sum() + 1.0)
+    undated = cdnow_sample.copy()
+    undated.loc[undated.index[:5], "order_date"] = pd.NaT
+    pd.testing.assert_frame_equal(data.customer_history(undated, observation_end=end),
+                                  data.customer_history(undated.iloc[5:], observation_end=end), check_exact=True)
+    assert data.customer_history(cdnow_sample, observation_end="1990-01-01").empty
+    with pytest.raises(LTVError, match="have no customer id"):
+        data.customer_history(cdnow_sample.assign(customer_id=cdnow_sample["customer_id"].where(
+            cdnow_sample.index > 0)), observation_end=end)
 
 
 def test_monthly_activity_counts_what_pandas_distinct_counts_give(cdnow_sample):

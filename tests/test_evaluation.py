@@ -7,6 +7,8 @@ import pandas as pd
 import pytest
 
 from ltv_helpers import evaluation as ev
+from ltv_helpers.data import summary as summary_module
+from ltv_helpers.data.summary import shared
 from ltv_helpers.schema import LTVError
 
 with warnings.catch_warnings():
@@ -326,7 +328,7 @@ def test_fits_in_threads_give_what_one_at_a_time_gives(cdnow_sample, weekly, mon
     """The backtest's models and the model errors' cut-offs are fitted FIT_THREADS at a time: the
     result is the same, bit for bit, as one at a time."""
     monkeypatch.setattr(ev, "FIT_THREADS", 1)
-    monkeypatch.setattr(ev, "_LAST_SHARED", None)  # the model errors' cut-offs are fitted again
+    monkeypatch.setattr(summary_module, "_LAST_SHARED", None)  # the model errors' cut-offs are fitted again
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         alone = ev.backtest(cdnow_sample, calibration_end="1997-09-30", observation_end="1998-06-30",
@@ -343,25 +345,25 @@ def test_transactions_share_what_was_computed_only_while_their_memory_is_the_sam
     """A shallow copy (what load_collection hands each notebook) shares the OrderDays, fingerprint
     and cut-offs; a deep copy, a filter, a changed amount or an id re-keyed do not (new memory)."""
     tx = cdnow_sample.copy()
-    first = ev._shared(tx)
-    assert ev._shared(tx.copy(deep=False)) is first and ev._shared(tx) is first
+    first = shared(tx)
+    assert shared(tx.copy(deep=False)) is first and shared(tx) is first
     for other in (tx.copy(), tx[tx["amount"] > 0], tx.assign(amount=tx["amount"] * 2)):
-        assert ev._shared(other) is not first
+        assert shared(other) is not first
     changed = tx.copy(deep=False)
-    before = ev._shared(changed)
+    before = shared(changed)
     changed.loc[changed.index[0], "amount"] = 123456.0  # copy-on-write: the kept memory stays as it was
-    assert ev._shared(changed) is not before and tx["amount"].iloc[0] != 123456.0
+    assert shared(changed) is not before and tx["amount"].iloc[0] != 123456.0
     rekeyed = tx.copy(deep=False)
-    kept = ev._shared(rekeyed)
+    kept = shared(rekeyed)
     rekeyed["customer_id"] = "x" + rekeyed["customer_id"]
-    assert ev._shared(rekeyed) is not kept
+    assert shared(rekeyed) is not kept
     assert ev._fingerprint(rekeyed) != ev._fingerprint(tx)
 
 
 def test_cut_offs_measured_once_give_what_measuring_them_again_gives(cdnow_sample, monkeypatch):
     """model_errors takes a model's row at a cut-off it measured before (a cell run again, a
     forecast made one step of the model error's later), and the result equals a fresh measurement."""
-    monkeypatch.setattr(ev, "_LAST_SHARED", None)
+    monkeypatch.setattr(summary_module, "_LAST_SHARED", None)
     fits = []
     real = ev._fit_and_predict
     monkeypatch.setattr(ev, "_fit_and_predict", lambda s, name, d: fits.append(name) or real(s, name, d))
@@ -377,7 +379,7 @@ def test_cut_offs_measured_once_give_what_measuring_them_again_gives(cdnow_sampl
         assert len(fits) == n and n == first.cutoffs >= 2  # nothing fitted the second time
         later = ev.model_errors(cdnow_sample, **{**kw, "as_of": later_as_of})
         assert len(fits) == n + 1  # one step later: one new cut-off
-        monkeypatch.setattr(ev, "_LAST_SHARED", None)
+        monkeypatch.setattr(summary_module, "_LAST_SHARED", None)
         fresh = ev.model_errors(cdnow_sample, **{**kw, "as_of": later_as_of})
     pd.testing.assert_frame_equal(again.origins, first.origins, check_exact=True)
     pd.testing.assert_frame_equal(later["bgnbd"].origins, fresh["bgnbd"].origins, check_exact=True)

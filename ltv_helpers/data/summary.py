@@ -381,8 +381,26 @@ def _millionths(amount: np.ndarray) -> np.ndarray:
         raise LTVError("Amounts must be finite numbers below 1,000,000,000,000; clean the transactions first.")
     with connect() as con:
         con.register("amounts", pd.DataFrame({"x": amount}))
-        out = con.execute("SELECT CAST(CAST(x AS DECIMAL(18, 6)) * 1000000 AS BIGINT) AS m FROM amounts").fetchnumpy()
+        # Rounded as DECIMAL(18, 6), then scaled in 38 digits (in 18, amounts from 9,223,372
+        # would overflow the multiplication).
+        out = con.execute("SELECT CAST(CAST(CAST(x AS DECIMAL(18, 6)) AS DECIMAL(38, 6)) * 1000000 AS BIGINT) AS m "
+                          "FROM amounts").fetchnumpy()
     return np.asarray(out["m"], dtype=np.int64)
+
+
+def _as_double(micros: np.ndarray) -> np.ndarray:
+    """Exact sums of whole millionths as the SQL summaries turn their ``DECIMAL(38, 6)`` sums into
+    a DOUBLE (DuckDB's cast): divided by a million up to 2**53 (exact in a double), and beyond it
+    the whole part plus the fraction's share. The same bits as DuckDB's cast (tested across
+    magnitudes), so that a summary made in numpy equals the query's."""
+    micros = np.asarray(micros, dtype=np.int64)
+    out = micros / 1e6
+    big = np.abs(micros) > 2**53
+    if big.any():
+        v = micros[big]
+        whole = np.sign(v) * (np.abs(v) // 10**6)
+        out[big] = whole.astype(float) + (v - whole * 10**6).astype(float) / 1e6
+    return out
 
 
 def id_hashes(ids) -> np.ndarray:
@@ -397,13 +415,15 @@ def lowest_hashes(hashed: np.ndarray, most: int) -> np.ndarray:
 
 
 class OrderDays:
-    """One client's orders prepared once for many :func:`calibration_holdout` summaries of a
-    pandas DataFrame (a backtest's earlier cut-offs): customer ids as sorted codes, days as
-    numbers, amounts as whole millionths. Each :meth:`calibration_holdout` is then a pass of numpy
-    over the rows (0.1 s at 2.85M orders, against 0.9 s for a query), equal to
-    :func:`calibration_holdout` on the same DataFrame (tested): the same periods, the same exact
-    decimal sums (to a millionth) and the customers in the same order. Days (``D``) and weeks
-    (``W``) only; other periods go to :func:`calibration_holdout`.
+    """One client's orders prepared once for everything summarized of them per customer: customer
+    ids as sorted codes, days as numbers, amounts as whole millionths. :meth:`calibration_holdout`
+    (a backtest's many cut-offs) and :meth:`history` (:func:`customer_history` at any end) are then
+    a pass of numpy over the rows (0.1-0.3 s at 2.85M orders, against 1-2 s for a query and
+    hundreds of MB of DuckDB's hash tables), equal to the queries on the same DataFrame (tested):
+    the same periods, the same exact decimal sums (to a millionth) and the customers in the same
+    order. Days (``D``) and weeks (``W``) only; other periods go to :func:`calibration_holdout`.
+    Orders without a date are in no period (as in the queries); an order without a customer id or
+    an amount is refused.
     """
 
     FREQS = ("D", "W")
@@ -423,20 +443,42 @@ class OrderDays:
         if (codes < 0).any():
             raise LTVError(f"{int((codes < 0).sum()):,} orders have no customer id; clean the transactions first "
                            "(clean_transactions rejects them).")
-        # The order the query returns customers in: numbers by value, text by its characters.
-        by_id = (np.argsort(np.asarray(ids), kind="stable") if numeric else
-                 pc.sort_indices(pa.array(np.asarray(ids, dtype=object), type=pa.string())).to_numpy())
-        rank = np.empty(len(by_id), dtype=np.int64)
-        rank[by_id] = np.arange(len(by_id))
+        if len(ids) >= 2**31:
+            raise LTVError(f"{len(ids):,} customers are more than one summary holds; summarize them in parts.")
+        # The order the query returns customers in: numbers by value, text by its characters
+        # (Arrow's sort of the ids as they are, without a million Python strings).
+        text = None if numeric else pa.array(ids.array)
+        by_id = (np.argsort(np.asarray(ids), kind="stable") if numeric else pc.sort_indices(text).to_numpy())
+        rank = np.empty(len(by_id), dtype=np.int32)
+        rank[by_id] = np.arange(len(by_id), dtype=np.int32)
         codes = rank[codes]
-        when = transactions[ORDER_DATE].to_numpy(dtype="datetime64[us]")
+        dates = transactions[ORDER_DATE]
+        # Times in their own unit (first and last orders are given as they are), else microseconds.
+        own = isinstance(dates.dtype, np.dtype) and dates.dtype.kind == "M"
+        when = dates.to_numpy() if own else dates.to_numpy(dtype="datetime64[us]")
+        self.date_dtype = dates.dtype if own else when.dtype
+        dated = ~np.isnat(when)
+        if not dated.all():  # in no period: the queries' comparisons leave them out
+            codes, when = codes[dated], when[dated]
         days = when.astype("datetime64[D]").astype(np.int64)
+        if len(days) and (days.min() < -(2**31) or days.max() >= 2**31):
+            raise LTVError("Order dates must fall within a few million years of today.")
+        days = days.astype(np.int32)
         same = codes[1:] == codes[:-1]
         ordered = len(codes) < 2 or bool(((codes[1:] > codes[:-1]) | (same & (days[1:] >= days[:-1]))).all())
-        order = np.arange(len(codes)) if ordered else np.lexsort((days, codes))
-        self.ids = pd.Index(np.asarray(ids)[by_id], name=CUSTOMER_ID).astype("str")
+        # One sort on (customer, day) as one number (a tenth of a lexsort's time).
+        order = (np.arange(len(codes)) if ordered else
+                 np.argsort(codes.astype(np.int64) * 2**32 + (days.astype(np.int64) + 2**31), kind="stable"))
+        self.ids = (pd.Index(np.asarray(ids)[by_id], name=CUSTOMER_ID).astype("str") if numeric else
+                    pd.Index(pd.array(text.take(pa.array(by_id)), dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
+                             name=CUSTOMER_ID).astype("str"))
         self.codes, self.days, self.when = codes[order], days[order], when[order]
-        self.micros = _millionths(transactions[AMOUNT].to_numpy(dtype=float)[order])
+        amount = transactions[AMOUNT].to_numpy(dtype=float)
+        self.micros = _millionths((amount if dated.all() else amount[dated])[order])
+        starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]]) if len(self.codes) else []
+        if len(starts) and np.add.reduceat(np.abs(self.micros).astype(float), starts).max() >= 9.2e18:
+            raise LTVError("A customer's amounts add up to more than exact sums to a millionth hold "
+                           "(9,200,000,000,000); clean the transactions first.")
 
     def _periods(self, freq: str) -> np.ndarray:
         return self.days if freq == "D" else np.floor_divide(self.days - 4, 7)  # weeks from Monday 1970-01-05
@@ -502,8 +544,8 @@ class OrderDays:
             keep, repeats, first, last, repeat_total = (a[chosen] for a in (keep, repeats, first, last, repeat_total))
         h_count, h_total = h_count[keep], h_total[keep]
         with np.errstate(invalid="ignore", divide="ignore"):
-            money = np.where(repeats > 0, (repeat_total / 1e6) / np.maximum(repeats, 1), 0.0)
-            h_money = np.where(h_count > 0, (h_total / 1e6) / np.maximum(h_count, 1), 0.0)
+            money = np.where(repeats > 0, _as_double(repeat_total) / np.maximum(repeats, 1), 0.0)
+            h_money = np.where(h_count > 0, _as_double(h_total) / np.maximum(h_count, 1), 0.0)
         out = pd.DataFrame({
             "frequency_cal": repeats.astype(float),
             "recency_cal": (last - first) / mult,
@@ -515,6 +557,71 @@ class OrderDays:
         }, index=self.ids[keep])
         out.attrs["unit_days"] = _PERIOD_DAYS[freq] * mult
         return out
+
+    def history(self, observation_end) -> pd.DataFrame:
+        """:func:`customer_history` of the prepared orders up to ``observation_end`` (that whole day)."""
+        obs = _as_timestamp(observation_end, "observation_end")
+        cut = np.datetime64(_end_cut(obs).to_datetime64(), "us")
+        upto = self.when < cut
+        whole = bool(upto.all())
+        c, d, m, w = (a if whole else a[upto] for a in (self.codes, self.days, self.micros, self.when))
+        stamps = w.view(np.int64)
+        if len(c):
+            new_customer = np.r_[True, c[1:] != c[:-1]]
+            rows = np.flatnonzero(new_customer)  # each customer's first row (rows are in customer, day order)
+            day_starts = np.flatnonzero(new_customer | np.r_[True, d[1:] != d[:-1]])
+            firsts = np.flatnonzero(new_customer[day_starts])  # each customer's first day among the days
+            days = np.diff(np.r_[firsts, len(day_starts)])
+            first, last = d[rows], d[np.r_[rows[1:], len(c)] - 1]
+            total = np.add.reduceat(m, rows)
+            repeat_total = total - np.add.reduceat(m, day_starts)[firsts]  # less the first day's
+            first_stamp, last_stamp = np.minimum.reduceat(stamps, rows), np.maximum.reduceat(stamps, rows)
+        else:  # no orders by then: no customers
+            rows = days = first = last = total = repeat_total = first_stamp = last_stamp = np.zeros(0, dtype=np.int64)
+        end = period_of(obs, "D")
+        orders = np.diff(np.r_[rows, len(c)]).astype(np.int64)
+        frequency = (days - 1).astype(float)
+        recency = (last - first).astype(float)
+        tenure = (end - first.astype(np.int64)).astype(float)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            money = np.where(frequency > 0, _as_double(repeat_total) / np.maximum(frequency, 1), 0.0)
+        revenue = _as_double(total)
+        first_order, last_order = first_stamp.view(w.dtype), last_stamp.view(w.dtype)
+        out = pd.DataFrame({
+            FREQUENCY: frequency, RECENCY: recency, T: tenure, MONETARY_VALUE: money, "orders": orders,
+            "revenue": revenue, "first_order": pd.array(first_order).astype(self.date_dtype),
+            "last_order": pd.array(last_order).astype(self.date_dtype), "aov": revenue / orders,
+            "days_since_last": tenure - recency, "tenure_days": tenure,
+        }, index=self.ids[c[rows]])
+        out.attrs["unit_days"] = _PERIOD_DAYS["D"]
+        return out
+
+    @functools.cached_property
+    def first_orders(self) -> np.ndarray:
+        """Each customer's first order time, in the order of :attr:`ids` (of those with a dated order)."""
+        stamps = self.when.view(np.int64)
+        starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]]) if len(stamps) else []
+        return (np.minimum.reduceat(stamps, starts) if len(stamps) else stamps).view(self.when.dtype)
+
+    def window(self, start, end) -> tuple[pd.Series, pd.Series]:
+        """Per customer with orders after ``start`` up to ``end`` (whole days: from the day after
+        ``start``'s through ``end``'s): purchases, counted as the models count them (distinct
+        purchase days), and spend (an exact sum, as the summaries' are). Indexed by customer id,
+        in the ids' order."""
+        lo, hi = (np.datetime64(_end_cut(_as_timestamp(when, name)).to_datetime64(), "us")
+                  for when, name in ((start, "start"), (end, "end")))
+        inside = (self.when >= lo) & (self.when < hi)
+        c, d, m = self.codes[inside], self.days[inside], self.micros[inside]
+        if len(c):
+            new_customer = np.r_[True, c[1:] != c[:-1]]
+            rows = np.flatnonzero(new_customer)
+            purchases = np.add.reduceat((new_customer | np.r_[True, d[1:] != d[:-1]]).astype(np.int64), rows)
+            spend = _as_double(np.add.reduceat(m, rows))
+        else:
+            rows = purchases = spend = np.zeros(0, dtype=np.int64)
+        index = self.ids[c[rows]]
+        return (pd.Series(purchases, index=index, name="purchases"),
+                pd.Series(spend.astype(float), index=index, name="spend"))
 
 
 def load_summary(path, *, compress: bool = False, spend_digits: int | None = SPEND_DIGITS) -> pd.DataFrame:
@@ -570,7 +677,7 @@ def describe_summary_file(path) -> str:
             + (f", engine {meta['engine']}" if meta.get("engine") else ""))
 
 
-def customer_history(transactions: pd.DataFrame, *, observation_end=None, keep: bool = True) -> pd.DataFrame:
+def customer_history(transactions: pd.DataFrame, *, observation_end=None) -> pd.DataFrame:
     """Per-customer history for segmentation: the daily RFM summary plus plain-money columns.
 
     Columns: lifetimes' ``frequency``, ``recency``, ``T``, ``monetary_value`` (days), and
@@ -578,87 +685,63 @@ def customer_history(transactions: pd.DataFrame, *, observation_end=None, keep: 
     exactly to a millionth as the monetary value is), ``aov``
     (revenue / orders), ``first_order``, ``last_order``, ``days_since_last`` (``T - recency``:
     days from the last purchase day to the observation end) and ``tenure_days`` (``T``).
-    Indexed by ``customer_id``.
+    Indexed by ``customer_id``, in the order of the ids (numbers by value, text by its characters).
 
-    The history made last, and the one asked for again last, are kept (:data:`_HISTORIES`) and
-    given again, as a copy of its own, for the same transactions (the same memory: the frame
-    :func:`load_collection` hands every notebook of a report's kernel) and the same end: the
-    segmentation's history is the prediction's and the summary's (1.1 s at 1M customers to make
-    again; the backtests' histories at earlier ends come between). ``keep=False``: a history made
-    for one use (the ML baseline's training window), given from the kept ones if it is there but
-    not kept itself (100 MB at 1M customers that would stay beside the report's).
+    Made from the transactions' :class:`OrderDays`, prepared once for the same transactions (the
+    frame :func:`load_collection` hands every notebook of a report's kernel) and shared with the
+    backtests: a history at any end is then a pass of numpy (0.3 s at 1M customers; 1.9 s and
+    +480 MB as a query), equal to the SQL summary's definitions (tested against
+    :func:`rfm_summary` and pandas' group-by).
     """
     tx = transactions
     if observation_end is None:
         observation_end = tx[ORDER_DATE].max()
-    obs = _as_timestamp(observation_end, "observation_end")
-    columns, arrays = frame_key(tx, (CUSTOMER_ID, ORDER_DATE, AMOUNT))
-    key = None if columns is None else (columns, obs)
-    kept = list(_HISTORIES.values())  # a snapshot: another thread may replace an entry, never change one
-    found = next((entry for entry in kept if entry is not None and entry[0] == key
-                  and all(ref() is not None for ref in entry[1])), None) if key else None
-    if found is not None:
-        if keep:  # a history for one use does not push out the one kept as asked for again
-            _HISTORIES.update(reused=found)
-        return found[2].copy(deep=False)  # copy-on-write: what a caller changes stays its own
-    tx = tx[tx[ORDER_DATE] < _end_cut(obs)]
-    end = period_of(obs, "D")
-    # One query: the summary's CTEs and the plain-money columns beside them (a pandas group-by
-    # and join on the ids took 1.3 s of 2.2 s at 1M customers). Revenue is an exact decimal sum,
-    # as the monetary value is: the same bits whatever the threads.
-    ctes = _summary_ctes("summary", "D", f"{_PERIOD_SQL['D'].format(c=ORDER_DATE)} <= {end}", end, 1.0)
-    sql = (f"WITH {ctes}, money AS (SELECT {CUSTOMER_ID} AS cid, COUNT(*) AS orders, "
-           f"CAST({_EXACT_SUM} AS DOUBLE) AS revenue, MIN({ORDER_DATE}) AS first_order, "
-           f"MAX({ORDER_DATE}) AS last_order FROM src GROUP BY 1) "
-           f"SELECT s.*, m.orders, m.revenue, m.first_order, m.last_order FROM summary s "
-           f"JOIN money m ON s.{CUSTOMER_ID} IS NOT DISTINCT FROM m.cid ORDER BY s.{CUSTOMER_ID}")
-    with open_engine(tx, "duckdb") as eng:
-        # Through Arrow: the ids stay Arrow text, never a million Python strings (100 MB less at
-        # its peak at 1M customers, and faster).
-        found = eng.con.sql(sql).to_arrow_table().to_pandas()
-    money = found[["orders", "revenue", "first_order", "last_order"]]
-    out = _summary_frame(found.drop(columns=money.columns), "D", 1.0)
-    out = out.assign(orders=money["orders"].to_numpy(dtype=np.int64), revenue=money["revenue"].to_numpy(dtype=float),
-                     first_order=money["first_order"].astype(tx[ORDER_DATE].dtype).array,
-                     last_order=money["last_order"].astype(tx[ORDER_DATE].dtype).array)
-    out["aov"] = out["revenue"] / out["orders"]
-    out["days_since_last"] = out[T] - out[RECENCY]
-    out["tenure_days"] = out[T]
-    refs = _owner_refs(arrays) if key is not None and keep else None
-    if refs is not None:
-        _HISTORIES.update(last=(key, refs, out))
-        return out.copy(deep=False)
-    return out
+    return order_days(tx).history(observation_end)
 
 
-def _owner_refs(arrays: list) -> list | None:
-    """Weak references to the objects that own the memory of ``arrays`` (a NumPy view's base, an
-    Arrow array), each dropping the histories kept on them when it goes: a key of memory addresses
-    holds only while that memory is theirs, and a history made of a filtered copy (a backtest's
-    calibration orders) is let go with the copy, not kept beside the report's (None: one cannot
-    be referred to weakly)."""
-    import weakref
+class _Shared:
+    """What is computed once for one set of transactions and shared by those given the same frame:
+    their :class:`OrderDays`, and the evaluations' fingerprint of them and each model's result at
+    each earlier cut-off of a model error (the same cut-off recurs: a cell run again, a forecast a
+    step of the model error later, stability cut-offs when the history is long). ``held``: the
+    transactions' columns, kept so that their memory is neither freed nor, with pandas'
+    copy-on-write, changed while this is kept."""
 
-    def forget(_ref):
-        for slot, entry in list(_HISTORIES.items()):
-            if entry is not None and any(ref() is None for ref in entry[1]):
-                _HISTORIES[slot] = None
-
-    refs = []
-    for values in arrays:
-        while isinstance(getattr(values, "base", None), np.ndarray):
-            values = values.base
-        try:
-            refs.append(weakref.ref(values, forget))
-        except TypeError:
-            return None
-    return refs
+    def __init__(self, held: tuple):
+        self.held = held
+        self.orders: OrderDays | None = None
+        self.fingerprint: str | None = None
+        self.origins: dict = {}
 
 
-#: The histories :func:`customer_history` keeps: the one it made last and the one asked for again
-#: last, each (the transactions' identity and the end, weak references to the owners of their
-#: columns' memory, the history).
-_HISTORIES: dict = {"last": None, "reused": None}
+#: The transactions :func:`shared` saw last: (their columns' keys, their :class:`_Shared`). The
+#: notebooks of a report run share one kernel and the frame :func:`~ltv_helpers.data.load_collection`
+#: read (their columns are the same memory): 02's history, 03's backtest and forecast, 04's reuse.
+_LAST_SHARED: tuple | None = None
+
+
+def shared(transactions: pd.DataFrame) -> _Shared:
+    """The :class:`_Shared` of ``transactions``: the one kept when its customer id, order date and
+    amount columns are the same memory as those it was made for (a copy, a filter or a change gives
+    other memory, hence a new one), else a new one, kept in its place."""
+    global _LAST_SHARED
+    key, arrays = frame_key(transactions, (CUSTOMER_ID, ORDER_DATE, AMOUNT))
+    if key is None:
+        return _Shared(())  # shared with no one
+    last = _LAST_SHARED  # one read of the global: another thread may replace it, never change it
+    if last is not None and last[0] == key:
+        return last[1]
+    kept = _Shared(([transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)], arrays))
+    _LAST_SHARED = (key, kept)
+    return kept
+
+
+def order_days(transactions: pd.DataFrame) -> OrderDays:
+    """The :class:`OrderDays` of ``transactions``, prepared once for the same frame (:func:`shared`)."""
+    kept = shared(transactions)
+    if kept.orders is None:
+        kept.orders = OrderDays(transactions)
+    return kept.orders
 
 
 def retention_table(transactions: pd.DataFrame, *, period: str = "M", observation_end=None) -> pd.DataFrame:

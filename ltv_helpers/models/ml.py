@@ -133,13 +133,11 @@ def _on_index(series: tuple[pd.Series, ...], index: pd.Index) -> list[pd.Series]
 
 def _window_purchases(transactions: pd.DataFrame, start, end) -> tuple[pd.Series, pd.Series]:
     """Per customer with orders after ``start`` up to ``end`` (whole days): purchases, counted as
-    the models count them (distinct purchase days), and spend."""
-    from ltv_helpers.data.parse import _end_cut
+    the models count them (distinct purchase days), and spend (:meth:`OrderDays.window
+    <ltv_helpers.data.summary.OrderDays.window>` of the transactions' prepared orders)."""
+    from ltv_helpers.data.summary import order_days
 
-    tx = transactions
-    window = tx[(tx["order_date"] >= _end_cut(pd.Timestamp(start))) & (tx["order_date"] < _end_cut(pd.Timestamp(end)))]
-    days = window["order_date"].dt.normalize()
-    return (days.groupby(window["customer_id"]).nunique(), window.groupby("customer_id")["amount"].sum())
+    return order_days(transactions).window(start, end)
 
 
 def compare_ml_baseline(predictions: pd.DataFrame, ml: "MLBaseline", ml_predictions: pd.DataFrame,
@@ -165,8 +163,12 @@ def compare_ml_baseline(predictions: pd.DataFrame, ml: "MLBaseline", ml_predicti
         return label("{pct} more than" if a >= b else "{pct} fewer than", language).format(pct=f"{abs(a / b - 1):.0%}")
 
     months = round(ml.horizon_days / 30.4375)
-    first = transactions.groupby("customer_id")["order_date"].min()
-    recent = (first >= ml.train_end - pd.Timedelta(days=ml.horizon_days)) & (first < ml.train_end)
+    from ltv_helpers.data.summary import order_days
+
+    first = order_days(transactions).first_orders
+    train_end = np.datetime64(ml.train_end.to_datetime64(), "us")
+    recent = (first >= train_end - np.timedelta64(pd.Timedelta(days=ml.horizon_days).to_timedelta64(), "us")) & (
+        first < train_end)
     young = recent.sum() >= 0.5 * (first < ml.train_end).sum()  # most had just arrived then
     younger = label(ML_YOUNGER, language).format(months=months) if young else ""
     text = label(ML_COMPARISON, language).format(ml=f"{theirs:,.0f}", vs_model=versus(theirs, ours),
@@ -197,7 +199,7 @@ def fit_ml_baseline(transactions: pd.DataFrame, *, observation_end, horizon_days
     tx = transactions
     if tx["order_date"].min() >= _end_cut(train_end):
         raise LTVError(f"No history before {train_end.date()} to train on; use a shorter horizon_days.")
-    history = customer_history(tx, observation_end=train_end, keep=False)  # made for this fit alone
+    history = customer_history(tx, observation_end=train_end)
     purchases, spend = _on_index(_window_purchases(tx, train_end, end), history.index)
     if len(history) < MIN_CUSTOMERS:
         raise LTVError(f"{len(history)} customers are too few to train the ML baseline.")
