@@ -263,6 +263,15 @@ def test_a_saved_backtest_is_reused_and_gives_the_same_result(cdnow_sample, tmp_
                                   models=("bgnbd", "pareto_nbd"))
         ev.save_backtest(models_only, tmp_path, cdnow_sample)
         saved = ev.load_backtest(tmp_path)
+    # What the prediction notebook keeps once it is saved: the model choice's parts, no customers.
+    light = models_only.without_customers()
+    assert light.predictions.empty and light.summary.empty and len(models_only.predictions) > 1000
+    assert list(light.predictions.columns) == list(models_only.predictions.columns)
+    assert light.summary.attrs == models_only.summary.attrs and light.fitted is models_only.fitted
+    assert light.choose() == models_only.choose() and light.charges().equals(models_only.charges())
+    pd.testing.assert_frame_equal(light.metrics, models_only.metrics)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
         again = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd", "pareto_nbd", "mbgnbd"),
                             reuse=saved)
         fresh = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd", "pareto_nbd", "mbgnbd"))
