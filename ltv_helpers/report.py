@@ -84,7 +84,7 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     carrying one (a password in a URL, ``password=``/``token=``...) is refused before anything is
     written. Secrets come from environment variables (``LTV_DB_PASSWORD``).
     """
-    import papermill
+    papermill = _papermill()
 
     from ltv_helpers.credentials import refuse_credentials
 
@@ -450,9 +450,32 @@ def export_html(notebook_path, language: str = "en") -> Path:
     return out
 
 
+def _papermill():
+    """papermill (and nbformat), imported without two optional extras nothing here uses:
+    pyarrow's file systems (papermill's hdfs:// notebooks; 40 MB with NumPy in the process that
+    runs the notebooks, which needs neither) and the IRI grammar jsonschema builds when
+    rfc3987_syntax is installed (2 s at every start; no notebook schema checks IRIs). Both stay
+    importable afterwards for whoever needs them."""
+    import sys
+
+    if "papermill" not in sys.modules:
+        skipped = [name for name in ("pyarrow.fs", "rfc3987_syntax") if name not in sys.modules]
+        sys.modules.update(dict.fromkeys(skipped))  # an import of them fails, and their users do without
+        try:
+            import nbformat  # noqa: F401 - through jsonschema, the grammar's user
+            import papermill  # noqa: F401
+        finally:
+            for name in skipped:
+                if sys.modules.get(name, True) is None:
+                    del sys.modules[name]
+    import papermill
+
+    return papermill
+
+
 def notebook_parameters() -> dict[str, set[str]]:
     """The parameters each report notebook declares (its ``parameters`` cell)."""
-    import papermill
+    papermill = _papermill()
 
     return {name: set(papermill.inspect_notebook(str(NOTEBOOKS_DIR / f"{name}.ipynb")))
             for name in PIPELINE + OPERATIONS + (SUMMARY_NOTEBOOK,)}
@@ -633,6 +656,7 @@ def _render_run(run: Path, parameters: dict, stamp: dict, started: float, langua
 
 def _run_notebooks(run: Path, parameters: dict, stamp: dict, progress=None) -> None:
     """The notebooks of one run, in order (see :func:`render_report`)."""
+    _papermill()
     from papermill.exceptions import PapermillExecutionError
 
     from ltv_helpers.files import write_json

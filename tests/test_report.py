@@ -690,3 +690,17 @@ def test_the_shared_kernel_counts_the_blocker_as_this_process_would(tmp_path, mo
         with pytest.raises(LTVError, match="died"):
             kernel._run("import os\nos._exit(1)", "in a test", timeout=600)
         assert time.monotonic() - started < 60
+
+
+def test_the_process_that_runs_the_notebooks_imports_papermill_without_numpy_or_an_iri_grammar():
+    """papermill is imported without pyarrow's file systems (NumPy and Arrow: 40 MB beside the
+    kernel) and jsonschema's IRI grammar (2 s a start); both import as usual afterwards."""
+    import subprocess
+    import sys
+
+    code = ("import sys, importlib.util; from ltv_helpers import report; report._papermill(); "
+            "print('numpy' in sys.modules, 'pyarrow' in sys.modules, 'rfc3987_syntax' in sys.modules); "
+            "import pyarrow.fs; print(importlib.util.find_spec('rfc3987_syntax') is None "
+            "or __import__('rfc3987_syntax') is not None)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "False", "False", "True"], out.stderr
