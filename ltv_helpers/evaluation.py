@@ -862,25 +862,15 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     unit = (result.summary.attrs.get("backtest_freq") or ["D", 1.0])[0]
     unit = unit if unit in _PERIOD_SQL else "D"
     ids = result.summary.index
-    tx = transactions[_among(transactions[CUSTOMER_ID], ids)
-                      & (transactions[ORDER_DATE] < _end_cut(result.observation_end))]
-    with DuckDBEngine(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]]) as src:
-        per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
-        day = _PERIOD_SQL["D"].format(c=ORDER_DATE)
-        counted = _PERIOD_SQL[unit].format(c=ORDER_DATE)
-        # Repeat transactions: lifetimes' definition in the backtest's own unit, counted in the
-        # tracking period that contains the first day of each.
-        rows = src.query(f"""
-            WITH days AS (SELECT {CUSTOMER_ID} AS cid, {counted} AS d, MIN({per}) AS p FROM src GROUP BY ALL),
-            marked AS (SELECT p, d = MIN(d) OVER (PARTITION BY cid) AS is_first FROM days)
-            SELECT p, SUM(CASE WHEN is_first THEN 0 ELSE 1 END) AS repeat FROM marked GROUP BY p
-        """)
-        first_days = src.query(f"""
-            SELECT first_day, COUNT(*) AS n
-            FROM (SELECT MIN({day}) AS first_day FROM src GROUP BY {CUSTOMER_ID})
-            GROUP BY first_day ORDER BY first_day
-        """)
-    lo = int(rows["p"].min())
+    if ids.empty:
+        raise LTVError("The backtest has no customers to track (its per-customer tables were left out); "
+                       "track the whole backtest.")
+    if unit in OrderDays.FREQS:  # days or weeks: counted on the transactions' prepared orders
+        repeats, fd, counts = order_days(transactions).repeat_counts(ids, result.observation_end, unit=unit,
+                                                                     freq=freq)
+    else:
+        repeats, fd, counts = _repeat_counts_query(transactions, ids, result.observation_end, unit=unit, freq=freq)
+    lo = int(repeats.index.min())
     hi = period_of(result.observation_end, freq)
     cal_p = period_of(result.calibration_end, freq)
     periods = np.arange(lo, hi + 1)
@@ -891,9 +881,8 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     full = np.append(starts[1:], _period_start_days(np.array([hi + 1]), freq))
     end_day = int((result.observation_end.normalize() - pd.Timestamp("1970-01-01")).days)
     bounds = np.minimum(full, end_day + 1)
-    actual = rows.set_index("p")["repeat"].reindex(periods, fill_value=0).astype(float)
+    actual = repeats.reindex(periods, fill_value=0).astype(float)
     out = pd.DataFrame({"actual": actual.to_numpy()}, index=periods)
-    fd, counts = first_days["first_day"].to_numpy(), first_days["n"].to_numpy(dtype=float)
     for name, m in result.fitted.items():
         elapsed = (bounds[:, None] - fd[None, :] + 0.0)  # days from first purchase to period end
         mask = elapsed > 0
@@ -909,6 +898,30 @@ def tracking(transactions: pd.DataFrame, result: BacktestResult, *, freq: str = 
     out.index = pd.to_datetime(starts, unit="D")
     out.index.name = "period start"
     return out
+
+
+def _repeat_counts_query(transactions: pd.DataFrame, ids: pd.Index, observation_end, *, unit: str, freq: str):
+    """:meth:`OrderDays.repeat_counts <ltv_helpers.data.summary.OrderDays.repeat_counts>` as a
+    DuckDB query, for the units it does not count in (months, quarters, years, hours)."""
+    tx = transactions[_among(transactions[CUSTOMER_ID], ids) & (transactions[ORDER_DATE] < _end_cut(observation_end))]
+    with DuckDBEngine(tx[[CUSTOMER_ID, ORDER_DATE, AMOUNT]]) as src:
+        per = _PERIOD_SQL[freq].format(c=ORDER_DATE)
+        day = _PERIOD_SQL["D"].format(c=ORDER_DATE)
+        counted = _PERIOD_SQL[unit].format(c=ORDER_DATE)
+        # Repeat transactions: lifetimes' definition in the backtest's own unit, counted in the
+        # tracking period that contains the first day of each.
+        rows = src.query(f"""
+            WITH days AS (SELECT {CUSTOMER_ID} AS cid, {counted} AS d, MIN({per}) AS p FROM src GROUP BY ALL),
+            marked AS (SELECT p, d = MIN(d) OVER (PARTITION BY cid) AS is_first FROM days)
+            SELECT p, SUM(CASE WHEN is_first THEN 0 ELSE 1 END) AS repeat FROM marked GROUP BY p ORDER BY p
+        """)
+        first_days = src.query(f"""
+            SELECT first_day, COUNT(*) AS n
+            FROM (SELECT MIN({day}) AS first_day FROM src GROUP BY {CUSTOMER_ID})
+            GROUP BY first_day ORDER BY first_day
+        """)
+    return (pd.Series(rows["repeat"].to_numpy(dtype=float), index=rows["p"].to_numpy(dtype=np.int64)),
+            first_days["first_day"].to_numpy(dtype=np.int64), first_days["n"].to_numpy(dtype=float))
 
 
 def _period_start_days(periods: np.ndarray, freq: str) -> np.ndarray:

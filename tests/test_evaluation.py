@@ -157,6 +157,32 @@ def test_tracking_equals_lifetimes_expected_cumulative_transactions(daily, cdnow
     assert list(weekly["complete"]).count(False) == int(cut) and bool(weekly["complete"].iloc[-1]) != cut
 
 
+@pytest.mark.parametrize("unit", ["D", "W"])
+def test_tracking_counts_on_prepared_orders_equal_the_query(cdnow_sample, unit):
+    """The tracking chart's repeat purchases per period and customers per first day, counted in
+    numpy on the prepared orders, equal the query's for every tracking period, on shuffled orders
+    with times of day and several a day, for a part of the customers."""
+    from ltv_helpers.data.summary import OrderDays
+
+    rng = np.random.default_rng(8)
+    tx = cdnow_sample.sample(frac=1.0, random_state=3).reset_index(drop=True)
+    tx = pd.concat([tx, tx.sample(600, random_state=4).assign(
+        order_date=lambda d: d["order_date"] + pd.to_timedelta(rng.integers(0, 86_399, len(d)), "s"))],
+        ignore_index=True)
+    prepared = OrderDays(tx)
+    ids = prepared.ids[rng.random(len(prepared.ids)) < 0.7]
+    for freq in ("D", "W", "M", "Q", "Y", "h"):
+        ours = prepared.repeat_counts(ids, "1998-03-31", unit=unit, freq=freq)
+        theirs = ev._repeat_counts_query(tx, ids, "1998-03-31", unit=unit, freq=freq)
+        pd.testing.assert_series_equal(ours[0], theirs[0], check_exact=True)
+        assert (ours[1] == theirs[1]).all() and (ours[2] == theirs[2]).all()
+        assert ours[2].sum() == len(ids) and ours[0].sum() > 0
+    with pytest.raises(LTVError, match="no customers to track"):
+        light = ev.backtest(cdnow_sample, observation_end="1998-06-30", models=("bgnbd",), baselines=False,
+                            intervals=False).without_customers()
+        ev.tracking(cdnow_sample, light)
+
+
 def test_rolling_backtest_rows(cdnow_sample):
     table = ev.rolling_backtest(cdnow_sample, cutoffs=["1997-06-30", "1997-09-30"], holdout_days=180)
     assert len(table) == 2

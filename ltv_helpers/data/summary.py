@@ -601,6 +601,44 @@ class OrderDays:
         out.attrs["unit_days"] = _PERIOD_DAYS["D"]
         return out
 
+    def period_numbers(self, freq: str, rows=slice(None)) -> np.ndarray:
+        """The ``freq`` period of each order of ``rows``, numbered as :data:`_PERIOD_SQL` numbers
+        them (tested against the query for every frequency)."""
+        days = self.days[rows]
+        if freq == "D":
+            return days.astype(np.int64)
+        if freq == "W":
+            return np.floor_divide(days.astype(np.int64) - 4, 7)
+        if freq == "h":
+            return self.when[rows].astype("datetime64[h]").astype(np.int64)
+        months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
+        return {"M": months, "Q": np.floor_divide(months, 3), "Y": np.floor_divide(months, 12)}[freq]
+
+    def repeat_counts(self, customers: pd.Index, observation_end, *, unit: str, freq: str):
+        """The tracking chart's counts for ``customers`` (ids among :attr:`ids`), orders up to
+        ``observation_end``: repeat purchases (``unit`` periods, D or W, after each customer's
+        first) per ``freq`` period that holds the first order of each, as a Series over every
+        period with a purchase (0 where all were first ones); and the customers per first
+        purchase day (two arrays, the days in order)."""
+        from ltv_helpers.data.parse import id_positions
+
+        at = id_positions(customers, self.ids)
+        member = np.zeros(len(self.ids), dtype=bool)
+        member[at[at >= 0]] = True
+        cut = np.datetime64(_end_cut(_as_timestamp(observation_end, "observation_end")).to_datetime64(), "us")
+        rows = np.flatnonzero(member[self.codes] & (self.when < cut))
+        if not len(rows):
+            return pd.Series(dtype=float), np.zeros(0, dtype=np.int64), np.zeros(0)
+        c, d = self.codes[rows], self.period_numbers(unit, rows)
+        new_customer = np.r_[True, c[1:] != c[:-1]]
+        groups = np.flatnonzero(new_customer | np.r_[True, d[1:] != d[:-1]])  # (customer, unit period)s
+        period = np.minimum.reduceat(self.period_numbers(freq, rows), groups)
+        lo = int(period.min())
+        repeats = np.bincount(period - lo, weights=~new_customer[groups])
+        seen = np.bincount(period - lo) > 0
+        first_days, counts = np.unique(self.days[rows[new_customer]].astype(np.int64), return_counts=True)
+        return (pd.Series(repeats[seen], index=np.flatnonzero(seen) + lo), first_days, counts.astype(float))
+
     @functools.cached_property
     def first_orders(self) -> np.ndarray:
         """Each customer's first order time, in the order of :attr:`ids` (of those with a dated order)."""
