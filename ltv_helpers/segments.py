@@ -309,26 +309,24 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     4. growth: tenure under ``maturity_days``;
     5. maturity: the rest (long-standing, still buying at a steady rate).
     """
-    from ltv_helpers.data import customer_history, rfm_summary
+    from ltv_helpers.data import customer_history
     from ltv_helpers.data.parse import _end_cut
+    from ltv_helpers.data.summary import order_days
 
-    _require(transactions, [CUSTOMER_ID, ORDER_DATE], "lifecycle_stages")
+    _require(transactions, [CUSTOMER_ID, ORDER_DATE, AMOUNT], "lifecycle_stages")
     cut = _end_cut(observation_end)
-    tx = transactions[transactions[ORDER_DATE] < cut]
-    if tx.empty:
+    if not (transactions[ORDER_DATE] < cut).any():
         raise LTVError("There are no transactions before observation_end to stage.")
-    # The daily summary of customer_history: the one the segmentation made already, when it did.
-    summary = (customer_history(transactions, observation_end=observation_end) if AMOUNT in transactions
-               else rfm_summary(tx, observation_end=observation_end, freq="D"))
-    days = inactive_days if inactive_days is not None else default_inactive_days(summary)
     end_day = (cut - pd.Timedelta(days=1)).normalize()
     recent_start = end_day - pd.Timedelta(days=trend_days)
-    # Purchase days in all (the summary's repeat days + the first) and in the last trend_days (only
-    # the recent orders are read: at 1M customers this took 2.3 s on every order).
+    # Purchase days in all (the summary's repeat days + the first) and in the last trend_days (the
+    # days after recent_start, to the end): the daily summary of customer_history and the recent
+    # days, both of the transactions' prepared orders (the segmentation's: no copy of the orders,
+    # no group-by of their ids).
+    summary = customer_history(transactions, observation_end=observation_end)
+    recent = order_days(transactions).window(recent_start, observation_end)[0]
+    days = inactive_days if inactive_days is not None else default_inactive_days(summary)
     total = summary[FREQUENCY] + 1
-    late = tx[tx[ORDER_DATE] >= recent_start.floor("D") + pd.Timedelta(days=1)]  # days after recent_start
-    recent = pd.DataFrame({CUSTOMER_ID: late[CUSTOMER_ID].astype("str"),
-                           "day": late[ORDER_DATE].dt.normalize()}).drop_duplicates()[CUSTOMER_ID].value_counts()
     recent = recent.reindex(summary.index, fill_value=0)
     tenure = summary[T]
     since = summary[T] - summary[RECENCY]
