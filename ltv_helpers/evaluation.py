@@ -950,16 +950,15 @@ def _sample_customers(transactions: pd.DataFrame, most: int | None, by) -> tuple
     those of them who had arrived at an earlier one; and how many customers had bought by ``by``."""
     if most is not None and most < 1:
         raise LTVError(f"max_customers must be at least 1 (or None: every customer), got {most}.")
-    codes, ids = pd.factorize(transactions[CUSTOMER_ID])
-    first = pd.Series(transactions[ORDER_DATE].to_numpy()).groupby(codes).min() if len(codes) else pd.Series([])
-    arrived = first.index[(first < _end_cut(pd.Timestamp(by))).to_numpy()].to_numpy()
-    arrived = arrived[arrived >= 0]  # orders without an id belong to no customer
+    # On the transactions' prepared orders: their ids' hashes and first orders, kept for the
+    # model errors and the ML comparison (no factorizing, grouping or hashing of the ids again).
+    orders = order_days(transactions)
+    arrived = np.flatnonzero(orders.first_orders < np.datetime64(_end_cut(pd.Timestamp(by)).to_datetime64(), "us"))
     if most is None or len(arrived) <= most:
         return transactions, len(arrived)
-    hashed = id_hashes(ids[arrived].astype("str"))
-    chosen = np.zeros(len(ids), dtype=bool)
-    chosen[arrived[lowest_hashes(hashed, most)]] = True
-    return transactions[chosen[codes] & (codes >= 0)], len(arrived)
+    chosen = np.zeros(len(orders.ids), dtype=bool)
+    chosen[arrived[lowest_hashes(orders.id_hashes[arrived], most)]] = True
+    return transactions[orders.rows_of(chosen)], len(arrived)
 
 
 @mdl.one_blas_thread

@@ -384,6 +384,14 @@ def test_transactions_share_what_was_computed_only_while_their_memory_is_the_sam
     assert shared(tx.copy(deep=False)) is first and shared(tx) is first
     for other in (tx.copy(), tx[tx["amount"] > 0], tx.assign(amount=tx["amount"] * 2)):
         assert shared(other) is not first
+    # Two are kept: one other set (a sample of customers) does not push the first out, two do.
+    sample = tx[tx["amount"] > 10]
+    first = shared(tx)
+    made = shared(sample)
+    assert shared(tx) is first and shared(sample) is made
+    shared(tx.copy())
+    assert shared(sample) is made and shared(tx) is not first
+    first = shared(tx)
     changed = tx.copy(deep=False)
     before = shared(changed)
     changed.loc[changed.index[0], "amount"] = 123456.0  # copy-on-write: the kept memory stays as it was
@@ -445,8 +453,8 @@ def test_stability_of_a_large_base_is_measured_on_the_same_sample_at_every_cut_o
 
 def test_the_stability_sample_of_a_growing_base_is_the_model_errors_sample_at_the_last_cut_off():
     """Customers arrive over time: the sample is taken among those who had bought by the last
-    cut-off, so it is what _some_customers takes from that cut-off's summary (and no order without
-    an id comes with it)."""
+    cut-off, so it is what _some_customers takes from that cut-off's summary; orders without an id
+    are refused (as a backtest refuses them)."""
     from ltv_helpers.data import calibration_holdout
     from ltv_helpers.datasets import synthetic_transactions
 
@@ -454,10 +462,16 @@ def test_the_stability_sample_of_a_growing_base_is_the_model_errors_sample_at_th
     last = pd.Timestamp(sim.groupby("customer_id")["order_date"].min().quantile(0.6)).normalize()
     summary = calibration_holdout(sim, calibration_end=last, observation_end=last + pd.Timedelta(days=60))
     assert sim.groupby("customer_id")["order_date"].min().gt(last).sum() > 100  # many arrive later
-    with_blank = pd.concat([sim, sim.iloc[:3].assign(customer_id=None)], ignore_index=True)
-    sample, arrived = ev._sample_customers(with_blank, 1000, last)
-    assert arrived == len(summary) and sample["customer_id"].notna().all()
-    assert set(sample["customer_id"]) == set(ev._some_customers(summary, 1000).index)
+    # In the rows' order or shuffled, with undated orders (nobody's): the chosen customers' dated orders.
+    undated = sim.iloc[:3].assign(order_date=pd.NaT)
+    for frame in (sim, pd.concat([sim, undated], ignore_index=True).sample(frac=1.0, random_state=2)):
+        sample, arrived = ev._sample_customers(frame, 1000, last)
+        assert arrived == len(summary) and sample["order_date"].notna().all()
+        assert set(sample["customer_id"]) == set(ev._some_customers(summary, 1000).index)
+        chosen = frame[frame["customer_id"].isin(set(sample["customer_id"])) & frame["order_date"].notna()]
+        pd.testing.assert_frame_equal(sample, chosen)
     assert ev._sample_customers(sim, None, last)[0] is sim
+    with pytest.raises(LTVError, match="no customer id"):
+        ev._sample_customers(pd.concat([sim, sim.iloc[:3].assign(customer_id=None)], ignore_index=True), 1000, last)
     with pytest.raises(LTVError, match="at least 1"):
         ev._sample_customers(sim, 0, last)

@@ -473,6 +473,9 @@ class OrderDays:
                     pd.Index(pd.array(text.take(pa.array(by_id)), dtype=pd.StringDtype("pyarrow", na_value=np.nan)),
                              name=CUSTOMER_ID).astype("str"))
         self.codes, self.days, self.when = codes[order], days[order], when[order]
+        # Each prepared order's row in the transactions (a slice when they are the same rows).
+        kept = slice(None) if dated.all() else np.flatnonzero(dated)
+        self.positions = kept if ordered else np.arange(len(dated))[kept][order]
         amount = transactions[AMOUNT].to_numpy(dtype=float)
         self.micros = _millionths((amount if dated.all() else amount[dated])[order])
         starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]]) if len(self.codes) else []
@@ -641,10 +644,19 @@ class OrderDays:
 
     @functools.cached_property
     def first_orders(self) -> np.ndarray:
-        """Each customer's first order time, in the order of :attr:`ids` (of those with a dated order)."""
-        stamps = self.when.view(np.int64)
-        starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]]) if len(stamps) else []
-        return (np.minimum.reduceat(stamps, starts) if len(stamps) else stamps).view(self.when.dtype)
+        """Each customer's first order time, in the order of :attr:`ids` (NaT: no dated order)."""
+        out = np.full(len(self.ids), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
+        if len(self.codes):
+            starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]])
+            out[self.codes[starts]] = np.minimum.reduceat(self.when.view(np.int64), starts)
+        return out.view(self.when.dtype)
+
+    def rows_of(self, customers: np.ndarray) -> np.ndarray:
+        """Whether each row of the transactions (in their order) is an order of one of
+        ``customers`` (a mask over :attr:`ids`); undated orders are nobody's here."""
+        out = np.zeros(len(self.transactions), dtype=bool)
+        out[self.positions] = customers[self.codes]
+        return out
 
     def window(self, start, end) -> tuple[pd.Series, pd.Series]:
         """Per customer with orders after ``start`` up to ``end`` (whole days: from the day after
@@ -757,26 +769,30 @@ class _Shared:
         self.origins: dict = {}
 
 
-#: The transactions :func:`shared` saw last: (their columns' keys, their :class:`_Shared`). The
-#: notebooks of a report run share one kernel and the frame :func:`~ltv_helpers.data.load_collection`
-#: read (their columns are the same memory): 02's history, 03's backtest and forecast, 04's reuse.
+#: The transactions :func:`shared` saw last, the latest first: up to two (their columns' keys,
+#: their :class:`_Shared`). The notebooks of a report run share one kernel and the frame
+#: :func:`~ltv_helpers.data.load_collection` read (their columns are the same memory): 02's
+#: history, 03's backtest and forecast, 04's reuse, 05's history; a second one (the stability
+#: check's sample of customers) does not push it out.
 _LAST_SHARED: tuple | None = None
 
 
 def shared(transactions: pd.DataFrame) -> _Shared:
-    """The :class:`_Shared` of ``transactions``: the one kept when its customer id, order date and
+    """The :class:`_Shared` of ``transactions``: one kept when its customer id, order date and
     amount columns are the same memory as those it was made for (a copy, a filter or a change gives
-    other memory, hence a new one), else a new one, kept in its place."""
+    other memory, hence a new one), else a new one, kept first (the older of two kept let go)."""
     global _LAST_SHARED
     key, arrays = frame_key(transactions, (CUSTOMER_ID, ORDER_DATE, AMOUNT))
     if key is None:
         return _Shared(())  # shared with no one
-    last = _LAST_SHARED  # one read of the global: another thread may replace it, never change it
-    if last is not None and last[0] == key:
-        return last[1]
-    kept = _Shared(([transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)], arrays))
-    _LAST_SHARED = (key, kept)
-    return kept
+    kept = _LAST_SHARED or ()  # one read of the global: another thread may replace it, never change it
+    found = next((entry for entry in kept if entry[0] == key), None)
+    if found is not None:
+        _LAST_SHARED = (found, *(entry for entry in kept if entry is not found))
+        return found[1]
+    made = _Shared(([transactions[c] for c in (CUSTOMER_ID, ORDER_DATE, AMOUNT)], arrays))
+    _LAST_SHARED = ((key, made), *kept[:1])
+    return made
 
 
 def order_days(transactions: pd.DataFrame) -> OrderDays:
