@@ -324,7 +324,7 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     # days, both of the transactions' prepared orders (the segmentation's: no copy of the orders,
     # no group-by of their ids).
     summary = customer_history(transactions, observation_end=observation_end)
-    recent = order_days(transactions).window(recent_start, observation_end)[0]
+    recent = order_days(transactions).window(recent_start.normalize(), observation_end)[0]  # from the next day
     days = inactive_days if inactive_days is not None else default_inactive_days(summary)
     total = summary[FREQUENCY] + 1
     recent = recent.reindex(summary.index, fill_value=0)

@@ -980,6 +980,8 @@ def test_customer_history_prepares_the_same_transactions_once_and_each_caller_ge
     pd.testing.assert_frame_equal(data.customer_history(undated, observation_end=end),
                                   data.customer_history(undated.iloc[5:], observation_end=end), check_exact=True)
     assert data.customer_history(cdnow_sample, observation_end="1990-01-01").empty
+    with pytest.raises(LTVError, match="carry a time zone"):
+        data.customer_history(cdnow_sample.assign(order_date=cdnow_sample["order_date"].dt.tz_localize("Asia/Shanghai")))
     with pytest.raises(LTVError, match="have no customer id"):
         data.customer_history(cdnow_sample.assign(customer_id=cdnow_sample["customer_id"].where(
             cdnow_sample.index > 0)), observation_end=end)

@@ -278,3 +278,14 @@ def test_score_gaps_are_explained_by_the_tie_that_skipped_them(cdnow_history):
     even = pd.DataFrame({"frequency": np.arange(10.0), "recency": 50.0 + np.arange(10), "T": 200.0,
                          "revenue": np.arange(10.0) + 1})
     assert sg.score_gaps_note(sg.rfm_scores(even), even) == ""
+
+
+def test_recent_days_of_a_fractional_trend_start_the_day_after_it():
+    """The last trend_days count from the day after the start's day, also when trend_days leaves
+    a time of day (an order late on that day is not a recent one)."""
+    tx = pd.DataFrame({"customer_id": ["a"] * 3, "amount": 1.0,
+                       "order_date": pd.to_datetime(["2023-11-01 00:00", "2023-12-01 00:00", "2024-01-30 20:00"])})
+    assert sg.lifecycle_stages(tx, observation_end="2024-03-01", trend_days=30.25, inactive_days=1000).tolist() == [
+        "decline"]
+    assert sg.lifecycle_stages(tx, observation_end="2024-03-01", trend_days=32, inactive_days=1000).tolist() == [
+        "growth"]
