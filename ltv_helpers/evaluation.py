@@ -25,6 +25,7 @@ from ltv_helpers.data.summary import (
     _PERIOD_SQL,
     OrderDays,
     _check_freq,
+    _instant_after,
     calibration_holdout,
     customer_history,
     id_hashes,
@@ -674,8 +675,8 @@ def _add_baselines(pred, summary, transactions, cal_end, duration, freq, mult):
     # transactions' prepared orders (the ML baseline's features too; no copy of the calibration
     # orders and no group-by of their ids).
     history = customer_history(transactions, observation_end=cal_end)
-    # The ML baseline first, while nothing else of the baselines is held (its histories and trees
-    # are the largest part of them); its columns go in after the others.
+    # The ML baseline first, while nothing else of the baselines is held but that history (its own
+    # history and trees are the largest part of them); its columns go in after the others.
     ml_columns = {}
     try:
         # Train on a window as long as the holdout if the calibration period allows, else on its
@@ -953,7 +954,7 @@ def _sample_customers(transactions: pd.DataFrame, most: int | None, by) -> tuple
     # On the transactions' prepared orders: their ids' hashes and first orders, kept for the
     # model errors and the ML comparison (no factorizing, grouping or hashing of the ids again).
     orders = order_days(transactions)
-    arrived = np.flatnonzero(orders.first_orders < np.datetime64(_end_cut(pd.Timestamp(by)).to_datetime64(), "us"))
+    arrived = np.flatnonzero(orders.first_orders < _instant_after(by, "the last cut-off"))
     if most is None or len(arrived) <= most:
         return transactions, len(arrived)
     chosen = np.zeros(len(orders.ids), dtype=bool)

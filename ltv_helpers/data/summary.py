@@ -414,6 +414,19 @@ def lowest_hashes(hashed: np.ndarray, most: int) -> np.ndarray:
     return np.sort(np.argpartition(hashed, most - 1)[:most])
 
 
+def _instant_after(when, name: str) -> np.datetime64:
+    """The first instant after ``when`` taken as an end (a date: its whole day), in microseconds:
+    what the prepared orders' times are compared with."""
+    return np.datetime64(_end_cut(_as_timestamp(when, name)).to_datetime64(), "us")
+
+
+def _breaks(codes: np.ndarray, periods: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each customer's rows start and where each (customer, period)'s rows start, as masks
+    over rows in customer, period order (``codes`` and ``periods`` not empty)."""
+    new_customer = np.r_[True, codes[1:] != codes[:-1]]
+    return new_customer, new_customer | np.r_[True, periods[1:] != periods[:-1]]
+
+
 class OrderDays:
     """One client's orders prepared once for everything summarized of them per customer: customer
     ids as sorted codes, days as numbers, amounts as whole millionths. :meth:`calibration_holdout`
@@ -481,13 +494,15 @@ class OrderDays:
         self.positions = kept if ordered else np.arange(len(dated))[kept][order]
         amount = transactions[AMOUNT].to_numpy(dtype=float)
         self.micros = _millionths((amount if dated.all() else amount[dated])[order])
-        starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]]) if len(self.codes) else []
+        starts = self.customer_starts
         if len(starts) and np.add.reduceat(np.abs(self.micros).astype(float), starts).max() >= 9.2e18:
             raise LTVError("A customer's amounts add up to more than exact sums to a millionth hold "
                            "(9,200,000,000,000); clean the transactions first.")
 
-    def _periods(self, freq: str) -> np.ndarray:
-        return self.days if freq == "D" else np.floor_divide(self.days - 4, 7)  # weeks from Monday 1970-01-05
+    @functools.cached_property
+    def customer_starts(self) -> np.ndarray:
+        """The position of each customer's first prepared order."""
+        return np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]]) if len(self.codes) else self.codes[:0]
 
     @functools.cached_property
     def id_hashes(self) -> np.ndarray:
@@ -514,7 +529,7 @@ class OrderDays:
         if obs_end <= cal_end:
             raise LTVError(f"observation_end ({obs_end.date()}) must come after calibration_end "
                            f"({cal_end.date()}).")
-        cal_cut, obs_cut = (np.datetime64(_end_cut(e).to_datetime64(), "us") for e in (cal_end, obs_end))
+        cal_cut, obs_cut = _instant_after(cal_end, "calibration_end"), _instant_after(obs_end, "observation_end")
         cal_p, obs_p = period_of(cal_end, freq), period_of(obs_end, freq)
         mult = float(freq_multiplier)
         cal = self.when < cal_cut
@@ -524,14 +539,16 @@ class OrderDays:
                            f"observation_end ({obs_end.date()}); move calibration_end earlier.")
         if not cal.any():
             raise LTVError(f"No purchases fall on or before calibration_end ({cal_end.date()}).")
-        periods = self._periods(freq)
+        periods = self.period_numbers(freq)
         n = len(self.ids)
 
         def per_period(mask):
             """Each (customer, period)'s customer, period and summed millionths (rows are sorted)."""
             c, per, amt = self.codes[mask], periods[mask], self.micros[mask]
-            starts = np.flatnonzero(np.r_[True, (c[1:] != c[:-1]) | (per[1:] != per[:-1])])
-            return c[starts], per[starts], np.add.reduceat(amt, starts) if len(amt) else amt
+            if not len(c):
+                return c, per, amt
+            starts = np.flatnonzero(_breaks(c, per)[1])
+            return c[starts], per[starts], np.add.reduceat(amt, starts)
 
         c, per, amt = per_period(cal)
         starts = np.flatnonzero(np.r_[True, c[1:] != c[:-1]])  # each customer's first period
@@ -566,15 +583,14 @@ class OrderDays:
         """:func:`customer_history` of the prepared orders up to ``observation_end`` (a date: that
         whole day; a time of day: up to it, T still counted to the end of its day)."""
         obs = _as_timestamp(observation_end, "observation_end")
-        cut = np.datetime64(_end_cut(obs).to_datetime64(), "us")
-        upto = self.when < cut
+        upto = self.when < _instant_after(obs, "observation_end")
         whole = bool(upto.all())
         c, d, m, w = (a if whole else a[upto] for a in (self.codes, self.days, self.micros, self.when))
         stamps = w.view(np.int64)
         if len(c):
-            new_customer = np.r_[True, c[1:] != c[:-1]]
+            new_customer, new_day = _breaks(c, d)
             rows = np.flatnonzero(new_customer)  # each customer's first row (rows are in customer, day order)
-            day_starts = np.flatnonzero(new_customer | np.r_[True, d[1:] != d[:-1]])
+            day_starts = np.flatnonzero(new_day)
             firsts = np.flatnonzero(new_customer[day_starts])  # each customer's first day among the days
             days = np.diff(np.r_[firsts, len(day_starts)])
             first, last = d[rows], d[np.r_[rows[1:], len(c)] - 1]
@@ -613,9 +629,9 @@ class OrderDays:
         them (tested against the query for every frequency)."""
         days = self.days[rows]
         if freq == "D":
-            return days.astype(np.int64)
+            return days
         if freq == "W":
-            return np.floor_divide(days.astype(np.int64) - 4, 7)
+            return np.floor_divide(days - 4, 7)  # weeks from Monday 1970-01-05
         if freq == "h":
             return self.when[rows].astype("datetime64[h]").astype(np.int64)
         months = days.astype("datetime64[D]").astype("datetime64[M]").astype(np.int64) + 1970 * 12
@@ -632,13 +648,12 @@ class OrderDays:
         at = id_positions(customers, self.ids)
         member = np.zeros(len(self.ids), dtype=bool)
         member[at[at >= 0]] = True
-        cut = np.datetime64(_end_cut(_as_timestamp(observation_end, "observation_end")).to_datetime64(), "us")
-        rows = np.flatnonzero(member[self.codes] & (self.when < cut))
+        rows = np.flatnonzero(member[self.codes] & (self.when < _instant_after(observation_end, "observation_end")))
         if not len(rows):
             return pd.Series(dtype=float), np.zeros(0, dtype=np.int64), np.zeros(0)
         c, d = self.codes[rows], self.period_numbers(unit, rows)
-        new_customer = np.r_[True, c[1:] != c[:-1]]
-        groups = np.flatnonzero(new_customer | np.r_[True, d[1:] != d[:-1]])  # (customer, unit period)s
+        new_customer, new_group = _breaks(c, d)
+        groups = np.flatnonzero(new_group)  # (customer, unit period)s
         period = np.minimum.reduceat(self.period_numbers(freq, rows), groups)
         lo = int(period.min())
         repeats = np.bincount(period - lo, weights=~new_customer[groups])
@@ -650,8 +665,8 @@ class OrderDays:
     def first_orders(self) -> np.ndarray:
         """Each customer's first order time, in the order of :attr:`ids` (NaT: no dated order)."""
         out = np.full(len(self.ids), np.iinfo(np.int64).min, dtype=np.int64)  # NaT
-        if len(self.codes):
-            starts = np.flatnonzero(np.r_[True, self.codes[1:] != self.codes[:-1]])
+        starts = self.customer_starts
+        if len(starts):
             out[self.codes[starts]] = np.minimum.reduceat(self.when.view(np.int64), starts)
         return out.view(self.when.dtype)
 
@@ -667,14 +682,13 @@ class OrderDays:
         whole day, so a date ``start`` counts from the next day; a time of day, from the next
         instant): purchases, counted as the models count them (distinct purchase days), and spend
         (an exact sum, as the summaries' are). Indexed by customer id, in the ids' order."""
-        lo, hi = (np.datetime64(_end_cut(_as_timestamp(when, name)).to_datetime64(), "us")
-                  for when, name in ((start, "start"), (end, "end")))
+        lo, hi = _instant_after(start, "start"), _instant_after(end, "end")
         inside = (self.when >= lo) & (self.when < hi)
         c, d, m = self.codes[inside], self.days[inside], self.micros[inside]
         if len(c):
-            new_customer = np.r_[True, c[1:] != c[:-1]]
+            new_customer, new_day = _breaks(c, d)
             rows = np.flatnonzero(new_customer)
-            purchases = np.add.reduceat((new_customer | np.r_[True, d[1:] != d[:-1]]).astype(np.int64), rows)
+            purchases = np.add.reduceat(new_day.astype(np.int64), rows)
             spend = _as_double(np.add.reduceat(m, rows))
         else:
             rows = purchases = spend = np.zeros(0, dtype=np.int64)

@@ -169,7 +169,7 @@ def compare_ml_baseline(predictions: pd.DataFrame, ml: "MLBaseline", ml_predicti
     train_end = np.datetime64(ml.train_end.to_datetime64(), "us")
     recent = (first >= train_end - np.timedelta64(pd.Timedelta(days=ml.horizon_days).to_timedelta64(), "us")) & (
         first < train_end)
-    young = recent.sum() >= 0.5 * (first < ml.train_end).sum()  # most had just arrived then
+    young = recent.sum() >= 0.5 * (first < train_end).sum()  # most had just arrived then
     younger = label(ML_YOUNGER, language).format(months=months) if young else ""
     text = label(ML_COMPARISON, language).format(ml=f"{theirs:,.0f}", vs_model=versus(theirs, ours),
                                                  model_name=model_name, vs_past=versus(theirs, past),
