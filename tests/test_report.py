@@ -113,7 +113,8 @@ def test_the_notebooks_of_a_run_share_a_kernel_cleared_between_them(tmp_path, mo
     monkeypatch.setenv("MATPLOTLIBRC", str(rc))
     monkeypatch.delenv("LTV_INTERFACE", raising=False)
     probe = ("import os, sys, warnings, pandas as pd, matplotlib as mpl, matplotlib.pyplot as plt\n"
-             "print([n for n in ('raw', 'result', 'activity', 'lb') if n in globals()], "
+             "print([n for n in ('raw', 'result', 'activity', 'lb', '_plt', '_filters', '_release_memory') "
+             "if n in globals()], "
              "pd.get_option('display.float_format'), mpl.rcParams['image.cmap'], len(plt.get_fignums()), "
              "os.environ.get('LTV_INTERFACE'), warnings.filters == sys._ltv_kernel_start[0], "
              "os.getcwd() == sys._ltv_kernel_start[3], 'ltv_helpers.plots' in sys.modules)")
