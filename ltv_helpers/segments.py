@@ -181,11 +181,17 @@ def rfm_segments(scores: pd.DataFrame, *, scheme: str = "standard") -> pd.Series
     five = np.ceil(scores[["R", "F", "M"]].to_numpy() * 5 / bins).astype(int)
     r = five[:, 0]
     fm = np.floor((five[:, 1] + five[:, 2]) / 2 + 0.5).astype(int)
-    grid = RFM_GRID.to_numpy()
-    rows = {v: i for i, v in enumerate(RFM_GRID.index)}
-    cols = {v: i for i, v in enumerate(RFM_GRID.columns)}
-    names = grid[[rows[v] for v in r], [cols[v] for v in fm]] if len(r) else np.array([], dtype=object)
-    return pd.Series(pd.Categorical(names, categories=RFM_SEGMENTS), index=scores.index, name="segment")
+    grid = np.vectorize(RFM_SEGMENTS.index, otypes=[np.int8])(RFM_GRID.to_numpy())  # each cell's segment code
+    rows = pd.Index(RFM_GRID.index).get_indexer(r)
+    cols = pd.Index(RFM_GRID.columns).get_indexer(fm)
+    codes = grid[rows, cols] if len(r) else np.array([], dtype=np.int8)
+    return pd.Series(_categorical(codes, RFM_SEGMENTS), index=scores.index, name="segment")
+
+
+def _categorical(codes: np.ndarray, categories: tuple[str, ...]) -> pd.Categorical:
+    """The categorical of ``codes`` (positions in ``categories``): the same as one of the
+    categories' names, made without a million strings (0.5 s at 1M customers)."""
+    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int8), categories=list(categories))
 
 
 # ---------------------------------------------------------------------------------- tiers
@@ -276,9 +282,9 @@ def value_tiers(summary: pd.DataFrame, *, predictions: pd.DataFrame | None = Non
         rule_inactive, rule_p = float(days), None
     high_cut = float(value.quantile(high_quantile)) if len(value) else 0.0
     low_cut = float(value.quantile(low_quantile)) if len(value) else 0.0
-    tier = np.where(churn, "churn risk", np.where(value >= high_cut, "high value",
-                    np.where(value >= low_cut, "medium value", "low value")))
-    out = pd.Series(pd.Categorical(tier, categories=TIERS), index=summary.index, name="tier")
+    tier = np.where(churn, TIERS.index("churn risk"), np.where(value >= high_cut, TIERS.index("high value"),
+                    np.where(value >= low_cut, TIERS.index("medium value"), TIERS.index("low value"))))
+    out = pd.Series(_categorical(tier, TIERS), index=summary.index, name="tier")
     counts = out.value_counts()
     empty = [t for t in ("high value", "medium value", "low value") if counts.get(t, 0) == 0]
     if empty and (~churn).sum() >= 3:
@@ -310,7 +316,7 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     5. maturity: the rest (long-standing, still buying at a steady rate).
     """
     from ltv_helpers.data import customer_history
-    from ltv_helpers.data.parse import _end_cut
+    from ltv_helpers.data.parse import _end_cut, id_positions
     from ltv_helpers.data.summary import order_days
 
     _require(transactions, [CUSTOMER_ID, ORDER_DATE, AMOUNT], "lifecycle_stages")
@@ -327,7 +333,8 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     recent = order_days(transactions).window(recent_start.normalize(), observation_end)[0]  # from the next day
     days = inactive_days if inactive_days is not None else default_inactive_days(summary)
     total = summary[FREQUENCY] + 1
-    recent = recent.reindex(summary.index, fill_value=0)
+    at = id_positions(summary.index, recent.index)  # Arrow's hash, not pandas' reindex of 1M strings
+    recent = pd.Series(np.append(recent.to_numpy(), 0)[at], index=summary.index)  # -1 (none): the 0 appended
     tenure = summary[T]
     since = summary[T] - summary[RECENCY]
     earlier_days = (tenure - trend_days).clip(lower=1)
@@ -336,8 +343,9 @@ def lifecycle_stages(transactions: pd.DataFrame, *, observation_end, intro_days:
     falling = (tenure > trend_days) & (recent_rate < decline_ratio * earlier_rate)
     stage = np.select(
         [tenure <= intro_days, (since > days) | falling, summary[FREQUENCY] == 0, tenure < maturity_days],
-        ["introduction", "decline", "introduction", "growth"], default="maturity")
-    return pd.Series(pd.Categorical(stage, categories=STAGES), index=summary.index, name="stage")
+        [STAGES.index(s) for s in ("introduction", "decline", "introduction", "growth")],
+        default=STAGES.index("maturity"))
+    return pd.Series(_categorical(stage, STAGES), index=summary.index, name="stage")
 
 
 # ---------------------------------------------------------------------------------- tables
@@ -402,8 +410,10 @@ def segment_table(labels: pd.Series, summary: pd.DataFrame, *, predictions: pd.D
     labels = labels.reindex(summary.index)
     if labels.isna().any():
         raise LTVError(f"{int(labels.isna().sum())} customers of the summary have no {labels.name or 'label'}.")
-    frame = pd.DataFrame({
-        "group": labels.astype("str"),
+    names = [str(c) for c in labels.cat.categories] if isinstance(labels.dtype, pd.CategoricalDtype) else []
+    frame = pd.DataFrame({  # categories by their codes, as text (not a million strings: 0.4 s at 1M)
+        "group": (labels.cat.rename_categories(names) if len(set(names)) == len(names) > 0
+                  else labels.astype("str")),
         "revenue": _revenue(summary),
         "orders": summary["orders"] if "orders" in summary else summary[FREQUENCY] + 1,
         "since": _days_since_last(summary),
@@ -411,7 +421,7 @@ def segment_table(labels: pd.Series, summary: pd.DataFrame, *, predictions: pd.D
     if predictions is not None:
         _require(predictions, ["clv"], "segment_table(predictions=...)")
         frame["clv"] = predictions["clv"].reindex(summary.index)
-    grouped = frame.groupby("group", sort=False)
+    grouped = frame.groupby("group", sort=False, observed=True)
     table = pd.DataFrame({
         "customers": grouped.size(),
         "revenue": grouped["revenue"].sum(),
@@ -425,6 +435,7 @@ def segment_table(labels: pd.Series, summary: pd.DataFrame, *, predictions: pd.D
     if predictions is not None:
         table["average predicted CLV"] = grouped["clv"].mean()
     order = list(labels.cat.categories) if isinstance(labels.dtype, pd.CategoricalDtype) else sorted(table.index)
+    table.index = table.index.astype(object)
     table = table.reindex([g for g in order if g in table.index])
     table["recommended actions"] = [action(g, language) for g in table.index]
     table.index = [group_name(g, language) for g in table.index]
