@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ltv_helpers import models as mdl
+from ltv_helpers.data.collection import collection_kept
 from ltv_helpers.data.engines import DuckDBEngine, connect
 from ltv_helpers.data.parse import _end_cut, id_positions
 from ltv_helpers.data.summary import (
@@ -156,6 +157,14 @@ def collection_blocker(folder, *, calibration_end=None):
     customers, 480 MB it kept)."""
     folder = Path(folder)
     meta = json.loads((folder / "collection.json").read_text(encoding="utf-8"))
+    kept = collection_kept(folder / "transactions.parquet")
+    if kept is not None:  # the frame this process keeps of the file (a report's kernel): its prepared orders
+        orders = order_days(kept)
+        when = orders.when
+        first, last = (pd.Timestamp(when.min()), pd.Timestamp(when.max())) if len(when) else (pd.NaT, None)
+        return _blocker(orders.buyer_counts, first=first, one_day=len(when) > 0 and first.date() == last.date(),
+                        last_day=last.normalize() if last is not None else None,
+                        observation_end=meta["observation_end"], calibration_end=calibration_end)
     path = str(folder / "transactions.parquet")
     with connect(config={"threads": 2}) as con:
         con.read_parquet(path).select(CUSTOMER_ID, ORDER_DATE).create_view("tx")

@@ -8,7 +8,8 @@ import pytest
 
 from ltv_helpers import evaluation as ev
 from ltv_helpers.data import summary as summary_module
-from ltv_helpers.data.summary import shared
+from ltv_helpers.data.collection import collection_kept, load_collection
+from ltv_helpers.data.summary import OrderDays, buyer_counts, shared
 from ltv_helpers.schema import LTVError
 
 with warnings.catch_warnings():
@@ -267,8 +268,19 @@ def test_collection_blocker_counts_in_the_parquet_file_as_forecast_blocker_does(
         expected = ev.forecast_blocker(tx, observation_end=end, calibration_end=cal)
         found = ev.collection_blocker(folder, calibration_end=cal)
         assert (None if found is None else str(found)) == (None if expected is None else str(expected)), name
+        # Where this process keeps the file's transactions (a report's kernel), they are counted.
+        kept, _ = load_collection(folder)
+        assert collection_kept(folder / "transactions.parquet") is not None
+        again = ev.collection_blocker(folder, calibration_end=cal)
+        assert (None if again is None else str(again)) == (None if expected is None else str(expected)), name
+        for before in (None, days[0], days[150], days[-1], days[-1] + pd.Timedelta(hours=30)):
+            part = kept if before is None else kept[kept["order_date"] < before]
+            assert OrderDays(kept).buyer_counts(before) == buyer_counts(part), (name, before)
     # Counted by order rows, the 30 two-order customers would be repeat buyers enough for a forecast.
     assert str(ev.collection_blocker(tmp_path / "it's 5")).startswith("Only 4 customers bought on more than one day")
+    again = tmp_path / "it's 5" / "transactions.parquet"
+    again.write_bytes((tmp_path / "it's 4" / "transactions.parquet").read_bytes())
+    assert collection_kept(again) is None  # written again: read again
 
 
 def test_metrics_table_shows_shares_in_percent_and_money_to_the_cent(weekly):

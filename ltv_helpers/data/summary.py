@@ -661,6 +661,17 @@ class OrderDays:
         first_days, counts = np.unique(self.days[rows[new_customer]].astype(np.int64), return_counts=True)
         return (pd.Series(repeats[seen], index=np.flatnonzero(seen) + lo), first_days, counts.astype(float))
 
+    def buyer_counts(self, before=None) -> tuple[int, int]:
+        """:func:`buyer_counts` of the prepared orders before ``before`` (a time; None: all of them):
+        customers, and those who bought on two days or more."""
+        keep = slice(None) if before is None else self.when < np.datetime64(pd.Timestamp(before).to_datetime64())
+        c, d = self.codes[keep], self.days[keep]
+        if not len(c):
+            return 0, 0
+        new_customer, new_day = _breaks(c, d)
+        days = np.diff(np.r_[np.flatnonzero(new_customer[new_day]), int(new_day.sum())])  # each one's days
+        return len(days), int((days > 1).sum())
+
     @functools.cached_property
     def first_orders(self) -> np.ndarray:
         """Each customer's first order time, in the order of :attr:`ids` (NaT: no dated order)."""
