@@ -111,12 +111,8 @@ def run_notebook(name: str, output_dir, parameters: dict | None = None, *, html:
     kernel = _SHARED_KERNEL.get() if source.parent == NOTEBOOKS_DIR else None
     if kernel is not None:
         kernel.fresh()
-    # The executed notebook is written once it has run (or failed: papermill writes it with the
-    # error), not before and after every cell (about 300 writes of a growing notebook in a report,
-    # each validated against the schema, while the kernel waited: 1.5 s at 1M customers).
     papermill.execute_notebook(str(source), str(executed), parameters=params, cwd=str(source.parent),
                                kernel_name="python3", progress_bar=False, execution_timeout=CELL_TIMEOUT,
-                               request_save_on_cell_execute=False,
                                extra_arguments=["--IPKernelApp.log_level=CRITICAL"],
                                **({"km": kernel.manager} if kernel is not None else {}))
     if kernel is not None:

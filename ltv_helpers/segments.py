@@ -184,6 +184,9 @@ def rfm_segments(scores: pd.DataFrame, *, scheme: str = "standard") -> pd.Series
     grid = np.vectorize(RFM_SEGMENTS.index, otypes=[np.int8])(RFM_GRID.to_numpy())  # each cell's segment code
     rows = pd.Index(RFM_GRID.index).get_indexer(r)
     cols = pd.Index(RFM_GRID.columns).get_indexer(fm)
+    if (rows < 0).any() or (cols < 0).any():
+        raise LTVError(f"R, F and M scores must be whole numbers from 1 to {bins}; "
+                       f"{int(((rows < 0) | (cols < 0)).sum()):,} customers have others.")
     codes = grid[rows, cols] if len(r) else np.array([], dtype=np.int8)
     return pd.Series(_categorical(codes, RFM_SEGMENTS), index=scores.index, name="segment")
 

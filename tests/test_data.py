@@ -1009,3 +1009,18 @@ def test_monthly_activity_counts_what_pandas_distinct_counts_give(cdnow_sample):
     for tx in (cdnow_sample, cdnow_sample.sample(frac=1.0, random_state=1), gap):
         pd.testing.assert_frame_equal(data.monthly_activity(tx), by_pandas(tx), check_exact=True)
     assert data.monthly_activity(gap).loc["2024-02-01"].tolist() == [0, 0, 0, 0]
+
+
+def test_a_change_to_the_saved_frame_does_not_reach_load_collection(tmp_path):
+    """save_collection keeps what it wrote for load_collection; the caller's later changes to its own
+    frame stay its own (the file holds the saved values)."""
+    from ltv_helpers import data
+
+    raw = pd.DataFrame({"customer_id": ["a", "a", "b"], "order_date": ["2024-01-01", "2024-02-01", "2024-01-05"],
+                        "amount": [1.0, 2.0, 3.0]})
+    result = data.clean_transactions(raw, observation_end="2024-03-01")
+    data.save_collection(result, tmp_path, observation_end="2024-03-01")
+    result.transactions.loc[0, "amount"] = 999.0
+    result.transactions["extra"] = 1
+    loaded, _ = data.load_collection(tmp_path)
+    assert "extra" not in loaded and loaded["amount"].iloc[0] == 1.0

@@ -289,3 +289,12 @@ def test_recent_days_of_a_fractional_trend_start_the_day_after_it():
         "decline"]
     assert sg.lifecycle_stages(tx, observation_end="2024-03-01", trend_days=32, inactive_days=1000).tolist() == [
         "growth"]
+
+
+def test_rfm_segments_refuses_scores_outside_the_grid():
+    """A hand-made score outside 1..bins (0, 9, NaN) is refused in one sentence, not named by the grid's last cell."""
+    for bad in (0, 9, np.nan):
+        scores = pd.DataFrame({"R": [5, bad], "F": [3, 3], "M": [3, 3]}, index=["a", "b"])
+        scores.attrs["bins"] = 5
+        with pytest.raises(LTVError, match="scores must be whole numbers from 1 to 5; 1 customers"):
+            sg.rfm_segments(scores)

@@ -156,8 +156,8 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
     # too): the next notebooks then share the orders this one prepared (monthly_activity's
     # OrderDays, 1 s and 110 MB at 1M customers) instead of preparing their own of a copy.
     back = pd.read_parquet(out / "transactions.parquet")
-    _remember(out / "transactions.parquet", tx if back.dtypes.equals(tx.dtypes) and back.index.equals(tx.index)
-              and back.equals(tx) else back)
+    same = back.dtypes.equals(tx.dtypes) and back.index.equals(tx.index) and back.equals(tx)
+    _remember(out / "transactions.parquet", tx.copy(deep=False) if same else back)  # the caller's changes stay theirs
     del back
     meta = {"client": client, "currency": currency, "observation_end": end.date().isoformat(),
             "columns": result.columns, "rows_in": result.rows_in, "rows_kept": result.rows_kept,
