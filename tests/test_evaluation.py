@@ -278,9 +278,9 @@ def test_collection_blocker_counts_in_the_parquet_file_as_forecast_blocker_does(
             assert OrderDays(kept).buyer_counts(before) == buyer_counts(part), (name, before)
     # Counted by order rows, the 30 two-order customers would be repeat buyers enough for a forecast.
     assert str(ev.collection_blocker(tmp_path / "it's 5")).startswith("Only 4 customers bought on more than one day")
-    again = tmp_path / "it's 5" / "transactions.parquet"
-    again.write_bytes((tmp_path / "it's 4" / "transactions.parquet").read_bytes())
-    assert collection_kept(again) is None  # written again: read again
+    rewritten = tmp_path / "it's 5" / "transactions.parquet"
+    rewritten.write_bytes((tmp_path / "it's 4" / "transactions.parquet").read_bytes())
+    assert collection_kept(rewritten) is None  # written again: read again
 
 
 def test_metrics_table_shows_shares_in_percent_and_money_to_the_cent(weekly):

@@ -152,13 +152,9 @@ def save_collection(result: CleanResult, output_dir, *, observation_end=None, cl
                "rfm_summary.parquet": summary}
     for name, frame in outputs.items():
         files.write_parquet(frame, out / name, index=(name == "rfm_summary.parquet"))
-    # What load_collection reads back, kept as this very frame when it is equal to it (its dtypes
-    # too): the next notebooks then share the orders this one prepared (monthly_activity's
-    # OrderDays, 1 s and 110 MB at 1M customers) instead of preparing their own of a copy.
-    back = pd.read_parquet(out / "transactions.parquet")
-    same = back.dtypes.equals(tx.dtypes) and back.index.equals(tx.index) and back.equals(tx)
-    _remember(out / "transactions.parquet", tx.copy(deep=False) if same else back)  # the caller's changes stay theirs
-    del back
+    # Read back and kept for load_collection: the forecast blocker counted after this notebook and
+    # the next notebooks then share one frame and its prepared orders (OrderDays: 1 s at 1M customers).
+    _remember(out / "transactions.parquet", pd.read_parquet(out / "transactions.parquet"))
     meta = {"client": client, "currency": currency, "observation_end": end.date().isoformat(),
             "columns": result.columns, "rows_in": result.rows_in, "rows_kept": result.rows_kept,
             "orders": result.orders, "rows_rejected": len(result.rejected),
